@@ -1,0 +1,91 @@
+"""Safe resolution of Keras-style ``{"class_name": ..., "config": ...}`` dicts.
+
+Deserialization here only ever builds classes from an explicit table (ours,
+plus whatever the caller passes in ``custom_objects``).  Nothing named in a
+config is imported, looked up with ``getattr`` on a module, or evaluated: a
+``module`` field is only compared against the Keras module names we know.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+def _lookup(name: str, table: Mapping[str, Any]) -> Any | None:
+    if name in table:
+        return table[name]
+    lowered = {k.lower(): v for k, v in table.items()}
+    return lowered.get(name.lower())
+
+
+def resolve_class(
+    config: Any,
+    *,
+    known: Mapping[str, type],
+    custom_objects: Mapping[str, Any] | None,
+    allowed_modules: frozenset[str],
+    what: str,
+) -> tuple[type, dict]:
+    """Finds the class a serialized config names, without importing anything.
+
+    Accepts the Keras 2 legacy form ``{"class_name", "config"}`` and the
+    Keras 2.13+/Keras 3 form that adds ``module`` and ``registered_name``.
+
+    Args:
+      config: the serialized dict.
+      known: class name -> class, for the classes this library builds.
+      custom_objects: caller-supplied name -> class; these take precedence and
+        may live in any module.
+      allowed_modules: the values of ``module`` accepted for ``known`` classes.
+      what: a noun for error messages ("optimizer", "learning rate schedule").
+
+    Returns:
+      ``(cls, inner_config)``.
+
+    Raises:
+      ValueError: malformed config, a ``module`` we do not recognise, or a
+        class name that is neither ours nor in ``custom_objects``.  The message
+        names the offending field.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError(
+            f"Could not interpret serialized {what}: expected a dict, received "
+            f"{type(config).__name__}: {config!r}"
+        )
+    if "class_name" not in config:
+        raise ValueError(f"Serialized {what} has no 'class_name' field: {dict(config)!r}")
+    class_name = config["class_name"]
+    if not isinstance(class_name, str):
+        raise ValueError(f"Field 'class_name' of a serialized {what} must be a string, received {class_name!r}.")
+    inner = config.get("config", {})
+    if inner is None:
+        inner = {}
+    if not isinstance(inner, Mapping):
+        raise ValueError(f"Field 'config' of a serialized {what} must be a dict, received {inner!r}.")
+    registered = config.get("registered_name")
+    module = config.get("module")
+
+    custom = dict(custom_objects or {})
+    for name in (registered, class_name):
+        if isinstance(name, str) and name in custom:
+            return custom[name], dict(inner)
+
+    if module is not None and module not in allowed_modules:
+        raise ValueError(
+            f"Field 'module' of the serialized {what} is {module!r}, which is not a "
+            f"Keras {what} module; refusing to build {class_name!r} from it. "
+            "Pass custom classes in `custom_objects`."
+        )
+    if registered is not None and registered != class_name and _lookup(registered, known) is None:
+        raise ValueError(
+            f"Field 'registered_name' of the serialized {what} is {registered!r}, "
+            "which names no known class; pass it in `custom_objects`."
+        )
+    cls = _lookup(class_name, known)
+    if cls is None:
+        raise ValueError(
+            f"Field 'class_name' of the serialized {what} is {class_name!r}, which is "
+            f"not a known {what}. Known: {sorted(known)}. Pass custom classes in "
+            "`custom_objects`."
+        )
+    return cls, dict(inner)

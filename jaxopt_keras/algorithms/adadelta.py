@@ -1,0 +1,133 @@
+"""Adadelta: step sizes from running averages of squared gradients and updates.
+
+* legacy: ``ResourceApplyAdadelta``, slots ``accum_grad``/``accum_var``
+  listed all-of-one-then-all-of-the-other; ``rho`` a float32 variable.
+* current: slots ``accumulated_grad``/``accumulated_delta_var`` interleaved
+  per variable; ``rho`` a Python float, ``1 - rho`` in double precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Slot,
+    build_optimizer,
+    legacy_epsilon,
+    named_arguments,
+    one_minus,
+)
+from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.hyperparams import Derived
+
+
+class LegacyAdadeltaSlots(NamedTuple):
+    """Legacy Adadelta: averages of squared gradients and of squared updates."""
+
+    accum_grad: Any
+    accum_var: Any
+
+
+class AdadeltaSlots(NamedTuple):
+    """Current Adadelta: averages of squared gradients and of squared updates."""
+
+    accumulated_grad: Any
+    accumulated_delta_var: Any
+
+
+def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyAdadeltaSlots, c: Coefficients):
+    """One legacy Adadelta step::
+
+        accum_grad = accum_grad * rho + g**2 * (1 - rho)
+        update = sqrt(accum_var + eps) * rsqrt(accum_grad + eps) * g
+        p = p - update * lr
+        accum_var = accum_var * rho + update**2 * (1 - rho)
+    """
+    accum = s.accum_grad * c.rho + jnp.square(g) * (1 - c.rho)
+    update = jnp.sqrt(s.accum_var + c.epsilon) * lax.rsqrt(accum + c.epsilon) * g
+    accum_var = s.accum_var * c.rho + jnp.square(update) * (1 - c.rho)
+    return -(update * c.learning_rate), LegacyAdadeltaSlots(accum, accum_var)
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coefficients):
+    """One current-family Adadelta step::
+
+        accumulated_grad = rho * accumulated_grad + (1 - rho) * g * g
+        delta = -sqrt(accumulated_delta_var + eps) * g / sqrt(accumulated_grad + eps)
+        accumulated_delta_var = rho * accumulated_delta_var + (1 - rho) * delta * delta
+        p = p + lr * delta
+    """
+    acc_g = c.rho * s.accumulated_grad + c.one_minus_rho * g * g
+    delta = -jnp.sqrt(s.accumulated_delta_var + c.epsilon) * g / jnp.sqrt(acc_g + c.epsilon)
+    acc_d = c.rho * s.accumulated_delta_var + c.one_minus_rho * delta * delta
+    return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
+
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="Adadelta",
+    defaults={"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7},
+    float32_hyperparams=("rho",),
+    exact_hyperparams=("epsilon",),
+    slots_type=LegacyAdadeltaSlots,
+    slots=(Slot("accum_grad"), Slot("accum_var")),
+    slot_order=(("accum_grad",), ("accum_var",)),
+    update=legacy_update,
+    time_decay=True,
+    check_args=legacy_epsilon,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Adadelta",
+    defaults={"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7},
+    float32_hyperparams=(),
+    exact_hyperparams=("rho", "epsilon"),
+    derived=(Derived("one_minus_rho", "rho", one_minus),),
+    slots_type=AdadeltaSlots,
+    slots=(Slot("accumulated_grad"), Slot("accumulated_delta_var")),
+    slot_order=(("accumulated_grad", "accumulated_delta_var"),),
+    update=current_update,
+)
+
+
+def legacy_adadelta(
+    learning_rate: Any = 0.001,
+    rho: float = 0.95,
+    epsilon: float = 1e-7,
+    name: str = "Adadelta",
+    *,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adadelta as ``tf.keras.optimizers.legacy.Adadelta`` computes it (see :func:`legacy_update`)."""
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def adadelta(
+    learning_rate: Any = 0.001,
+    rho: float = 0.95,
+    epsilon: float = 1e-7,
+    name: str = "Adadelta",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adadelta as ``tf.keras.optimizers.Adadelta`` computes it (see :func:`current_update`)."""
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

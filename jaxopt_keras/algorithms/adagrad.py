@@ -1,0 +1,129 @@
+"""Adagrad: per-coordinate step sizes from the sum of squared gradients.
+
+* legacy: ``ResourceApplyAdagradV2``, epsilon outside the square root.
+* current: epsilon inside the square root.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Slot,
+    build_optimizer,
+    named_arguments,
+)
+from jaxopt_keras.base import GradientTransformation
+
+
+class AdagradSlots(NamedTuple):
+    """Adagrad's running sum of squared gradients."""
+
+    accumulator: Any
+
+
+def initial_accumulator(param: jax.Array, args) -> jax.Array:
+    """``initial_accumulator_value`` converted to the parameter's dtype in one rounding."""
+    return jnp.full(param.shape, np.asarray(args["initial_accumulator_value"], param.dtype), param.dtype)
+
+
+def legacy_update(g: jax.Array, p: jax.Array | None, s: AdagradSlots, c: Coefficients):
+    """One legacy Adagrad step::
+
+        accumulator = accumulator + g**2
+        p = p - g * lr / (sqrt(accumulator) + epsilon)
+    """
+    acc = s.accumulator + jnp.square(g)
+    return -(g * c.learning_rate / (jnp.sqrt(acc) + c.epsilon)), AdagradSlots(acc)
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: AdagradSlots, c: Coefficients):
+    """One current-family Adagrad step::
+
+        accumulator = accumulator + g * g
+        p = p - lr * g / sqrt(accumulator + epsilon)
+    """
+    acc = s.accumulator + g * g
+    return -(c.learning_rate * g / jnp.sqrt(acc + c.epsilon)), AdagradSlots(acc)
+
+
+def _check_legacy(args: dict) -> dict:
+    value = args["initial_accumulator_value"]
+    if value < 0.0:
+        raise ValueError(f"initial_accumulator_value must be non-negative: {value}")
+    if not args["epsilon"]:
+        args["epsilon"] = 1e-7
+    return args
+
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="Adagrad",
+    defaults={"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7},
+    float32_hyperparams=(),
+    exact_hyperparams=("epsilon",),
+    slots_type=AdagradSlots,
+    slots=(Slot("accumulator", init=initial_accumulator),),
+    slot_order=(("accumulator",),),
+    update=legacy_update,
+    time_decay=True,
+    check_args=_check_legacy,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Adagrad",
+    defaults={"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7},
+    float32_hyperparams=(),
+    exact_hyperparams=("epsilon",),
+    slots_type=AdagradSlots,
+    slots=(Slot("accumulator", init=initial_accumulator),),
+    slot_order=(("accumulator",),),
+    update=current_update,
+)
+
+
+def legacy_adagrad(
+    learning_rate: Any = 0.001,
+    initial_accumulator_value: float = 0.1,
+    epsilon: float = 1e-7,
+    name: str = "Adagrad",
+    *,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adagrad as ``tf.keras.optimizers.legacy.Adagrad`` computes it (see :func:`legacy_update`).
+
+    Raises:
+      ValueError: a negative ``initial_accumulator_value``.
+    """
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def adagrad(
+    learning_rate: Any = 0.001,
+    initial_accumulator_value: float = 0.1,
+    epsilon: float = 1e-7,
+    name: str = "Adagrad",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adagrad as ``tf.keras.optimizers.Adagrad`` computes it (see :func:`current_update`)."""
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

@@ -1,0 +1,133 @@
+"""Adamax, the infinity-norm variant of Adam.
+
+* legacy: ``ResourceApplyAdaMax``; slots ``m``, ``v``; float32 betas.
+* current: slots ``m``, ``u``; ``beta_1`` goes through ``tf.cast`` for the
+  bias correction while ``1 - beta_1`` and ``beta_2 * u`` use the Python
+  floats.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Slot,
+    build_optimizer,
+    legacy_epsilon,
+    local_step,
+    named_arguments,
+    one_minus,
+)
+from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.hyperparams import Derived
+
+
+class LegacyAdamaxSlots(NamedTuple):
+    """Legacy Adamax: first moment ``m``, infinity norm ``v``."""
+
+    m: Any
+    v: Any
+
+
+class AdamaxSlots(NamedTuple):
+    """Current Adamax: first moment ``m``, infinity norm ``u``."""
+
+    m: Any
+    u: Any
+
+
+def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyAdamaxSlots, c: Coefficients):
+    """One legacy Adamax step::
+
+        m = m + (g - m) * (1 - beta_1)
+        v = max(beta_2 * v, |g|)
+        p = p - lr / (1 - beta_1**t) * (m / (v + epsilon))
+    """
+    t = local_step(c.iterations, 1, g.dtype)
+    m = s.m + (g - s.m) * (1 - c.beta_1)
+    v = jnp.maximum(c.beta_2 * s.v, jnp.abs(g))
+    return -(c.learning_rate / (1 - c.beta_1**t) * (m / (v + c.epsilon))), LegacyAdamaxSlots(m, v)
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: AdamaxSlots, c: Coefficients):
+    """One current-family Adamax step::
+
+        m = m + (g - m) * (1 - beta_1)
+        u = max(beta_2 * u, |g|)
+        p = p - lr * m / ((1 - beta_1**t) * (u + epsilon))
+    """
+    t = local_step(c.iterations, 1, g.dtype)
+    m = s.m + (g - s.m) * c.one_minus_beta_1
+    u = jnp.maximum(c.beta_2 * s.u, jnp.abs(g))
+    return -(c.learning_rate * m / ((1 - c.beta_1**t) * (u + c.epsilon))), AdamaxSlots(m, u)
+
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="Adamax",
+    defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    float32_hyperparams=("beta_1", "beta_2"),
+    exact_hyperparams=("epsilon",),
+    slots_type=LegacyAdamaxSlots,
+    slots=(Slot("m"), Slot("v")),
+    slot_order=(("m",), ("v",)),
+    update=legacy_update,
+    time_decay=True,
+    check_args=legacy_epsilon,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Adamax",
+    defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    float32_hyperparams=("beta_1",),  # tf.cast(self.beta_1, dtype) in the power
+    exact_hyperparams=("beta_2", "epsilon"),
+    derived=(Derived("one_minus_beta_1", "beta_1", one_minus),),
+    slots_type=AdamaxSlots,
+    slots=(Slot("m"), Slot("u")),
+    slot_order=(("m", "u"),),
+    update=current_update,
+)
+
+
+def legacy_adamax(
+    learning_rate: Any = 0.001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    name: str = "Adamax",
+    *,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adamax as ``tf.keras.optimizers.legacy.Adamax`` computes it (see :func:`legacy_update`)."""
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def adamax(
+    learning_rate: Any = 0.001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    name: str = "Adamax",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adamax as ``tf.keras.optimizers.Adamax`` computes it (see :func:`current_update`)."""
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

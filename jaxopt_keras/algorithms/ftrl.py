@@ -1,0 +1,245 @@
+"""FTRL-Proximal ("Follow The Regularized Leader").
+
+The parameter is a function of two slots, ``accumulator`` (sum of squared
+gradients) and ``linear``; its update is not additive, so ``delta`` is
+``new_param - param``.
+
+* legacy: TensorFlow's ``ResourceApplyFtrl`` (``ResourceApplyFtrlV2`` when
+  ``l2_shrinkage_regularization_strength > 0``), which uses ``sqrt`` when
+  ``learning_rate_power == -0.5``; slots interleaved per variable;
+  hyperparameters float32 variables; ``lr`` is accepted but ignored, as
+  TF-Keras ignores it for this class.
+* current: Keras's Python formula, always with ``pow``; the initial
+  accumulator is rounded through float32 (``tf.fill`` then ``tf.cast``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Slot,
+    build_optimizer,
+    named_arguments,
+)
+from jaxopt_keras.algorithms.adagrad import initial_accumulator
+from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.hyperparams import Derived
+
+
+class FtrlSlots(NamedTuple):
+    """Ftrl's ``accumulator`` (sum of squared gradients) and ``linear``."""
+
+    accumulator: Any
+    linear: Any
+
+
+def _accum_power(x: jax.Array, lr_power: jax.Array) -> jax.Array:
+    """``x ** -lr_power``, with the kernel's exact ``sqrt`` when ``lr_power == -0.5``."""
+    return lax.cond(lr_power == -0.5, jnp.sqrt, lambda y: jnp.power(y, -lr_power), x)
+
+
+def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
+    """One legacy Ftrl step (``ResourceApplyFtrl[V2]``)::
+
+        l2 = l2 + beta / (2 * lr)
+        g_s = g + 2 * l2_shrinkage * p                   (V2, shrinkage > 0)
+        new_acc = acc + g**2
+        linear = linear + g_s - (new_acc**-lr_power - acc**-lr_power) / lr * p
+        p = (l1 * sign(linear) - linear) / (new_acc**-lr_power / lr + 2 * l2)
+              if |linear| > l1 else 0
+        acc = new_acc
+    """
+    lr = c.learning_rate
+    l1 = c.l1_regularization_strength
+    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
+    if c.l2_shrinkage_regularization_strength_enabled:
+        grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
+    else:
+        grad_s = g
+    new_accum = s.accumulator + jnp.square(g)
+    new_pow = _accum_power(new_accum, c.learning_rate_power)
+    old_pow = _accum_power(s.accumulator, c.learning_rate_power)
+    linear = s.linear + (grad_s - (new_pow - old_pow) / lr * p)
+    x = l1 * jnp.sign(linear) - linear
+    y = new_pow / lr + 2 * l2
+    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
+    return new_p - p, FtrlSlots(new_accum, linear)
+
+
+def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
+    """One current-family Ftrl step::
+
+        l2 = l2 + beta / (2 * lr)
+        g_s = g + 2 * l2_shrinkage * p
+        new_acc = acc + g**2
+        linear = linear + (g_s - (new_acc**-lr_power - acc**-lr_power) / lr * p)
+        p = (clip(linear, -l1, l1) - linear) / (new_acc**-lr_power / lr + 2 * l2)
+        acc = new_acc
+    """
+    lr = c.learning_rate
+    neg_power = -c.learning_rate_power
+    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
+    grad_s = g + c.two_l2_shrinkage * p
+    new_accum = s.accumulator + jnp.square(g)
+    new_pow = jnp.power(new_accum, neg_power)
+    linear = s.linear + (grad_s - (new_pow - jnp.power(s.accumulator, neg_power)) / lr * p)
+    quadratic = new_pow / lr + 2 * l2
+    l1 = c.l1_regularization_strength
+    clipped = jnp.maximum(jnp.minimum(linear, l1), -l1)
+    new_p = (clipped - linear) / quadratic
+    return new_p - p, FtrlSlots(new_accum, linear)
+
+
+def float32_accumulator(param: jax.Array, args) -> jax.Array:
+    """``tf.cast(tf.fill(shape, value), dtype)``: the value rounds through float32."""
+    value = np.float32(args["initial_accumulator_value"])
+    return jnp.full(param.shape, value, jnp.float32).astype(param.dtype)
+
+
+def _check(args: dict) -> dict:
+    def need(cond: bool, message: str):
+        if not cond:
+            raise ValueError(message)
+
+    v = args["initial_accumulator_value"]
+    need(v >= 0.0, f"`initial_accumulator_value` needs to be positive or zero. Received: initial_accumulator_value={v}.")
+    v = args["learning_rate_power"]
+    need(v <= 0.0, f"`learning_rate_power` needs to be negative or zero. Received: learning_rate_power={v}.")
+    for k in ("l1_regularization_strength", "l2_regularization_strength", "l2_shrinkage_regularization_strength"):
+        need(args[k] >= 0.0, f"`{k}` needs to be positive or zero. Received: {k}={args[k]}.")
+    return args
+
+
+def _check_legacy(args: dict) -> dict:
+    args = _check(args)
+    if "lr" in args:
+        lr = args.pop("lr")
+        warnings.warn(
+            f"legacy Ftrl ignores `lr={lr}`, as TF-Keras's Ftrl does (it reads only "
+            f"`learning_rate`, here {args['learning_rate']}).",
+            UserWarning,
+            stacklevel=5,
+        )
+    # The kernel choice (FtrlV2 when shrinkage > 0) is fixed at construction.
+    args["l2_shrinkage_regularization_strength_enabled"] = args["l2_shrinkage_regularization_strength"] > 0.0
+    return args
+
+
+_DEFAULTS = {
+    "learning_rate": 0.001,
+    "learning_rate_power": -0.5,
+    "initial_accumulator_value": 0.1,
+    "l1_regularization_strength": 0.0,
+    "l2_regularization_strength": 0.0,
+    "l2_shrinkage_regularization_strength": 0.0,
+    "beta": 0.0,
+}
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="Ftrl",
+    defaults=_DEFAULTS,
+    float32_hyperparams=(
+        "learning_rate_power",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "beta",
+        "l2_shrinkage_regularization_strength",  # tf.cast(python float, dtype)
+    ),
+    exact_hyperparams=(),
+    slots_type=FtrlSlots,
+    slots=(Slot("accumulator", init=initial_accumulator), Slot("linear")),
+    slot_order=(("accumulator", "linear"),),
+    update=legacy_update,
+    time_decay=True,
+    needs_params=True,
+    check_args=_check_legacy,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Ftrl",
+    defaults=_DEFAULTS,
+    float32_hyperparams=(),
+    exact_hyperparams=(
+        "learning_rate_power",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "l2_shrinkage_regularization_strength",
+        "beta",
+    ),
+    derived=(Derived("two_l2_shrinkage", "l2_shrinkage_regularization_strength", lambda x: 2 * x),),
+    slots_type=FtrlSlots,
+    slots=(Slot("accumulator", init=float32_accumulator), Slot("linear")),
+    slot_order=(("accumulator", "linear"),),
+    update=current_update,
+    needs_params=True,
+    check_args=_check,
+)
+
+
+def legacy_ftrl(
+    learning_rate: Any = 0.001,
+    learning_rate_power: float = -0.5,
+    initial_accumulator_value: float = 0.1,
+    l1_regularization_strength: float = 0.0,
+    l2_regularization_strength: float = 0.0,
+    name: str = "Ftrl",
+    l2_shrinkage_regularization_strength: float = 0.0,
+    beta: float = 0.0,
+    *,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Ftrl as ``tf.keras.optimizers.legacy.Ftrl`` computes it (see :func:`legacy_update`).
+
+    ``update`` needs ``params``.
+
+    Raises:
+      ValueError: a negative ``initial_accumulator_value`` or regularization
+        strength, or a positive ``learning_rate_power``.
+    """
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def ftrl(
+    learning_rate: Any = 0.001,
+    learning_rate_power: float = -0.5,
+    initial_accumulator_value: float = 0.1,
+    l1_regularization_strength: float = 0.0,
+    l2_regularization_strength: float = 0.0,
+    l2_shrinkage_regularization_strength: float = 0.0,
+    beta: float = 0.0,
+    name: str = "Ftrl",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Ftrl as ``tf.keras.optimizers.Ftrl`` computes it (see :func:`current_update`).
+
+    ``update`` needs ``params``.
+
+    Raises:
+      ValueError: a negative ``initial_accumulator_value`` or regularization
+        strength, or a positive ``learning_rate_power``.
+    """
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

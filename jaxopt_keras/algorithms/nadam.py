@@ -1,0 +1,211 @@
+"""Nadam: Adam with Nesterov momentum and Dozat's momentum schedule.
+
+The two families differ most here:
+
+* legacy: the momentum schedule ``mu_t = beta_1 * (1 - 0.5 * 0.96**(decay * t))``
+  uses ``decay`` (default 0.004, settable only as ``schedule_decay``; like
+  TF-Keras, a ``decay`` argument is ignored), the running product of the
+  ``mu_t`` is the weight ``momentum_cache``, and schedules are refused for
+  the learning rate.
+* current: the schedule is fixed at ``beta_1 * (1 - 0.5 * 0.96**t)`` and
+  the running product ``u_product`` is state that Keras does not list in its
+  weights; learning-rate schedules are allowed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Scalar,
+    Slot,
+    build_optimizer,
+    is_schedule,
+    legacy_epsilon,
+    local_step,
+    named_arguments,
+)
+from jaxopt_keras.base import GradientTransformation
+
+# `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
+_DECAY_BASE = float(np.float32(0.96))
+
+
+class NadamSlots(NamedTuple):
+    """Nadam's slots: first moment ``m`` and second moment ``v``."""
+
+    m: Any
+    v: Any
+
+
+def _legacy_mu(c: Coefficients, k: int, dtype) -> jax.Array:
+    t = local_step(c.iterations, k, dtype)
+    return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), c.decay * t))
+
+
+def legacy_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficients):
+    """One legacy Nadam step (``OptimizerV2`` Nadam)::
+
+        mu_t   = beta_1 * (1 - 0.5 * 0.96**(decay * t))
+        mu_t1  = beta_1 * (1 - 0.5 * 0.96**(decay * (t + 1)))
+        sched  = momentum_cache * mu_t ;  sched_next = sched * mu_t1
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g**2
+        m_bar = (1 - mu_t) * g / (1 - sched) + mu_t1 * m / (1 - sched_next)
+        p = p - lr * m_bar / (sqrt(v / (1 - beta_2**t)) + epsilon)
+    """
+    dtype = g.dtype
+    t = local_step(c.iterations, 1, dtype)
+    m_t = _legacy_mu(c, 1, dtype)
+    m_t_1 = _legacy_mu(c, 2, dtype)
+    m_schedule_new = c.momentum_cache * m_t
+    m_schedule_next = m_schedule_new * m_t_1
+    g_prime = g / (1.0 - m_schedule_new)
+    m = c.beta_1 * s.m + (1 - c.beta_1) * g
+    m_t_prime = m / (1.0 - m_schedule_next)
+    v = c.beta_2 * s.v + (1 - c.beta_2) * jnp.square(g)
+    v_t_prime = v / (1.0 - jnp.power(c.beta_2, t))
+    m_t_bar = (1.0 - m_t) * g_prime + m_t_1 * m_t_prime
+    return -(c.learning_rate * m_t_bar / (jnp.sqrt(v_t_prime) + c.epsilon)), NadamSlots(m, v)
+
+
+def legacy_advance(scalars: dict, c: Coefficients) -> dict:
+    """``momentum_cache <- momentum_cache * mu_t``, in the cache's dtype."""
+    dtype = scalars["momentum_cache"].dtype
+    return {"momentum_cache": scalars["momentum_cache"] * _legacy_mu(c, 1, dtype)}
+
+
+def _current_u(c: Coefficients, k: int, dtype) -> jax.Array:
+    t = local_step(c.iterations, k, dtype)
+    return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), t))
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficients):
+    """One current-family Nadam step::
+
+        u_t  = beta_1 * (1 - 0.5 * 0.96**t) ;  u_t1 = beta_1 * (1 - 0.5 * 0.96**(t+1))
+        prod = u_product * u_t ;  prod_next = prod * u_t1
+        m = m + (g - m) * (1 - beta_1) ;  v = v + (g**2 - v) * (1 - beta_2)
+        m_hat = u_t1 * m / (1 - prod_next) + (1 - u_t) * g / (1 - prod)
+        p = p - m_hat * lr / (sqrt(v / (1 - beta_2**t)) + epsilon)
+    """
+    dtype = g.dtype
+    t = local_step(c.iterations, 1, dtype)
+    u_t = _current_u(c, 1, dtype)
+    u_t_1 = _current_u(c, 2, dtype)
+    u_product_t = c.u_product * u_t
+    u_product_t_1 = u_product_t * u_t_1
+    m = s.m + (g - s.m) * (1 - c.beta_1)
+    v = s.v + (jnp.square(g) - s.v) * (1 - c.beta_2)
+    m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
+    v_hat = v / (1 - jnp.power(c.beta_2, t))
+    return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
+
+
+def current_advance(scalars: dict, c: Coefficients) -> dict:
+    """``u_product <- u_product * u_t``, in its own dtype."""
+    dtype = scalars["u_product"].dtype
+    return {"u_product": scalars["u_product"] * _current_u(c, 1, dtype)}
+
+
+def _check_legacy(args: dict) -> dict:
+    if is_schedule(args.get("lr", args["learning_rate"])):
+        raise ValueError(
+            "The Nadam optimizer does not support tf.keras.optimizers.LearningRateSchedules "
+            "as the learning rate."
+        )
+    schedule_decay = args.pop("schedule_decay", 0.004)
+    if args["decay"] not in (0.0, schedule_decay):
+        warnings.warn(
+            f"legacy Nadam ignores `decay={args['decay']}`, as TF-Keras does: its momentum "
+            f"schedule uses `schedule_decay` (here {schedule_decay}).",
+            UserWarning,
+            stacklevel=5,
+        )
+    args["decay"] = schedule_decay
+    return legacy_epsilon(args)
+
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="Nadam",
+    defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    float32_hyperparams=("beta_1", "beta_2"),
+    # `self._initial_decay * local_step`: the Python float meets a tensor directly.
+    exact_hyperparams=("epsilon", "decay"),
+    slots_type=NadamSlots,
+    slots=(Slot("m"), Slot("v")),
+    slot_order=(("m",), ("v",)),
+    update=legacy_update,
+    scalars=(Scalar("momentum_cache", 1.0),),
+    advance=legacy_advance,
+    check_args=_check_legacy,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Nadam",
+    defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
+    float32_hyperparams=("beta_1", "beta_2"),  # tf.cast(self.beta_1, dtype)
+    exact_hyperparams=("epsilon",),
+    slots_type=NadamSlots,
+    slots=(Slot("m"), Slot("v")),
+    slot_order=(("m", "v"),),
+    update=current_update,
+    scalars=(Scalar("u_product", 1.0, in_weights=False),),
+    advance=current_advance,
+)
+
+
+def legacy_nadam(
+    learning_rate: Any = 0.001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    name: str = "Nadam",
+    *,
+    schedule_decay: float = 0.004,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Nadam as ``tf.keras.optimizers.legacy.Nadam`` computes it (see :func:`legacy_update`).
+
+    ``schedule_decay`` sets the momentum schedule's decay (Keras stores it as
+    ``decay``).  As in TF-Keras, a ``decay`` argument does not reach the
+    schedule (a warning says so).
+
+    Raises:
+      ValueError: ``learning_rate`` is a schedule or callable.
+    """
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def nadam(
+    learning_rate: Any = 0.001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.999,
+    epsilon: float = 1e-7,
+    name: str = "Nadam",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Nadam as ``tf.keras.optimizers.Nadam`` computes it (see :func:`current_update`)."""
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

@@ -1,0 +1,202 @@
+"""RMSprop, plain or centered, with optional momentum.
+
+Epsilon's placement differs *within* the legacy family:
+
+* legacy with ``momentum > 0``: TensorFlow's ``ResourceApply[Centered]RMSProp``
+  kernels add epsilon inside the square root, ``g / sqrt(ms + eps)``;
+* legacy without momentum: Keras's Python code adds it outside,
+  ``g / (sqrt(ms) + eps)``;
+* current: inside, ``g * rsqrt(velocity + eps)``.
+
+Slot names: legacy ``rms``/``momentum``/``mg``; current
+``velocity``/``momentum``/``average_gradient``.  Both list all of one slot,
+then all of the next.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Slot,
+    build_optimizer,
+    legacy_epsilon,
+    named_arguments,
+    one_minus,
+)
+from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.hyperparams import Derived
+
+
+class LegacyRMSpropSlots(NamedTuple):
+    """Legacy RMSprop: mean square ``rms``; ``momentum`` (if momentum > 0);
+    mean gradient ``mg`` (if centered)."""
+
+    rms: Any
+    momentum: Any
+    mg: Any
+
+
+class RMSpropSlots(NamedTuple):
+    """Current RMSprop: ``velocity``; ``momentum`` (if momentum > 0);
+    ``average_gradient`` (if centered)."""
+
+    velocity: Any
+    momentum: Any
+    average_gradient: Any
+
+
+def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyRMSpropSlots, c: Coefficients):
+    """One legacy RMSprop step.
+
+    With momentum (fused kernels, epsilon inside the root)::
+
+        rms = rms + (g**2 - rms) * (1 - rho)
+        mg = mg + (g - mg) * (1 - rho)                          (centered)
+        mom = mom * momentum + g * lr / sqrt(rms [- mg**2] + eps)
+        p = p - mom
+
+    Without momentum (epsilon outside the root)::
+
+        rms = rho * rms + (1 - rho) * g**2
+        mg = rho * mg + (1 - rho) * g                           (centered)
+        p = p - lr * g / (sqrt(rms [- mg**2]) + eps)
+    """
+    if s.momentum is not None:
+        rms = s.rms + (jnp.square(g) - s.rms) * (1 - c.rho)
+        if s.mg is not None:
+            mg = s.mg + (g - s.mg) * (1 - c.rho)
+            denom = (rms - jnp.square(mg)) + c.epsilon
+        else:
+            mg = None
+            denom = rms + c.epsilon
+        mom = s.momentum * c.momentum + (g * c.learning_rate) / jnp.sqrt(denom)
+        return -mom, LegacyRMSpropSlots(rms, mom, mg)
+    one_minus_rho = 1.0 - c.rho
+    rms = c.rho * s.rms + one_minus_rho * jnp.square(g)
+    denom = rms
+    mg = None
+    if s.mg is not None:
+        mg = c.rho * s.mg + one_minus_rho * g
+        denom = rms - jnp.square(mg)
+    return -(c.learning_rate * g / (jnp.sqrt(denom) + c.epsilon)), LegacyRMSpropSlots(rms, None, mg)
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: RMSpropSlots, c: Coefficients):
+    """One current-family RMSprop step::
+
+        velocity = rho * velocity + (1 - rho) * g**2
+        average_gradient = rho * average_gradient + (1 - rho) * g    (centered)
+        increment = lr * g * rsqrt(velocity [- average_gradient**2] + eps)
+        momentum = momentum * momentum_slot + increment ; p = p - momentum_slot
+                                                                (momentum > 0)
+        p = p - increment                                       (otherwise)
+    """
+    velocity = c.rho * s.velocity + c.one_minus_rho * jnp.square(g)
+    avg = None
+    if s.average_gradient is not None:
+        avg = c.rho * s.average_gradient + c.one_minus_rho * g
+        denominator = velocity - jnp.square(avg) + c.epsilon
+    else:
+        denominator = velocity + c.epsilon
+    increment = c.learning_rate * g * lax.rsqrt(denominator)
+    if s.momentum is not None:
+        mom = c.momentum * s.momentum + increment
+        return -mom, RMSpropSlots(velocity, mom, avg)
+    return -increment, RMSpropSlots(velocity, None, avg)
+
+
+def _has_momentum(args) -> bool:
+    return args["momentum"] > 0
+
+
+def _centered(args) -> bool:
+    return bool(args["centered"])
+
+
+def _check_legacy(args: dict) -> dict:
+    m = args["momentum"]
+    if isinstance(m, (int, float)) and (m < 0 or m > 1):
+        raise ValueError(f"`momentum` must be between [0, 1]. Received: momentum={m} (of type {type(m)}).")
+    return legacy_epsilon(args)
+
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="RMSprop",
+    defaults={"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
+    float32_hyperparams=("rho", "momentum"),
+    exact_hyperparams=("epsilon",),
+    slots_type=LegacyRMSpropSlots,
+    slots=(Slot("rms"), Slot("momentum", when=_has_momentum), Slot("mg", when=_centered)),
+    slot_order=(("rms",), ("momentum",), ("mg",)),
+    update=legacy_update,
+    time_decay=True,
+    check_args=_check_legacy,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="RMSprop",
+    defaults={"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
+    float32_hyperparams=(),
+    exact_hyperparams=("rho", "momentum", "epsilon"),
+    derived=(Derived("one_minus_rho", "rho", one_minus),),
+    slots_type=RMSpropSlots,
+    slots=(Slot("velocity"), Slot("momentum", when=_has_momentum), Slot("average_gradient", when=_centered)),
+    slot_order=(("velocity",), ("momentum",), ("average_gradient",)),
+    update=current_update,
+)
+
+
+def legacy_rmsprop(
+    learning_rate: Any = 0.001,
+    rho: float = 0.9,
+    momentum: float = 0.0,
+    epsilon: float = 1e-7,
+    centered: bool = False,
+    name: str = "RMSprop",
+    *,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """RMSprop as ``tf.keras.optimizers.legacy.RMSprop`` computes it (see :func:`legacy_update`).
+
+    Raises:
+      ValueError: ``momentum`` outside [0, 1].
+    """
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def rmsprop(
+    learning_rate: Any = 0.001,
+    rho: float = 0.9,
+    momentum: float = 0.0,
+    epsilon: float = 1e-7,
+    centered: bool = False,
+    name: str = "RMSprop",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = 100,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """RMSprop as ``tf.keras.optimizers.RMSprop`` computes it (see :func:`current_update`).
+
+    Note Keras's default ``ema_overwrite_frequency=100`` for this class.
+    """
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

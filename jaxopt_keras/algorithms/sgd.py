@@ -1,0 +1,142 @@
+"""Stochastic gradient descent with optional (Nesterov) momentum.
+
+* legacy: ``ResourceApplyGradientDescent`` without momentum, else
+  ``ResourceApplyKerasMomentum``; the ``momentum`` slot exists only when
+  ``momentum > 0``; ``learning_rate``/``momentum`` are float32 variables.
+* current: the ``m`` slot always exists; ``momentum`` goes through
+  ``tf.cast`` (float32 first).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+
+from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, named_arguments
+from jaxopt_keras.base import GradientTransformation
+
+
+class LegacySGDSlots(NamedTuple):
+    """Legacy SGD's velocity ``momentum`` (``None`` when momentum is 0)."""
+
+    momentum: Any
+
+
+class SGDSlots(NamedTuple):
+    """Current SGD's velocity ``m``."""
+
+    m: Any
+
+
+def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacySGDSlots, c: Coefficients):
+    """One legacy SGD step::
+
+        p = p - g * lr                                  (no momentum)
+        accum = accum * momentum - g * lr
+        p = p + accum                                   (momentum)
+        p = p + accum * momentum - g * lr               (nesterov)
+    """
+    if s.momentum is None:
+        return -(g * c.learning_rate), s
+    accum = s.momentum * c.momentum - g * c.learning_rate
+    delta = accum * c.momentum - g * c.learning_rate if c.nesterov else accum
+    return delta, LegacySGDSlots(accum)
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: SGDSlots, c: Coefficients):
+    """One current-family SGD step::
+
+        m = -g * lr + m * momentum
+        p = p + m                                       (plain)
+        p = p + (-g * lr + m * momentum)                (nesterov)
+    """
+    m = -g * c.learning_rate + s.m * c.momentum
+    delta = -g * c.learning_rate + m * c.momentum if c.nesterov else m
+    return delta, SGDSlots(m)
+
+
+def _check_legacy(args: dict) -> dict:
+    m = args["momentum"]
+    if isinstance(m, (int, float)) and (m < 0 or m > 1):
+        raise ValueError(f"`momentum` must be between [0, 1]. Received: momentum={m} (of type {type(m)}).")
+    return args
+
+
+def _check_current(args: dict) -> dict:
+    m = args["momentum"]
+    if isinstance(m, (int, float)) and (m < 0 or m > 1):
+        raise ValueError("`momentum` must be between [0, 1].")
+    return args
+
+
+LEGACY = Numerics(
+    family="legacy",
+    class_name="SGD",
+    defaults={"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+    float32_hyperparams=("momentum",),
+    exact_hyperparams=(),
+    slots_type=LegacySGDSlots,
+    slots=(Slot("momentum", when=lambda a: a["momentum"] > 0),),
+    slot_order=(("momentum",),),
+    update=legacy_update,
+    time_decay=True,
+    check_args=_check_legacy,
+)
+
+CURRENT = Numerics(
+    family="current",
+    class_name="SGD",
+    defaults={"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
+    float32_hyperparams=("momentum",),  # tf.cast(self.momentum, dtype)
+    exact_hyperparams=(),
+    slots_type=SGDSlots,
+    slots=(Slot("m"),),
+    slot_order=(("m",),),
+    update=current_update,
+    check_args=_check_current,
+)
+
+
+def legacy_sgd(
+    learning_rate: Any = 0.01,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    name: str = "SGD",
+    *,
+    decay: float = 0.0,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """SGD as ``tf.keras.optimizers.legacy.SGD`` computes it (see :func:`legacy_update`).
+
+    Raises:
+      ValueError: ``momentum`` outside [0, 1], or a bad common argument.
+    """
+    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
+
+
+def sgd(
+    learning_rate: Any = 0.01,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    name: str = "SGD",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """SGD as ``tf.keras.optimizers.SGD`` computes it (see :func:`current_update`).
+
+    Raises:
+      ValueError: ``momentum`` outside [0, 1], or a bad common argument.
+    """
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

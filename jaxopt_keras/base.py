@@ -1,0 +1,144 @@
+"""The gradient-transformation protocol, shared with optax.
+
+A :class:`GradientTransformation` is a pair of pure functions::
+
+    state = init(params)
+    updates, state = update(grads, state, params)
+
+``updates`` are *added* to the parameters (:func:`apply_updates`), so an
+optimizer returns ``-learning_rate * direction``.  The pair is a NamedTuple
+with optax's field names and signatures, so our transforms run inside
+``optax.chain`` and optax's transforms run inside :func:`chain`.
+
+Gradient trees may hold ``None`` where a parameter received no gradient (as
+Keras filters empty gradients): every transform here passes ``None`` through
+untouched and leaves that parameter's state alone, and :func:`apply_updates`
+keeps the parameter as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+PyTree = Any
+Params = PyTree
+Updates = PyTree
+OptState = Any
+
+
+class GradientTransformation(NamedTuple):
+    """A pure ``(init, update)`` pair, call-compatible with optax.
+
+    Attributes:
+      init: ``init(params) -> state``.
+      update: ``update(updates, state, params=None) -> (updates, state)``.
+    """
+
+    init: Callable[[Params], OptState]
+    update: Callable[..., tuple[Updates, OptState]]
+
+
+class EmptyState(NamedTuple):
+    """State of a stateless transform."""
+
+
+def is_none(x: Any) -> bool:
+    """Leaf predicate that makes ``None`` gradient entries visible to tree maps."""
+    return x is None
+
+
+def flatten_updates(updates: Updates) -> tuple[list[Any], Any]:
+    """Flattens a gradient tree, keeping ``None`` entries as leaves."""
+    return jax.tree_util.tree_flatten(updates, is_leaf=is_none)
+
+
+def map_updates(fn: Callable[..., Any], updates: Updates, *rest: PyTree) -> Updates:
+    """``tree_map(fn, updates, *rest)`` that passes ``None`` gradients through.
+
+    ``fn`` is called only for present gradient leaves; a ``None`` leaf of
+    ``updates`` stays ``None`` whatever ``rest`` holds there.
+    """
+
+    def leaf(u, *xs):
+        return None if u is None else fn(u, *xs)
+
+    return jax.tree_util.tree_map(leaf, updates, *rest, is_leaf=is_none)
+
+
+def identity() -> GradientTransformation:
+    """The transform that returns its updates unchanged."""
+
+    def init(params: Params) -> EmptyState:
+        del params
+        return EmptyState()
+
+    def update(updates, state, params=None):
+        del params
+        return updates, state
+
+    return GradientTransformation(init, update)
+
+
+def chain(*transforms: GradientTransformation) -> GradientTransformation:
+    """Applies ``transforms`` one after another.
+
+    Any object with ``init``/``update`` fields in that order (an optax
+    transform included) may be chained.  The state is the tuple of the inner
+    states, in order.
+
+    Args:
+      *transforms: the transforms, first applied first.
+
+    Returns:
+      A :class:`GradientTransformation` computing
+      ``update = t_n.update(... t_1.update(g) ...)``.
+    """
+    inits, updates_fns = [], []
+    for t in transforms:
+        init_fn, update_fn = t  # NamedTuple unpacking works for optax too.
+        inits.append(init_fn)
+        updates_fns.append(update_fn)
+    inits, updates_fns = tuple(inits), tuple(updates_fns)
+
+    def init(params: Params) -> tuple:
+        return tuple(fn(params) for fn in inits)
+
+    def update(updates, state, params=None):
+        if len(state) != len(updates_fns):
+            raise ValueError(
+                f"chain expected a state of {len(updates_fns)} inner states, "
+                f"received {len(state)}."
+            )
+        new_state = []
+        for fn, s in zip(updates_fns, state):
+            updates, s = fn(updates, s, params)
+            new_state.append(s)
+        return updates, tuple(new_state)
+
+    return GradientTransformation(init, update)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """Adds ``updates`` to ``params``: ``p_new = p + u``.
+
+    The sum keeps each parameter's dtype.  A ``None`` update leaves its
+    parameter unchanged (the parameter had no gradient).
+
+    Args:
+      params: the parameter tree.
+      updates: a tree of the same structure, or with ``None`` leaves.
+
+    Returns:
+      The updated parameter tree.
+    """
+
+    def add(u, p):
+        if u is None:
+            return p
+        p = jnp.asarray(p)
+        return (p + u).astype(p.dtype)
+
+    return jax.tree_util.tree_map(add, updates, params, is_leaf=is_none)

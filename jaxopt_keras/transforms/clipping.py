@@ -1,0 +1,121 @@
+"""Gradient clipping, computed as TensorFlow computes it.
+
+Each function returns a stateless
+:class:`~jaxopt_keras.base.GradientTransformation`.  ``None`` gradient leaves
+pass through and take no part in a global norm.  Thresholds are Python
+numbers, converted to each gradient's dtype in one rounding, as TensorFlow
+converts them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras import base
+
+
+def _check(name: str, value: float) -> float:
+    if value is None or value < 0:
+        raise ValueError(f"Expected {name} >= 0, received: {value}")
+    return value
+
+
+def _as(value: float, dtype) -> jax.Array:
+    return jnp.asarray(np.asarray(value, dtype))
+
+
+def clip_by_value(clipvalue: float) -> base.GradientTransformation:
+    """Clips each gradient element to ``[-clipvalue, clipvalue]``.
+
+    ``g = maximum(minimum(g, clipvalue), -clipvalue)``, as ``tf.clip_by_value``.
+
+    Args:
+      clipvalue: a non-negative threshold.
+
+    Returns:
+      A stateless transform.
+    """
+    _check("clipvalue", clipvalue)
+
+    def clip(g):
+        return jnp.maximum(jnp.minimum(g, _as(clipvalue, g.dtype)), _as(-clipvalue, g.dtype))
+
+    def update(updates, state, params=None):
+        del params
+        return base.map_updates(clip, updates), state
+
+    return base.GradientTransformation(lambda params: base.EmptyState(), update)
+
+
+def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
+    """Clips each gradient tensor to L2 norm at most ``clipnorm``.
+
+    As ``tf.clip_by_norm(g, clipnorm)``::
+
+        n = sqrt(sum(g * g))            (0 when the sum is 0)
+        g = g * clipnorm / maximum(n, clipnorm)
+
+    Args:
+      clipnorm: a non-negative threshold.
+
+    Returns:
+      A stateless transform.
+    """
+    _check("clipnorm", clipnorm)
+
+    def clip(g):
+        c = _as(clipnorm, g.dtype)
+        l2sum = jnp.sum(g * g, keepdims=True)
+        pred = l2sum > 0
+        l2norm = jnp.where(pred, jnp.sqrt(jnp.where(pred, l2sum, jnp.ones_like(l2sum))), l2sum)
+        return (g * c) / jnp.maximum(l2norm, c)
+
+    def update(updates, state, params=None):
+        del params
+        return base.map_updates(clip, updates), state
+
+    return base.GradientTransformation(lambda params: base.EmptyState(), update)
+
+
+def global_norm(updates) -> jax.Array:
+    """``tf.linalg.global_norm``: ``sqrt(2 * sum_i l2_loss(g_i))``.
+
+    ``l2_loss(g) = sum(g**2) / 2`` per tensor, in the tensor's dtype; the sum
+    over tensors runs in their common dtype.  ``None`` leaves are skipped.
+    """
+    leaves = [g for g in jax.tree_util.tree_leaves(updates)]
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    dtype = jnp.result_type(*leaves)
+    halves = jnp.stack([(jnp.sum(jnp.square(g) * jnp.asarray(0.5, g.dtype))).astype(dtype) for g in leaves])
+    return jnp.sqrt(jnp.sum(halves) * jnp.asarray(2.0, dtype))
+
+
+def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
+    """Scales all gradients together so their global L2 norm is at most the threshold.
+
+    As ``tf.clip_by_global_norm(grads, global_clipnorm)``::
+
+        n = global_norm(grads)
+        scale = global_clipnorm * minimum(1 / n, 1 / global_clipnorm)
+        g_i = g_i * scale               (NaN everywhere if n is not finite)
+
+    Args:
+      global_clipnorm: a non-negative threshold.
+
+    Returns:
+      A stateless transform.
+    """
+    _check("global_clipnorm", global_clipnorm)
+
+    def update(updates, state, params=None):
+        del params
+        norm = global_norm(updates)
+        c = _as(global_clipnorm, norm.dtype)
+        scale = c * jnp.minimum(1.0 / norm, jnp.asarray(1.0, norm.dtype) / c)
+        scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as TF.
+        return base.map_updates(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return base.GradientTransformation(lambda params: base.EmptyState(), update)

@@ -1,0 +1,31 @@
+"""Test-session setup.
+
+Multi-device tests need 8 CPU devices, which XLA only creates if the flag is
+set before JAX initializes its backend, so it is set here, before any test
+module imports JAX.
+"""
+
+import os
+
+_FLAG = "--xla_force_host_platform_device_count=8"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import jax  # noqa: E402,F401  (after the flag)
+import pytest  # noqa: E402
+
+_REPORT: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def report():
+    """``report(line)`` adds a line to the summary printed at the end of the session."""
+    return _REPORT.append
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _REPORT:
+        terminalreporter.section("agreement with TF-Keras (worst figures)")
+        for line in sorted(_REPORT):
+            terminalreporter.write_line(line)

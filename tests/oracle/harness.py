@@ -1,0 +1,98 @@
+"""Runs TF-Keras and jaxopt_keras side by side on the same parameters and gradients.
+
+The TF side runs eagerly (op by op, no ``tf.function``): that is how each
+Keras formula is defined, and the current-family Nadam is only right eagerly.
+The JAX side runs all steps in one jitted ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxopt_keras as jk
+
+SHAPES = [(), (3,), (4, 5), (2, 3, 4)]
+STEPS = 300
+
+
+def make_problem(dtype, steps: int = STEPS, seed: int = 0, shapes=SHAPES):
+    """Initial params and a gradient sequence with spikes and zeros.
+
+    * every 37th step is a spike (gradients x 1000);
+    * about 10% of gradient entries are exactly zero;
+    * every 50th step one leaf's gradient is entirely zero.
+    """
+    rng = np.random.default_rng(seed)
+    params = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = []
+    for t in range(steps):
+        step = []
+        for i, s in enumerate(shapes):
+            g = rng.standard_normal(s) * (1000.0 if t % 37 == 5 else 1.0)
+            g = np.where(rng.random(s) < 0.1, 0.0, g)
+            if t % 50 == 25 and i == t // 50 % len(shapes):
+                g = np.zeros(s)
+            step.append(np.asarray(g, dtype))
+        grads.append(step)
+    return params, grads
+
+
+def run_tf(make_opt: Callable[[], Any], params, grads):
+    """Final params after ``len(grads)`` eager ``apply_gradients`` calls."""
+    import tensorflow as tf
+
+    opt = make_opt()
+    vs = [tf.Variable(p) for p in params]
+    for g in grads:
+        opt.apply_gradients([(tf.constant(x), v) for x, v in zip(g, vs)])
+    return [v.numpy() for v in vs], opt
+
+
+def run_jax(transform: jk.GradientTransformation, params, grads):
+    """Final params after scanning ``transform`` over the gradient sequence."""
+    stacked = [jnp.asarray(np.stack([g[i] for g in grads])) for i in range(len(params))]
+
+    @jax.jit
+    def run(params, stacked):
+        state = transform.init(params)
+
+        def body(carry, g):
+            p, s = carry
+            u, s = transform.update(g, s, p)
+            return (jk.apply_updates(p, u), s), None
+
+        (p, s), _ = jax.lax.scan(body, (params, state), stacked)
+        return p, s
+
+    p, s = run([jnp.asarray(x) for x in params], stacked)
+    return [np.asarray(x) for x in p], s
+
+
+@dataclasses.dataclass
+class Agreement:
+    """How far the two trajectories' endpoints are, relative to how far they moved."""
+
+    max_abs_diff: float
+    moved: float
+    max_ulps: float
+
+    @property
+    def relative(self) -> float:
+        return self.max_abs_diff / self.moved if self.moved else float(self.max_abs_diff)
+
+
+def agreement(ours, theirs, params0) -> Agreement:
+    diff = max(float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0)) for a, b in zip(ours, theirs))
+    moved = max(float(np.max(np.abs(b.astype(np.float64) - p.astype(np.float64)), initial=0.0)) for b, p in zip(theirs, params0))
+    ulps = 0.0
+    for a, b in zip(ours, theirs):
+        if a.size:
+            spacing = np.spacing(np.abs(b)).astype(np.float64)
+            spacing = np.where(spacing == 0, np.finfo(b.dtype).tiny, spacing)
+            ulps = max(ulps, float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)) / spacing)))
+    return Agreement(diff, moved, ulps)

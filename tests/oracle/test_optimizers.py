@@ -1,0 +1,138 @@
+"""Every optimizer x family x meaningful option, against TF-Keras, 300 steps.
+
+Tolerances (relative to the distance the parameters moved, max over leaves):
+
+* float64: 1e-10.  Both sides compute in float64 with the same roundings of
+  the hyperparameters, so only round-off separates them (observed ~1e-15).
+* float32: ``STEPS * eps_f32`` (3.6e-5), i.e. one float32 rounding per step.
+  The formulas are the same operation for operation, but XLA:CPU contracts
+  ``a * b + c`` into fused multiply-adds, rewrites ``a / sqrt(b)`` as
+  ``a * rsqrt(b)``, and its float32 ``pow``/``rsqrt`` differ from Eigen's in
+  the last bit; each of those can move one rounding per step.  The worst
+  figures are printed at the end of the session (observed ~1e-6).
+  ``test_exact_without_fma.py`` shows the bit-exact agreement when FMA
+  contraction is disabled.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+import tf_keras
+
+import jaxopt_keras as jk
+from harness import STEPS, agreement, make_problem, run_jax, run_tf
+
+TOLERANCE = {np.float64: 1e-10, np.float32: STEPS * float(np.finfo(np.float32).eps)}
+
+BOTH = ("legacy", "current")
+
+# (class name, families, constructor arguments)
+CASES = [
+    ("SGD", BOTH, dict(learning_rate=0.01)),
+    ("SGD", BOTH, dict(learning_rate=0.01, momentum=0.9)),
+    ("SGD", BOTH, dict(learning_rate=0.01, momentum=0.9, nesterov=True)),
+    ("Adam", BOTH, dict(learning_rate=0.01)),
+    ("Adam", BOTH, dict(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3, amsgrad=True)),
+    ("Adam", ("current",), dict(learning_rate=0.01, adaptive_epsilon=True, epsilon=1e-4)),
+    ("Adamax", BOTH, dict(learning_rate=0.01)),
+    ("Adamax", BOTH, dict(learning_rate=0.02, beta_1=0.7, beta_2=0.95, epsilon=1e-2)),
+    ("Nadam", BOTH, dict(learning_rate=0.01)),
+    ("Nadam", BOTH, dict(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=1e-3)),
+    ("Adagrad", BOTH, dict(learning_rate=0.1)),
+    ("Adagrad", BOTH, dict(learning_rate=0.1, initial_accumulator_value=0.5, epsilon=1e-3)),
+    ("Adadelta", BOTH, dict(learning_rate=1.0)),
+    ("Adadelta", BOTH, dict(learning_rate=0.5, rho=0.8, epsilon=1e-4)),
+    ("RMSprop", BOTH, dict(learning_rate=0.01)),
+    ("RMSprop", BOTH, dict(learning_rate=0.01, momentum=0.9)),
+    ("RMSprop", BOTH, dict(learning_rate=0.01, centered=True)),
+    ("RMSprop", BOTH, dict(learning_rate=0.01, rho=0.8, momentum=0.5, centered=True, epsilon=1e-4)),
+    ("Ftrl", BOTH, dict(learning_rate=0.1)),
+    ("Ftrl", BOTH, dict(learning_rate=0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01, beta=0.1)),
+    ("Ftrl", BOTH, dict(learning_rate=0.1, l2_shrinkage_regularization_strength=0.01, initial_accumulator_value=0.5)),
+    ("Ftrl", BOTH, dict(learning_rate=0.1, learning_rate_power=-0.7, l1_regularization_strength=0.5)),
+    # OptimizerV2's decay, lr/(1 + decay*t), on every class that honours it.
+    ("SGD", ("legacy",), dict(learning_rate=0.05, momentum=0.9, decay=0.01)),
+    ("Adam", ("legacy",), dict(learning_rate=0.01, decay=0.01)),
+    ("Adamax", ("legacy",), dict(learning_rate=0.01, decay=0.01)),
+    ("Adagrad", ("legacy",), dict(learning_rate=0.1, decay=0.01)),
+    ("Adadelta", ("legacy",), dict(learning_rate=1.0, decay=0.01)),
+    ("RMSprop", ("legacy",), dict(learning_rate=0.01, decay=0.01)),
+    ("Ftrl", ("legacy",), dict(learning_rate=0.1, decay=0.01)),
+    # Legacy Nadam's momentum schedule decay, and the epsilon=0 -> 1e-7 rule.
+    ("Nadam", ("legacy",), dict(learning_rate=0.01, schedule_decay=0.05)),
+    ("Adam", ("legacy",), dict(learning_rate=0.01, epsilon=0.0)),
+]
+
+
+def _params():
+    for name, families, kwargs in CASES:
+        for family in families:
+            for dtype in (np.float64, np.float32):
+                label = ",".join(f"{k}={v}" for k, v in kwargs.items())
+                yield pytest.param(name, family, kwargs, dtype, id=f"{family}-{name}-{label}-{dtype.__name__}")
+
+
+def tf_class(family: str, name: str):
+    return getattr(tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers, name)
+
+
+def jax_factory(family: str, name: str):
+    return getattr(jk.legacy if family == "legacy" else jk, name.lower())
+
+
+def compare(report, label, family, name, tf_kwargs, jax_transform, dtype, grads_problem=None):
+    with jax.enable_x64(dtype == np.float64):
+        params, grads = grads_problem or make_problem(dtype)
+        theirs, _ = run_tf(lambda: tf_class(family, name)(**tf_kwargs), params, grads)
+        ours, _ = run_jax(jax_transform(), params, grads)
+    a = agreement(ours, theirs, params)
+    report(f"{label:70s} {dtype.__name__}: rel {a.relative:.1e}, {a.max_ulps:.0f} ulp")
+    assert a.moved > 0.01, f"the parameters hardly moved ({a.moved}); the comparison would prove little"
+    assert a.relative <= TOLERANCE[dtype], (
+        f"{label} {dtype.__name__}: max |jax - tf| = {a.max_abs_diff:.3e}, "
+        f"{a.relative:.3e} of the distance moved ({a.moved:.3e}); tolerance {TOLERANCE[dtype]:.1e}"
+    )
+
+
+@pytest.mark.parametrize("name,family,kwargs,dtype", list(_params()))
+def test_matches_tf_keras(report, name, family, kwargs, dtype):
+    label = f"{family} {name} {kwargs}"
+    compare(report, label, family, name, kwargs, lambda: jax_factory(family, name)(**kwargs), dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_legacy_lr_alias(report, dtype):
+    """``lr=`` reaches the learning rate, with a deprecation warning, as in OptimizerV2."""
+    with pytest.warns(DeprecationWarning, match="`lr` argument is deprecated"):
+        transform = jk.legacy.adam(lr=0.02)
+    compare(report, "legacy Adam lr=0.02", "legacy", "Adam", dict(lr=0.02), lambda: transform, dtype)
+
+
+def test_none_gradient_leaf_matches_keras_filtering(report):
+    """A ``None`` gradient leaves its parameter and slots alone, like Keras's filter."""
+    dtype = np.float64
+    with jax.enable_x64(True):
+        params, grads = make_problem(dtype, steps=100)
+        # TF: variable 1 never receives a gradient (Keras drops (None, var) pairs).
+        import tensorflow as tf
+
+        opt = tf_keras.optimizers.legacy.Adam(learning_rate=0.01)
+        vs = [tf.Variable(p) for p in params]
+        for g in grads:
+            opt.apply_gradients([(tf.constant(x), v) for i, (x, v) in enumerate(zip(g, vs)) if i != 1])
+        theirs = [v.numpy() for v in vs]
+        masked = [[None if i == 1 else x for i, x in enumerate(g)] for g in grads]
+        t = jk.legacy.adam(learning_rate=0.01)
+        p = [jax.numpy.asarray(x) for x in params]
+        s = t.init(p)
+        step = jax.jit(lambda p, s, g: t.update(g, s, p))
+        for g in masked:
+            u, s = step(p, s, g)
+            p = jk.apply_updates(p, u)
+    assert np.array_equal(np.asarray(p[1]), params[1])
+    assert np.array_equal(np.asarray(s.slots.m[1]), np.zeros_like(params[1]))
+    a = agreement([np.asarray(x) for x in p], theirs, params)
+    assert a.relative <= TOLERANCE[dtype]
+    assert int(s.iterations) == int(opt.iterations.numpy()) == 100
