@@ -140,7 +140,12 @@ class Hyperparams(Mapping[str, jax.Array]):
 
 
 def _like(old: Any, value: Any) -> jax.Array:
-    """``value`` with the dtype and shape of ``old`` (e.g. replicated under pmap)."""
+    """``value`` with the dtype, shape and placement of ``old`` (e.g. replicated under pmap).
+
+    A concrete value takes the sharding of a committed ``old`` (a state
+    replicated by ``pmap`` or over a mesh): on another placement, the next
+    pmapped or jitted step would be retraced and recompiled.
+    """
     old_dtype = getattr(old, "dtype", None)
     old_shape = getattr(old, "shape", ())
     if isinstance(value, (int, float)) and old_dtype is not None:
@@ -148,6 +153,9 @@ def _like(old: Any, value: Any) -> jax.Array:
     new = jnp.asarray(value, dtype=old_dtype)
     if new.shape != tuple(old_shape):
         new = jnp.broadcast_to(new, old_shape)
+    concrete = not isinstance(old, jax.core.Tracer) and not isinstance(new, jax.core.Tracer)
+    if concrete and isinstance(old, jax.Array) and old.committed:
+        new = jax.device_put(new, old.sharding)
     return new
 
 

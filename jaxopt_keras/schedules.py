@@ -60,6 +60,44 @@ def _step(step: Any, dtype: Any) -> jax.Array:
     return jnp.asarray(step).astype(dtype)
 
 
+def _opaque(*values: jax.Array) -> tuple[jax.Array, ...]:
+    """The values, hidden from XLA's algebraic simplifier.
+
+    Under ``jit`` a schedule's arguments are compile-time constants, and XLA
+    rewrites ``x / c`` into ``x * (1 / c)`` and constant-folds ``log(c)`` and
+    the like.  The reciprocal is not exact (``300 * float32(1 / 300)`` is not
+    ``1``), which breaks bit-for-bit agreement with TF-Keras and can turn
+    ``(1 - step / decay_steps) ** 0.5`` at ``step == decay_steps`` into
+    ``NaN``.  An optimization barrier keeps them runtime values, so a jitted
+    schedule computes exactly what the eager one does.
+    """
+    return jax.lax.optimization_barrier(values)
+
+
+def _runtime_zero(s: jax.Array) -> jax.Array:
+    """``+0`` computed from the step at run time (``0`` where ``s`` is not finite).
+
+    XLA:CPU compiles with floating-point contraction allowed, so under ``jit``
+    a multiply feeding an add in the same fused kernel may become one FMA
+    (one rounding instead of TF's two).  Adding this zero to the product
+    before the add keeps them apart: XLA cannot fold a value it only knows at
+    run time, and LLVM may not drop ``x + 0.0`` (``-0.0 + 0.0`` is ``+0.0``),
+    so the product is rounded on its own.  At worst it is fused with the zero,
+    ``fma(a, b, +0)``, which is the product correctly rounded.
+    """
+    return jnp.where(jnp.isfinite(s), s * 0, jnp.zeros_like(s))
+
+
+def _mul_add(a: jax.Array, b: jax.Array, c: jax.Array, zero: jax.Array) -> jax.Array:
+    """``a * b + c`` rounded after the multiply and after the add, as TF does.
+
+    ``zero`` comes from :func:`_runtime_zero`.  The result is TF's except that
+    a product of ``-0.0`` counts as ``+0.0`` (which only shows when ``c`` is
+    ``-0.0`` too).
+    """
+    return (a * b + zero) + c
+
+
 class LearningRateSchedule:
     """Base class: a serializable function of the step count.
 
@@ -117,11 +155,16 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __call__(self, step: Any) -> jax.Array:
         dtype = _tensor_dtype(self.initial_learning_rate)
-        initial = _const(self.initial_learning_rate, dtype)
-        p = _step(step, dtype) / _const(self.decay_steps, dtype)
+        initial, decay_steps, decay_rate, s = _opaque(
+            _const(self.initial_learning_rate, dtype),
+            _const(self.decay_steps, dtype),
+            _const(self.decay_rate, dtype),
+            _step(step, dtype),
+        )
+        p = s / decay_steps
         if self.staircase:
             p = jnp.floor(p)
-        return initial * jnp.power(_const(self.decay_rate, dtype), p)
+        return initial * jnp.power(decay_rate, p)
 
     def get_config(self) -> dict:
         return {
@@ -209,18 +252,20 @@ class PolynomialDecay(LearningRateSchedule):
 
     def __call__(self, step: Any) -> jax.Array:
         dtype = _tensor_dtype(self.initial_learning_rate)
-        initial = _const(self.initial_learning_rate, dtype)
-        end = _const(self.end_learning_rate, dtype)
-        power = _const(self.power, dtype)
-        s = _step(step, dtype)
-        decay_steps = _const(self.decay_steps, dtype)
+        initial, end, power, s, decay_steps = _opaque(
+            _const(self.initial_learning_rate, dtype),
+            _const(self.end_learning_rate, dtype),
+            _const(self.power, dtype),
+            _step(step, dtype),
+            _const(self.decay_steps, dtype),
+        )
         if self.cycle:
             multiplier = jnp.where(s == 0, jnp.asarray(1.0, dtype), jnp.ceil(s / decay_steps))
             decay_steps = decay_steps * multiplier
         else:
             s = jnp.minimum(s, decay_steps)
         p = s / decay_steps
-        return (initial - end) * jnp.power(1 - p, power) + end
+        return _mul_add(initial - end, jnp.power(1 - p, power), end, _runtime_zero(s))
 
     def get_config(self) -> dict:
         return {
@@ -255,11 +300,16 @@ class InverseTimeDecay(LearningRateSchedule):
 
     def __call__(self, step: Any) -> jax.Array:
         dtype = _tensor_dtype(self.initial_learning_rate)
-        initial = _const(self.initial_learning_rate, dtype)
-        p = _step(step, dtype) / _const(self.decay_steps, dtype)
+        initial, decay_steps, decay_rate, s = _opaque(
+            _const(self.initial_learning_rate, dtype),
+            _const(self.decay_steps, dtype),
+            _const(self.decay_rate, dtype),
+            _step(step, dtype),
+        )
+        p = s / decay_steps
         if self.staircase:
             p = jnp.floor(p)
-        denom = jnp.asarray(1, dtype) + _const(self.decay_rate, dtype) * p
+        denom = _mul_add(decay_rate, p, jnp.asarray(1, dtype), _runtime_zero(s))
         return initial / denom
 
     def get_config(self) -> dict:
@@ -308,25 +358,33 @@ class CosineDecay(LearningRateSchedule):
         self.warmup_steps = warmup_steps
         self.warmup_target = warmup_target
 
-    def _decay(self, s, decay_steps, peak, dtype):
+    @staticmethod
+    def _decay(s, decay_steps, peak, one_minus_alpha, alpha, pi):
         fraction = s / decay_steps
-        cosine = 0.5 * (1.0 + jnp.cos(jnp.asarray(math.pi, dtype) * fraction))
-        # `(1 - self.alpha)` is Python arithmetic in TF-Keras: one rounding from double.
-        decayed = _const(1 - self.alpha, dtype) * cosine + _const(self.alpha, dtype)
+        cosine = 0.5 * (1.0 + jnp.cos(pi * fraction))
+        decayed = _mul_add(one_minus_alpha, cosine, alpha, _runtime_zero(s))
         return peak * decayed
 
     def __call__(self, step: Any) -> jax.Array:
         dtype = _tensor_dtype(self.initial_learning_rate)
-        initial = _const(self.initial_learning_rate, dtype)
-        decay_steps = _const(self.decay_steps, dtype)
-        s = _step(step, dtype)
+        # `(1 - self.alpha)` is Python arithmetic in TF-Keras: one rounding from double.
+        initial, decay_steps, one_minus_alpha, alpha, pi, s = _opaque(
+            _const(self.initial_learning_rate, dtype),
+            _const(self.decay_steps, dtype),
+            _const(1 - self.alpha, dtype),
+            _const(self.alpha, dtype),
+            _const(math.pi, dtype),
+            _step(step, dtype),
+        )
         if self.warmup_target is None:
-            return self._decay(jnp.minimum(s, decay_steps), decay_steps, initial, dtype)
-        target = _const(self.warmup_target, dtype)
-        warmup_steps = _const(self.warmup_steps, dtype)
+            s = jnp.minimum(s, decay_steps)
+            return self._decay(s, decay_steps, initial, one_minus_alpha, alpha, pi)
+        target, warmup_steps = _opaque(
+            _const(self.warmup_target, dtype), _const(self.warmup_steps, dtype)
+        )
         s = jnp.minimum(s, decay_steps + warmup_steps)
-        warm = (target - initial) * (s / warmup_steps) + initial
-        cool = self._decay(s - warmup_steps, decay_steps, target, dtype)
+        warm = _mul_add(target - initial, s / warmup_steps, initial, _runtime_zero(s))
+        cool = self._decay(s - warmup_steps, decay_steps, target, one_minus_alpha, alpha, pi)
         return jnp.where(s < warmup_steps, warm, cool)
 
     def get_config(self) -> dict:
@@ -375,22 +433,29 @@ class CosineDecayRestarts(LearningRateSchedule):
 
     def __call__(self, step: Any) -> jax.Array:
         dtype = _tensor_dtype(self.initial_learning_rate)
-        initial = _const(self.initial_learning_rate, dtype)
-        first = _const(self.first_decay_steps, dtype)
-        alpha = _const(self.alpha, dtype)
-        t_mul = _const(self._t_mul, dtype)
-        m_mul = _const(self._m_mul, dtype)
-        fraction = _step(step, dtype) / first
+        initial, first, alpha, t_mul, m_mul, pi, s = _opaque(
+            _const(self.initial_learning_rate, dtype),
+            _const(self.first_decay_steps, dtype),
+            _const(self.alpha, dtype),
+            _const(self._t_mul, dtype),
+            _const(self._m_mul, dtype),
+            _const(math.pi, dtype),
+            _step(step, dtype),
+        )
+        fraction = s / first
+        zero = _runtime_zero(s)
         if bool(np.asarray(self._t_mul, dtype) == 1.0):
             i_restart = jnp.floor(fraction)
             fraction = fraction - i_restart
         else:
-            i_restart = jnp.floor(jnp.log(1.0 - fraction * (1.0 - t_mul)) / jnp.log(t_mul))
-            sum_r = (1.0 - t_mul**i_restart) / (1.0 - t_mul)
-            fraction = (fraction - sum_r) / t_mul**i_restart
+            i_restart = jnp.floor(jnp.log(1.0 - (fraction * (1.0 - t_mul) + zero)) / jnp.log(t_mul))
+            # Hidden, or XLA rewrites `x / t_mul**i` as `x * t_mul**-i`.
+            (t_pow,) = _opaque(t_mul**i_restart)
+            sum_r = (1.0 - t_pow) / (1.0 - t_mul)
+            fraction = (fraction - sum_r) / t_pow
         m_fac = m_mul**i_restart
-        cosine = 0.5 * m_fac * (1.0 + jnp.cos(jnp.asarray(math.pi, dtype) * fraction))
-        decayed = (1 - alpha) * cosine + alpha
+        cosine = 0.5 * m_fac * (1.0 + jnp.cos(pi * fraction))
+        decayed = _mul_add(1 - alpha, cosine, alpha, zero)
         return initial * decayed
 
     def get_config(self) -> dict:

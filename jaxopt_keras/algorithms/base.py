@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental.shard_alike import shard_alike
 
 from jaxopt_keras import base
 from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
@@ -270,6 +271,23 @@ def _first_dtype(params: Any) -> np.dtype:
     return np.dtype(jnp.asarray(leaves[0]).dtype)
 
 
+def _placed_like(slot: jax.Array, param: Any) -> jax.Array:
+    """``slot`` (shaped like ``param``) sharded like ``param``.
+
+    Slot initializers build constants, which carry no placement of their own:
+    eagerly ``jnp.full`` lands on the default device, and under ``jit`` a
+    state that reads nothing from the parameters is computed whole on one
+    device.  Eagerly the slot takes a committed parameter's sharding; under a
+    trace, XLA is asked to shard the two alike (``shard_alike``), so
+    ``jax.jit(opt.init)`` on sharded parameters returns sharded slots.
+    """
+    if isinstance(param, jax.core.Tracer):
+        return shard_alike(param, slot)[1]
+    if isinstance(param, jax.Array) and param.committed:
+        return jax.device_put(slot, param.sharding)
+    return slot
+
+
 def init_hyperparams(numerics: Numerics, args: Mapping[str, Any]) -> Hyperparams:
     """The state's :class:`Hyperparams` for these constructor arguments."""
     wide = widest_float()
@@ -310,7 +328,11 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
     def init(params):
         slots = numerics.slots_type(
             **{
-                s.name: (jax.tree_util.tree_map(lambda p, s=s: s.init(jnp.asarray(p), args), params) if s.name in active else None)
+                s.name: (
+                    jax.tree_util.tree_map(lambda p, s=s: _placed_like(s.init(jnp.asarray(p), args), p), params)
+                    if s.name in active
+                    else None
+                )
                 for s in numerics.slots
             }
         )
@@ -463,7 +485,7 @@ def current_args(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[s
                 "for valid arguments, or use the legacy optimizer, e.g., "
                 f"jaxopt_keras.legacy.{numerics.class_name.lower()}."
             )
-        raise TypeError(f"{k} is not a valid argument, kwargs should be empty for `optimizer_experimental.Optimizer`.")
+        raise TypeError(f"{k} is not a valid argument, kwargs should be empty  for `optimizer_experimental.Optimizer`.")
     args = {**CURRENT_BASE_ARGS, **numerics.defaults, **given}
     for k in ("clipnorm", "clipvalue", "global_clipnorm", "weight_decay"):
         _check_nonnegative(k, args[k])
@@ -562,6 +584,11 @@ def compose_checks(*fns: Callable[[dict], dict]) -> Callable[[dict], dict]:
 def one_minus(x: float) -> float:
     """``1 - x`` in Python (double) arithmetic, as Keras computes it."""
     return 1 - x
+
+
+def twice(x: float) -> float:
+    """``2 * x`` in Python (double) arithmetic, as Keras computes it."""
+    return 2 * x
 
 
 def hyperparam_names(numerics: Numerics) -> Sequence[str]:

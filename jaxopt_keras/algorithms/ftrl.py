@@ -29,6 +29,7 @@ from jaxopt_keras.algorithms.base import (
     Slot,
     build_optimizer,
     named_arguments,
+    twice,
 )
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.base import GradientTransformation
@@ -177,7 +178,7 @@ CURRENT = Numerics(
         "l2_shrinkage_regularization_strength",
         "beta",
     ),
-    derived=(Derived("two_l2_shrinkage", "l2_shrinkage_regularization_strength", lambda x: 2 * x),),
+    derived=(Derived("two_l2_shrinkage", "l2_shrinkage_regularization_strength", twice),),
     slots_type=FtrlSlots,
     slots=(Slot("accumulator", init=float32_accumulator), Slot("linear")),
     slot_order=(("accumulator", "linear"),),

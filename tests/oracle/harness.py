@@ -19,6 +19,10 @@ import jaxopt_keras as jk
 SHAPES = [(), (3,), (4, 5), (2, 3, 4)]
 STEPS = 300
 
+# Agreement demanded of the final params, relative to the distance they moved
+# (the reasons are in test_optimizers.py's docstring).
+TOLERANCE = {np.float64: 1e-10, np.float32: STEPS * float(np.finfo(np.float32).eps)}
+
 
 def make_problem(dtype, steps: int = STEPS, seed: int = 0, shapes=SHAPES):
     """Initial params and a gradient sequence with spikes and zeros.
@@ -96,3 +100,33 @@ def agreement(ours, theirs, params0) -> Agreement:
             spacing = np.where(spacing == 0, np.finfo(b.dtype).tiny, spacing)
             ulps = max(ulps, float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)) / spacing)))
     return Agreement(diff, moved, ulps)
+
+
+def tf_class(family: str, name: str):
+    import tf_keras
+
+    return getattr(tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers, name)
+
+
+def jax_factory(family: str, name: str):
+    return getattr(jk.legacy if family == "legacy" else jk, name.lower())
+
+
+def compare(report, label, family, name, tf_kwargs, jax_transform, dtype, grads_problem=None):
+    """Runs both sides and asserts agreement within ``TOLERANCE[dtype]``.
+
+    ``jax_transform`` is a thunk, called with x64 set for ``dtype``.
+    """
+    with jax.enable_x64(dtype == np.float64):
+        params, grads = grads_problem or make_problem(dtype)
+        theirs, _ = run_tf(lambda: tf_class(family, name)(**tf_kwargs), params, grads)
+        ours, _ = run_jax(jax_transform(), params, grads)
+    a = agreement(ours, theirs, params)
+    report(f"{label:70s} {dtype.__name__}: rel {a.relative:.1e}, {a.max_ulps:.0f} ulp")
+    assert a.moved > 0.01, f"the parameters hardly moved ({a.moved}); the comparison would prove little"
+    assert a.relative <= TOLERANCE[dtype], (
+        f"{label} {dtype.__name__}: max |jax - tf| = {a.max_abs_diff:.3e}, "
+        f"{a.relative:.3e} of the distance moved ({a.moved:.3e}); tolerance {TOLERANCE[dtype]:.1e}"
+    )
+
+

@@ -22,9 +22,7 @@ import pytest
 import tf_keras
 
 import jaxopt_keras as jk
-from harness import STEPS, agreement, make_problem, run_jax, run_tf
-
-TOLERANCE = {np.float64: 1e-10, np.float32: STEPS * float(np.finfo(np.float32).eps)}
+from harness import TOLERANCE, agreement, compare, jax_factory, make_problem
 
 BOTH = ("legacy", "current")
 
@@ -72,28 +70,6 @@ def _params():
             for dtype in (np.float64, np.float32):
                 label = ",".join(f"{k}={v}" for k, v in kwargs.items())
                 yield pytest.param(name, family, kwargs, dtype, id=f"{family}-{name}-{label}-{dtype.__name__}")
-
-
-def tf_class(family: str, name: str):
-    return getattr(tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers, name)
-
-
-def jax_factory(family: str, name: str):
-    return getattr(jk.legacy if family == "legacy" else jk, name.lower())
-
-
-def compare(report, label, family, name, tf_kwargs, jax_transform, dtype, grads_problem=None):
-    with jax.enable_x64(dtype == np.float64):
-        params, grads = grads_problem or make_problem(dtype)
-        theirs, _ = run_tf(lambda: tf_class(family, name)(**tf_kwargs), params, grads)
-        ours, _ = run_jax(jax_transform(), params, grads)
-    a = agreement(ours, theirs, params)
-    report(f"{label:70s} {dtype.__name__}: rel {a.relative:.1e}, {a.max_ulps:.0f} ulp")
-    assert a.moved > 0.01, f"the parameters hardly moved ({a.moved}); the comparison would prove little"
-    assert a.relative <= TOLERANCE[dtype], (
-        f"{label} {dtype.__name__}: max |jax - tf| = {a.max_abs_diff:.3e}, "
-        f"{a.relative:.3e} of the distance moved ({a.moved:.3e}); tolerance {TOLERANCE[dtype]:.1e}"
-    )
 
 
 @pytest.mark.parametrize("name,family,kwargs,dtype", list(_params()))

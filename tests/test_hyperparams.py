@@ -1,0 +1,107 @@
+"""Hyperparameters live in the state: readable, settable, and never a recompilation."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from helpers import all_factories
+
+PARAMS = [jnp.linspace(-1.0, 1.0, 5), jnp.ones((2, 2))]
+GRADS = [jnp.cos(jnp.arange(5.0)), jnp.full((2, 2), 0.25)]
+
+
+def test_values_are_stored_with_keras_rounding():
+    legacy = jk.get_hyperparams(jk.legacy.adam(beta_1=0.9, epsilon=1e-7).init(PARAMS))
+    # OptimizerV2 keeps beta_1 in a float32 variable, epsilon as a Python float.
+    assert legacy["beta_1"].dtype == jnp.float32 and float(legacy["beta_1"]) == float(np.float32(0.9))
+    assert legacy["learning_rate"].dtype == jnp.float32
+    with jax.enable_x64(True):
+        current = jk.adam(beta_1=0.9, epsilon=1e-7).init([jnp.ones(2)])
+        hp = current.hyperparams
+        assert hp["epsilon"].dtype == jnp.float64 and float(hp["epsilon"]) == 1e-7
+        # `(1 - self.beta_1)` is Python arithmetic in Keras: double precision.
+        assert float(hp["one_minus_beta_1"]) == 1 - 0.9
+        assert "one_minus_beta_1" not in jk.get_hyperparams(current)
+
+
+@pytest.mark.parametrize("name,factory", all_factories(), ids=[n for n, _ in all_factories()])
+def test_changing_hyperparameters_never_recompiles(name, factory):
+    t = factory(learning_rate=0.1)
+    traces = []
+
+    @jax.jit
+    def step(params, state, grads):
+        traces.append(1)
+        u, state = t.update(grads, state, params)
+        return jk.apply_updates(params, u), state
+
+    state = t.init(PARAMS)
+    params, state = step(PARAMS, state, GRADS)
+    names = list(jk.get_hyperparams(state))
+    for value in (0.05, 0.01):
+        state = jk.set_hyperparams(state, **{n: value for n in names if n in ("learning_rate", "epsilon")})
+        params, state = step(params, state, GRADS)
+    assert len(traces) == 1, f"{name} retraced after set_hyperparams"
+    assert step._cache_size() == 1
+
+
+def test_new_learning_rate_takes_effect_at_the_next_step():
+    t = jk.legacy.sgd(learning_rate=0.1)
+    state = t.init(PARAMS)
+    step = jax.jit(lambda s, g: t.update(g, s, PARAMS))
+    u, state = step(state, GRADS)
+    np.testing.assert_array_equal(np.asarray(u[0]), -(np.asarray(GRADS[0]) * np.float32(0.1)))
+    state = jk.set_hyperparams(state, learning_rate=0.5)
+    u, state = step(state, GRADS)
+    np.testing.assert_array_equal(np.asarray(u[0]), -(np.asarray(GRADS[0]) * np.float32(0.5)))
+
+
+def test_setting_a_hyperparameter_equals_constructing_with_it():
+    """Mid-training change == an optimizer built with the new value from that state on.
+
+    Derived values (1 - beta_1 in double) follow their source.
+    """
+    with jax.enable_x64(True):
+        params = [p.astype(jnp.float64) for p in PARAMS]
+        grads = [g.astype(jnp.float64) for g in GRADS]
+        a, b = jk.adam(learning_rate=0.1, beta_1=0.9), jk.adam(learning_rate=0.1, beta_1=0.7)
+        state = a.init(params)
+        _, state = a.update(grads, state, params)
+        changed = jk.set_hyperparams(state, beta_1=0.7)
+        fresh = b.init(params)
+        assert float(changed.hyperparams["one_minus_beta_1"]) == float(fresh.hyperparams["one_minus_beta_1"])
+        transplanted = state._replace(hyperparams=fresh.hyperparams)
+        u1, _ = a.update(grads, changed, params)
+        u2, _ = b.update(grads, transplanted, params)
+    for x, y in zip(u1, u2):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_set_inside_a_chain_and_inside_jit():
+    t = jk.chain(jk.clip_by_norm(1.0), jk.legacy.rmsprop(learning_rate=0.1, momentum=0.5))
+    state = t.init(PARAMS)
+
+    @jax.jit
+    def with_lr(state, lr):
+        return jk.set_hyperparams(state, learning_rate=lr, momentum=lr / 2)
+
+    state = with_lr(state, jnp.float32(0.25))
+    hp = jk.get_hyperparams(state)
+    assert float(hp["learning_rate"]) == 0.25 and float(hp["momentum"]) == 0.125
+    assert hp["learning_rate"].dtype == jnp.float32
+
+
+def test_errors():
+    state = jk.legacy.adam().init(PARAMS)
+    with pytest.raises(ValueError, match="No transform in this state has the hyperparameter"):
+        jk.set_hyperparams(state, betta_1=0.5)
+    scheduled = jk.adam(learning_rate=jk.schedules.ExponentialDecay(0.1, 10, 0.5)).init(PARAMS)
+    assert "learning_rate" not in jk.get_hyperparams(scheduled)
+    with pytest.raises(ValueError, match="schedule"):
+        jk.set_hyperparams(scheduled, learning_rate=0.1)
+    with pytest.raises(ValueError, match="scalars"):
+        jk.set_hyperparams(state, learning_rate=np.ones(3))
