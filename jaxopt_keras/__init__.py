@@ -28,6 +28,9 @@ from jaxopt_keras.transforms import (
     clip_by_global_norm,
     clip_by_norm,
     clip_by_value,
+    decoupled_weight_decay,
+    ema,
+    ema_params,
     global_norm,
 )
 
@@ -48,6 +51,9 @@ __all__ = [
     "clip_by_global_norm",
     "global_norm",
     "aggregate_gradients",
+    "decoupled_weight_decay",
+    "ema",
+    "ema_params",
     "sgd",
     "adam",
     "adamax",

@@ -28,6 +28,7 @@ from jaxopt_keras import base
 from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.schedules import LearningRateSchedule
 from jaxopt_keras.transforms import clipping
+from jaxopt_keras.transforms.ema import ema as ema_transform
 
 Family = Literal["legacy", "current"]
 LearningRate = Any  # float | LearningRateSchedule | Callable[[step], scalar]
@@ -303,6 +304,9 @@ def init_hyperparams(numerics: Numerics, args: Mapping[str, Any]) -> Hyperparams
     if numerics.time_decay:
         # `_decayed_lr`: tf.cast(self._initial_decay, var_dtype) rounds through float32.
         primary["decay"], dtypes["decay"] = args["decay"], np.float32
+    if args.get("weight_decay") is not None:
+        # `_apply_weight_decay`: tf.cast(self.weight_decay, dtype), through float32.
+        primary["weight_decay"], dtypes["weight_decay"] = args["weight_decay"], np.float32
     return Hyperparams.create(primary, dtypes, numerics.derived)
 
 
@@ -323,7 +327,9 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
     active = numerics.active_slots(args)
     fields = numerics.slots_type._fields
     # Non-numeric arguments (amsgrad, nesterov, ...) reach the math as Python values.
-    static = {k: v for k, v in args.items() if k not in hyperparam_names(numerics) and k != "learning_rate"}
+    static = {k: v for k, v in args.items() if k not in hyperparam_names(numerics) and k != "weight_decay"}
+    decays = args.get("weight_decay") is not None
+    decay_mask = args.get("weight_decay_mask")
 
     def init(params):
         slots = numerics.slots_type(
@@ -346,11 +352,15 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
         )
 
     def update(updates, state, params=None):
-        if numerics.needs_params and params is None:
-            raise ValueError(f"{numerics.class_name} reads the parameter values: call update(grads, state, params).")
+        if (numerics.needs_params or decays) and params is None:
+            what = "weight decay" if decays else numerics.class_name
+            raise ValueError(f"{what} reads the parameter values: call update(grads, state, params).")
         grads, treedef = base.flatten_updates(updates)
         n = len(grads)
         param_leaves = treedef.flatten_up_to(params) if params is not None else [None] * n
+        if decays:
+            mask = decay_mask(params) if callable(decay_mask) else decay_mask
+            mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
         slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
 
         by_dtype: dict[Any, Coefficients] = {}
@@ -370,7 +380,15 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
             p = param_leaves[i]
             dtype = g.dtype if p is None else jnp.asarray(p).dtype
             slots_i = numerics.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
-            delta, new_slots_i = numerics.update(g.astype(dtype), p, slots_i, coeffs(dtype))
+            c = coeffs(dtype)
+            if decays and mask_leaves[i]:
+                # Optimizer._apply_weight_decay, before the step: p -= p * wd * lr.
+                p = jnp.asarray(p)
+                decayed = p - p * c.weight_decay * c.learning_rate
+                delta, new_slots_i = numerics.update(g.astype(dtype), decayed, slots_i, c)
+                delta = (decayed + delta) - p  # exact whenever the result is within 2x of p
+            else:
+                delta, new_slots_i = numerics.update(g.astype(dtype), p, slots_i, c)
             deltas.append(delta.astype(dtype))
             for f in active:
                 new_slot_leaves[f][i] = getattr(new_slots_i, f)
@@ -540,22 +558,19 @@ def build_optimizer(numerics: Numerics, given: Mapping[str, Any], kwargs: Mappin
       kwargs: its ``**kwargs`` (checked against Keras's rules).
 
     Returns:
-      ``chain(*clipping, scale_by_keras(...))``, or the step alone when no
-      clipping is configured.
+      ``chain(*clipping, scale_by_keras(...), ema(...))`` in Keras's order
+      (clipping, weight decay and the step, then the moving average), or the
+      step alone when nothing else is configured.
     """
     given = {k: v for k, v in given.items() if k != "name"}
     if numerics.family == "legacy":
         args = legacy_args(numerics, given, kwargs)
     else:
         args = current_args(numerics, given, kwargs)
-        unsupported = [k for k in ("weight_decay", "use_ema") if args.get(k)]
-        if unsupported:
-            raise NotImplementedError(
-                f"{unsupported} are not supported by the functional {numerics.class_name} yet."
-            )
-    step = scale_by_keras(numerics, args)
-    clips = clipping_chain(numerics.family, args)
-    return base.chain(*clips, step) if clips else step
+    parts = clipping_chain(numerics.family, args) + [scale_by_keras(numerics, args)]
+    if args.get("use_ema"):
+        parts.append(ema_transform(args["ema_momentum"], args["ema_overwrite_frequency"]))
+    return base.chain(*parts) if len(parts) > 1 else parts[0]
 
 
 def named_arguments(local_vars: Mapping[str, Any]) -> dict:

@@ -1,0 +1,129 @@
+"""Exponential moving average of the parameters, as the current Keras family keeps it.
+
+Keras's ``use_ema=True`` (``tf.keras.optimizers.Optimizer``, Keras 3) updates,
+after every step, ``average = m * average + (1 - m) * variable`` with the new
+variable values, and every ``ema_overwrite_frequency`` steps overwrites the
+variables with their averages; ``finalize_variable_values`` does so once at
+the end.  :func:`ema` is that, as a transform to chain *after* an optimizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_keras import base
+from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
+
+
+class EmaState(NamedTuple):
+    """State of :func:`ema`.
+
+    Attributes:
+      iterations: steps seen (the overwrite clock).
+      hyperparams: ``ema_momentum`` (and ``1 - ema_momentum`` in double).
+      average: the moving average, a tree shaped and typed like the params.
+    """
+
+    iterations: jax.Array
+    hyperparams: Hyperparams
+    average: Any
+
+
+def _one_minus(x: float) -> float:
+    return 1 - x
+
+
+def ema(ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None) -> base.GradientTransformation:
+    """Keeps Keras's moving average of the parameters; optionally overwrites them.
+
+    Chained after an optimizer, with ``p' = p + u`` the parameters after the
+    step::
+
+        average = ema_momentum * average + (1 - ema_momentum) * p'
+        u = average - p      when (iterations + 1) % ema_overwrite_frequency == 0
+
+    The average starts at the initial parameters, as Keras's
+    ``add_variable_from_reference(var, "average", initial_value=var)``.
+    Parameters with a ``None`` update keep their average.
+
+    Args:
+      ema_momentum: in [0, 1].
+      ema_overwrite_frequency: overwrite the parameters with the average every
+        this many steps; ``None`` never does (see :func:`ema_params`).
+
+    Returns:
+      A transform whose ``update`` needs ``params``.
+    """
+    if not 0 <= ema_momentum <= 1:
+        raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
+    if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+        raise ValueError(
+            "`ema_overwrite_frequency` must be an integer > 1 or None. "
+            f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
+        )
+    from jaxopt_keras.algorithms.base import count_dtype, safe_add
+
+    def init(params):
+        hp = Hyperparams.create(
+            {"ema_momentum": ema_momentum},
+            {"ema_momentum": widest_float()},  # a Python float meeting a tensor: exact
+            (Derived("one_minus_ema_momentum", "ema_momentum", _one_minus),),
+        )
+        average = jax.tree_util.tree_map(lambda p: jnp.array(p, copy=True), params)
+        return EmaState(jnp.zeros([], count_dtype()), hp, average)
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("ema reads the parameter values: call update(updates, state, params).")
+        overwrite = None
+        if ema_overwrite_frequency:
+            overwrite = (safe_add(state.iterations, 1) % ema_overwrite_frequency) == 0
+
+        def leaf(u, p, avg):
+            p = jnp.asarray(p)
+            new_p = p + u
+            m = state.hyperparams["ema_momentum"].astype(p.dtype)
+            one_minus = state.hyperparams["one_minus_ema_momentum"].astype(p.dtype)
+            avg = m * avg + one_minus * new_p
+            if overwrite is not None:
+                u = jnp.where(overwrite, avg - p, u)
+            return u, avg
+
+        flat_u, treedef = base.flatten_updates(updates)
+        flat_p = treedef.flatten_up_to(params)
+        flat_avg = treedef.flatten_up_to(state.average)
+        out_u, out_avg = [], []
+        for u, p, avg in zip(flat_u, flat_p, flat_avg):
+            if u is None:
+                out_u.append(None)
+                out_avg.append(avg)
+            else:
+                nu, navg = leaf(u, p, avg)
+                out_u.append(nu)
+                out_avg.append(navg)
+        new_state = EmaState(safe_add(state.iterations, 1), state.hyperparams, treedef.unflatten(out_avg))
+        return treedef.unflatten(out_u), new_state
+
+    return base.GradientTransformation(init, update)
+
+
+def ema_params(state: Any) -> Any:
+    """The moving-average parameters held in ``state`` (Keras's ``finalize_variable_values``).
+
+    Args:
+      state: an optimizer state containing an :class:`EmaState` (for example
+        from ``jaxopt_keras.adam(use_ema=True)``).
+
+    Returns:
+      The averaged parameter tree.
+
+    Raises:
+      ValueError: ``state`` holds no moving average.
+    """
+    found = [x for x in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, EmaState)) if isinstance(x, EmaState)]
+    if not found:
+        raise ValueError("This optimizer state holds no moving average: build the optimizer with use_ema=True or chain ema().")
+    return found[0].average

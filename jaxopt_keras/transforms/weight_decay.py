@@ -1,0 +1,91 @@
+"""Decoupled weight decay as the current Keras family applies it.
+
+``tf.keras.optimizers.Optimizer(weight_decay=wd)`` (and Keras 3) shrinks each
+variable before the optimizer step::
+
+    p = p - p * wd * lr
+
+with ``lr`` the optimizer's learning rate at that step.  The ``weight_decay``
+argument of the current-family factories does exactly that, inside the step
+(so Ftrl, whose update reads the parameter, sees the decayed value).
+:func:`decoupled_weight_decay` is the same decay as a transform to chain after
+any optimizer; it then adds ``-p * wd * lr`` to the optimizer's update, which
+equals Keras's result up to rounding for every optimizer whose update does not
+read the parameter (all but Ftrl).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras import base
+from jaxopt_keras.hyperparams import Hyperparams
+
+
+class WeightDecayState(NamedTuple):
+    """State of :func:`decoupled_weight_decay`: its step count and hyperparameters."""
+
+    iterations: jax.Array
+    hyperparams: Hyperparams
+
+
+def decoupled_weight_decay(
+    weight_decay: float,
+    learning_rate: Any = 0.001,
+    mask: Any = None,
+) -> base.GradientTransformation:
+    """Adds Keras's decoupled weight decay, ``-p * weight_decay * lr``, to the updates.
+
+    Chain it after the optimizer, with the optimizer's learning rate (a float,
+    schedule or callable of the step).  Both keep a ``learning_rate``
+    hyperparameter, so ``set_hyperparams(state, learning_rate=...)`` changes
+    both together.
+
+    Args:
+      weight_decay: the decay coefficient (non-negative).
+      learning_rate: the optimizer's learning rate.
+      mask: a tree of booleans shaped like the params (``True``: decay), or a
+        callable ``params -> mask``; ``None`` decays everything.
+
+    Returns:
+      A transform whose ``update`` needs ``params``.
+    """
+    from jaxopt_keras.algorithms.base import count_dtype, is_schedule, safe_add
+    from jaxopt_keras.schedules import LearningRateSchedule
+
+    if weight_decay is None or weight_decay < 0:
+        raise ValueError(f"Expected weight_decay >= 0, received: {weight_decay}")
+
+    def init(params):
+        values = {"weight_decay": weight_decay}
+        dtypes = {"weight_decay": np.float32}
+        if not is_schedule(learning_rate):
+            values["learning_rate"], dtypes["learning_rate"] = learning_rate, np.float32
+        return WeightDecayState(jnp.zeros([], count_dtype()), Hyperparams.create(values, dtypes))
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("decoupled_weight_decay reads the parameter values: call update(updates, state, params).")
+        if isinstance(learning_rate, LearningRateSchedule) or is_schedule(learning_rate):
+            lr = jnp.asarray(learning_rate(state.iterations))
+        else:
+            lr = state.hyperparams["learning_rate"]
+        wd = state.hyperparams["weight_decay"]
+        m = mask(params) if callable(mask) else mask
+        m = jax.tree_util.tree_map(lambda _: True, params) if m is None else m
+
+        def leaf(u, p, keep):
+            if not keep:
+                return u
+            p = jnp.asarray(p)
+            return u - p * wd.astype(p.dtype) * lr.astype(p.dtype)
+
+        new = base.map_updates(leaf, updates, params, m)
+        return new, WeightDecayState(safe_add(state.iterations, 1), state.hyperparams)
+
+    return base.GradientTransformation(init, update)
+
