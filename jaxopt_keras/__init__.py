@@ -11,7 +11,7 @@
   :func:`set_hyperparams`.
 """
 
-from jaxopt_keras import legacy, optimizers, schedules
+from jaxopt_keras import legacy, mixed_precision, optimizers, schedules
 from jaxopt_keras.algorithms.adadelta import adadelta
 from jaxopt_keras.algorithms.adagrad import adagrad
 from jaxopt_keras.algorithms.adam import adam
@@ -21,7 +21,13 @@ from jaxopt_keras.algorithms.ftrl import ftrl
 from jaxopt_keras.algorithms.nadam import nadam
 from jaxopt_keras.algorithms.rmsprop import rmsprop
 from jaxopt_keras.algorithms.sgd import sgd
-from jaxopt_keras.base import EmptyState, GradientTransformation, apply_updates, chain, identity
+from jaxopt_keras.base import (
+    EmptyState,
+    GradientTransformation,
+    apply_updates,
+    chain,
+    identity,
+)
 from jaxopt_keras.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
 from jaxopt_keras.transforms import (
     aggregate_gradients,
@@ -33,6 +39,7 @@ from jaxopt_keras.transforms import (
     ema_params,
     global_norm,
 )
+from jaxopt_keras.variable import Variable
 
 __version__ = "0.1.0"
 
@@ -65,4 +72,6 @@ __all__ = [
     "legacy",
     "schedules",
     "optimizers",
+    "mixed_precision",
+    "Variable",
 ]

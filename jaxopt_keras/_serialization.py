@@ -64,6 +64,12 @@ def resolve_class(
         raise ValueError(f"Field 'config' of a serialized {what} must be a dict, received {inner!r}.")
     registered = config.get("registered_name")
     module = config.get("module")
+    for field, value in (("module", module), ("registered_name", registered)):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                f"Field {field!r} of a serialized {what} must be a string or None, "
+                f"received {value!r}."
+            )
 
     custom = dict(custom_objects or {})
     for name in (registered, class_name):
@@ -76,12 +82,21 @@ def resolve_class(
             f"Keras {what} module; refusing to build {class_name!r} from it. "
             "Pass custom classes in `custom_objects`."
         )
-    if registered is not None and registered != class_name and _lookup(registered, known) is None:
-        raise ValueError(
-            f"Field 'registered_name' of the serialized {what} is {registered!r}, "
-            "which names no known class; pass it in `custom_objects`."
-        )
     cls = _lookup(class_name, known)
+    if registered is not None and registered != class_name:
+        # Keras writes None for its own classes; anything else must at least
+        # name the same class as `class_name`.
+        other = _lookup(registered, known)
+        if other is None:
+            raise ValueError(
+                f"Field 'registered_name' of the serialized {what} is {registered!r}, "
+                "which names no known class; pass it in `custom_objects`."
+            )
+        if other is not cls:
+            raise ValueError(
+                f"Field 'registered_name' of the serialized {what} is {registered!r}, "
+                f"which is not the class named by 'class_name' ({class_name!r})."
+            )
     if cls is None:
         raise ValueError(
             f"Field 'class_name' of the serialized {what} is {class_name!r}, which is "

@@ -4,7 +4,16 @@
 :class:`~jaxopt_keras.algorithms.base.Numerics` descriptions.
 """
 
-from jaxopt_keras.algorithms import adadelta, adagrad, adam, adamax, ftrl, nadam, rmsprop, sgd
+from jaxopt_keras.algorithms import (
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    ftrl,
+    nadam,
+    rmsprop,
+    sgd,
+)
 from jaxopt_keras.algorithms.base import Numerics, OptimizerState
 
 _MODULES = (sgd, adam, adamax, nadam, adagrad, adadelta, rmsprop, ftrl)

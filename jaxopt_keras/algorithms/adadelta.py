@@ -22,6 +22,7 @@ from jaxopt_keras.algorithms.base import (
     legacy_epsilon,
     named_arguments,
     one_minus,
+    pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
 from jaxopt_keras.hyperparams import Derived
@@ -79,6 +80,7 @@ LEGACY = Numerics(
     slots=(Slot("accum_grad"), Slot("accum_var")),
     slot_order=(("accum_grad",), ("accum_var",)),
     update=legacy_update,
+    adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=legacy_epsilon,
 )

@@ -18,6 +18,7 @@ from jaxopt_keras.algorithms.base import (
     Slot,
     build_optimizer,
     named_arguments,
+    pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
 
@@ -72,6 +73,7 @@ LEGACY = Numerics(
     slots=(Slot("accumulator", init=initial_accumulator),),
     slot_order=(("accumulator",),),
     update=legacy_update,
+    adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=_check_legacy,
 )

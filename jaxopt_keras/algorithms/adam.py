@@ -24,6 +24,7 @@ from jaxopt_keras.algorithms.base import (
     Numerics,
     Slot,
     build_optimizer,
+    drop_unused_vhat,
     legacy_epsilon,
     local_step,
     named_arguments,
@@ -98,6 +99,7 @@ LEGACY = Numerics(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m",), ("v",), ("vhat",)),
     update=legacy_update,
+    adjust_weights=drop_unused_vhat,
     time_decay=True,
     check_args=legacy_epsilon,
 )

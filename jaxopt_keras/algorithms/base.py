@@ -133,6 +133,12 @@ class Numerics:
       needs_params: the math reads the parameter value.
       check_args: validates and normalizes the constructor arguments, raising
         Keras's errors.
+      config_to_args: config keys that come back as a differently named
+        constructor argument (legacy Nadam stores ``schedule_decay`` as
+        ``decay``).
+      adjust_weights: ``adjust_weights(n_expected, weights) -> weights``, the
+        class's leniency in ``set_weights`` (see :func:`pad_missing_iterations`,
+        :func:`drop_unused_vhat`).
     """
 
     family: Family
@@ -150,6 +156,8 @@ class Numerics:
     time_decay: bool = False
     needs_params: bool = False
     check_args: Callable[[dict], dict] = lambda args: args
+    config_to_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    adjust_weights: Callable[[int, list], list] | None = None
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
@@ -522,8 +530,8 @@ def current_args(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[s
     return numerics.check_args(args)
 
 
-def clipping_chain(family: Family, args: Mapping[str, Any]) -> list[base.GradientTransformation]:
-    """Gradient clipping in Keras's order for the family.
+def keras_clipping(family: Family, args: Mapping[str, Any]) -> base.GradientTransformation:
+    """Gradient clipping as the family's Keras base class applies it (stateless).
 
     Legacy (``OptimizerV2._transform_gradients``): ``clipvalue``, then
     ``clipnorm``, then ``global_clipnorm``, each when set.  Current
@@ -532,45 +540,64 @@ def clipping_chain(family: Family, args: Mapping[str, Any]) -> list[base.Gradien
     """
     cv, cn, gcn = args.get("clipvalue"), args.get("clipnorm"), args.get("global_clipnorm")
     if family == "legacy":
-        out = []
+        parts = []
         if cv is not None:
-            out.append(clipping.clip_by_value(cv))
+            parts.append(clipping.clip_by_value(cv))
         if cn is not None:
-            out.append(clipping.clip_by_norm(cn))
+            parts.append(clipping.clip_by_norm(cn))
         if gcn is not None:
-            out.append(clipping.clip_by_global_norm(gcn))
-        return out
-    if cn and cn > 0:
-        return [clipping.clip_by_norm(cn)]
-    if gcn and gcn > 0:
-        return [clipping.clip_by_global_norm(gcn)]
-    if cv and cv > 0:
-        return [clipping.clip_by_value(cv)]
-    return []
+            parts.append(clipping.clip_by_global_norm(gcn))
+    elif cn and cn > 0:
+        parts = [clipping.clip_by_norm(cn)]
+    elif gcn and gcn > 0:
+        parts = [clipping.clip_by_global_norm(gcn)]
+    elif cv and cv > 0:
+        parts = [clipping.clip_by_value(cv)]
+    else:
+        parts = []
+
+    def update(updates, state, params=None):
+        for t in parts:
+            updates, _ = t.update(updates, base.EmptyState(), params)
+        return updates, state
+
+    return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
 
-def build_optimizer(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> base.GradientTransformation:
-    """A factory's body: check arguments, then chain clipping and the step.
+def check_arguments(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict:
+    """Keras's constructor rules for the family; the complete, checked arguments.
 
     Args:
       numerics: the algorithm in one family.
-      given: the factory's named arguments.
-      kwargs: its ``**kwargs`` (checked against Keras's rules).
-
-    Returns:
-      ``chain(*clipping, scale_by_keras(...), ema(...))`` in Keras's order
-      (clipping, weight decay and the step, then the moving average), or the
-      step alone when nothing else is configured.
+      given: the named constructor arguments (``name`` is ignored).
+      kwargs: the ``**kwargs`` (checked against Keras's rules).
     """
     given = {k: v for k, v in given.items() if k != "name"}
     if numerics.family == "legacy":
-        args = legacy_args(numerics, given, kwargs)
-    else:
-        args = current_args(numerics, given, kwargs)
-    parts = clipping_chain(numerics.family, args) + [scale_by_keras(numerics, args)]
+        return legacy_args(numerics, given, kwargs)
+    return current_args(numerics, given, kwargs)
+
+
+def build_transformation(numerics: Numerics, args: Mapping[str, Any]) -> base.GradientTransformation:
+    """The optimizer checked ``args`` describe, in Keras's order.
+
+    ``chain(clipping, step, ema)``: clipping in the family's order, then the
+    step (weight decay first, for the current family), then the moving
+    average; parts that are not configured are left out, and a lone step is
+    returned unchained.
+    """
+    parts = []
+    if any(args.get(k) is not None for k in ("clipvalue", "clipnorm", "global_clipnorm")):
+        parts.append(keras_clipping(numerics.family, args))
+    parts.append(scale_by_keras(numerics, args))
     if args.get("use_ema"):
         parts.append(ema_transform(args["ema_momentum"], args["ema_overwrite_frequency"]))
     return base.chain(*parts) if len(parts) > 1 else parts[0]
+
+
+def build_optimizer(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> base.GradientTransformation:
+    """A factory's body: :func:`check_arguments`, then :func:`build_transformation`."""
+    return build_transformation(numerics, check_arguments(numerics, given, kwargs))
 
 
 def named_arguments(local_vars: Mapping[str, Any]) -> dict:
@@ -585,15 +612,19 @@ def legacy_epsilon(args: dict) -> dict:
     return args
 
 
-def compose_checks(*fns: Callable[[dict], dict]) -> Callable[[dict], dict]:
-    """Runs argument checks in order."""
+def pad_missing_iterations(n_expected: int, weights: list) -> list:
+    """OptimizerV2 Adagrad/Adadelta/RMSprop: a list without ``iter`` gets ``iter = 0``."""
+    if n_expected == len(weights) + 1:
+        return [np.array(0)] + list(weights)
+    return weights
 
-    def check(args: dict) -> dict:
-        for fn in fns:
-            args = fn(args)
-        return args
 
-    return check
+def drop_unused_vhat(n_expected: int, weights: list) -> list:
+    """OptimizerV2 Adam: a list with ``vhat`` slots loads into a non-amsgrad Adam."""
+    num_vars = int((n_expected - 1) / 2)
+    if len(weights) == 3 * num_vars + 1:
+        return list(weights)[:n_expected]
+    return weights
 
 
 def one_minus(x: float) -> float:

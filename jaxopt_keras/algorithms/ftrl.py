@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.algorithms.base import (
     Coefficients,
     Numerics,
@@ -31,7 +32,6 @@ from jaxopt_keras.algorithms.base import (
     named_arguments,
     twice,
 )
-from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.base import GradientTransformation
 from jaxopt_keras.hyperparams import Derived
 

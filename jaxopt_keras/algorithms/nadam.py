@@ -147,6 +147,9 @@ LEGACY = Numerics(
     scalars=(Scalar("momentum_cache", 1.0),),
     advance=legacy_advance,
     check_args=_check_legacy,
+    # get_config reports the schedule decay as "decay"; reading a config back
+    # must restore it (TF-Keras's own from_config resets it to 0.004).
+    config_to_args={"decay": "schedule_decay"},
 )
 
 CURRENT = Numerics(

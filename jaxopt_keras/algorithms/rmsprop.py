@@ -29,6 +29,7 @@ from jaxopt_keras.algorithms.base import (
     legacy_epsilon,
     named_arguments,
     one_minus,
+    pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
 from jaxopt_keras.hyperparams import Derived
@@ -137,6 +138,7 @@ LEGACY = Numerics(
     slots=(Slot("rms"), Slot("momentum", when=_has_momentum), Slot("mg", when=_centered)),
     slot_order=(("rms",), ("momentum",), ("mg",)),
     update=legacy_update,
+    adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=_check_legacy,
 )

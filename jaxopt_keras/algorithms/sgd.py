@@ -13,7 +13,13 @@ from typing import Any, NamedTuple
 
 import jax
 
-from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, named_arguments
+from jaxopt_keras.algorithms.base import (
+    Coefficients,
+    Numerics,
+    Slot,
+    build_optimizer,
+    named_arguments,
+)
 from jaxopt_keras.base import GradientTransformation
 
 

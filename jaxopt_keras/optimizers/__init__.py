@@ -1,5 +1,40 @@
-"""Keras-style namespace mirroring ``tf.keras.optimizers``."""
+"""Keras-style optimizer classes, mirroring ``tf.keras.optimizers``.
 
-from jaxopt_keras.optimizers import schedules
+* ``jaxopt_keras.optimizers.{Optimizer, SGD, Adam, Adamax, Nadam, Adagrad,
+  Adadelta, RMSprop, Ftrl}``: the current family (``tf.keras.optimizers``
+  since 2.11, Keras 3); also under ``jaxopt_keras.optimizers.experimental``.
+* ``jaxopt_keras.optimizers.legacy.{...}``: the OptimizerV2 family.
+* ``serialize``, ``deserialize``, ``get``; ``schedules``.
+"""
 
-__all__ = ["schedules"]
+from jaxopt_keras.optimizers import experimental, legacy, schedules
+from jaxopt_keras.optimizers._classes import CURRENT_CLASSES
+from jaxopt_keras.optimizers.base import Optimizer
+from jaxopt_keras.optimizers.serialization import deserialize, get, serialize
+
+SGD = CURRENT_CLASSES["SGD"]
+Adam = CURRENT_CLASSES["Adam"]
+Adamax = CURRENT_CLASSES["Adamax"]
+Nadam = CURRENT_CLASSES["Nadam"]
+Adagrad = CURRENT_CLASSES["Adagrad"]
+Adadelta = CURRENT_CLASSES["Adadelta"]
+RMSprop = CURRENT_CLASSES["RMSprop"]
+Ftrl = CURRENT_CLASSES["Ftrl"]
+
+__all__ = [
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "Adamax",
+    "Nadam",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Ftrl",
+    "serialize",
+    "deserialize",
+    "get",
+    "schedules",
+    "legacy",
+    "experimental",
+]

@@ -91,8 +91,8 @@ class Agreement:
 
 
 def agreement(ours, theirs, params0) -> Agreement:
-    diff = max(float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0)) for a, b in zip(ours, theirs))
-    moved = max(float(np.max(np.abs(b.astype(np.float64) - p.astype(np.float64)), initial=0.0)) for b, p in zip(theirs, params0))
+    diff = max((float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0)) for a, b in zip(ours, theirs)), default=0.0)
+    moved = max((float(np.max(np.abs(b.astype(np.float64) - p.astype(np.float64)), initial=0.0)) for b, p in zip(theirs, params0)), default=0.0)
     ulps = 0.0
     for a, b in zip(ours, theirs):
         if a.size:

@@ -1,0 +1,361 @@
+"""Dynamic loss scaling, as ``tf.keras.mixed_precision.LossScaleOptimizer``.
+
+Training in float16 multiplies the loss by a scale so small gradients do not
+underflow, then divides the gradients by it.  With dynamic scaling, a step
+whose gradients are not all finite is skipped and the scale halved (never
+below 1); after ``dynamic_growth_steps`` finite steps in a row the scale
+doubles.  As in Keras, a skipped step still counts as an iteration.
+
+Two forms:
+
+* functional: :func:`loss_scale_optimizer` wraps any transform; use
+  :func:`scale_loss` on the loss and :func:`unscale_gradients` on its
+  gradients, then ``update`` with the unscaled gradients;
+* Keras layer: :class:`LossScaleOptimizer` wraps an optimizer instance of
+  either family, with ``get_scaled_loss``/``get_unscaled_gradients``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras import base
+from jaxopt_keras.variable import StateView, Variable
+
+DEFAULT_INITIAL_SCALE = 2.0**15
+DEFAULT_GROWTH_STEPS = 2000
+
+
+class LossScaleState(NamedTuple):
+    """State of :func:`loss_scale_optimizer`.
+
+    Attributes:
+      loss_scale: the current scale (float32).
+      counter: finite steps since the scale last changed.
+      inner: the wrapped transform's state.
+    """
+
+    loss_scale: jax.Array
+    counter: jax.Array
+    inner: Any
+
+
+def all_finite(grads: Any) -> jax.Array:
+    """True when every gradient element is finite (``None`` leaves ignored)."""
+    leaves = [g for g in jax.tree_util.tree_leaves(grads)]
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves]))
+
+
+def _count_step(state: Any) -> Any:
+    """Adds one to every ``iterations`` field: Keras counts a skipped step."""
+    from jaxopt_keras.algorithms.base import safe_add
+
+    def fix(x):
+        if isinstance(x, tuple) and hasattr(x, "_fields") and "iterations" in x._fields:
+            return x._replace(iterations=safe_add(x.iterations, 1))
+        return x
+
+    is_counted = lambda x: isinstance(x, tuple) and hasattr(x, "_fields") and "iterations" in x._fields  # noqa: E731
+    return jax.tree_util.tree_map(fix, state, is_leaf=is_counted)
+
+
+def next_loss_scale(scale: jax.Array, counter: jax.Array, finite: jax.Array, growth_steps: int) -> tuple[jax.Array, jax.Array]:
+    """Keras's dynamic rule::
+
+        finite and counter + 1 >= growth_steps: scale *= 2 (if finite), counter = 0
+        finite otherwise:                        counter += 1
+        not finite:                              scale = max(scale / 2, 1), counter = 0
+    """
+    grow = counter + 1 >= growth_steps
+    doubled = scale * 2
+    grown = jnp.where(jnp.isfinite(doubled), doubled, scale)
+    new_scale = jnp.where(finite, jnp.where(grow, grown, scale), jnp.maximum(scale / 2, 1.0))
+    new_counter = jnp.where(finite, jnp.where(grow, 0, counter + 1), 0).astype(counter.dtype)
+    return new_scale.astype(scale.dtype), new_counter
+
+
+def loss_scale_optimizer(
+    inner: base.GradientTransformation,
+    initial_scale: float = DEFAULT_INITIAL_SCALE,
+    dynamic_growth_steps: int = DEFAULT_GROWTH_STEPS,
+    dynamic: bool = True,
+) -> base.GradientTransformation:
+    """Wraps ``inner`` with Keras's loss scaling: apply only finite steps.
+
+    ``update`` takes *unscaled* gradients (see :func:`unscale_gradients`).
+    When they are all finite it returns ``inner``'s update; otherwise zero
+    updates, ``inner``'s state unchanged except its step count (+1), and, if
+    ``dynamic``, a halved scale.
+
+    Args:
+      inner: the optimizer to wrap.
+      initial_scale: the starting loss scale.
+      dynamic_growth_steps: finite steps before the scale doubles.
+      dynamic: ``False`` keeps ``initial_scale`` fixed (non-finite steps are
+        then applied, as Keras does).
+
+    Returns:
+      A transform with state :class:`LossScaleState`.
+    """
+    if initial_scale is None or initial_scale <= 0:
+        raise ValueError(f'"initial_scale" must be positive, but got: {initial_scale}')
+    if dynamic and (not isinstance(dynamic_growth_steps, (int, np.integer)) or dynamic_growth_steps < 1):
+        raise ValueError(f'"dynamic_growth_steps" must be a positive integer, but got: {dynamic_growth_steps}')
+
+    def init(params):
+        return LossScaleState(
+            jnp.asarray(initial_scale, jnp.float32), jnp.zeros([], jnp.int32), inner.init(params)
+        )
+
+    def update(updates, state, params=None):
+        if not dynamic:
+            u, s = inner.update(updates, state.inner, params)
+            return u, state._replace(inner=s)
+        finite = all_finite(updates)
+
+        def apply(_):
+            return inner.update(updates, state.inner, params)
+
+        def skip(_):
+            zeros = base.map_updates(jnp.zeros_like, updates)
+            return zeros, _count_step(state.inner)
+
+        u, s = jax.lax.cond(finite, apply, skip, None)
+        scale, counter = next_loss_scale(state.loss_scale, state.counter, finite, dynamic_growth_steps)
+        return u, LossScaleState(scale, counter, s)
+
+    return base.GradientTransformation(init, update)
+
+
+def _find(state: Any) -> LossScaleState:
+    found = [
+        x
+        for x in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, LossScaleState))
+        if isinstance(x, LossScaleState)
+    ]
+    if not found:
+        raise ValueError("This state holds no loss scale: wrap the optimizer with loss_scale_optimizer().")
+    return found[0]
+
+
+def scale_loss(loss: jax.Array, state: Any) -> jax.Array:
+    """``loss * loss_scale``, in the loss's dtype (Keras's ``get_scaled_loss``)."""
+    loss = jnp.asarray(loss)
+    return loss * _find(state).loss_scale.astype(loss.dtype)
+
+
+def unscale_gradients(grads: Any, state: Any) -> Any:
+    """``g * (1 / loss_scale)`` per gradient (Keras's ``get_unscaled_gradients``)."""
+    reciprocal = 1.0 / _find(state).loss_scale
+    return base.map_updates(lambda g: g * reciprocal.astype(g.dtype), grads)
+
+
+class LossScaleOptimizer:
+    """Wraps an optimizer of either family with dynamic loss scaling.
+
+    Args:
+      inner_optimizer: a ``jaxopt_keras.optimizers`` or
+        ``jaxopt_keras.optimizers.legacy`` instance.
+      dynamic: adjust the scale (``True``) or keep ``initial_scale``.
+      initial_scale: defaults to ``2**15`` when dynamic.
+      dynamic_growth_steps: defaults to 2000 when dynamic.
+    """
+
+    def __init__(self, inner_optimizer: Any, dynamic: bool = True, initial_scale: float | None = None, dynamic_growth_steps: int | None = None):
+        from jaxopt_keras.optimizers.base import KerasOptimizer
+
+        if isinstance(inner_optimizer, LossScaleOptimizer):
+            raise TypeError(f"LossScaleOptimizer cannot wrap another LossScaleOptimizer, but got: {inner_optimizer}")
+        if not isinstance(inner_optimizer, KerasOptimizer):
+            raise TypeError(f'"inner_optimizer" must be an instance of Optimizer, but got: {inner_optimizer}.')
+        if not isinstance(dynamic, bool):
+            raise TypeError(f'"dynamic" argument to LossScaleOptimizer.__init__ must be a bool, but got: {dynamic!r}')
+        if getattr(inner_optimizer, "_is_wrapped_by_loss_scale_optimizer", False):
+            raise ValueError(
+                '"inner_optimizer" is already wrapped by a LossScaleOptimizer. An optimizer can only be '
+                "wrapped by a single LossScaleOptimizer"
+            )
+        if dynamic:
+            initial_scale = DEFAULT_INITIAL_SCALE if initial_scale is None else float(initial_scale)
+            dynamic_growth_steps = DEFAULT_GROWTH_STEPS if dynamic_growth_steps is None else dynamic_growth_steps
+        else:
+            if initial_scale is None:
+                raise ValueError('"initial_scale" must be specified if "dynamic" is False')
+            if dynamic_growth_steps is not None:
+                raise ValueError(
+                    f'"dynamic_growth_steps" must be None if "dynamic" is False, but got: {dynamic_growth_steps}'
+                )
+            initial_scale = float(initial_scale)
+        self._optimizer = inner_optimizer
+        inner_optimizer._is_wrapped_by_loss_scale_optimizer = True
+        self._dynamic = dynamic
+        self._initial_scale = initial_scale
+        self._growth_steps = dynamic_growth_steps
+        self._scale = jnp.asarray(initial_scale, jnp.float32)
+        self._counter = jnp.zeros([], jnp.int32)
+        self._step_for = None
+
+    def _get_step(self):
+        """The jitted step, rebuilt when the inner optimizer rebuilt its transformation."""
+        transform = self._optimizer.transformation
+        if self._step_for is transform:
+            return self._step
+        dynamic, growth = self._dynamic, self._growth_steps
+
+        def step(values, state, scale, counter, grads):
+            finite = all_finite(grads) if dynamic else jnp.asarray(True)
+
+            def apply(_):
+                updates, new_state = transform.update(grads, state, values)
+                return base.apply_updates(values, updates), new_state
+
+            def skip(_):
+                return values, _count_step(state)
+
+            new_values, new_state = jax.lax.cond(finite, apply, skip, None)
+            if dynamic:
+                scale, counter = next_loss_scale(scale, counter, finite, growth)
+            return new_values, new_state, scale, counter
+
+        self._step = jax.jit(step, donate_argnums=(0, 1))
+        self._step_for = transform
+        return self._step
+
+    # -- Keras's surface ----------------------------------------------------
+    @property
+    def inner_optimizer(self) -> Any:
+        return self._optimizer
+
+    @property
+    def dynamic(self) -> bool:
+        return self._dynamic
+
+    @property
+    def initial_scale(self) -> float:
+        return self._initial_scale
+
+    @property
+    def dynamic_growth_steps(self) -> int | None:
+        return self._growth_steps
+
+    @property
+    def loss_scale(self) -> StateView:
+        """The current loss scale (float32)."""
+        return StateView("current_loss_scale:0", lambda: self._scale, self._set_scale)
+
+    def _set_scale(self, value):
+        self._scale = jnp.asarray(value, jnp.float32)
+
+    @property
+    def dynamic_counter(self) -> StateView | None:
+        """Finite steps since the scale last changed."""
+        if not self._dynamic:
+            return None
+        return StateView("good_steps:0", lambda: self._counter, lambda v: setattr(self, "_counter", jnp.asarray(v, jnp.int32)))
+
+    def get_scaled_loss(self, loss: Any) -> Any:
+        """``loss * loss_scale``; a callable loss is wrapped."""
+        if callable(loss):
+            return lambda *a: self.get_scaled_loss(loss(*a))
+        loss = jnp.asarray(loss)
+        return loss * self._scale.astype(loss.dtype)
+
+    def get_unscaled_gradients(self, grads: Sequence[Any]) -> list:
+        """``g * (1 / loss_scale)`` for each gradient (``None`` kept)."""
+        reciprocal = 1.0 / self._scale
+        return [None if g is None else jnp.asarray(g) * reciprocal.astype(jnp.asarray(g).dtype) for g in grads]
+
+    def compute_gradients(self, loss: Any, var_list: Sequence[Variable], tape: Any = None) -> list:
+        """Gradients of the scaled loss, unscaled."""
+        pairs = self._optimizer.compute_gradients(self.get_scaled_loss(loss), var_list, tape)
+        grads = self.get_unscaled_gradients([g for g, _ in pairs])
+        self._last_loss = self._optimizer._last_loss / self._scale.astype(jnp.asarray(self._optimizer._last_loss).dtype)
+        return list(zip(grads, [v for _, v in pairs]))
+
+    def minimize(self, loss: Any, var_list: Sequence[Variable], tape: Any = None) -> Any:
+        self.apply_gradients(self.compute_gradients(loss, var_list, tape))
+        return self._last_loss
+
+    def apply_gradients(self, grads_and_vars, name: str | None = None, **kwargs: Any):
+        """Applies the step when every gradient is finite; adjusts the loss scale.
+
+        Gradients must already be unscaled (:meth:`get_unscaled_gradients`).
+        """
+        inner = self._optimizer
+        pairs, kept = inner._filter(grads_and_vars)
+        if not pairs:
+            return inner.iterations
+        inner._build_for(pairs, kept)
+        grads = inner._grads_tree(kept)
+        values = [v.value for v in inner._variables]
+        step = self._get_step()
+        new_values, inner._state, self._scale, self._counter = step(values, inner._state, self._scale, self._counter, grads)
+        for v, value in zip(inner._variables, new_values):
+            v._set(value)
+        return inner.iterations
+
+    def build(self, var_list: Sequence[Variable]) -> None:
+        self._optimizer.build(var_list)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._optimizer, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._optimizer, name, value)
+
+    # -- config -------------------------------------------------------------
+    def get_config(self) -> dict:
+        """TF-Keras's format: the inner optimizer's serialization and the scale settings."""
+        from jaxopt_keras.optimizers.serialization import serialize
+
+        return {
+            "inner_optimizer": serialize(self._optimizer),
+            "dynamic": self._dynamic,
+            "initial_scale": self._initial_scale,
+            "dynamic_growth_steps": self._growth_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None, use_legacy_optimizer: bool | None = None) -> "LossScaleOptimizer":
+        """Rebuilds from :meth:`get_config` output (or TF-Keras's / Keras 3's)."""
+        from jaxopt_keras.optimizers.base import KerasOptimizer
+        from jaxopt_keras.optimizers.serialization import deserialize
+
+        config = dict(config)
+        if "optimizer" in config and "inner_optimizer" not in config:  # TF 2.3 name
+            config["inner_optimizer"] = config.pop("optimizer")
+        inner = config.pop("inner_optimizer")
+        if not isinstance(inner, KerasOptimizer):
+            inner = deserialize(inner, custom_objects=custom_objects, use_legacy_optimizer=use_legacy_optimizer)
+        if "loss_scale" in config:
+            raise ValueError(
+                "TF 2.3-era `loss_scale` objects are not supported; pass `dynamic`, `initial_scale` "
+                "and `dynamic_growth_steps`."
+            )
+        allowed = {"dynamic", "initial_scale", "dynamic_growth_steps"}
+        unknown = set(config) - allowed - {"name"}
+        if unknown:
+            raise TypeError(f"Unexpected keyword arguments for LossScaleOptimizer: {sorted(unknown)}")
+        return cls(inner, **{k: v for k, v in config.items() if k in allowed})
+
+
+__all__ = [
+    "LossScaleOptimizer",
+    "LossScaleState",
+    "loss_scale_optimizer",
+    "scale_loss",
+    "unscale_gradients",
+    "all_finite",
+    "next_loss_scale",
+]

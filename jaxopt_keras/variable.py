@@ -1,0 +1,147 @@
+"""A mutable holder of a JAX array, the counterpart of ``tf.Variable``.
+
+Keras-style code keeps model weights in variables and lets the optimizer
+update them in place.  JAX arrays are immutable, so a :class:`Variable` holds
+one and ``assign`` swaps in another of the same shape and dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class Variable:
+    """A named, mutable reference to a JAX array.
+
+    Args:
+      value: the initial value (anything ``jnp.asarray`` accepts).
+      name: the variable's name; ``"Variable"`` if omitted, as in TensorFlow.
+      dtype: an optional dtype to convert ``value`` to.
+
+    Attributes:
+      value: the current array.
+      name: ``"<name>:0"``, as TensorFlow reports it.
+    """
+
+    def __init__(self, value: Any, name: str | None = None, dtype: Any = None):
+        self._value = jnp.asarray(value, dtype=dtype)
+        base = "Variable" if name is None else str(name)
+        self._shared_name = base[:-2] if base.endswith(":0") else base
+
+    # -- reading -----------------------------------------------------------
+    @property
+    def value(self) -> jax.Array:
+        return self._value
+
+    @property
+    def name(self) -> str:
+        return f"{self._shared_name}:0"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self._value.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    def numpy(self) -> np.ndarray:
+        """The value as a NumPy array (a copy)."""
+        return np.array(self.value)
+
+    def read_value(self) -> jax.Array:
+        return self.value
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.asarray(self.value)
+        return out.astype(dtype) if dtype is not None else out
+
+    def __jax_array__(self) -> jax.Array:
+        return self.value
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __repr__(self) -> str:
+        return f"<jaxopt_keras.Variable '{self.name}' shape={self.shape} dtype={self.dtype.name}, numpy={self.numpy()!r}>"
+
+    # -- writing -----------------------------------------------------------
+    def _check(self, value: Any) -> jax.Array:
+        new = jnp.asarray(value)
+        if new.shape != self.shape:
+            raise ValueError(
+                f"Cannot assign value to variable '{self.name}': Shape mismatch. The variable "
+                f"shape {self.shape}, and the assigned value shape {new.shape} are incompatible."
+            )
+        return new.astype(self.dtype)
+
+    def assign(self, value: Any) -> "Variable":
+        """Replaces the value (same shape; converted to the variable's dtype)."""
+        self._set(self._check(value))
+        return self
+
+    def assign_add(self, delta: Any) -> "Variable":
+        return self.assign(self.value + jnp.asarray(delta, self.dtype))
+
+    def assign_sub(self, delta: Any) -> "Variable":
+        return self.assign(self.value - jnp.asarray(delta, self.dtype))
+
+    def _set(self, value: jax.Array) -> None:
+        self._value = value
+
+    # -- arithmetic, so a Variable can stand in for its value ----------------
+    def _binary(op: Callable) -> Callable:  # noqa: N805 - helper used at class creation
+        def method(self, other):
+            return op(self.value, other.value if isinstance(other, Variable) else other)
+
+        return method
+
+    __add__ = _binary(lambda a, b: a + b)
+    __radd__ = _binary(lambda a, b: b + a)
+    __sub__ = _binary(lambda a, b: a - b)
+    __rsub__ = _binary(lambda a, b: b - a)
+    __mul__ = _binary(lambda a, b: a * b)
+    __rmul__ = _binary(lambda a, b: b * a)
+    __truediv__ = _binary(lambda a, b: a / b)
+    __rtruediv__ = _binary(lambda a, b: b / a)
+    __matmul__ = _binary(lambda a, b: a @ b)
+    __rmatmul__ = _binary(lambda a, b: b @ a)
+    __pow__ = _binary(lambda a, b: a**b)
+    __lt__ = _binary(lambda a, b: a < b)
+    __le__ = _binary(lambda a, b: a <= b)
+    __gt__ = _binary(lambda a, b: a > b)
+    __ge__ = _binary(lambda a, b: a >= b)
+    del _binary
+
+    def __neg__(self):
+        return -self.value
+
+    def __getitem__(self, item):
+        return self.value[item]
+
+
+class StateView(Variable):
+    """A :class:`Variable` whose value lives in an optimizer's state.
+
+    ``optimizer.weights``, ``get_slot`` and hyperparameter attributes return
+    these: reading gives the current state value, ``assign`` writes it back.
+    """
+
+    def __init__(self, name: str, read: Callable[[], jax.Array], write: Callable[[jax.Array], None]):
+        self._shared_name = name[:-2] if name.endswith(":0") else name
+        self._read = read
+        self._write = write
+
+    @property
+    def value(self) -> jax.Array:
+        return self._read()
+
+    def _set(self, value: jax.Array) -> None:
+        self._write(value)
