@@ -13,11 +13,14 @@
 
 from jaxopt_keras import legacy, mixed_precision, optimizers, schedules
 from jaxopt_keras.algorithms.adadelta import adadelta
+from jaxopt_keras.algorithms.adafactor import adafactor
 from jaxopt_keras.algorithms.adagrad import adagrad
 from jaxopt_keras.algorithms.adam import adam
 from jaxopt_keras.algorithms.adamax import adamax
+from jaxopt_keras.algorithms.adamw import adamw
 from jaxopt_keras.algorithms.base import OptimizerState
 from jaxopt_keras.algorithms.ftrl import ftrl
+from jaxopt_keras.algorithms.lion import lion
 from jaxopt_keras.algorithms.nadam import nadam
 from jaxopt_keras.algorithms.rmsprop import rmsprop
 from jaxopt_keras.algorithms.sgd import sgd
@@ -30,6 +33,7 @@ from jaxopt_keras.base import (
 )
 from jaxopt_keras.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
 from jaxopt_keras.transforms import (
+    accumulate_gradients,
     aggregate_gradients,
     clip_by_global_norm,
     clip_by_norm,
@@ -38,6 +42,7 @@ from jaxopt_keras.transforms import (
     ema,
     ema_params,
     global_norm,
+    scale_by_loss_scale_factor,
 )
 from jaxopt_keras.variable import Variable
 
@@ -58,6 +63,8 @@ __all__ = [
     "clip_by_global_norm",
     "global_norm",
     "aggregate_gradients",
+    "accumulate_gradients",
+    "scale_by_loss_scale_factor",
     "decoupled_weight_decay",
     "ema",
     "ema_params",
@@ -69,6 +76,9 @@ __all__ = [
     "adadelta",
     "rmsprop",
     "ftrl",
+    "adamw",
+    "lion",
+    "adafactor",
     "legacy",
     "schedules",
     "optimizers",

@@ -260,9 +260,14 @@ class LossScaleOptimizer:
         return StateView("good_steps:0", lambda: self._counter, lambda v: setattr(self, "_counter", jnp.asarray(v, jnp.int32)))
 
     def get_scaled_loss(self, loss: Any) -> Any:
-        """``loss * loss_scale``; a callable loss is wrapped."""
+        """``loss * loss_scale``; a callable loss is wrapped (keeping its arity, see
+        :meth:`~jaxopt_keras.optimizers.base.KerasOptimizer.compute_gradients`)."""
         if callable(loss):
-            return lambda *a: self.get_scaled_loss(loss(*a))
+            from jaxopt_keras.optimizers.base import loss_takes_values
+
+            if loss_takes_values(loss):
+                return lambda values: self.get_scaled_loss(loss(values))
+            return lambda: self.get_scaled_loss(loss())
         loss = jnp.asarray(loss)
         return loss * self._scale.astype(loss.dtype)
 

@@ -28,7 +28,10 @@ class Variable:
     """
 
     def __init__(self, value: Any, name: str | None = None, dtype: Any = None):
-        self._value = jnp.asarray(value, dtype=dtype)
+        # A copy, as tf.Variable makes: optimizers donate the variable's buffer
+        # to their step, which must not invalidate the caller's array or
+        # another variable holding the same one.
+        self._value = jnp.array(value, dtype=dtype, copy=True)
         base = "Variable" if name is None else str(name)
         self._shared_name = base[:-2] if base.endswith(":0") else base
 
@@ -43,11 +46,11 @@ class Variable:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self._value.shape)
+        return tuple(self.value.shape)
 
     @property
     def dtype(self) -> np.dtype:
-        return self._value.dtype
+        return self.value.dtype
 
     def numpy(self) -> np.ndarray:
         """The value as a NumPy array (a copy)."""
@@ -80,7 +83,7 @@ class Variable:
                 f"Cannot assign value to variable '{self.name}': Shape mismatch. The variable "
                 f"shape {self.shape}, and the assigned value shape {new.shape} are incompatible."
             )
-        return new.astype(self.dtype)
+        return jnp.array(new, dtype=self.dtype, copy=True)  # owned, as in __init__
 
     def assign(self, value: Any) -> "Variable":
         """Replaces the value (same shape; converted to the variable's dtype)."""
@@ -97,6 +100,11 @@ class Variable:
         self._value = value
 
     # -- arithmetic, so a Variable can stand in for its value ----------------
+    # Above NumPy's, as jax.Array's: `ndarray <op> Variable` defers to the
+    # Variable's reflected operator (a JAX op, traceable inside `minimize`)
+    # instead of converting the Variable to a host array.
+    __array_priority__ = 100
+
     def _binary(op: Callable) -> Callable:  # noqa: N805 - helper used at class creation
         def method(self, other):
             return op(self.value, other.value if isinstance(other, Variable) else other)

@@ -129,6 +129,8 @@ def adadelta(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adadelta as ``tf.keras.optimizers.Adadelta`` computes it (see :func:`current_update`)."""

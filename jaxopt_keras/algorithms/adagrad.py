@@ -125,6 +125,8 @@ def adagrad(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adagrad as ``tf.keras.optimizers.Adagrad`` computes it (see :func:`current_update`)."""

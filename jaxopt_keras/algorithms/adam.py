@@ -77,7 +77,7 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficie
     beta_1_power = c.beta_1**t
     beta_2_power = c.beta_2**t
     alpha = c.learning_rate * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.adaptive_epsilon else c.epsilon
+    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.get("adaptive_epsilon") else c.epsilon
     m = s.m + (g - s.m) * c.one_minus_beta_1
     v = s.v + (jnp.square(g) - s.v) * c.one_minus_beta_2
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
@@ -170,6 +170,8 @@ def adam(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adam as ``tf.keras.optimizers.Adam`` (Keras >= 2.11, Keras 3) computes it.

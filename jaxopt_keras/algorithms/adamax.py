@@ -127,6 +127,8 @@ def adamax(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adamax as ``tf.keras.optimizers.Adamax`` computes it (see :func:`current_update`)."""

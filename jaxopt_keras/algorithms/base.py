@@ -28,6 +28,7 @@ from jaxopt_keras import base
 from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.schedules import LearningRateSchedule
 from jaxopt_keras.transforms import clipping
+from jaxopt_keras.transforms.accumulation import accumulate_gradients, scale_by_loss_scale_factor
 from jaxopt_keras.transforms.ema import ema as ema_transform
 
 Family = Literal["legacy", "current"]
@@ -58,11 +59,15 @@ class Slot:
       init: ``init(param, args) -> array`` with the parameter's shape and dtype.
       when: ``when(args) -> bool``; the slot exists only if true (Adam's
         ``vhat`` only with ``amsgrad``).
+      listed: ``listed(param_shape) -> bool``; whether Keras lists this
+        parameter's slot in its weights (Adafactor's factored ``r``/``c``
+        exist only for parameters of rank >= 2).
     """
 
     name: str
     init: Callable[[jax.Array, Mapping[str, Any]], jax.Array] = zeros
     when: Callable[[Mapping[str, Any]], bool] = always
+    listed: Callable[[tuple[int, ...]], bool] = lambda shape: True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,6 +295,8 @@ def _placed_like(slot: jax.Array, param: Any) -> jax.Array:
     trace, XLA is asked to shard the two alike (``shard_alike``), so
     ``jax.jit(opt.init)`` on sharded parameters returns sharded slots.
     """
+    if np.shape(slot) != np.shape(param):  # factored statistics (Adafactor's r, c)
+        return slot
     if isinstance(param, jax.core.Tracer):
         return shard_alike(param, slot)[1]
     if isinstance(param, jax.Array) and param.committed:
@@ -336,6 +343,7 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
     fields = numerics.slots_type._fields
     # Non-numeric arguments (amsgrad, nesterov, ...) reach the math as Python values.
     static = {k: v for k, v in args.items() if k not in hyperparam_names(numerics) and k != "weight_decay"}
+    static["learning_rate_is_schedule"] = isinstance(args["learning_rate"], LearningRateSchedule)
     decays = args.get("weight_decay") is not None
     decay_mask = args.get("weight_decay_mask")
 
@@ -434,6 +442,8 @@ CURRENT_BASE_ARGS = {
     "ema_momentum": 0.99,
     "ema_overwrite_frequency": None,
     "jit_compile": True,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
 }
 CURRENT_LEGACY_ONLY = ("decay", "gradient_aggregator", "gradient_transformers")
 
@@ -520,6 +530,13 @@ def current_args(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[s
             "At most one of `clipnorm` and `global_clipnorm` can be set. Received: "
             f"clipnorm={args['clipnorm']}, global_clipnorm={args['global_clipnorm']}."
         )
+    steps = args["gradient_accumulation_steps"]
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 2):
+        raise ValueError(
+            f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
+        )
+    if args["loss_scale_factor"] is not None and not args["loss_scale_factor"] > 0:
+        raise ValueError(f"`loss_scale_factor` must be a positive number. Received: loss_scale_factor={args['loss_scale_factor']}")
     if args["use_ema"]:
         m = args["ema_momentum"]
         if m > 1 or m < 0:
@@ -586,13 +603,42 @@ def build_transformation(numerics: Numerics, args: Mapping[str, Any]) -> base.Gr
     average; parts that are not configured are left out, and a lone step is
     returned unchained.
     """
-    parts = []
+    steps = args.get("gradient_accumulation_steps")
+    step_args = dict(args)
+    if steps and isinstance(args["learning_rate"], LearningRateSchedule):
+        step_args["learning_rate"] = _MicroStepSchedule(args["learning_rate"], steps)
+    inner = []
     if any(args.get(k) is not None for k in ("clipvalue", "clipnorm", "global_clipnorm")):
-        parts.append(keras_clipping(numerics.family, args))
-    parts.append(scale_by_keras(numerics, args))
+        inner.append(keras_clipping(numerics.family, args))
+    inner.append(scale_by_keras(numerics, step_args))
+    parts = []
+    if args.get("loss_scale_factor") is not None:
+        parts.append(scale_by_loss_scale_factor(args["loss_scale_factor"]))
+    if steps:
+        parts.append(accumulate_gradients(base.chain(*inner) if len(inner) > 1 else inner[0], steps))
+    else:
+        parts.extend(inner)
     if args.get("use_ema"):
-        parts.append(ema_transform(args["ema_momentum"], args["ema_overwrite_frequency"]))
+        parts.append(ema_transform(args["ema_momentum"], args["ema_overwrite_frequency"], steps or 1))
     return base.chain(*parts) if len(parts) > 1 else parts[0]
+
+
+class _MicroStepSchedule(LearningRateSchedule):
+    """A schedule seen through Keras 3's gradient accumulation.
+
+    Keras 3 evaluates the schedule at the raw call count; the optimizer step
+    inside the accumulation wrapper counts updates ``k``, and update ``k + 1``
+    happens on call ``(k + 1) * steps - 1``.
+    """
+
+    def __init__(self, schedule: LearningRateSchedule, steps: int):
+        self.schedule, self.steps = schedule, steps
+
+    def __call__(self, step):
+        return self.schedule(step * self.steps + (self.steps - 1))
+
+    def get_config(self) -> dict:
+        return {"schedule": self.schedule.get_config(), "steps": self.steps}
 
 
 def build_optimizer(numerics: Numerics, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> base.GradientTransformation:

@@ -233,6 +233,8 @@ def ftrl(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Ftrl as ``tf.keras.optimizers.Ftrl`` computes it (see :func:`current_update`).

@@ -208,6 +208,8 @@ def nadam(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Nadam as ``tf.keras.optimizers.Nadam`` computes it (see :func:`current_update`)."""

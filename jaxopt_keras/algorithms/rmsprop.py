@@ -195,6 +195,8 @@ def rmsprop(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = 100,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """RMSprop as ``tf.keras.optimizers.RMSprop`` computes it (see :func:`current_update`).

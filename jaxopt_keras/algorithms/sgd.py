@@ -138,6 +138,8 @@ def sgd(
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,
     jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """SGD as ``tf.keras.optimizers.SGD`` computes it (see :func:`current_update`).

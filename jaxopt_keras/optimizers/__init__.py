@@ -20,6 +20,9 @@ Adagrad = CURRENT_CLASSES["Adagrad"]
 Adadelta = CURRENT_CLASSES["Adadelta"]
 RMSprop = CURRENT_CLASSES["RMSprop"]
 Ftrl = CURRENT_CLASSES["Ftrl"]
+AdamW = CURRENT_CLASSES["AdamW"]
+Lion = CURRENT_CLASSES["Lion"]
+Adafactor = CURRENT_CLASSES["Adafactor"]
 
 __all__ = [
     "Optimizer",
@@ -31,6 +34,9 @@ __all__ = [
     "Adadelta",
     "RMSprop",
     "Ftrl",
+    "AdamW",
+    "Lion",
+    "Adafactor",
     "serialize",
     "deserialize",
     "get",

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from jaxopt_keras.algorithms import (
     adadelta,
+    adafactor,
     adagrad,
     adam,
     adamax,
+    adamw,
     ftrl,
+    lion,
     nadam,
     rmsprop,
     sgd,
@@ -28,6 +31,9 @@ _ALGORITHMS = (
 LEGACY_CLASSES: dict[str, type] = {
     m.LEGACY.class_name: make_class(m.LEGACY, legacy, "jaxopt_keras.optimizers.legacy") for m, legacy, _ in _ALGORITHMS
 }
+_CURRENT_ONLY = ((adamw, adamw.adamw), (lion, lion.lion), (adafactor, adafactor.adafactor))
+
 CURRENT_CLASSES: dict[str, type] = {
-    m.CURRENT.class_name: make_class(m.CURRENT, current, "jaxopt_keras.optimizers") for m, _, current in _ALGORITHMS
+    m.CURRENT.class_name: make_class(m.CURRENT, current, "jaxopt_keras.optimizers")
+    for m, current in [(m, current) for m, _, current in _ALGORITHMS] + list(_CURRENT_ONLY)
 }

@@ -32,7 +32,8 @@ from jaxopt_keras.hyperparams import Hyperparams
 from jaxopt_keras.schedules import LearningRateSchedule
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
 from jaxopt_keras.schedules import serialize as serialize_schedule
-from jaxopt_keras.transforms.ema import EmaState, ema
+from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.ema import EmaState
 from jaxopt_keras.variable import StateView, Variable
 
 
@@ -48,6 +49,11 @@ def _py(value: Any) -> Any:
     if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
         return np.asarray(value).item()
     return value
+
+
+def loss_takes_values(loss: Callable) -> bool:
+    """Whether ``loss`` is a function of the list of values (else Keras-style, of nothing)."""
+    return len(inspect.signature(loss).parameters) > 0
 
 
 def _has_gpu() -> bool:
@@ -95,8 +101,8 @@ class KerasOptimizer:
     # The transformation and its state
     # ------------------------------------------------------------------
     def _pre(self) -> base.GradientTransformation:
-        """Stateless gradient processing before the step (clipping, ...)."""
-        return core.keras_clipping(self._family, self._args)
+        """Stateless gradient processing before the optimizer (legacy aggregator, ...)."""
+        return base.identity()
 
     def _core_args(self) -> dict:
         args = dict(self._args)
@@ -109,9 +115,8 @@ class KerasOptimizer:
 
     def _rebuild(self) -> None:
         """(Re)creates the transformation and its jitted step after a structural change."""
-        args = self._core_args()
-        post = ema(args["ema_momentum"], args["ema_overwrite_frequency"]) if args.get("use_ema") else base.identity()
-        self._transformation = base.chain(self._pre(), core.scale_by_keras(self._numerics, args), post)
+        main = core.build_transformation(self._numerics, self._core_args())
+        self._transformation = base.chain(self._pre(), main)
 
         def step(values, state, grads):
             updates, state = self._transformation.update(grads, state, values)
@@ -123,8 +128,10 @@ class KerasOptimizer:
     def transformation(self) -> base.GradientTransformation:
         """The pure ``GradientTransformation`` this optimizer applies.
 
-        ``chain(gradient processing, step, moving average)``: its state is what
-        :attr:`state` holds, so a functional loop can drive it directly.
+        ``chain(pre, optimizer)``, where ``optimizer`` is what the functional
+        factory builds from the same arguments and ``pre`` is the legacy
+        ``gradient_aggregator``/``gradient_transformers`` (identity otherwise).
+        Its state is what :attr:`state` holds, so a functional loop can drive it.
         """
         return self._transformation
 
@@ -147,14 +154,18 @@ class KerasOptimizer:
         for a, b in zip(jax.tree_util.tree_leaves(self._state), jax.tree_util.tree_leaves(new_state)):
             if np.shape(a) != np.shape(b):
                 raise ValueError(f"State leaf shape {np.shape(b)} does not match the optimizer's {np.shape(a)}.")
-        self._state = jax.tree_util.tree_map(lambda a, b: jnp.asarray(b, dtype=jnp.asarray(a).dtype), self._state, new_state)
+        # Copies: the step donates the state's buffers, so the optimizer must own
+        # them (a caller's arrays stay valid, and a buffer given twice is not
+        # donated twice).
+        self._state = jax.tree_util.tree_map(
+            lambda a, b: jnp.array(b, dtype=jnp.asarray(a).dtype, copy=True), self._state, new_state
+        )
 
     def _core(self, state: Any = None) -> OptimizerState:
-        return (self._state if state is None else state)[1]
+        return find_state(self._state if state is None else state, OptimizerState)
 
     def _ema(self, state: Any = None) -> EmaState | None:
-        post = (self._state if state is None else state)[2]
-        return post if isinstance(post, EmaState) else None
+        return find_state(self._state if state is None else state, EmaState, required=False)
 
     @property
     def _hp(self) -> Hyperparams:
@@ -164,7 +175,7 @@ class KerasOptimizer:
         if self._state is None:
             self._pending_hp = hp
         else:
-            self._state = (self._state[0], self._core()._replace(hyperparams=hp), self._state[2])
+            self._state = replace_state(self._state, OptimizerState, lambda c: c._replace(hyperparams=hp))
 
     # ------------------------------------------------------------------
     # Variables
@@ -203,8 +214,8 @@ class KerasOptimizer:
         self._rebuild()
         fresh = self._transformation.init([v.value for v in new])
         if self._state is None:
-            core_state = fresh[1]._replace(hyperparams=self._pending_hp)
-            self._state = (fresh[0], core_state, fresh[2])
+            pending = self._pending_hp
+            self._state = replace_state(fresh, OptimizerState, lambda c: c._replace(hyperparams=pending))
         else:
             # Append the new variables' per-parameter leaves (lists) to the old ones.
             def merge(old, add):
@@ -291,7 +302,7 @@ class KerasOptimizer:
         var_list = self._check_variables(var_list)
         if not callable(loss):
             raise ValueError(f"`loss` must be a callable in JAX. Received: loss={loss!r}")
-        takes_values = len(inspect.signature(loss).parameters) > 0
+        takes_values = loss_takes_values(loss)
 
         def f(values):
             if takes_values:
@@ -327,13 +338,12 @@ class KerasOptimizer:
     def _iterations_value(self) -> jax.Array:
         if self._state is None:
             return jnp.zeros([], core.count_dtype())
-        return self._core().iterations
+        return _read_iterations(self._state)
 
     def _set_iterations(self, value: Any) -> None:
         if self._state is None:
             raise ValueError("Build the optimizer before setting its iterations.")
-        value = jnp.asarray(value, self._core().iterations.dtype).reshape(())
-        self._state = _with_iterations(self._state, value)
+        self._state = _with_iterations(self._state, value, self._args.get("gradient_accumulation_steps"))
 
     @property
     def iterations(self) -> StateView:
@@ -342,6 +352,9 @@ class KerasOptimizer:
 
     def _iter_weight_name(self) -> str:
         return f"{self._ITER_NAME}:0"
+
+    def _write_iterations(self, state: Any, value: Any) -> Any:
+        return _with_iterations(state, value, self._args.get("gradient_accumulation_steps"))
 
     def _hyper_names(self) -> tuple[str, ...]:
         return tuple(self._hp.primary)
@@ -370,11 +383,8 @@ class KerasOptimizer:
         values.pop("learning_rate", None)
         hp = core.init_hyperparams(self._numerics, self._args)
         hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
-        self._set_hp(hp)
+        self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
         self._rebuild()
-        if self._state is not None:
-            # The hyperparameter mapping changed shape: the state changes with it.
-            self._state = (self._state[0], self._core(), self._state[2])
 
     _STATIC: ClassVar[tuple[str, ...]] = (
         "amsgrad",
@@ -452,11 +462,13 @@ class KerasOptimizer:
     def _slot_entries(self, prefix: str, name_fn: Callable[[str, Variable], str]) -> list:
         out = []
         start = 0
+        listed = {s.name: s.listed for s in self._numerics.slots}
         for size in self._batches:
             for group in self._numerics.weight_order(self._args):
                 for i in range(start, start + size):
                     for slot in group:
-                        out.append((name_fn(slot, self._variables[i]), _slot_reader(slot, i), _slot_writer(slot, i)))
+                        if listed[slot](self._variables[i].shape):
+                            out.append((name_fn(slot, self._variables[i]), _slot_reader(slot, i), _slot_writer(slot, i)))
             start += size
         return out
 
@@ -527,8 +539,8 @@ class KerasOptimizer:
 
     def _after_set_weights(self, state: Any) -> Any:
         # Every clock in the state (the EMA's overwrite clock) follows the step count.
-        state = _with_iterations(state, state[1].iterations)
-        if "u_product" in state[1].scalars:
+        state = _with_iterations(state, _read_iterations(state), self._args.get("gradient_accumulation_steps"))
+        if "u_product" in find_state(state, OptimizerState).scalars:
             state = _recompute_u_product(state)
         return state
 
@@ -597,16 +609,20 @@ class KerasOptimizer:
 
 
 def _slot_reader(slot: str, i: int) -> Callable:
-    return lambda state: getattr(state[1].slots, slot)[i]
+    return lambda state: getattr(find_state(state, OptimizerState).slots, slot)[i]
 
 
 def _slot_writer(slot: str, i: int) -> Callable:
-    def write(state, value):
-        core_state = state[1]
+    def change(core_state):
         tree = list(getattr(core_state.slots, slot))
-        tree[i] = value
-        slots = core_state.slots._replace(**{slot: tree})
-        return (state[0], core_state._replace(slots=slots), state[2])
+        tree[i] = value_box[0]
+        return core_state._replace(slots=core_state.slots._replace(**{slot: tree}))
+
+    value_box = [None]
+
+    def write(state, value):
+        value_box[0] = value
+        return replace_state(state, OptimizerState, change)
 
     return write
 
@@ -624,17 +640,53 @@ def _bind_write(opt: KerasOptimizer, write: Callable) -> Callable:
     return w
 
 
-def _with_iterations(state: Any, value: jax.Array) -> Any:
-    """``state`` with every ``iterations`` field (step clocks) set to ``value``."""
+def find_state(state: Any, cls: type, required: bool = True) -> Any:
+    """The first ``cls`` NamedTuple inside ``state`` (depth first)."""
+    for leaf in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, cls)):
+        if isinstance(leaf, cls):
+            return leaf
+    if required:
+        raise ValueError(f"The state holds no {cls.__name__}.")
+    return None
 
-    def fix(x):
-        if isinstance(x, tuple) and hasattr(x, "_fields") and "iterations" in x._fields:
-            # A fresh buffer for each clock: the step donates the state, and one
-            # buffer may not be donated twice.
-            return x._replace(iterations=jnp.array(value, x.iterations.dtype, copy=True))
+
+def replace_state(state: Any, cls: type, fn: Callable[[Any], Any]) -> Any:
+    """``state`` with its first ``cls`` NamedTuple replaced by ``fn(it)``."""
+    done = [False]
+
+    def visit(x):
+        if isinstance(x, cls) and not done[0]:
+            done[0] = True
+            return fn(x)
         return x
 
-    return tuple(fix(part) for part in state)
+    return jax.tree_util.tree_map(visit, state, is_leaf=lambda x: isinstance(x, cls))
+
+
+def _read_iterations(state: Any) -> jax.Array:
+    """Keras's ``iterations``: calls so far (Keras 3 counts accumulation calls too)."""
+    acc = find_state(state, AccumulationState, required=False)
+    return (acc if acc is not None else find_state(state, OptimizerState)).iterations
+
+
+def _with_iterations(state: Any, value: Any, steps: int | None = None) -> Any:
+    """``state`` with every step clock set from Keras's ``iterations = value``.
+
+    The optimizer step counts updates, which under gradient accumulation over
+    ``steps`` calls is ``value // steps``; the accumulation and EMA clocks
+    count calls.  Each clock gets a fresh buffer: the step donates the state,
+    and one buffer may not be donated twice.
+    """
+    value = int(np.asarray(value))
+    is_clock = lambda x: isinstance(x, tuple) and hasattr(x, "_fields") and "iterations" in x._fields  # noqa: E731
+
+    def clock(x):
+        if not is_clock(x):
+            return x
+        v = value // steps if (steps and isinstance(x, OptimizerState)) else value
+        return x._replace(iterations=jnp.array(v, x.iterations.dtype))
+
+    return jax.tree_util.tree_map(clock, state, is_leaf=is_clock)
 
 
 def _recompute_u_product(state: Any) -> Any:
@@ -646,7 +698,7 @@ def _recompute_u_product(state: Any) -> Any:
     """
     from jaxopt_keras.algorithms.nadam import _current_u
 
-    core_state = state[1]
+    core_state = find_state(state, OptimizerState)
     u = core_state.scalars["u_product"]
     beta_1 = core_state.hyperparams["beta_1"].astype(u.dtype)
     t = int(core_state.iterations)
@@ -656,8 +708,7 @@ def _recompute_u_product(state: Any) -> Any:
         return prod * _current_u(c, 1, u.dtype)
 
     prod = jax.lax.fori_loop(0, t, body, jnp.ones([], u.dtype))
-    scalars = dict(core_state.scalars, u_product=prod)
-    return (state[0], core_state._replace(scalars=scalars), state[2])
+    return replace_state(state, OptimizerState, lambda c: c._replace(scalars=dict(c.scalars, u_product=prod)))
 
 
 # ----------------------------------------------------------------------
@@ -682,7 +733,7 @@ class OptimizerV2(KerasOptimizer):
     def _check_layer_args(self, layer_only):
         transformers = layer_only.get("gradient_transformers") or []
         if transformers:
-            for k in ("clipnorm", "clipvalue", "global_clipnorm"):
+            for k in ("clipnorm", "global_clipnorm", "clipvalue"):
                 if self._args.get(k) is not None:
                     raise ValueError(
                         f"`{k}` cannot be set when `gradient_transformers` is set. Instead, use the "
@@ -692,12 +743,17 @@ class OptimizerV2(KerasOptimizer):
         return {"gradient_aggregator": layer_only.get("gradient_aggregator"), "gradient_transformers": list(transformers)}
 
     def _pre(self) -> base.GradientTransformation:
-        clip = core.keras_clipping(self._family, self._args)
+        """``gradient_aggregator``, then ``gradient_transformers``.
+
+        OptimizerV2 runs the aggregator, then clipping, then the transformers;
+        it refuses clipping arguments together with transformers, so running
+        both before the optimizer (which clips first) keeps its order.
+        """
         layer = getattr(self, "_layer_args", {})
         aggregator = layer.get("gradient_aggregator")
         transformers = layer.get("gradient_transformers") or []
         if aggregator is None and not transformers:
-            return clip
+            return base.identity()
         variables = self._variables
 
         def apply_pairs(fn, updates):
@@ -711,7 +767,6 @@ class OptimizerV2(KerasOptimizer):
         def update(updates, state, params=None):
             if aggregator is not None:
                 updates = apply_pairs(aggregator, updates)
-            updates, state = clip.update(updates, state, params)
             for fn in transformers:
                 updates = apply_pairs(fn, updates)
             return updates, state
@@ -776,11 +831,15 @@ class OptimizerV2(KerasOptimizer):
         config = dict(config)
         if "lr" in config:
             config["learning_rate"] = config.pop("lr")
+        # A serialization marker, not an argument (the current family drops it
+        # in its constructor); `deserialize` reads the family from it.
+        if config.get("is_legacy_optimizer") is True:
+            config.pop("is_legacy_optimizer")
         return super().from_config(config, custom_objects)
 
     def _weight_entries(self):
         name = self._name
-        entries = [(f"{name}/iter:0", lambda s: s[1].iterations, _write_iterations)]
+        entries = [(f"{name}/iter:0", _read_iterations, self._write_iterations)]
         for scalar in self._numerics.scalars:
             if scalar.in_weights:
                 entries.append((f"{name}/{scalar.name}:0", _scalar_reader(scalar.name), _scalar_writer(scalar.name)))
@@ -880,14 +939,22 @@ class Optimizer(KerasOptimizer):
             "is_legacy_optimizer": False,
         }
         config.update(self._algorithm_config())
+        for key in ("loss_scale_factor", "gradient_accumulation_steps"):  # Keras 3's; kept when set
+            if self._args.get(key) is not None:
+                config[key] = self._args[key]
         return config
 
     def _weight_entries(self):
-        entries = [("iteration:0", lambda s: s[1].iterations, _write_iterations)]
+        entries = [("iteration:0", _read_iterations, self._write_iterations)]
         prefix = f"{self._name}/" if self._scoped else ""
         if self._args.get("use_ema"):
             for i, v in enumerate(self._variables):
-                entries.append((f"{prefix}average/{v._shared_name}:0", _average_reader(i), _average_writer(i)))
+                entries.append((f"{prefix}average/{v._shared_name}:0", *_tree_entry(EmaState, "average", i)))
+        if self._args.get("gradient_accumulation_steps"):
+            for i, v in enumerate(self._variables):
+                entries.append(
+                    (f"{prefix}gradient_accumulator/{v._shared_name}:0", *_tree_entry(AccumulationState, "accumulators", i))
+                )
         return entries + self._slot_entries(prefix, self._slot_name)
 
     def _slot_name(self, slot: str, var: Variable) -> str:
@@ -914,34 +981,34 @@ def _read_only(value):
     raise ValueError("This value is computed from a schedule and cannot be assigned.")
 
 
-def _write_iterations(state, value):
-    return _with_iterations(state, value)
 
 
 def _scalar_reader(name):
-    return lambda state: state[1].scalars[name]
+    return lambda state: find_state(state, OptimizerState).scalars[name]
 
 
 def _scalar_writer(name):
     def write(state, value):
-        core_state = state[1]
-        return (state[0], core_state._replace(scalars=dict(core_state.scalars, **{name: value})), state[2])
+        return replace_state(state, OptimizerState, lambda c: c._replace(scalars=dict(c.scalars, **{name: value})))
 
     return write
 
 
-def _average_reader(i):
-    return lambda state: state[2].average[i]
+def _tree_entry(cls: type, field: str, i: int) -> tuple[Callable, Callable]:
+    """Reader and writer of entry ``i`` of the per-variable list ``cls.field``."""
 
+    def read(state):
+        return getattr(find_state(state, cls), field)[i]
 
-def _average_writer(i):
     def write(state, value):
-        ema_state = state[2]
-        average = list(ema_state.average)
-        average[i] = value
-        return (state[0], state[1], ema_state._replace(average=average))
+        def change(x):
+            items = list(getattr(x, field))
+            items[i] = value
+            return x._replace(**{field: items})
 
-    return write
+        return replace_state(state, cls, change)
+
+    return read, write
 
 
 def make_class(numerics: Numerics, factory: Callable, module: str) -> type:

@@ -68,6 +68,10 @@ _NAMES = {
     "adadelta": "Adadelta",
     "rmsprop": "RMSprop",
     "ftrl": "Ftrl",
+    "adamw": "AdamW",
+    "lion": "Lion",
+    "adafactor": "Adafactor",
+    "experimentaladamw": "AdamW",
     "experimentalsgd": "SGD",
     "experimentaladam": "Adam",
     "experimentaladagrad": "Adagrad",
@@ -93,8 +97,15 @@ def _class_and_module(optimizer: Any) -> tuple[str, str, str | None]:
     if isinstance(optimizer, LossScaleOptimizer):
         name = "LossScaleOptimizer" if isinstance(optimizer.inner_optimizer, OptimizerV2) else "LossScaleOptimizerV3"
         return name, "tf_keras.src.mixed_precision.loss_scale_optimizer", name
-    module = "keras.optimizers.legacy" if isinstance(optimizer, OptimizerV2) else "keras.optimizers"
-    return type(optimizer).__name__, module, None
+    cls = type(optimizer)
+    if cls in LEGACY_CLASSES.values() or cls in CURRENT_CLASSES.values():
+        module = "keras.optimizers.legacy" if isinstance(optimizer, OptimizerV2) else "keras.optimizers"
+        return cls.__name__, module, None
+    # A class of the user's own (a subclass of ours included): TF-Keras writes
+    # its module ("__main__" as None) and its registered name, by default the
+    # class name; it deserializes only through `custom_objects`.
+    module = None if cls.__module__ == "__main__" else cls.__module__
+    return cls.__name__, module, cls.__name__
 
 
 def serialize(optimizer: Any, use_legacy_format: bool = False) -> dict | None:
@@ -112,8 +123,6 @@ def serialize(optimizer: Any, use_legacy_format: bool = False) -> dict | None:
     if not hasattr(optimizer, "get_config"):
         raise ValueError(f"Cannot serialize {optimizer!r}: it has no `get_config()`.")
     class_name, module, registered = _class_and_module(optimizer)
-    if not hasattr(optimizer, "_numerics") and registered is None:
-        class_name, module, registered = type(optimizer).__name__, type(optimizer).__module__, type(optimizer).__name__
     config = _plain(optimizer.get_config())
     if use_legacy_format:
         if module == "keras.optimizers":
@@ -190,7 +199,7 @@ def deserialize(
     inner_config = config.get("config") if isinstance(config.get("config"), Mapping) else {}
     legacy = _is_legacy(config, inner_config) if use_legacy_optimizer is None else bool(use_legacy_optimizer)
     table = LEGACY_CLASSES if legacy else CURRENT_CLASSES
-    known = {name: table[canonical] for name, canonical in _NAMES.items()}
+    known = {name: table[canonical] for name, canonical in _NAMES.items() if canonical in table}
     known.update(table)
     if legacy:
         known["RMSProp"] = table["RMSprop"]
@@ -201,11 +210,6 @@ def deserialize(
         allowed_modules=LEGACY_MODULES | CURRENT_MODULES,
         what="optimizer",
     )
-    if issubclass(cls, KerasOptimizer) and not legacy:
-        # Keras 3 arguments with their "off" values need no support to be honoured.
-        for k in ("loss_scale_factor", "gradient_accumulation_steps"):
-            if k in inner and inner[k] is None and not _accepts(cls, k):
-                inner.pop(k)
     if hasattr(cls, "from_config"):
         try:
             return cls.from_config(inner, custom_objects=custom_objects)
@@ -214,15 +218,6 @@ def deserialize(
                 raise
             return cls.from_config(inner)
     return cls(**inner)
-
-
-def _accepts(cls: type, name: str) -> bool:
-    import inspect
-
-    try:
-        return name in inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def get(identifier: Any, **kwargs: Any) -> Any:

@@ -1,5 +1,6 @@
 """Composable gradient transformations."""
 
+from jaxopt_keras.transforms.accumulation import AccumulationState, accumulate_gradients, scale_by_loss_scale_factor
 from jaxopt_keras.transforms.aggregation import aggregate_gradients
 from jaxopt_keras.transforms.clipping import (
     clip_by_global_norm,
@@ -14,6 +15,9 @@ from jaxopt_keras.transforms.weight_decay import (
 )
 
 __all__ = [
+    "accumulate_gradients",
+    "AccumulationState",
+    "scale_by_loss_scale_factor",
     "aggregate_gradients",
     "clip_by_global_norm",
     "clip_by_norm",

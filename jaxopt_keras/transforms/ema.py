@@ -36,7 +36,9 @@ def _one_minus(x: float) -> float:
     return 1 - x
 
 
-def ema(ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None) -> base.GradientTransformation:
+def ema(
+    ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None, accumulation_steps: int = 1
+) -> base.GradientTransformation:
     """Keeps Keras's moving average of the parameters; optionally overwrites them.
 
     Chained after an optimizer, with ``p' = p + u`` the parameters after the
@@ -53,6 +55,9 @@ def ema(ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None) 
       ema_momentum: in [0, 1].
       ema_overwrite_frequency: overwrite the parameters with the average every
         this many steps; ``None`` never does (see :func:`ema_params`).
+      accumulation_steps: with Keras 3's gradient accumulation, the average is
+        updated on every call but the overwrite clock counts updates
+        (``iterations // accumulation_steps``).
 
     Returns:
       A transform whose ``update`` needs ``params``.
@@ -80,7 +85,8 @@ def ema(ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None) 
             raise ValueError("ema reads the parameter values: call update(updates, state, params).")
         overwrite = None
         if ema_overwrite_frequency:
-            overwrite = (safe_add(state.iterations, 1) % ema_overwrite_frequency) == 0
+            clock = state.iterations // accumulation_steps if accumulation_steps > 1 else state.iterations
+            overwrite = (safe_add(clock, 1) % ema_overwrite_frequency) == 0
 
         def leaf(u, p, avg):
             p = jnp.asarray(p)

@@ -95,3 +95,23 @@ def test_chained_decay_transform_equals_the_constructor_argument(name):
     assert r.relative <= 1e-10, r
     # ... and the decay does something.
     assert agreement(plain, inside, params).max_abs_diff > 1e-3
+
+
+NEW_OPTIMIZERS = [
+    ("AdamW", dict(learning_rate=0.01)),
+    ("AdamW", dict(learning_rate=0.01, weight_decay=0.1, amsgrad=True, clipnorm=1.0)),
+    ("Lion", dict(learning_rate=0.001)),
+    ("Lion", dict(learning_rate=0.003, beta_1=0.8, beta_2=0.95, weight_decay=0.1)),
+    ("Adafactor", dict(learning_rate=0.01)),
+    ("Adafactor", dict(learning_rate=0.05, relative_step=False, beta_2_decay=-0.6, clip_threshold=0.5, epsilon_2=1e-2)),
+    ("Adafactor", dict(learning_rate="schedule", weight_decay=0.01)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", NEW_OPTIMIZERS, ids=[f"{n}-{k}" for n, k in NEW_OPTIMIZERS])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adamw_lion_adafactor_match_tf_keras(report, name, kwargs, dtype):
+    """300 steps on scalar, rank-1, rank-2 and rank-3 parameters (Adafactor factors the last two)."""
+    kwargs = _with_schedule(kwargs, dtype)
+    compare(report, f"current {name} {kwargs}", "current", name, _tf_kwargs(kwargs),
+            lambda: jax_factory("current", name)(**kwargs), dtype)

@@ -1,0 +1,134 @@
+"""Adafactor: second moments factored into row and column statistics.
+
+For a parameter of rank >= 2 the slots ``r`` (shape ``p.shape[:-1]``) and
+``c`` (``p.shape[:-2] + p.shape[-1:]``) replace a full second moment, which
+is rebuilt as their outer product ``v``; rank-0/1 parameters keep a full
+``v``.  Keras lists ``r``/``c`` only for factored parameters.  Current family
+only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, local_step, named_arguments
+from jaxopt_keras.base import GradientTransformation
+
+
+class AdafactorSlots(NamedTuple):
+    """Row statistics ``r``, column statistics ``c`` (placeholders for rank < 2),
+    and the second-moment estimate ``v``."""
+
+    r: Any
+    c: Any
+    v: Any
+
+
+def _factored(shape) -> bool:
+    return len(shape) >= 2
+
+
+def _init_r(param: jax.Array, args) -> jax.Array:
+    shape = param.shape[:-1] if param.ndim >= 2 else ()
+    return jnp.zeros(shape, param.dtype)
+
+
+def _init_c(param: jax.Array, args) -> jax.Array:
+    shape = param.shape[:-2] + param.shape[-1:] if param.ndim >= 2 else ()
+    return jnp.zeros(shape, param.dtype)
+
+
+def _rms(x: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.mean(jnp.square(x)))
+
+
+def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficients):
+    """One Adafactor step (``tf.keras.optimizers.Adafactor.update_step``)::
+
+        t = iterations + 1
+        lr = min(lr, 1 / sqrt(t))                (relative_step, unless a schedule)
+        alpha = max(epsilon_2, rms(p)) * min(lr, 1 / sqrt(t))
+        g2 = g**2 + epsilon_1 ;  beta_2_t = 1 - t**beta_2_decay
+        rank >= 2:  r = beta_2_t r + (1 - beta_2_t) mean(g2, -1)
+                    c = beta_2_t c + (1 - beta_2_t) mean(g2, -2)
+                    v = (r / mean(r, -1))[..., None] * c[..., None, :]
+        else:       v = beta_2_t v + (1 - beta_2_t) g2
+        u = g / sqrt(v) ;  u = u / max(1, rms(u) / clip_threshold)
+        p = p - alpha * u
+    """
+    dtype = g.dtype
+    t = local_step(c.iterations, 1, dtype)
+    lr = c.learning_rate
+    if c.relative_step and not c.learning_rate_is_schedule:
+        lr = jnp.minimum(lr, lax.rsqrt(t))
+    rho_t = jnp.minimum(lr, lax.rsqrt(t))
+    alpha_t = jnp.maximum(c.epsilon_2, _rms(p)) * rho_t
+    regulated = jnp.square(g) + c.epsilon_1
+    beta_2_t = 1 - jnp.power(t, c.beta_2_decay)
+    if g.ndim >= 2:
+        r = beta_2_t * s.r + (1 - beta_2_t) * jnp.mean(regulated, axis=-1)
+        col = beta_2_t * s.c + (1 - beta_2_t) * jnp.mean(regulated, axis=-2)
+        v = jnp.expand_dims(r / jnp.mean(r, axis=-1, keepdims=True), -1) * jnp.expand_dims(col, -2)
+    else:
+        r, col = s.r, s.c
+        v = beta_2_t * s.v + (1 - beta_2_t) * regulated
+    u = g * lax.rsqrt(v)
+    u_hat = u / jnp.maximum(jnp.asarray(1.0, dtype), _rms(u) / c.clip_threshold)
+    return -alpha_t * u_hat, AdafactorSlots(r, col, v)
+
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Adafactor",
+    defaults={
+        "learning_rate": 0.001,
+        "beta_2_decay": -0.8,
+        "epsilon_1": 1e-30,
+        "epsilon_2": 1e-3,
+        "clip_threshold": 1.0,
+        "relative_step": True,
+    },
+    float32_hyperparams=("epsilon_2",),  # tf.cast(self.epsilon_2, dtype)
+    exact_hyperparams=("beta_2_decay", "epsilon_1", "clip_threshold"),
+    slots_type=AdafactorSlots,
+    slots=(
+        Slot("r", init=_init_r, listed=_factored),
+        Slot("c", init=_init_c, listed=_factored),
+        Slot("v"),
+    ),
+    slot_order=(("r", "c", "v"),),
+    update=current_update,
+    needs_params=True,
+)
+
+
+def adafactor(
+    learning_rate: Any = 0.001,
+    beta_2_decay: float = -0.8,
+    epsilon_1: float = 1e-30,
+    epsilon_2: float = 1e-3,
+    clip_threshold: float = 1.0,
+    relative_step: bool = True,
+    name: str = "Adafactor",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Adafactor as ``tf.keras.optimizers.Adafactor`` computes it (see :func:`current_update`).
+
+    ``update`` needs ``params`` (the step size scales with their RMS).
+    """
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

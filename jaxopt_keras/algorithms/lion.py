@@ -1,0 +1,75 @@
+"""Lion ("EvoLved Sign Momentum"), current family only."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, named_arguments
+from jaxopt_keras.base import GradientTransformation
+
+
+class LionSlots(NamedTuple):
+    """Lion's momentum ``m``."""
+
+    m: Any
+
+
+def current_update(g: jax.Array, p: jax.Array | None, s: LionSlots, c: Coefficients):
+    """One Lion step (``tf.keras.optimizers.Lion.update_step``)::
+
+        p = p - lr * sign(m * beta_1 + g * (1 - beta_1))
+        m = m * beta_2 + g * (1 - beta_2)
+    """
+    delta = -(c.learning_rate * jnp.sign(s.m * c.beta_1 + g * (1.0 - c.beta_1)))
+    m = s.m * c.beta_2 + g * (1.0 - c.beta_2)
+    return delta, LionSlots(m)
+
+
+def _check(args: dict) -> dict:
+    b = args["beta_1"]
+    if b <= 0 or b > 1:
+        raise ValueError(f"`beta_1`={b} must be between ]0, 1]. Otherwise, the optimizer degenerates to SignSGD.")
+    return args
+
+
+CURRENT = Numerics(
+    family="current",
+    class_name="Lion",
+    defaults={"learning_rate": 0.0001, "beta_1": 0.9, "beta_2": 0.99},
+    float32_hyperparams=("beta_1", "beta_2"),  # tf.cast(self.beta_1, dtype)
+    exact_hyperparams=(),
+    slots_type=LionSlots,
+    slots=(Slot("m"),),
+    slot_order=(("m",),),
+    update=current_update,
+    check_args=_check,
+)
+
+
+def lion(
+    learning_rate: Any = 0.0001,
+    beta_1: float = 0.9,
+    beta_2: float = 0.99,
+    name: str = "Lion",
+    *,
+    weight_decay: float | None = None,
+    clipnorm: float | None = None,
+    clipvalue: float | None = None,
+    global_clipnorm: float | None = None,
+    use_ema: bool = False,
+    ema_momentum: float = 0.99,
+    ema_overwrite_frequency: int | None = None,
+    jit_compile: bool = True,
+    loss_scale_factor: float | None = None,
+    gradient_accumulation_steps: int | None = None,
+    **kwargs: Any,
+) -> GradientTransformation:
+    """Lion as ``tf.keras.optimizers.Lion`` computes it (see :func:`current_update`).
+
+    Raises:
+      ValueError: ``beta_1`` outside ]0, 1].
+    """
+    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

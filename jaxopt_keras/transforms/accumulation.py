@@ -1,0 +1,97 @@
+"""Gradient accumulation and the loss-scale factor, as Keras 3 applies them.
+
+Keras 3's ``gradient_accumulation_steps=N`` updates the variables every N
+calls with the mean of the gradients since the last update; between updates
+only the accumulators change.  Its ``loss_scale_factor=f`` multiplies the
+loss by ``f`` (``optimizer.scale_loss``) and divides every gradient by ``f``
+before anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxopt_keras import base
+
+
+class AccumulationState(NamedTuple):
+    """State of :func:`accumulate_gradients`.
+
+    Attributes:
+      iterations: calls so far (Keras 3's ``optimizer._iterations``).
+      accumulators: sums of the gradients since the last update, shaped and
+        typed like the params (one buffer per parameter).
+      inner: the wrapped transform's state; its own step count advances only
+        on updates (``iterations // N``, Keras 3's ``optimizer.iterations``).
+    """
+
+    iterations: jax.Array
+    accumulators: Any
+    inner: Any
+
+
+def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base.GradientTransformation:
+    """Applies ``inner`` every ``steps`` calls, to the mean of the gradients::
+
+        update call ((iterations + 1) % steps == 0):
+            g = (g + accumulator) / steps ; accumulator = 0 ; updates = inner(g)
+        other calls:
+            accumulator = accumulator + g ; updates = 0
+
+    Args:
+      inner: the transform to apply (clipping and the optimizer step, as in
+        Keras 3, where clipping and weight decay see the averaged gradient).
+      steps: an integer >= 2.
+
+    Returns:
+      A transform with state :class:`AccumulationState`.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+        raise ValueError(
+            f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
+        )
+    from jaxopt_keras.algorithms.base import count_dtype, safe_add
+
+    def init(params):
+        accumulators = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return AccumulationState(jnp.zeros([], count_dtype()), accumulators, inner.init(params))
+
+    def update(updates, state, params=None):
+        is_update = (safe_add(state.iterations, 1) % steps) == 0
+        flat_g, treedef = base.flatten_updates(updates)
+        flat_acc = treedef.flatten_up_to(state.accumulators)
+
+        def apply(_):
+            mean = [None if g is None else (g + a) / steps for g, a in zip(flat_g, flat_acc)]
+            u, s = inner.update(treedef.unflatten(mean), state.inner, params)
+            acc = [a if g is None else jnp.zeros_like(a) for g, a in zip(flat_g, flat_acc)]
+            return u, s, acc
+
+        def accumulate(_):
+            u = [None if g is None else jnp.zeros_like(g) for g in flat_g]
+            acc = [a if g is None else (g + a).astype(a.dtype) for g, a in zip(flat_g, flat_acc)]
+            return treedef.unflatten(u), state.inner, acc
+
+        u, s, acc = jax.lax.cond(is_update, apply, accumulate, None)
+        new_state = AccumulationState(safe_add(state.iterations, 1), treedef.unflatten(acc), s)
+        return u, new_state
+
+    return base.GradientTransformation(init, update)
+
+
+def scale_by_loss_scale_factor(loss_scale_factor: float) -> base.GradientTransformation:
+    """Divides every gradient by ``loss_scale_factor`` (Keras 3: ``g / scale``).
+
+    Pair with ``loss * loss_scale_factor`` when computing the gradients.
+    """
+    if loss_scale_factor is None or not loss_scale_factor > 0:
+        raise ValueError(f"`loss_scale_factor` must be a positive number. Received: loss_scale_factor={loss_scale_factor}")
+
+    def update(updates, state, params=None):
+        del params
+        return base.map_updates(lambda g: g / loss_scale_factor, updates), state
+
+    return base.GradientTransformation(lambda params: base.EmptyState(), update)

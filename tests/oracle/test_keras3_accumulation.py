@@ -1,0 +1,85 @@
+"""Keras 3's gradient accumulation and loss-scale factor, against Keras 3 on JAX.
+
+TF-Keras has neither feature, so the reference is Keras 3's own JAX backend
+(``stateless_apply``), run in a subprocess.  float32 only: Keras 3 converts
+Python hyperparameters straight to the variable's dtype where TF-Keras goes
+through float32, so in float64 the two current families differ by design.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from harness import STEPS, TOLERANCE, agreement, make_problem, run_jax
+
+CASES = [
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, gradient_accumulation_steps=3)),
+    ("Adam", dict(learning_rate=0.01, gradient_accumulation_steps=4, clipnorm=1.0)),
+    ("Adam", dict(learning_rate=0.01, loss_scale_factor=128.0)),
+    ("RMSprop", dict(learning_rate=0.01, gradient_accumulation_steps=2, loss_scale_factor=8.0, weight_decay=0.01)),
+    ("Adam", dict(learning_rate="schedule", gradient_accumulation_steps=3)),
+]
+
+
+def _keras3(name, kwargs):
+    spec = {"name": name, "kwargs": dict(kwargs), "steps": STEPS}
+    if kwargs.get("learning_rate") == "schedule":
+        spec["kwargs"].pop("learning_rate")
+        spec["schedule"] = dict(initial_learning_rate=0.02, decay_steps=40, decay_rate=0.5)
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_runner.py"), json.dumps(spec)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return [np.asarray(p, np.float32) for p in json.loads(lines[-1][7:])["params"]]
+
+
+def _ours(name, kwargs):
+    kwargs = dict(kwargs)
+    if kwargs.get("learning_rate") == "schedule":
+        kwargs["learning_rate"] = jk.schedules.ExponentialDecay(0.02, 40, 0.5)
+    return kwargs
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{k}" for n, k in CASES])
+def test_matches_keras3_jax_backend(report, name, kwargs):
+    theirs = _keras3(name, kwargs)
+    params, grads = make_problem(np.float32)
+    ours_kwargs = _ours(name, kwargs)
+    functional, state = run_jax(getattr(jk, name.lower())(**ours_kwargs), params, grads)
+    # The Keras layer, on the same problem.
+    opt = getattr(jk.optimizers, name)(**ours_kwargs)
+    variables = [jk.Variable(p) for p in params]
+    for g in grads:
+        opt.apply_gradients(list(zip(g, variables)))
+    layer = [v.numpy() for v in variables]
+    for label, ours in (("functional", functional), ("layer", layer)):
+        a = agreement(ours, theirs, params)
+        report(f"keras3 {name} {kwargs} {label}: rel {a.relative:.1e}")
+        assert a.moved > 0.01 and a.relative <= TOLERANCE[np.float32], (label, a)
+    if kwargs.get("gradient_accumulation_steps"):
+        n = kwargs["gradient_accumulation_steps"]
+        assert int(opt.iterations.numpy()) == STEPS
+        names = [w.name for w in opt.weights]
+        accumulators = [w for w in names if "gradient_accumulator" in w]
+        assert len(accumulators) == len(params)  # one buffer per parameter, no more
+        inner = jk.optimizers.base.find_state(opt.state, jk.OptimizerState)
+        assert int(inner.iterations) == STEPS // n
+
+
+def test_accumulation_state_grows_by_one_buffer_per_parameter():
+    params = {"w": np.ones((3, 4), np.float32), "b": np.zeros(4, np.float32)}
+    plain = jk.adam().init(params)
+    accumulating = jk.adam(gradient_accumulation_steps=4).init(params)
+    size = lambda s: sum(np.size(x) for x in jax.tree.leaves(s))  # noqa: E731
+    assert size(accumulating) - size(plain) == 16 + 1  # one buffer per parameter, and the call counter
