@@ -442,6 +442,25 @@ class KerasOptimizer:
                 raise ValueError("Cannot accept both `clipnorm` and `global_clipnorm`.")
         self._args = new_args
         self._rebuild()
+        self._restructure_state()
+
+    def _restructure_state(self) -> None:
+        """Fits a built state to a rebuilt transformation (clipping added or removed).
+
+        The transformation's chain has one part per configured feature, so its
+        state's structure can change; the stateful parts (the optimizer's, the
+        moving average's, the accumulator's) carry over unchanged.
+        """
+        if self._state is None:
+            return
+        fresh = self._transformation.init([v.value for v in self._variables])
+        if jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(self._state):
+            return
+        for cls in (OptimizerState, EmaState, AccumulationState):
+            old = find_state(self._state, cls, required=False)
+            if old is not None and find_state(fresh, cls, required=False) is not None:
+                fresh = replace_state(fresh, cls, lambda _, old=old: old)
+        self._state = fresh
 
     def _get_hyper(self, name: str) -> Any:
         raise NotImplementedError
