@@ -44,6 +44,7 @@ from jaxopt_keras.transforms import (
     global_norm,
     scale_by_loss_scale_factor,
 )
+from jaxopt_keras.sparse import IndexedSlices
 from jaxopt_keras.variable import Variable
 
 __version__ = "0.1.0"
@@ -84,4 +85,5 @@ __all__ = [
     "optimizers",
     "mixed_precision",
     "Variable",
+    "IndexedSlices",
 ]

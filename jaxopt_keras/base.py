@@ -23,6 +23,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxopt_keras.sparse import IndexedSlices, scatter_add
+
 PyTree = Any
 Params = PyTree
 Updates = PyTree
@@ -46,26 +48,55 @@ class EmptyState(NamedTuple):
 
 
 def is_none(x: Any) -> bool:
-    """Leaf predicate that makes ``None`` gradient entries visible to tree maps."""
-    return x is None
+    """Leaf predicate for gradient trees: ``None`` entries and row-sparse
+    :class:`~jaxopt_keras.sparse.IndexedSlices` are leaves, like dense arrays."""
+    return x is None or isinstance(x, IndexedSlices)
 
 
 def flatten_updates(updates: Updates) -> tuple[list[Any], Any]:
-    """Flattens a gradient tree, keeping ``None`` entries as leaves."""
+    """Flattens a gradient tree, keeping ``None`` and ``IndexedSlices`` entries as leaves."""
     return jax.tree_util.tree_flatten(updates, is_leaf=is_none)
 
 
 def map_updates(fn: Callable[..., Any], updates: Updates, *rest: PyTree) -> Updates:
     """``tree_map(fn, updates, *rest)`` that passes ``None`` gradients through.
 
-    ``fn`` is called only for present gradient leaves; a ``None`` leaf of
-    ``updates`` stays ``None`` whatever ``rest`` holds there.
+    ``fn`` is called only for present gradient leaves (arrays, or
+    ``IndexedSlices``); a ``None`` leaf of ``updates`` stays ``None`` whatever
+    ``rest`` holds there.
     """
 
     def leaf(u, *xs):
         return None if u is None else fn(u, *xs)
 
     return jax.tree_util.tree_map(leaf, updates, *rest, is_leaf=is_none)
+
+
+def map_values(fn: Callable[[jax.Array], jax.Array], updates: Updates) -> Updates:
+    """Applies an elementwise ``fn`` to every gradient's values (dense or row-sparse)."""
+
+    def leaf(u):
+        return u.with_values(fn(u.values)) if isinstance(u, IndexedSlices) else fn(u)
+
+    return map_updates(leaf, updates)
+
+
+def values_of(u: Any) -> jax.Array:
+    """A gradient leaf's numbers (an ``IndexedSlices``'s values, padding rows zeroed)."""
+    return u.valid_values() if isinstance(u, IndexedSlices) else u
+
+
+def add_update(p: Any, u: Any) -> jax.Array:
+    """``p + u`` in ``p``'s dtype; a row-sparse ``u`` is scattered into its rows."""
+    p = jnp.asarray(p)
+    if isinstance(u, IndexedSlices):
+        return scatter_add(p, u.indices, u.values)
+    return (p + u).astype(p.dtype)
+
+
+def densify(u: Any) -> Any:
+    """A dense array for a gradient leaf (``IndexedSlices`` scattered into zeros)."""
+    return u.to_dense() if isinstance(u, IndexedSlices) else u
 
 
 def identity() -> GradientTransformation:
@@ -125,7 +156,8 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """Adds ``updates`` to ``params``: ``p_new = p + u``.
 
     The sum keeps each parameter's dtype.  A ``None`` update leaves its
-    parameter unchanged (the parameter had no gradient).
+    parameter unchanged (the parameter had no gradient); a row-sparse
+    ``IndexedSlices`` update adds to its rows only.
 
     Args:
       params: the parameter tree.
@@ -136,9 +168,6 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     """
 
     def add(u, p):
-        if u is None:
-            return p
-        p = jnp.asarray(p)
-        return (p + u).astype(p.dtype)
+        return p if u is None else add_update(p, u)
 
     return jax.tree_util.tree_map(add, updates, params, is_leaf=is_none)

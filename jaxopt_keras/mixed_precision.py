@@ -46,7 +46,7 @@ class LossScaleState(NamedTuple):
 
 def all_finite(grads: Any) -> jax.Array:
     """True when every gradient element is finite (``None`` leaves ignored)."""
-    leaves = [g for g in jax.tree_util.tree_leaves(grads)]
+    leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(grads, is_leaf=base.is_none) if g is not None]
     if not leaves:
         return jnp.asarray(True)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves]))
@@ -123,7 +123,9 @@ def loss_scale_optimizer(
             return inner.update(updates, state.inner, params)
 
         def skip(_):
-            zeros = base.map_updates(jnp.zeros_like, updates)
+            # Zero updates shaped like inner's (a row-sparse gradient may give a dense update).
+            shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params)[0])
+            zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
             return zeros, _count_step(state.inner)
 
         u, s = jax.lax.cond(finite, apply, skip, None)
@@ -153,7 +155,7 @@ def scale_loss(loss: jax.Array, state: Any) -> jax.Array:
 def unscale_gradients(grads: Any, state: Any) -> Any:
     """``g * (1 / loss_scale)`` per gradient (Keras's ``get_unscaled_gradients``)."""
     reciprocal = 1.0 / _find(state).loss_scale
-    return base.map_updates(lambda g: g * reciprocal.astype(g.dtype), grads)
+    return base.map_values(lambda g: g * reciprocal.astype(g.dtype), grads)
 
 
 class LossScaleOptimizer:

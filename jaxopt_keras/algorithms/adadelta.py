@@ -20,11 +20,13 @@ from jaxopt_keras.algorithms.base import (
     Slot,
     build_optimizer,
     legacy_epsilon,
+    minus_one,
     named_arguments,
     one_minus,
     pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -70,6 +72,28 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coeff
     return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: LegacyAdadeltaSlots, c: Coefficients):
+    """Legacy Adadelta on rows only (``ResourceSparseApplyAdadelta``): the dense step, per row."""
+    idx, gv = g.indices, g.values
+    rows = LegacyAdadeltaSlots(gather(s.accum_grad, idx), gather(s.accum_var, idx))
+    delta, new = legacy_update(gv, None, rows, c)
+    slots = LegacyAdadeltaSlots(scatter_set(s.accum_grad, idx, new.accum_grad), scatter_set(s.accum_var, idx, new.accum_var))
+    return g.with_values(delta), slots
+
+
+def current_sparse_update(g: IndexedSlices, p, s: AdadeltaSlots, c: Coefficients):
+    """Current-family Adadelta with a row-sparse gradient::
+
+        acc_g = acc_g + (rho - 1) * acc_g ; acc_g[i] += (1 - rho) * g_i**2
+        (then the dense step, with the gradient densified)
+    """
+    idx, gv = g.indices, g.values
+    acc_g = scatter_add(s.accumulated_grad + c.rho_minus_one * s.accumulated_grad, idx, c.one_minus_rho * jnp.square(gv))
+    dense = g.to_dense()
+    delta = -jnp.sqrt(s.accumulated_delta_var + c.epsilon) * dense / jnp.sqrt(acc_g + c.epsilon)
+    acc_d = c.rho * s.accumulated_delta_var + c.one_minus_rho * delta * delta
+    return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
+
 LEGACY = Numerics(
     family="legacy",
     class_name="Adadelta",
@@ -80,6 +104,7 @@ LEGACY = Numerics(
     slots=(Slot("accum_grad"), Slot("accum_var")),
     slot_order=(("accum_grad",), ("accum_var",)),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=legacy_epsilon,
@@ -91,11 +116,12 @@ CURRENT = Numerics(
     defaults={"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7},
     float32_hyperparams=(),
     exact_hyperparams=("rho", "epsilon"),
-    derived=(Derived("one_minus_rho", "rho", one_minus),),
+    derived=(Derived("one_minus_rho", "rho", one_minus), Derived("rho_minus_one", "rho", minus_one)),
     slots_type=AdadeltaSlots,
     slots=(Slot("accumulated_grad"), Slot("accumulated_delta_var")),
     slot_order=(("accumulated_grad", "accumulated_delta_var"),),
     update=current_update,
+    sparse_update=current_sparse_update,
 )
 
 

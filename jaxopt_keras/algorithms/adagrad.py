@@ -21,6 +21,7 @@ from jaxopt_keras.algorithms.base import (
     pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
 
 class AdagradSlots(NamedTuple):
@@ -54,6 +55,27 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdagradSlots, c: Coeffi
     return -(c.learning_rate * g / jnp.sqrt(acc + c.epsilon)), AdagradSlots(acc)
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: AdagradSlots, c: Coefficients):
+    """Legacy Adagrad on rows only (``ResourceSparseApplyAdagradV2``)::
+
+        acc[i] += g_i**2 ;  p[i] -= g_i * lr / (sqrt(acc[i]) + epsilon)
+    """
+    idx, gv = g.indices, g.values
+    acc_rows = gather(s.accumulator, idx) + jnp.square(gv)
+    rows = -(gv * c.learning_rate / (jnp.sqrt(acc_rows) + c.epsilon))
+    return g.with_values(rows), AdagradSlots(scatter_set(s.accumulator, idx, acc_rows))
+
+
+def current_sparse_update(g: IndexedSlices, p, s: AdagradSlots, c: Coefficients):
+    """Current-family Adagrad on rows only::
+
+        acc[i] += g_i * g_i ;  p[i] += -lr * g_i / sqrt(acc[i] + epsilon)
+    """
+    idx, gv = g.indices, g.values
+    acc = scatter_add(s.accumulator, idx, gv * gv)
+    rows = -c.learning_rate * gv / jnp.sqrt(gather(acc, idx) + c.epsilon)
+    return g.with_values(rows), AdagradSlots(acc)
+
 def _check_legacy(args: dict) -> dict:
     value = args["initial_accumulator_value"]
     if value < 0.0:
@@ -73,6 +95,7 @@ LEGACY = Numerics(
     slots=(Slot("accumulator", init=initial_accumulator),),
     slot_order=(("accumulator",),),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=_check_legacy,
@@ -88,6 +111,7 @@ CURRENT = Numerics(
     slots=(Slot("accumulator", init=initial_accumulator),),
     slot_order=(("accumulator",),),
     update=current_update,
+    sparse_update=current_sparse_update,
 )
 
 

@@ -31,6 +31,7 @@ from jaxopt_keras.algorithms.base import (
     one_minus,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, scatter_add
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -85,6 +86,42 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficie
     return -((m * alpha) / denom), AdamSlots(m, v, vhat)
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: AdamSlots, c: Coefficients):
+    """Legacy Adam on rows: the moments decay everywhere, the parameter moves everywhere::
+
+        lr_t = lr * (sqrt(1 - beta_2**t) / (1 - beta_1**t))
+        m = m * beta_1 ; m[i] += g_i * (1 - beta_1)
+        v = v * beta_2 ; v[i] += g_i * g_i * (1 - beta_2)
+        p = p - lr_t * m / (sqrt(v or max(vhat, v)) + epsilon)
+    """
+    idx, gv = g.indices, g.values
+    t = local_step(c.iterations, 1, gv.dtype)
+    lr = c.learning_rate * (jnp.sqrt(1 - c.beta_2**t) / (1 - c.beta_1**t))
+    m = scatter_add(s.m * c.beta_1, idx, gv * (1 - c.beta_1))
+    v = scatter_add(s.v * c.beta_2, idx, gv * gv * (1 - c.beta_2))
+    vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
+    denom = jnp.sqrt(v if vhat is None else vhat) + c.epsilon
+    return -(lr * m / denom), AdamSlots(m, v, vhat)
+
+
+def current_sparse_update(g: IndexedSlices, p, s: AdamSlots, c: Coefficients):
+    """Current-family Adam on rows::
+
+        m = m - m * (1 - beta_1) ; m[i] += g_i * (1 - beta_1)
+        v = v - v * (1 - beta_2) ; v[i] += g_i**2 * (1 - beta_2)
+        p = p - m * alpha / (sqrt(v or max(vhat, v)) + eps)
+    """
+    idx, gv = g.indices, g.values
+    t = local_step(c.iterations, 1, gv.dtype)
+    beta_2_power = c.beta_2**t
+    alpha = c.learning_rate * jnp.sqrt(1 - beta_2_power) / (1 - c.beta_1**t)
+    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.get("adaptive_epsilon") else c.epsilon
+    m = scatter_add(s.m + -s.m * c.one_minus_beta_1, idx, gv * c.one_minus_beta_1)
+    v = scatter_add(s.v + -s.v * c.one_minus_beta_2, idx, jnp.square(gv) * c.one_minus_beta_2)
+    vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
+    denom = jnp.sqrt(v if vhat is None else vhat) + epsilon
+    return -((m * alpha) / denom), AdamSlots(m, v, vhat)
+
 def _amsgrad(args) -> bool:
     return bool(args["amsgrad"])
 
@@ -99,6 +136,7 @@ LEGACY = Numerics(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m",), ("v",), ("vhat",)),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     adjust_weights=drop_unused_vhat,
     time_decay=True,
     check_args=legacy_epsilon,
@@ -123,6 +161,7 @@ CURRENT = Numerics(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m", "v"), ("vhat",)),
     update=current_update,
+    sparse_update=current_sparse_update,
 )
 
 

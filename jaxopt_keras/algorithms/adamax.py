@@ -24,6 +24,7 @@ from jaxopt_keras.algorithms.base import (
     one_minus,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -67,6 +68,36 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdamaxSlots, c: Coeffic
     return -(c.learning_rate * m / ((1 - c.beta_1**t) * (u + c.epsilon))), AdamaxSlots(m, u)
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: LegacyAdamaxSlots, c: Coefficients):
+    """Legacy Adamax on rows only::
+
+        m[i] = m[i] * beta_1 + g_i * (1 - beta_1) ;  v[i] = max(v[i] * beta_2, |g_i|)
+        p[i] += -lr / (1 - beta_1**t) * (m[i] / (v[i] + epsilon))
+    """
+    idx, gv = g.indices, g.values
+    t = local_step(c.iterations, 1, gv.dtype)
+    neg_scaled_lr = -c.learning_rate / (1 - c.beta_1**t)
+    m_rows = gather(s.m, idx) * c.beta_1 + gv * (1 - c.beta_1)
+    v_rows = jnp.maximum(gather(s.v, idx) * c.beta_2, jnp.abs(gv))
+    rows = neg_scaled_lr * (m_rows / (v_rows + c.epsilon))
+    return g.with_values(rows), LegacyAdamaxSlots(scatter_set(s.m, idx, m_rows), scatter_set(s.v, idx, v_rows))
+
+
+def current_sparse_update(g: IndexedSlices, p, s: AdamaxSlots, c: Coefficients):
+    """Current-family Adamax on rows: ``m`` and ``u`` decay everywhere::
+
+        m = m - m * (1 - beta_1) ; m[i] += g_i * (1 - beta_1)
+        u = u * beta_2 ; u[i] += max(u[i], |g_i|) - u[i]
+        p = p - lr * m / ((1 - beta_1**t) * (u + epsilon))
+    """
+    idx, gv = g.indices, g.values
+    t = local_step(c.iterations, 1, gv.dtype)
+    m = scatter_add(s.m + -s.m * c.one_minus_beta_1, idx, gv * c.one_minus_beta_1)
+    u = s.u * c.beta_2
+    u_rows = gather(u, idx)
+    u = scatter_add(u, idx, jnp.maximum(u_rows, jnp.abs(gv)) - u_rows)
+    return -(c.learning_rate * m / ((1 - c.beta_1**t) * (u + c.epsilon))), AdamaxSlots(m, u)
+
 LEGACY = Numerics(
     family="legacy",
     class_name="Adamax",
@@ -77,6 +108,7 @@ LEGACY = Numerics(
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m",), ("v",)),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     time_decay=True,
     check_args=legacy_epsilon,
 )
@@ -92,6 +124,7 @@ CURRENT = Numerics(
     slots=(Slot("m"), Slot("u")),
     slot_order=(("m", "u"),),
     update=current_update,
+    sparse_update=current_sparse_update,
 )
 
 

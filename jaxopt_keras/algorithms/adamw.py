@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_update
+from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_sparse_update, current_update
 from jaxopt_keras.algorithms.base import Numerics, Slot, build_optimizer, named_arguments, one_minus
 from jaxopt_keras.base import GradientTransformation
 from jaxopt_keras.hyperparams import Derived
@@ -40,6 +40,7 @@ CURRENT = Numerics(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m", "v"), ("vhat",)),
     update=current_update,
+    sparse_update=current_sparse_update,
     check_args=_check,
 )
 

@@ -27,6 +27,7 @@ from jax.experimental.shard_alike import shard_alike
 from jaxopt_keras import base
 from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.schedules import LearningRateSchedule
+from jaxopt_keras.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.transforms import clipping
 from jaxopt_keras.transforms.accumulation import accumulate_gradients, scale_by_loss_scale_factor
 from jaxopt_keras.transforms.ema import ema as ema_transform
@@ -144,6 +145,11 @@ class Numerics:
       adjust_weights: ``adjust_weights(n_expected, weights) -> weights``, the
         class's leniency in ``set_weights`` (see :func:`pad_missing_iterations`,
         :func:`drop_unused_vhat`).
+      sparse_update: the math for a row-sparse gradient, ``sparse_update(g,
+        param, slots, c)`` with ``g`` a deduplicated
+        :class:`~jaxopt_keras.sparse.IndexedSlices`; returns a dense delta or
+        an ``IndexedSlices`` of row deltas.  ``None``: Keras has no sparse
+        path for this algorithm, and the gradient is densified.
     """
 
     family: Family
@@ -163,6 +169,7 @@ class Numerics:
     check_args: Callable[[dict], dict] = lambda args: args
     config_to_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
     adjust_weights: Callable[[int, list], list] | None = None
+    sparse_update: Callable[..., tuple[Any, Any]] | None = None
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
@@ -392,20 +399,31 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
             if g is None:
                 deltas.append(None)
                 continue
-            g = jnp.asarray(g)
+            if not isinstance(g, IndexedSlices):
+                g = jnp.asarray(g)
             p = param_leaves[i]
             dtype = g.dtype if p is None else jnp.asarray(p).dtype
             slots_i = numerics.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
             c = coeffs(dtype)
+            if isinstance(g, IndexedSlices):
+                g = deduplicate(g.with_values(jnp.asarray(g.values).astype(dtype)))
+                math = numerics.sparse_update
+                if math is None:  # Keras has no sparse path here: it densifies
+                    g, math = g.to_dense(), numerics.update
+            else:
+                g, math = g.astype(dtype), numerics.update
             if decays and mask_leaves[i]:
                 # Optimizer._apply_weight_decay, before the step: p -= p * wd * lr.
                 p = jnp.asarray(p)
                 decayed = p - p * c.weight_decay * c.learning_rate
-                delta, new_slots_i = numerics.update(g.astype(dtype), decayed, slots_i, c)
-                delta = (decayed + delta) - p  # exact whenever the result is within 2x of p
+                delta, new_slots_i = math(g, decayed, slots_i, c)
+                delta = base.add_update(decayed, delta) - p  # exact whenever the result is within 2x of p
             else:
-                delta, new_slots_i = numerics.update(g.astype(dtype), p, slots_i, c)
-            deltas.append(delta.astype(dtype))
+                delta, new_slots_i = math(g, p, slots_i, c)
+            if isinstance(delta, IndexedSlices):
+                deltas.append(delta.with_values(delta.values.astype(dtype)))
+            else:
+                deltas.append(delta.astype(dtype))
             for f in active:
                 new_slot_leaves[f][i] = getattr(new_slots_i, f)
 
@@ -676,6 +694,11 @@ def drop_unused_vhat(n_expected: int, weights: list) -> list:
 def one_minus(x: float) -> float:
     """``1 - x`` in Python (double) arithmetic, as Keras computes it."""
     return 1 - x
+
+
+def minus_one(x: float) -> float:
+    """``x - 1`` in Python (double) arithmetic, as Keras computes it."""
+    return x - 1
 
 
 def twice(x: float) -> float:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, named_arguments
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, scatter_add
 
 
 class LionSlots(NamedTuple):
@@ -28,6 +29,18 @@ def current_update(g: jax.Array, p: jax.Array | None, s: LionSlots, c: Coefficie
     return delta, LionSlots(m)
 
 
+def current_sparse_update(g: IndexedSlices, p, s: LionSlots, c: Coefficients):
+    """Lion with a row-sparse gradient::
+
+        m = m * beta_1 ; m[i] += g_i * (1 - beta_1) ;  p = p - lr * sign(m)
+        m = m * beta_2 / beta_1 ; m[i] += g_i * (1 - beta_2 / beta_1)
+    """
+    idx, gv = g.indices, g.values
+    m = scatter_add(s.m * c.beta_1, idx, gv * (1.0 - c.beta_1))
+    delta = -(c.learning_rate * jnp.sign(m))
+    m = scatter_add(m * c.beta_2 / c.beta_1, idx, gv * (1.0 - c.beta_2 / c.beta_1))
+    return delta, LionSlots(m)
+
 def _check(args: dict) -> dict:
     b = args["beta_1"]
     if b <= 0 or b > 1:
@@ -45,6 +58,7 @@ CURRENT = Numerics(
     slots=(Slot("m"),),
     slot_order=(("m",),),
     update=current_update,
+    sparse_update=current_sparse_update,
     check_args=_check,
 )
 

@@ -33,6 +33,7 @@ from jaxopt_keras.algorithms.base import (
     named_arguments,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
 _DECAY_BASE = float(np.float32(0.96))
@@ -115,6 +116,46 @@ def current_advance(scalars: dict, c: Coefficients) -> dict:
     return {"u_product": scalars["u_product"] * _current_u(c, 1, dtype)}
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
+    """Legacy Nadam on rows: ``m``/``v`` decay everywhere, the parameter moves on rows::
+
+        m = m * beta_1 ; m[i] += g_i * (1 - beta_1) ;  v likewise with g_i**2
+        p[i] -= lr * m_bar_i / (sqrt(v[i] / (1 - beta_2**t)) + epsilon)
+    """
+    idx, gv = g.indices, g.values
+    dtype = gv.dtype
+    t = local_step(c.iterations, 1, dtype)
+    m_t = _legacy_mu(c, 1, dtype)
+    m_t_1 = _legacy_mu(c, 2, dtype)
+    m_schedule_new = c.momentum_cache * m_t
+    m_schedule_next = m_schedule_new * m_t_1
+    g_prime = gv / (1.0 - m_schedule_new)
+    m = scatter_add(s.m * c.beta_1, idx, gv * (1 - c.beta_1))
+    m_t_prime = gather(m, idx) / (1.0 - m_schedule_next)
+    m_t_bar = (1.0 - m_t) * g_prime + m_t_1 * m_t_prime
+    v = scatter_add(s.v * c.beta_2, idx, gv * gv * (1 - c.beta_2))
+    v_t_prime = gather(v, idx) / (1.0 - jnp.power(c.beta_2, t))
+    rows = -c.learning_rate * m_t_bar / (jnp.sqrt(v_t_prime) + c.epsilon)
+    return g.with_values(rows), NadamSlots(m, v)
+
+
+def current_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
+    """Current-family Nadam on rows: as dense, with the moments updated by row and
+    the gradient term of ``m_hat`` taken dense."""
+    idx, gv = g.indices, g.values
+    dtype = gv.dtype
+    t = local_step(c.iterations, 1, dtype)
+    u_t = _current_u(c, 1, dtype)
+    u_t_1 = _current_u(c, 2, dtype)
+    u_product_t = c.u_product * u_t
+    u_product_t_1 = u_product_t * u_t_1
+    m = scatter_add(s.m + -s.m * (1 - c.beta_1), idx, gv * (1 - c.beta_1))
+    v = scatter_add(s.v + -s.v * (1 - c.beta_2), idx, jnp.square(gv) * (1 - c.beta_2))
+    g_term = g.with_values((1 - u_t) * gv / (1 - u_product_t)).to_dense()
+    m_hat = u_t_1 * m / (1 - u_product_t_1) + g_term
+    v_hat = v / (1 - jnp.power(c.beta_2, t))
+    return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
+
 def _check_legacy(args: dict) -> dict:
     if is_schedule(args.get("lr", args["learning_rate"])):
         raise ValueError(
@@ -144,6 +185,7 @@ LEGACY = Numerics(
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m",), ("v",)),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     scalars=(Scalar("momentum_cache", 1.0),),
     advance=legacy_advance,
     check_args=_check_legacy,
@@ -162,6 +204,7 @@ CURRENT = Numerics(
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m", "v"),),
     update=current_update,
+    sparse_update=current_sparse_update,
     scalars=(Scalar("u_product", 1.0, in_weights=False),),
     advance=current_advance,
 )

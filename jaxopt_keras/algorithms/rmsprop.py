@@ -32,6 +32,7 @@ from jaxopt_keras.algorithms.base import (
     pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -113,6 +114,59 @@ def current_update(g: jax.Array, p: jax.Array | None, s: RMSpropSlots, c: Coeffi
     return -increment, RMSpropSlots(velocity, None, avg)
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: LegacyRMSpropSlots, c: Coefficients):
+    """Legacy RMSprop with a row-sparse gradient.
+
+    With momentum (``ResourceSparseApply[Centered]RMSProp``): the dense kernel's
+    step on the rows only.  Without momentum, ``rms`` (and ``mg``) decay
+    everywhere and the parameter moves on the rows::
+
+        rms = rms * rho ; rms[i] += g_i**2 * (1 - rho)
+        p[i] += -lr * g_i / (sqrt(rms[i] [- mg[i]**2]) + epsilon)
+    """
+    idx, gv = g.indices, g.values
+    if s.momentum is not None:
+        rows = LegacyRMSpropSlots(gather(s.rms, idx), gather(s.momentum, idx), None if s.mg is None else gather(s.mg, idx))
+        delta, new = legacy_update(gv, None, rows, c)
+        slots = LegacyRMSpropSlots(
+            scatter_set(s.rms, idx, new.rms),
+            scatter_set(s.momentum, idx, new.momentum),
+            None if s.mg is None else scatter_set(s.mg, idx, new.mg),
+        )
+        return g.with_values(delta), slots
+    one_minus_rho = 1.0 - c.rho
+    rms = scatter_add(s.rms * c.rho, idx, gv * gv * one_minus_rho)
+    denom = gather(rms, idx)
+    mg = None
+    if s.mg is not None:
+        mg = scatter_add(s.mg * c.rho, idx, gv * one_minus_rho)
+        denom = denom - jnp.square(gather(mg, idx))
+    rows = -c.learning_rate * gv / (jnp.sqrt(denom) + c.epsilon)
+    return g.with_values(rows), LegacyRMSpropSlots(rms, None, mg)
+
+
+def current_sparse_update(g: IndexedSlices, p, s: RMSpropSlots, c: Coefficients):
+    """Current-family RMSprop with a row-sparse gradient::
+
+        velocity = rho * velocity ; velocity[i] += g_i**2 * (1 - rho)
+        increment_i = lr * g_i * rsqrt(velocity[i] [- avg[i]**2] + epsilon)
+        momentum = momentum * mom ; mom[i] += increment_i ; p = p - mom    (momentum > 0)
+        p[i] -= increment_i                                                  (otherwise)
+    """
+    idx, gv = g.indices, g.values
+    velocity = scatter_add(c.rho * s.velocity, idx, jnp.square(gv) * c.one_minus_rho)
+    avg = None
+    if s.average_gradient is not None:
+        avg = scatter_add(c.rho * s.average_gradient, idx, gv * c.one_minus_rho)
+        denominator = velocity - jnp.square(avg) + c.epsilon
+    else:
+        denominator = velocity + c.epsilon
+    increment = c.learning_rate * gv * lax.rsqrt(gather(denominator, idx))
+    if s.momentum is not None:
+        mom = scatter_add(c.momentum * s.momentum, idx, increment)
+        return -mom, RMSpropSlots(velocity, mom, avg)
+    return g.with_values(-increment), RMSpropSlots(velocity, None, avg)
+
 def _has_momentum(args) -> bool:
     return args["momentum"] > 0
 
@@ -138,6 +192,7 @@ LEGACY = Numerics(
     slots=(Slot("rms"), Slot("momentum", when=_has_momentum), Slot("mg", when=_centered)),
     slot_order=(("rms",), ("momentum",), ("mg",)),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=_check_legacy,
@@ -154,6 +209,7 @@ CURRENT = Numerics(
     slots=(Slot("velocity"), Slot("momentum", when=_has_momentum), Slot("average_gradient", when=_centered)),
     slot_order=(("velocity",), ("momentum",), ("average_gradient",)),
     update=current_update,
+    sparse_update=current_sparse_update,
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 
 from jaxopt_keras.algorithms.base import (
     Coefficients,
@@ -21,6 +22,7 @@ from jaxopt_keras.algorithms.base import (
     named_arguments,
 )
 from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
 
 class LegacySGDSlots(NamedTuple):
@@ -62,6 +64,36 @@ def current_update(g: jax.Array, p: jax.Array | None, s: SGDSlots, c: Coefficien
     return delta, SGDSlots(m)
 
 
+def legacy_sparse_update(g: IndexedSlices, p, s: LegacySGDSlots, c: Coefficients):
+    """Legacy SGD on rows (``ResourceScatterAdd`` / ``ResourceSparseApplyKerasMomentum``)::
+
+        p[i] += -g_i * lr                                       (no momentum)
+        accum[i] = accum[i] * momentum - g_i * lr ; p[i] += accum[i]   (or the nesterov form)
+    """
+    idx, gv = g.indices, g.values
+    if s.momentum is None:
+        return g.with_values(-gv * c.learning_rate), s
+    accum = gather(s.momentum, idx) * c.momentum - gv * c.learning_rate
+    rows = accum * c.momentum - gv * c.learning_rate if c.nesterov else accum
+    return g.with_values(rows), LegacySGDSlots(scatter_set(s.momentum, idx, accum))
+
+
+def current_sparse_update(g: IndexedSlices, p, s: SGDSlots, c: Coefficients):
+    """Current-family SGD on rows: the momentum decays everywhere::
+
+        m = m * momentum ; m[i] += -g_i * lr ;  p = p + m
+        nesterov: p[i] += -g_i * lr ; p = p + m * momentum
+    """
+    idx, gv = g.indices, g.values
+    add = -gv * c.learning_rate
+    m = scatter_add(s.m * c.momentum, idx, add)
+    if not c.nesterov:
+        return m, SGDSlots(m)
+    if p is None:
+        return scatter_add(m * c.momentum, idx, add), SGDSlots(m)
+    p = jnp.asarray(p)
+    return (scatter_add(p, idx, add) + m * c.momentum) - p, SGDSlots(m)
+
 def _check_legacy(args: dict) -> dict:
     m = args["momentum"]
     if isinstance(m, (int, float)) and (m < 0 or m > 1):
@@ -86,6 +118,7 @@ LEGACY = Numerics(
     slots=(Slot("momentum", when=lambda a: a["momentum"] > 0),),
     slot_order=(("momentum",),),
     update=legacy_update,
+    sparse_update=legacy_sparse_update,
     time_decay=True,
     check_args=_check_legacy,
 )
@@ -100,6 +133,7 @@ CURRENT = Numerics(
     slots=(Slot("m"),),
     slot_order=(("m",),),
     update=current_update,
+    sparse_update=current_sparse_update,
     check_args=_check_current,
 )
 

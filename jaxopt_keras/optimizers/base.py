@@ -30,6 +30,7 @@ from jaxopt_keras.algorithms import base as core
 from jaxopt_keras.algorithms.base import Numerics, OptimizerState
 from jaxopt_keras.hyperparams import Hyperparams
 from jaxopt_keras.schedules import LearningRateSchedule
+from jaxopt_keras.sparse import IndexedSlices
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
 from jaxopt_keras.schedules import serialize as serialize_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState
@@ -244,7 +245,10 @@ class KerasOptimizer:
             key = self._var_key(v)
             if key not in self._index:
                 self._unknown_variable(v)
-            grads[self._index[key]] = jnp.asarray(g.value if isinstance(g, Variable) else g)
+            if isinstance(g, IndexedSlices):
+                grads[self._index[key]] = g
+            else:
+                grads[self._index[key]] = jnp.asarray(g.value if isinstance(g, Variable) else g)
         return grads
 
     def _unknown_variable(self, variable: Variable) -> None:

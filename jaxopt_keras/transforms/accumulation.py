@@ -61,7 +61,8 @@ def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base
 
     def update(updates, state, params=None):
         is_update = (safe_add(state.iterations, 1) % steps) == 0
-        flat_g, treedef = base.flatten_updates(updates)
+        # Keras 3 adds a row-sparse gradient to its dense accumulator.
+        flat_g, treedef = base.flatten_updates(base.map_updates(base.densify, updates))
         flat_acc = treedef.flatten_up_to(state.accumulators)
 
         def apply(_):
@@ -92,6 +93,6 @@ def scale_by_loss_scale_factor(loss_scale_factor: float) -> base.GradientTransfo
 
     def update(updates, state, params=None):
         del params
-        return base.map_updates(lambda g: g / loss_scale_factor, updates), state
+        return base.map_values(lambda g: g / loss_scale_factor, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

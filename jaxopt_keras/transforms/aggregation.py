@@ -7,6 +7,7 @@ from typing import Any, Literal
 from jax import lax
 
 from jaxopt_keras import base
+from jaxopt_keras.sparse import IndexedSlices
 
 
 def aggregate_gradients(
@@ -28,14 +29,26 @@ def aggregate_gradients(
       reduction: ``"sum"`` or ``"mean"``.
 
     Returns:
-      A stateless transform.  ``None`` gradients stay ``None``.
+      A stateless transform.  ``None`` gradients stay ``None``; row-sparse
+      ``IndexedSlices`` are all-gathered (their rows concatenated).
     """
     if reduction not in ("sum", "mean"):
         raise ValueError(f"`reduction` must be 'sum' or 'mean'. Received: reduction={reduction!r}")
     reduce = lax.psum if reduction == "sum" else lax.pmean
 
+    def leaf(g):
+        if isinstance(g, IndexedSlices):
+            # As tf.distribute all-reduces IndexedSlices: gather every replica's
+            # rows (duplicates are summed by the optimizer), scaled for "mean".
+            values = lax.all_gather(g.values, axis_name, tiled=True)
+            indices = lax.all_gather(g.indices, axis_name, tiled=True)
+            if reduction == "mean":
+                values = values / lax.psum(1, axis_name)
+            return IndexedSlices(values, indices, g.dense_shape)
+        return reduce(g, axis_name)
+
     def update(updates, state, params=None):
         del params
-        return base.map_updates(lambda g: reduce(g, axis_name), updates), state
+        return base.map_updates(leaf, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

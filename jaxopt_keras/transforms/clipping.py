@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras import base
+from jaxopt_keras.sparse import IndexedSlices
 
 
 def _check(name: str, value: float) -> float:
@@ -44,7 +45,7 @@ def clip_by_value(clipvalue: float) -> base.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        return base.map_updates(clip, updates), state
+        return base.map_values(clip, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
@@ -66,14 +67,20 @@ def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
     _check("clipnorm", clipnorm)
 
     def clip(g):
-        c = _as(clipnorm, g.dtype)
-        l2sum = jnp.sum(g * g, keepdims=True)
+        sparse = isinstance(g, IndexedSlices)
+        values = g.valid_values() if sparse else g
+        c = _as(clipnorm, values.dtype)
+        l2sum = jnp.sum(values * values, keepdims=True)
         pred = l2sum > 0
         l2norm = jnp.where(pred, jnp.sqrt(jnp.where(pred, l2sum, jnp.ones_like(l2sum))), l2sum)
+        if sparse:
+            return g.with_values((g.values * c) / jnp.maximum(l2norm, c))
         return (g * c) / jnp.maximum(l2norm, c)
 
     def update(updates, state, params=None):
         del params
+        # Of a row-sparse gradient TF takes the norm of its values, as stored
+        # (duplicates not yet summed); padding rows do not count.
         return base.map_updates(clip, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
@@ -85,7 +92,7 @@ def global_norm(updates) -> jax.Array:
     ``l2_loss(g) = sum(g**2) / 2`` per tensor, in the tensor's dtype; the sum
     over tensors runs in their common dtype.  ``None`` leaves are skipped.
     """
-    leaves = [g for g in jax.tree_util.tree_leaves(updates)]
+    leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
     if not leaves:
         return jnp.zeros([], jnp.float32)
     dtype = jnp.result_type(*leaves)
@@ -116,6 +123,6 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
         c = _as(global_clipnorm, norm.dtype)
         scale = c * jnp.minimum(1.0 / norm, jnp.asarray(1.0, norm.dtype) / c)
         scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as TF.
-        return base.map_updates(lambda g: g * scale.astype(g.dtype), updates), state
+        return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

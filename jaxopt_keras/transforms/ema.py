@@ -90,7 +90,8 @@ def ema(
 
         def leaf(u, p, avg):
             p = jnp.asarray(p)
-            new_p = p + u
+            new_p = base.add_update(p, u)
+            u = base.densify(u)
             m = state.hyperparams["ema_momentum"].astype(p.dtype)
             one_minus = state.hyperparams["one_minus_ema_momentum"].astype(p.dtype)
             avg = m * avg + one_minus * new_p

@@ -82,7 +82,7 @@ def decoupled_weight_decay(
             if not keep:
                 return u
             p = jnp.asarray(p)
-            return u - p * wd.astype(p.dtype) * lr.astype(p.dtype)
+            return base.densify(u) - p * wd.astype(p.dtype) * lr.astype(p.dtype)
 
         new = base.map_updates(leaf, updates, params, m)
         return new, WeightDecayState(safe_add(state.iterations, 1), state.hyperparams)
