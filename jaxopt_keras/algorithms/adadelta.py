@@ -135,6 +135,7 @@ def legacy_adadelta(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adadelta as ``tf.keras.optimizers.legacy.Adadelta`` computes it (see :func:`legacy_update`)."""
@@ -151,6 +152,7 @@ def adadelta(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,

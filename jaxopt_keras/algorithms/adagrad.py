@@ -125,6 +125,7 @@ def legacy_adagrad(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adagrad as ``tf.keras.optimizers.legacy.Adagrad`` computes it (see :func:`legacy_update`).
@@ -145,6 +146,7 @@ def adagrad(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,

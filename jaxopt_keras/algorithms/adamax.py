@@ -139,6 +139,7 @@ def legacy_adamax(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Adamax as ``tf.keras.optimizers.legacy.Adamax`` computes it (see :func:`legacy_update`)."""
@@ -156,6 +157,7 @@ def adamax(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,

@@ -353,19 +353,22 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
     static["learning_rate_is_schedule"] = isinstance(args["learning_rate"], LearningRateSchedule)
     decays = args.get("weight_decay") is not None
     decay_mask = args.get("weight_decay_mask")
+    slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
+
+    def make_slot(slot, p):
+        value = slot.init(jnp.asarray(p), args)
+        if slot_dtype is not None:
+            value = value.astype(slot_dtype)
+        return _placed_like(value, p)
 
     def init(params):
         slots = numerics.slots_type(
             **{
-                s.name: (
-                    jax.tree_util.tree_map(lambda p, s=s: _placed_like(s.init(jnp.asarray(p), args), p), params)
-                    if s.name in active
-                    else None
-                )
+                s.name: (jax.tree_util.tree_map(lambda p, s=s: make_slot(s, p), params) if s.name in active else None)
                 for s in numerics.slots
             }
         )
-        dtype = _first_dtype(params)
+        dtype = _first_dtype(params) if slot_dtype is None else slot_dtype
         scalars = {s.name: jnp.asarray(s.initial, dtype) for s in numerics.scalars}
         return OptimizerState(
             iterations=jnp.zeros([], count_dtype()),
@@ -402,7 +405,11 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
             if not isinstance(g, IndexedSlices):
                 g = jnp.asarray(g)
             p = param_leaves[i]
-            dtype = g.dtype if p is None else jnp.asarray(p).dtype
+            param_dtype = g.dtype if p is None else jnp.asarray(p).dtype
+            # With slot_dtype the step computes in the slots' precision.
+            dtype = param_dtype if slot_dtype is None else slot_dtype
+            if p is not None and slot_dtype is not None:
+                p = jnp.asarray(p).astype(dtype)
             slots_i = numerics.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
             c = coeffs(dtype)
             if isinstance(g, IndexedSlices):
@@ -421,9 +428,9 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
             else:
                 delta, new_slots_i = math(g, p, slots_i, c)
             if isinstance(delta, IndexedSlices):
-                deltas.append(delta.with_values(delta.values.astype(dtype)))
+                deltas.append(delta.with_values(delta.values.astype(param_dtype)))
             else:
-                deltas.append(delta.astype(dtype))
+                deltas.append(delta.astype(param_dtype))
             for f in active:
                 new_slot_leaves[f][i] = getattr(new_slots_i, f)
 
@@ -449,7 +456,7 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
 # Constructor arguments, checked in Keras's words.
 # --------------------------------------------------------------------------
 
-LEGACY_BASE_ARGS = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, "decay": 0.0}
+LEGACY_BASE_ARGS = {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, "decay": 0.0, "slot_dtype": None}
 LEGACY_KWARGS = ("clipnorm", "clipvalue", "lr", "decay", "global_clipnorm")
 CURRENT_BASE_ARGS = {
     "weight_decay": None,
@@ -462,6 +469,7 @@ CURRENT_BASE_ARGS = {
     "jit_compile": True,
     "loss_scale_factor": None,
     "gradient_accumulation_steps": None,
+    "slot_dtype": None,
 }
 CURRENT_LEGACY_ONLY = ("decay", "gradient_aggregator", "gradient_transformers")
 

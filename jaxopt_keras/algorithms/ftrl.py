@@ -213,6 +213,7 @@ def legacy_ftrl(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Ftrl as ``tf.keras.optimizers.legacy.Ftrl`` computes it (see :func:`legacy_update`).
@@ -240,6 +241,7 @@ def ftrl(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,

@@ -222,6 +222,7 @@ def legacy_nadam(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """Nadam as ``tf.keras.optimizers.legacy.Nadam`` computes it (see :func:`legacy_update`).
@@ -247,6 +248,7 @@ def nadam(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,

@@ -225,6 +225,7 @@ def legacy_rmsprop(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """RMSprop as ``tf.keras.optimizers.legacy.RMSprop`` computes it (see :func:`legacy_update`).
@@ -247,6 +248,7 @@ def rmsprop(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = 100,

@@ -148,6 +148,7 @@ def legacy_sgd(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     **kwargs: Any,
 ) -> GradientTransformation:
     """SGD as ``tf.keras.optimizers.legacy.SGD`` computes it (see :func:`legacy_update`).
@@ -168,6 +169,7 @@ def sgd(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    slot_dtype: Any = None,
     use_ema: bool = False,
     ema_momentum: float = 0.99,
     ema_overwrite_frequency: int | None = None,

@@ -612,6 +612,12 @@ class KerasOptimizer:
     def _serialize_hyper(self, key: str) -> Any:
         return self._args[key]
 
+    def _extension_config(self, config: dict) -> dict:
+        """Adds our own arguments (not Keras's) only when set, so default configs equal Keras's."""
+        if self._args.get("slot_dtype") is not None:
+            config["slot_dtype"] = np.dtype(self._args["slot_dtype"]).name
+        return config
+
     def get_config(self) -> dict:
         raise NotImplementedError
 
@@ -847,7 +853,7 @@ class OptimizerV2(KerasOptimizer):
         config["learning_rate"] = lr
         config["decay"] = self._args["decay"]
         config.update(algo)
-        return config
+        return self._extension_config(config)
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -965,7 +971,7 @@ class Optimizer(KerasOptimizer):
         for key in ("loss_scale_factor", "gradient_accumulation_steps"):  # Keras 3's; kept when set
             if self._args.get(key) is not None:
                 config[key] = self._args[key]
-        return config
+        return self._extension_config(config)
 
     def _weight_entries(self):
         entries = [("iteration:0", _read_iterations, self._write_iterations)]
