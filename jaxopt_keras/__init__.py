@@ -11,7 +11,7 @@
   :func:`set_hyperparams`.
 """
 
-from jaxopt_keras import legacy, mixed_precision, optimizers, schedules
+from jaxopt_keras import flat, legacy, mixed_precision, optimizers, schedules
 from jaxopt_keras.algorithms.adadelta import adadelta
 from jaxopt_keras.algorithms.adafactor import adafactor
 from jaxopt_keras.algorithms.adagrad import adagrad
@@ -86,4 +86,5 @@ __all__ = [
     "mixed_precision",
     "Variable",
     "IndexedSlices",
+    "flat",
 ]

@@ -103,6 +103,7 @@ CURRENT = Numerics(
     slot_order=(("r", "c", "v"),),
     update=current_update,
     needs_params=True,
+    elementwise=False,
 )
 
 

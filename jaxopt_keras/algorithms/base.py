@@ -25,6 +25,7 @@ import numpy as np
 from jax.experimental.shard_alike import shard_alike
 
 from jaxopt_keras import base
+from jaxopt_keras.flat import contains_flat
 from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.schedules import LearningRateSchedule
 from jaxopt_keras.sparse import IndexedSlices, deduplicate
@@ -150,6 +151,8 @@ class Numerics:
         :class:`~jaxopt_keras.sparse.IndexedSlices`; returns a dense delta or
         an ``IndexedSlices`` of row deltas.  ``None``: Keras has no sparse
         path for this algorithm, and the gradient is densified.
+      elementwise: the math treats every element alike (so it runs on the
+        flat layout); ``False`` when it needs tensor shapes (Adafactor).
     """
 
     family: Family
@@ -170,6 +173,7 @@ class Numerics:
     config_to_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
     adjust_weights: Callable[[int, list], list] | None = None
     sparse_update: Callable[..., tuple[Any, Any]] | None = None
+    elementwise: bool = True
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
@@ -381,6 +385,10 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
         if (numerics.needs_params or decays) and params is None:
             what = "weight decay" if decays else numerics.class_name
             raise ValueError(f"{what} reads the parameter values: call update(grads, state, params).")
+        if not numerics.elementwise and contains_flat(updates):
+            raise ValueError(
+                f"{numerics.class_name} needs each parameter's shape; it cannot run on the flat layout."
+            )
         grads, treedef = base.flatten_updates(updates)
         n = len(grads)
         param_leaves = treedef.flatten_up_to(params) if params is not None else [None] * n

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras import base
+from jaxopt_keras.flat import contains_flat
 from jaxopt_keras.sparse import IndexedSlices
 
 
@@ -79,6 +80,11 @@ def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
+        if contains_flat(updates):
+            raise ValueError(
+                "clip_by_norm clips each tensor, and a flat layout has no tensor boundaries: "
+                "use clip_by_global_norm, or the tree layout."
+            )
         # Of a row-sparse gradient TF takes the norm of its values, as stored
         # (duplicates not yet summed); padding rows do not count.
         return base.map_updates(clip, updates), state

@@ -1,0 +1,99 @@
+"""The flat layout: same numbers as the tree layout, one buffer per dtype."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from helpers import all_factories
+
+PARAMS = {
+    "dense": {"kernel": jnp.linspace(-1, 1, 12).reshape(3, 4), "bias": jnp.zeros(4)},
+    "scale": jnp.asarray(1.5),
+    "half": jnp.linspace(0, 1, 5, dtype=jnp.bfloat16),
+}
+
+
+def _grads(params, k):
+    return jax.tree.map(lambda p: (jnp.sin(p.astype(jnp.float32) * (k + 2)) + 0.1).astype(p.dtype), params)
+
+
+FACTORIES = all_factories() + [("current.adamw", jk.adamw), ("current.lion", jk.lion)]
+
+
+@pytest.mark.parametrize("name,factory", FACTORIES, ids=[n for n, _ in FACTORIES])
+def test_flat_layout_computes_what_the_tree_layout_does(name, factory):
+    t = factory(learning_rate=0.05, global_clipnorm=1.0)
+    layout = jk.flat.Layout(PARAMS)
+    assert layout.dtypes == (np.dtype("float32"), np.dtype("bfloat16"))
+    tree, flat = PARAMS, layout.ravel(PARAMS)
+    ts, fs = t.init(tree), t.init(flat)
+    tree_step = jax.jit(lambda p, s, g: t.update(g, s, p))
+    flat_step = jax.jit(lambda p, s, g: t.update(g, s, p))
+    for k in range(4):
+        g = _grads(tree, k)
+        u, ts = tree_step(tree, ts, g)
+        tree = jk.apply_updates(tree, u)
+        fu, fs = flat_step(flat, fs, layout.ravel(g))
+        flat = jk.apply_updates(flat, fu)
+        assert isinstance(flat, jk.flat.FlatTree)
+    for a, b in zip(jax.tree.leaves(layout.unravel(flat)), jax.tree.leaves(tree)):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        # Same operations per element, but the global norm sums in another order
+        # (one buffer vs leaf by leaf) and XLA contracts multiply-adds per
+        # program: a few float32 roundings of the clip scale, carried through 4
+        # steps.  bfloat16 leaves get one bfloat16 rounding of slack.
+        tol = 2 ** -7 if a.dtype == jnp.bfloat16 else 4e-6
+        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=tol, atol=tol / 10)
+
+
+def test_gradients_through_unravel_are_flat_and_the_step_stays_flat():
+    layout = jk.flat.Layout(PARAMS)
+    opt = jk.legacy.adam(1e-2)
+
+    def loss(params):
+        return jnp.sum(params["dense"]["kernel"] ** 2) + params["scale"] ** 2 + jnp.sum(params["half"].astype(jnp.float32))
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def step(flat, state):
+        grads = jax.grad(lambda fp: loss(layout.unravel(fp)))(flat)
+        updates, state = opt.update(grads, state, flat)
+        return jk.apply_updates(flat, updates), state
+
+    flat = layout.ravel(PARAMS)
+    state = opt.init(flat)
+    assert len(jax.tree.leaves(state.slots.m)) == 2  # one buffer per dtype, not per parameter
+    flat, state = step(flat, state)
+    assert isinstance(flat, jk.flat.FlatTree)
+    # Reference: the same step on the tree.
+    tstate = opt.init(PARAMS)
+    u, _ = opt.update(jax.grad(loss)(PARAMS), tstate, PARAMS)
+    ref = jk.apply_updates(PARAMS, u)
+    for a, b in zip(jax.tree.leaves(flat.unravel()), jax.tree.leaves(ref)):
+        np.testing.assert_array_max_ulp(np.asarray(a, np.float32), np.asarray(b, np.float32), maxulp=2)
+
+
+def test_tensor_dependent_transforms_refuse_the_flat_layout():
+    layout = jk.flat.Layout(PARAMS)
+    flat = layout.ravel(PARAMS)
+    with pytest.raises(ValueError, match="tensor boundaries"):
+        jk.clip_by_norm(1.0).update(flat, jk.EmptyState())
+    t = jk.adafactor()
+    with pytest.raises(ValueError, match="cannot run on the flat layout"):
+        t.update(flat, t.init(flat), flat)
+
+
+def test_ravel_unravel_round_trip_and_none_leaves():
+    layout = jk.flat.Layout(PARAMS)
+    back = layout.unravel(layout.ravel(PARAMS))
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(PARAMS)):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    grads = dict(PARAMS, scale=None)
+    flat = layout.ravel(grads)
+    assert float(flat.unravel()["scale"]) == 0.0
+    assert layout == jk.flat.Layout(PARAMS) and hash(layout) == hash(jk.flat.Layout(PARAMS))
