@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import lax
+import numpy as np
 
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.algorithms.base import (
@@ -44,9 +44,21 @@ class FtrlSlots(NamedTuple):
     linear: Any
 
 
-def _accum_power(x: jax.Array, lr_power: jax.Array) -> jax.Array:
-    """``x ** -lr_power``, with the kernel's exact ``sqrt`` when ``lr_power == -0.5``."""
-    return lax.cond(lr_power == -0.5, jnp.sqrt, lambda y: jnp.power(y, -lr_power), x)
+def _legacy_step(power, g, p, s: FtrlSlots, c: Coefficients):
+    lr = c.learning_rate
+    l1 = c.l1_regularization_strength
+    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
+    if c.l2_shrinkage_regularization_strength_enabled:
+        grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
+    else:
+        grad_s = g
+    new_accum = s.accumulator + jnp.square(g)
+    new_pow = power(new_accum)
+    linear = s.linear + (grad_s - (new_pow - power(s.accumulator)) / lr * p)
+    x = l1 * jnp.sign(linear) - linear
+    y = new_pow / lr + 2 * l2
+    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
+    return new_p - p, FtrlSlots(new_accum, linear)
 
 
 def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
@@ -59,22 +71,20 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
         p = (l1 * sign(linear) - linear) / (new_acc**-lr_power / lr + 2 * l2)
               if |linear| > l1 else 0
         acc = new_acc
+
+    As in the kernel, ``x ** -lr_power`` is an exact ``sqrt`` when
+    ``lr_power == -0.5``.  ``lr_power`` lives in the state, so the whole step
+    is branched on it (each branch one fused loop; only one runs).
     """
-    lr = c.learning_rate
-    l1 = c.l1_regularization_strength
-    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
-    if c.l2_shrinkage_regularization_strength_enabled:
-        grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
-    else:
-        grad_s = g
-    new_accum = s.accumulator + jnp.square(g)
-    new_pow = _accum_power(new_accum, c.learning_rate_power)
-    old_pow = _accum_power(s.accumulator, c.learning_rate_power)
-    linear = s.linear + (grad_s - (new_pow - old_pow) / lr * p)
-    x = l1 * jnp.sign(linear) - linear
-    y = new_pow / lr + 2 * l2
-    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
-    return new_p - p, FtrlSlots(new_accum, linear)
+    lr_power = c.learning_rate_power
+
+    def with_sqrt(operands):
+        return _legacy_step(jnp.sqrt, *operands)
+
+    def with_pow(operands):
+        return _legacy_step(lambda x: jnp.power(x, -lr_power), *operands)
+
+    return lax.cond(lr_power == -0.5, with_sqrt, with_pow, (g, p, s, c.without_static()))
 
 
 def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
