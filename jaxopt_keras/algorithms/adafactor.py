@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, local_step, named_arguments
+from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, filled, local_step, named_arguments
 from jaxopt_keras.base import GradientTransformation
 
 
@@ -34,12 +34,12 @@ def _factored(shape) -> bool:
 
 def _init_r(param: jax.Array, args) -> jax.Array:
     shape = param.shape[:-1] if param.ndim >= 2 else ()
-    return jnp.zeros(shape, param.dtype)
+    return filled(param, 0, shape=shape)
 
 
 def _init_c(param: jax.Array, args) -> jax.Array:
     shape = param.shape[:-2] + param.shape[-1:] if param.ndim >= 2 else ()
-    return jnp.zeros(shape, param.dtype)
+    return filled(param, 0, shape=shape)
 
 
 def _rms(x: jax.Array) -> jax.Array:

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.base import (
+    filled,
     Coefficients,
     Numerics,
     Slot,
@@ -32,7 +33,7 @@ class AdagradSlots(NamedTuple):
 
 def initial_accumulator(param: jax.Array, args) -> jax.Array:
     """``initial_accumulator_value`` converted to the parameter's dtype in one rounding."""
-    return jnp.full(param.shape, np.asarray(args["initial_accumulator_value"], param.dtype), param.dtype)
+    return filled(param, args["initial_accumulator_value"])
 
 
 def legacy_update(g: jax.Array, p: jax.Array | None, s: AdagradSlots, c: Coefficients):

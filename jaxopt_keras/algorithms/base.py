@@ -41,10 +41,25 @@ LearningRate = Any  # float | LearningRateSchedule | Callable[[step], scalar]
 # --------------------------------------------------------------------------
 
 
+def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | None = None) -> jax.Array:
+    """An array holding ``value``, shaped like ``param`` (or ``shape``), in
+    ``dtype`` (default ``param``'s).
+
+    Outside a trace it is built on the host and transferred: creating it
+    with an XLA op would compile a small program per distinct shape, which for
+    a tree of thousands of parameters takes a minute.
+    """
+    dtype = np.dtype(jnp.asarray(param).dtype if dtype is None else dtype)
+    shape = np.shape(param) if shape is None else tuple(shape)
+    if isinstance(param, jax.core.Tracer):
+        return jnp.full(shape, np.asarray(value, dtype), dtype)
+    return jnp.asarray(np.full(shape, np.asarray(value, dtype), dtype))
+
+
 def zeros(param: jax.Array, args: Mapping[str, Any]) -> jax.Array:
     """Slot initializer: zeros in the parameter's dtype."""
     del args
-    return jnp.zeros_like(param)
+    return filled(param, 0)
 
 
 def always(args: Mapping[str, Any]) -> bool:

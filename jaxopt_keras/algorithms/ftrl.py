@@ -25,6 +25,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.algorithms.base import (
+    filled,
     Coefficients,
     Numerics,
     Slot,
@@ -122,8 +123,7 @@ def legacy_sparse_update(g: IndexedSlices, p, s: FtrlSlots, c: Coefficients):
 
 def float32_accumulator(param: jax.Array, args) -> jax.Array:
     """``tf.cast(tf.fill(shape, value), dtype)``: the value rounds through float32."""
-    value = np.float32(args["initial_accumulator_value"])
-    return jnp.full(param.shape, value, jnp.float32).astype(param.dtype)
+    return filled(param, np.float32(args["initial_accumulator_value"]).astype(jnp.asarray(param).dtype))
 
 
 def _check(args: dict) -> dict:

@@ -245,8 +245,8 @@ class KerasOptimizer:
             key = self._var_key(v)
             if key not in self._index:
                 self._unknown_variable(v)
-            if isinstance(g, IndexedSlices):
-                grads[self._index[key]] = g
+            if isinstance(g, (IndexedSlices, jax.Array)):
+                grads[self._index[key]] = g  # no per-gradient dispatch on the hot path
             else:
                 grads[self._index[key]] = jnp.asarray(g.value if isinstance(g, Variable) else g)
         return grads

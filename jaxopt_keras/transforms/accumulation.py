@@ -56,7 +56,9 @@ def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base
     from jaxopt_keras.algorithms.base import count_dtype, safe_add
 
     def init(params):
-        accumulators = jax.tree_util.tree_map(jnp.zeros_like, params)
+        from jaxopt_keras.algorithms.base import filled
+
+        accumulators = jax.tree_util.tree_map(lambda p: filled(p, 0), params)
         return AccumulationState(jnp.zeros([], count_dtype()), accumulators, inner.init(params))
 
     def update(updates, state, params=None):
