@@ -1,5 +1,8 @@
-# `make demo` and `make test` each create .venv when it is missing and install
-# what they need (the stamp files make the install a no-op when nothing changed).
+# `make demo`, `make test` and `make bench` each create .venv when it is missing
+# and install what they need (the stamp files make the install a no-op when
+# nothing changed).  `make bench` runs the full benchmark suite (well under 20
+# minutes; writes docs/performance.md, its plots and benchmarks/results.json);
+# `make bench-quick` a 2-minute check that writes to build/bench-quick/.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -18,11 +21,21 @@ $(VENV)/.stamp-test: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[test,oracle]'
 	touch $@ $(VENV)/.stamp-base
 
+$(VENV)/.stamp-bench: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@ $(VENV)/.stamp-base
+
 demo: $(VENV)/.stamp-base
 	$(PY) examples/quickstart.py
 
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest
+
+bench: $(VENV)/.stamp-bench
+	$(PY) -m benchmarks
+
+bench-quick: $(VENV)/.stamp-bench
+	$(PY) -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -268,7 +268,8 @@ class KerasOptimizer:
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
         grads = self._grads_tree(kept)
         values = [v.value for v in self._variables]
-        new_values, self._state = self._step(values, self._state, grads)
+        new_values, state = self._step(values, self._state, grads)
+        object.__setattr__(self, "_state", state)  # the hot path skips the attribute hook
         for v, value in zip(self._variables, new_values):
             v._set(value)
 
