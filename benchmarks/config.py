@@ -63,6 +63,7 @@ class SuiteConfig:
     scaling_systems: tuple[str, ...]
     scaling_optimizer: str
     scaling_family: str
+    many_per_leaf_optimizers: tuple[str, ...]
     warmup: int
     repeats: int
     scaling_repeats: int
@@ -87,12 +88,13 @@ FULL = SuiteConfig(
     scaling_systems=("ours", "optax", "keras3", "flat"),
     scaling_optimizer="adam",
     scaling_family="current",
+    many_per_leaf_optimizers=("adam",),
     warmup=5,
     repeats=50,
     scaling_repeats=20,
     compile_budget_s=90.0,
     group_budget_s=120.0,
-    deadline_s=15 * 60.0,
+    deadline_s=24 * 60.0,
     phase_timeout_s=300.0,
     out_dir=REPO / "docs",
     results_path=REPO / "benchmarks" / "results.json",

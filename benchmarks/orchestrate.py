@@ -173,7 +173,15 @@ def plan(cfg: SuiteConfig) -> list[Task]:
             matrix(w)
     sweep([n for n in cfg.scaling_leaves if n < workloads.MANY_LEAVES])
     if "many" in cfg.workloads:
-        matrix("many")
+        # Per-leaf programs over 2000 distinct shapes take minutes each to set
+        # up and compile on XLA:CPU: the flat layout runs every cell, the
+        # per-leaf systems the optimizers in `many_per_leaf_optimizers`.
+        flat_first = [s for s in chosen if s == "flat"] + [s for s in chosen if s != "flat"]
+        for system in flat_first:
+            opts = cfg.optimizers if system == "flat" else [o for o in cfg.optimizers if o in cfg.many_per_leaf_optimizers]
+            for opt in opts:
+                for family in cfg.families:
+                    add("matrix", "many", opt, family, system, cfg.repeats)
     sweep([n for n in cfg.scaling_leaves if n >= workloads.MANY_LEAVES])
     return tasks
 

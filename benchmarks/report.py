@@ -134,7 +134,7 @@ class Page:
             "<!-- Written by `python -m benchmarks` (make bench) from its results JSON; do not edit by hand. -->",
             "",
             f"Measured on {m['date']}, {mode}, {commit}, in {m.get('duration_s', 0) / 60:.1f} minutes. "
-            "Regenerate with `make bench` (about 15 minutes; `make bench-quick` for a 2-minute check that "
+            "Regenerate with `make bench` (about 20 minutes; `make bench-quick` for a 2-minute check that "
             "writes to `build/bench-quick/`).",
         ]
 
