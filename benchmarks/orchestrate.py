@@ -176,7 +176,9 @@ def plan(cfg: SuiteConfig) -> list[Task]:
         # Per-leaf programs over 2000 distinct shapes take minutes each to set
         # up and compile on XLA:CPU: the flat layout runs every cell, the
         # per-leaf systems the optimizers in `many_per_leaf_optimizers`.
-        flat_first = [s for s in chosen if s == "flat"] + [s for s in chosen if s != "flat"]
+        flat_first = [s for s in chosen if s == "flat"] + [
+            s for s in chosen if s != "flat" and s in cfg.many_per_leaf_systems
+        ]
         for system in flat_first:
             opts = cfg.optimizers if system == "flat" else [o for o in cfg.optimizers if o in cfg.many_per_leaf_optimizers]
             for opt in opts:
@@ -221,6 +223,12 @@ class Orchestrator:
         self._start = 0.0
 
     # -- budgets -----------------------------------------------------------
+    def _compile_budget(self, task: Task) -> float:
+        """Seconds ``task``'s compile may take (per-leaf programs on ``many`` get longer)."""
+        if task.workload == "many" and task.system != "flat":
+            return self.cfg.many_compile_budget_s
+        return self.cfg.compile_budget_s
+
     def _skip_reason(self, task: Task) -> str | None:
         cfg = self.cfg
         if time.monotonic() - self._start > cfg.deadline_s:
@@ -228,7 +236,7 @@ class Orchestrator:
         group = self._groups.get((task.system, task.workload))
         if group is not None:
             if group.overran_by is not None:
-                return f"{group.overran_by} on this workload overran the compile budget ({cfg.compile_budget_s:.0f} s)"
+                return f"{group.overran_by} on this workload overran the compile budget ({self._compile_budget(task):.0f} s)"
             if group.spent_s + group.last_s > cfg.group_budget_s:
                 return (
                     f"compile budget for this workload spent ({group.spent_s:.0f} s; the next compile would pass "
@@ -281,7 +289,7 @@ class Orchestrator:
             group = self._groups.setdefault((task.system, task.workload), _Group())
             if record["status"] == "timeout" and record.get("phase") == "compile":
                 group.overran_by = f"{task.optimizer}/{task.family}"
-                group.spent_s += self.cfg.compile_budget_s
+                group.spent_s += self._compile_budget(task)
             elif record.get("compile_s") is not None and record.get("reused_from") is None:
                 group.spent_s += record["compile_s"]
                 group.last_s = record["compile_s"]
@@ -350,7 +358,7 @@ class Orchestrator:
         phase, started = "setup", time.monotonic()
         limits = {
             "setup": self.cfg.phase_timeout_s,
-            "compile": self.cfg.compile_budget_s,
+            "compile": self._compile_budget(task),
             "run": self.cfg.phase_timeout_s,
         }
         while True:

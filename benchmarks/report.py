@@ -134,7 +134,7 @@ class Page:
             "<!-- Written by `python -m benchmarks` (make bench) from its results JSON; do not edit by hand. -->",
             "",
             f"Measured on {m['date']}, {mode}, {commit}, in {m.get('duration_s', 0) / 60:.1f} minutes. "
-            "Regenerate with `make bench` (about 20 minutes; `make bench-quick` for a 2-minute check that "
+            "Regenerate with `make bench` (about 30 minutes; `make bench-quick` for a 2-minute check that "
             "writes to `build/bench-quick/`).",
         ]
 
@@ -203,7 +203,11 @@ class Page:
             f'"> {c["compile_budget_s"]:.0f} s compile"; a system that spent {c["group_budget_s"]:.0f} s '
             "compiling on one workload, or overran once, skips that workload's remaining cells; scaling points "
             "predicted to overrun are skipped; the run stops starting tasks after "
-            f"{c['deadline_s'] / 60:.0f} minutes.",
+            f"{c['deadline_s'] / 60:.0f} minutes.  On `many`, the flat layout runs every cell; the per-leaf "
+            f"systems ({', '.join(c.get('many_per_leaf_systems', ()))}) run "
+            f"{', '.join(c.get('many_per_leaf_optimizers', ()))} with a compile budget of "
+            f"{c.get('many_compile_budget_s', c['compile_budget_s']):.0f} s (one to three minutes per compile "
+            "for 2000 distinct shapes).",
         ]
         return lines
 

@@ -193,6 +193,9 @@ class Numerics:
         :class:`~jaxopt_keras.sparse.IndexedSlices`; returns a dense delta or
         an ``IndexedSlices`` of row deltas.  ``None``: Keras has no sparse
         path for this algorithm, and the gradient is densified.
+      sparse_dedup: ``sparse_dedup(args)``: whether duplicate indices are
+        summed before ``sparse_update`` (Keras does, except legacy SGD without
+        momentum, which scatter-adds the rows as they come).
       elementwise: the math treats every element alike (so it runs on the
         flat layout); ``False`` when it needs tensor shapes (Adafactor).
     """
@@ -215,6 +218,7 @@ class Numerics:
     config_to_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
     adjust_weights: Callable[[int, list], list] | None = None
     sparse_update: Callable[..., tuple[Any, Any]] | None = None
+    sparse_dedup: Callable[[Mapping[str, Any]], bool] = always
     elementwise: bool = True
 
     def __post_init__(self):
@@ -397,6 +401,7 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
     # Non-numeric arguments (amsgrad, nesterov, ...) reach the math as Python values.
     static = {k: v for k, v in args.items() if k not in hyperparam_names(numerics) and k != "weight_decay"}
     static["learning_rate_is_schedule"] = isinstance(args["learning_rate"], LearningRateSchedule)
+    dedup = numerics.sparse_dedup(args)
     decays = args.get("weight_decay") is not None
     decay_mask = args.get("weight_decay_mask")
     slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
@@ -463,8 +468,10 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
             slots_i = numerics.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
             c = coeffs(dtype)
             if isinstance(g, IndexedSlices):
-                g = deduplicate(g.with_values(jnp.asarray(g.values).astype(dtype)))
+                g = g.with_values(jnp.asarray(g.values).astype(dtype))
                 math = numerics.sparse_update
+                if dedup or math is None:
+                    g = deduplicate(g)
                 if math is None:  # Keras has no sparse path here: it densifies
                     g, math = g.to_dense(), numerics.update
             else:

@@ -119,6 +119,8 @@ LEGACY = Numerics(
     slot_order=(("momentum",),),
     update=legacy_update,
     sparse_update=legacy_sparse_update,
+    # Without momentum, OptimizerV2's SGD scatter-adds the rows as they come.
+    sparse_dedup=lambda a: a["momentum"] > 0,
     time_decay=True,
     check_args=_check_legacy,
 )
