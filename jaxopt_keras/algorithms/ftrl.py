@@ -45,21 +45,33 @@ class FtrlSlots(NamedTuple):
     linear: Any
 
 
-def _legacy_step(power, g, p, s: FtrlSlots, c: Coefficients):
-    lr = c.learning_rate
-    l1 = c.l1_regularization_strength
-    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
-    if c.l2_shrinkage_regularization_strength_enabled:
-        grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
-    else:
-        grad_s = g
-    new_accum = s.accumulator + jnp.square(g)
-    new_pow = power(new_accum)
-    linear = s.linear + (grad_s - (new_pow - power(s.accumulator)) / lr * p)
-    x = l1 * jnp.sign(linear) - linear
-    y = new_pow / lr + 2 * l2
-    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
-    return new_p - p, FtrlSlots(new_accum, linear)
+def power(x: jax.Array, lr_power: jax.Array) -> jax.Array:
+    """``x ** -lr_power``, as an exact ``sqrt`` when ``lr_power == -0.5``.
+
+    TensorFlow's Ftrl kernels take the ``sqrt`` branch for ``-0.5``; XLA does
+    the same for ``pow(x, 0.5)`` when the exponent is a compile-time constant
+    (Keras 3 on JAX).  ``lr_power`` lives in the state, so the choice is a
+    select: both sides are computed in the same fused loop, which costs far
+    less than a ``lax.cond`` (whose branches cannot fuse with the rest of the
+    step and copy their operands).
+    """
+    return jnp.where(lr_power == -0.5, jnp.sqrt(x), jnp.power(x, -lr_power))
+
+
+def _accumulate(g: jax.Array, accumulator: jax.Array, lr_power: jax.Array):
+    """``new_acc = acc + g**2`` and ``new_acc ** -lr_power``, computed apart from ``linear``.
+
+    The new power is needed twice: in ``linear`` and in the new parameter.
+    Computed once, XLA:CPU stores it as a full-size temporary (an expensive
+    operation with two consumers is never fused into both), one more pass
+    over memory than the step needs.  The optimization barrier gives the
+    parameter's side its own copy of the inputs, so each side recomputes the
+    power inside its own loop; the values are bit-identical, as the barrier
+    is an identity.
+    """
+    accumulator, g = lax.optimization_barrier((accumulator, g))
+    new_accum = accumulator + jnp.square(g)
+    return new_accum, power(new_accum, lr_power)
 
 
 def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
@@ -74,18 +86,23 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
         acc = new_acc
 
     As in the kernel, ``x ** -lr_power`` is an exact ``sqrt`` when
-    ``lr_power == -0.5``.  ``lr_power`` lives in the state, so the whole step
-    is branched on it (each branch one fused loop; only one runs).
+    ``lr_power == -0.5`` (see :func:`power`).
     """
+    lr = c.learning_rate
     lr_power = c.learning_rate_power
-
-    def with_sqrt(operands):
-        return _legacy_step(jnp.sqrt, *operands)
-
-    def with_pow(operands):
-        return _legacy_step(lambda x: jnp.power(x, -lr_power), *operands)
-
-    return lax.cond(lr_power == -0.5, with_sqrt, with_pow, (g, p, s, c.without_static()))
+    l1 = c.l1_regularization_strength
+    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
+    if c.l2_shrinkage_regularization_strength_enabled:
+        grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
+    else:
+        grad_s = g
+    sigma = power(s.accumulator + jnp.square(g), lr_power) - power(s.accumulator, lr_power)
+    linear = s.linear + (grad_s - sigma / lr * p)
+    new_accum, new_pow = _accumulate(g, s.accumulator, lr_power)
+    x = l1 * jnp.sign(linear) - linear
+    y = new_pow / lr + 2 * l2
+    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
+    return new_p - p, FtrlSlots(new_accum, linear)
 
 
 def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
@@ -97,14 +114,17 @@ def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
         linear = linear + (g_s - (new_acc**-lr_power - acc**-lr_power) / lr * p)
         p = (clip(linear, -l1, l1) - linear) / (new_acc**-lr_power / lr + 2 * l2)
         acc = new_acc
+
+    ``x ** -lr_power`` is :func:`power` (``sqrt`` for ``lr_power == -0.5``,
+    which differs from ``pow(x, 0.5)`` by at most one ulp).
     """
     lr = c.learning_rate
-    neg_power = -c.learning_rate_power
+    lr_power = c.learning_rate_power
     l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
     grad_s = g + c.two_l2_shrinkage * p
-    new_accum = s.accumulator + jnp.square(g)
-    new_pow = jnp.power(new_accum, neg_power)
-    linear = s.linear + (grad_s - (new_pow - jnp.power(s.accumulator, neg_power)) / lr * p)
+    sigma = power(s.accumulator + jnp.square(g), lr_power) - power(s.accumulator, lr_power)
+    linear = s.linear + (grad_s - sigma / lr * p)
+    new_accum, new_pow = _accumulate(g, s.accumulator, lr_power)
     quadratic = new_pow / lr + 2 * l2
     l1 = c.l1_regularization_strength
     clipped = jnp.maximum(jnp.minimum(linear, l1), -l1)
