@@ -121,33 +121,6 @@ class Coefficients(dict):
         except KeyError:
             raise AttributeError(name) from None
 
-    def without_static(self) -> "Coefficients":
-        """Only the array entries: passable through ``lax.cond``, where Python
-        values (``nesterov``, ...) are closed over instead."""
-        return _ArrayCoefficients({k: v for k, v in self.items() if isinstance(v, jax.Array)}, self)
-
-
-@jax.tree_util.register_pytree_node_class
-class _ArrayCoefficients(Coefficients):
-    """:class:`Coefficients` as a pytree of its arrays; static entries ride along as aux data."""
-
-    def __init__(self, arrays: Mapping[str, Any], full: Mapping[str, Any] | None = None):
-        super().__init__(arrays)
-        self._static = tuple(sorted((k, v) for k, v in (full or {}).items() if k not in arrays))
-        self.update(dict(self._static))
-
-    def tree_flatten(self):
-        keys = tuple(k for k in sorted(self) if k not in dict(self._static))
-        return [self[k] for k in keys], (keys, self._static)
-
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        keys, static = aux
-        obj = cls(dict(zip(keys, children)))
-        obj._static = static
-        obj.update(dict(static))
-        return obj
-
 
 UpdateFn = Callable[[jax.Array, jax.Array | None, Any, Coefficients], tuple[jax.Array, Any]]
 
