@@ -51,6 +51,24 @@ def _legacy_mu(c: Coefficients, k: int, dtype) -> jax.Array:
     return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), c.decay * t))
 
 
+class _Schedule(NamedTuple):
+    """One step's momentum schedule: ``t``, ``mu_t``, ``mu_{t+1}``, and the
+    running products through ``t`` and ``t + 1``."""
+
+    t: jax.Array
+    mu: jax.Array
+    mu_next: jax.Array
+    product: jax.Array
+    product_next: jax.Array
+
+
+def _legacy_schedule(c: Coefficients, dtype) -> _Schedule:
+    """``mu_t``, ``mu_{t+1}``, ``momentum_cache * mu_t`` and that times ``mu_{t+1}``."""
+    mu, mu_next = _legacy_mu(c, 1, dtype), _legacy_mu(c, 2, dtype)
+    product = c.momentum_cache * mu
+    return _Schedule(local_step(c.iterations, 1, dtype), mu, mu_next, product, product * mu_next)
+
+
 def legacy_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficients):
     """One legacy Nadam step (``OptimizerV2`` Nadam)::
 
@@ -62,18 +80,13 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficie
         m_bar = (1 - mu_t) * g / (1 - sched) + mu_t1 * m / (1 - sched_next)
         p = p - lr * m_bar / (sqrt(v / (1 - beta_2**t)) + epsilon)
     """
-    dtype = g.dtype
-    t = local_step(c.iterations, 1, dtype)
-    m_t = _legacy_mu(c, 1, dtype)
-    m_t_1 = _legacy_mu(c, 2, dtype)
-    m_schedule_new = c.momentum_cache * m_t
-    m_schedule_next = m_schedule_new * m_t_1
-    g_prime = g / (1.0 - m_schedule_new)
+    k = _legacy_schedule(c, g.dtype)
+    g_prime = g / (1.0 - k.product)
     m = c.beta_1 * s.m + (1 - c.beta_1) * g
-    m_t_prime = m / (1.0 - m_schedule_next)
+    m_t_prime = m / (1.0 - k.product_next)
     v = c.beta_2 * s.v + (1 - c.beta_2) * jnp.square(g)
-    v_t_prime = v / (1.0 - jnp.power(c.beta_2, t))
-    m_t_bar = (1.0 - m_t) * g_prime + m_t_1 * m_t_prime
+    v_t_prime = v / (1.0 - jnp.power(c.beta_2, k.t))
+    m_t_bar = (1.0 - k.mu) * g_prime + k.mu_next * m_t_prime
     return -(c.learning_rate * m_t_bar / (jnp.sqrt(v_t_prime) + c.epsilon)), NadamSlots(m, v)
 
 
@@ -88,6 +101,13 @@ def _current_u(c: Coefficients, k: int, dtype) -> jax.Array:
     return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), t))
 
 
+def _current_schedule(c: Coefficients, dtype) -> _Schedule:
+    """``u_t``, ``u_{t+1}``, ``u_product * u_t`` and that times ``u_{t+1}``."""
+    u, u_next = _current_u(c, 1, dtype), _current_u(c, 2, dtype)
+    product = c.u_product * u
+    return _Schedule(local_step(c.iterations, 1, dtype), u, u_next, product, product * u_next)
+
+
 def current_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficients):
     """One current-family Nadam step::
 
@@ -97,16 +117,11 @@ def current_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coeffici
         m_hat = u_t1 * m / (1 - prod_next) + (1 - u_t) * g / (1 - prod)
         p = p - m_hat * lr / (sqrt(v / (1 - beta_2**t)) + epsilon)
     """
-    dtype = g.dtype
-    t = local_step(c.iterations, 1, dtype)
-    u_t = _current_u(c, 1, dtype)
-    u_t_1 = _current_u(c, 2, dtype)
-    u_product_t = c.u_product * u_t
-    u_product_t_1 = u_product_t * u_t_1
+    k = _current_schedule(c, g.dtype)
     m = s.m + (g - s.m) * (1 - c.beta_1)
     v = s.v + (jnp.square(g) - s.v) * (1 - c.beta_2)
-    m_hat = u_t_1 * m / (1 - u_product_t_1) + (1 - u_t) * g / (1 - u_product_t)
-    v_hat = v / (1 - jnp.power(c.beta_2, t))
+    m_hat = k.mu_next * m / (1 - k.product_next) + (1 - k.mu) * g / (1 - k.product)
+    v_hat = v / (1 - jnp.power(c.beta_2, k.t))
     return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
 
 
@@ -123,18 +138,13 @@ def legacy_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
         p[i] -= lr * m_bar_i / (sqrt(v[i] / (1 - beta_2**t)) + epsilon)
     """
     idx, gv = g.indices, g.values
-    dtype = gv.dtype
-    t = local_step(c.iterations, 1, dtype)
-    m_t = _legacy_mu(c, 1, dtype)
-    m_t_1 = _legacy_mu(c, 2, dtype)
-    m_schedule_new = c.momentum_cache * m_t
-    m_schedule_next = m_schedule_new * m_t_1
-    g_prime = gv / (1.0 - m_schedule_new)
+    k = _legacy_schedule(c, gv.dtype)
+    g_prime = gv / (1.0 - k.product)
     m = scatter_add(s.m * c.beta_1, idx, gv * (1 - c.beta_1))
-    m_t_prime = gather(m, idx) / (1.0 - m_schedule_next)
-    m_t_bar = (1.0 - m_t) * g_prime + m_t_1 * m_t_prime
+    m_t_prime = gather(m, idx) / (1.0 - k.product_next)
+    m_t_bar = (1.0 - k.mu) * g_prime + k.mu_next * m_t_prime
     v = scatter_add(s.v * c.beta_2, idx, gv * gv * (1 - c.beta_2))
-    v_t_prime = gather(v, idx) / (1.0 - jnp.power(c.beta_2, t))
+    v_t_prime = gather(v, idx) / (1.0 - jnp.power(c.beta_2, k.t))
     rows = -c.learning_rate * m_t_bar / (jnp.sqrt(v_t_prime) + c.epsilon)
     return g.with_values(rows), NadamSlots(m, v)
 
@@ -143,17 +153,12 @@ def current_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
     """Current-family Nadam on rows: as dense, with the moments updated by row and
     the gradient term of ``m_hat`` taken dense."""
     idx, gv = g.indices, g.values
-    dtype = gv.dtype
-    t = local_step(c.iterations, 1, dtype)
-    u_t = _current_u(c, 1, dtype)
-    u_t_1 = _current_u(c, 2, dtype)
-    u_product_t = c.u_product * u_t
-    u_product_t_1 = u_product_t * u_t_1
+    k = _current_schedule(c, gv.dtype)
     m = scatter_add(s.m + -s.m * (1 - c.beta_1), idx, gv * (1 - c.beta_1))
     v = scatter_add(s.v + -s.v * (1 - c.beta_2), idx, jnp.square(gv) * (1 - c.beta_2))
-    g_term = g.with_values((1 - u_t) * gv / (1 - u_product_t)).to_dense()
-    m_hat = u_t_1 * m / (1 - u_product_t_1) + g_term
-    v_hat = v / (1 - jnp.power(c.beta_2, t))
+    g_term = g.with_values((1 - k.mu) * gv / (1 - k.product)).to_dense()
+    m_hat = k.mu_next * m / (1 - k.product_next) + g_term
+    v_hat = v / (1 - jnp.power(c.beta_2, k.t))
     return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
 
 def _check_legacy(args: dict) -> dict:
