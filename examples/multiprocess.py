@@ -275,11 +275,12 @@ class ProcessesFailed(RuntimeError):
         self.outputs = outputs
 
 
-def run_processes(commands: list[list[str]], timeout: float, logdir: str) -> list[str]:
+def run_processes(commands: list[list[str]], timeout: float, logdir: str, started: list | None = None) -> list[str]:
     """Runs the commands concurrently and returns their outputs (stdout + stderr).
 
     Raises ProcessesFailed as soon as one exits non-zero, or at the deadline.
-    Whatever happens, every child still running is killed and reaped.
+    Whatever happens, every child still running is killed and reaped.  Each
+    child's ``Popen`` is also appended to ``started`` when given.
     """
     procs, logs = [], []
     with contextlib.ExitStack() as files:
@@ -288,6 +289,8 @@ def run_processes(commands: list[list[str]], timeout: float, logdir: str) -> lis
                 logs.append(files.enter_context(open(os.path.join(logdir, f"proc{i}.log"), "w+")))
                 procs.append(subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT,
                                               stdin=subprocess.DEVNULL, env=child_env()))
+                if started is not None:
+                    started.append(procs[-1])
             return _wait(procs, logs, timeout)
         finally:
             for p in procs:
@@ -321,8 +324,21 @@ def _read(f) -> str:
 PORT_TAKEN_MESSAGES = ("Failed to add port to server", "Failed to start RPC server")
 
 
-def run_workers(script: str, out: str, timeout: float, logdir: str, attempts: int = 3) -> list[str]:
+def run_workers(
+    script: str,
+    out: str,
+    timeout: float,
+    logdir: str,
+    attempts: int = 3,
+    *,
+    init_timeout: int | None = None,
+    watchdog: float | None = None,
+    started: list | None = None,
+) -> list[str]:
     """Starts NUM_PROCESSES workers on a free loopback port and waits for them.
+
+    ``init_timeout`` (jax.distributed's) and ``watchdog`` (the workers' own
+    deadline) default to ``timeout``; ``started`` is as in :func:`run_processes`.
 
     The port is free when probed but could be taken before process 0 binds it;
     process 0 then fails at once (gRPC: "Failed to add port to server", jax:
@@ -333,11 +349,13 @@ def run_workers(script: str, out: str, timeout: float, logdir: str, attempts: in
         coordinator = f"127.0.0.1:{free_port()}"
         workers = [
             [sys.executable, script, "--coordinator", coordinator, "--num-processes", str(NUM_PROCESSES),
-             "--process-id", str(i), "--out", out, "--init-timeout", str(int(timeout)), "--watchdog", str(timeout)]
+             "--process-id", str(i), "--out", out,
+             "--init-timeout", str(int(timeout if init_timeout is None else init_timeout)),
+             "--watchdog", str(timeout if watchdog is None else watchdog)]
             for i in range(NUM_PROCESSES)
         ]
         try:
-            return run_processes(workers, timeout, logdir)
+            return run_processes(workers, timeout, logdir, started)
         except ProcessesFailed as e:
             port_taken = any(m in e.outputs[0] for m in PORT_TAKEN_MESSAGES)
             if not port_taken or attempt == attempts - 1:
@@ -345,9 +363,12 @@ def run_workers(script: str, out: str, timeout: float, logdir: str, attempts: in
     raise AssertionError("unreachable")
 
 
-def run_single(script: str, out: str, timeout: float, logdir: str) -> str:
-    cmd = [sys.executable, script, "--single", "--out", out, "--watchdog", str(timeout)]
-    return run_processes([cmd], timeout, logdir)[0]
+def run_single(
+    script: str, out: str, timeout: float, logdir: str, *, watchdog: float | None = None, started: list | None = None
+) -> str:
+    """Runs the single-process reference (8 local devices) and returns its output."""
+    cmd = [sys.executable, script, "--single", "--out", out, "--watchdog", str(timeout if watchdog is None else watchdog)]
+    return run_processes([cmd], timeout, logdir, started)[0]
 
 
 def max_difference(a: dict, b: dict) -> tuple[float, float]:

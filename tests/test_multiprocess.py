@@ -1,6 +1,7 @@
 """Multi-process data-parallel training: 2 processes x 4 CPU devices == 1 process x 8.
 
-The test starts ``examples/multiprocess.py`` three times, as subprocesses:
+The test starts ``examples/multiprocess.py`` three times, as subprocesses,
+through the example's own launcher (``run_workers``, ``run_single``):
 
 * two workers, ``--process-id 0`` and ``1``, which meet through
   ``jax.distributed.initialize`` at a coordinator on 127.0.0.1 and a port
@@ -46,12 +47,8 @@ that hardly moved.
 
 from __future__ import annotations
 
-import contextlib
-import os
+import importlib.util
 import re
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -65,91 +62,36 @@ WORKER_TIMEOUT = 90.0  # seconds; the two workers take ~10 s on 2 shared cores
 REFERENCE_TIMEOUT = 60.0  # ~3 s
 WATCHDOG_MARGIN = 10.0  # the children's own deadline, after the runner's
 PORT_ATTEMPTS = 3
-PORT_TAKEN = ("Failed to add port to server", "Failed to start RPC server")
 RTOL = 1e-4
 OPTIMIZERS = ("legacy_adam", "rmsprop")
 
-_STARTED: list[subprocess.Popen] = []  # every child this module started
+_STARTED: list = []  # every child this module started (Popen objects)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Failed(Exception):
-    def __init__(self, message: str, outputs: list[str]):
-        super().__init__(message + "".join(f"\n--- process {i} ---\n{o}" for i, o in enumerate(outputs)))
-        self.outputs = outputs
-
-
-def _run(commands: list[list[str]], timeout: float, logdir: Path) -> list[str]:
-    """Runs the commands concurrently; returns their outputs.  Raises _Failed
-    when one exits non-zero or at the deadline; never leaves a child running."""
-    # Proxy variables would route the coordinator's gRPC traffic, even for 127.0.0.1.
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    procs, logs = [], []
-    with contextlib.ExitStack() as files:
-        try:
-            for cmd in commands:
-                logs.append(files.enter_context(open(logdir / f"{len(_STARTED)}.log", "w+")))
-                procs.append(subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, env=env))
-                _STARTED.append(procs[-1])
-            deadline = time.monotonic() + timeout
-            while True:
-                codes = [p.poll() for p in procs]
-                bad = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
-                if bad:
-                    raise _Failed(f"process {bad[0][0]} exited with code {bad[0][1]}", _read(logs))
-                if all(c == 0 for c in codes):
-                    return _read(logs)
-                if time.monotonic() > deadline:
-                    raise _Failed(f"timed out after {timeout:.0f} s", _read(logs))
-                time.sleep(0.1)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-            for p in procs:
-                p.wait()
-
-
-def _read(logs) -> list[str]:
-    out = []
-    for f in logs:
-        f.flush()
-        f.seek(0)
-        out.append(f.read())
-    return out
-
-
-def _watchdog(timeout: float) -> list[str]:
-    return ["--watchdog", str(timeout + WATCHDOG_MARGIN)]
+def _example():
+    """The example as a module: its launcher starts, watches and reaps the children."""
+    spec = importlib.util.spec_from_file_location("multiprocess_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
+    example = _example()
+    assert (example.NUM_PROCESSES, example.N_DEVICES) == (NUM_PROCESSES, N_DEVICES)
     tmp = tmp_path_factory.mktemp("multiprocess")
     multi_out, single_out = tmp / "multi.npz", tmp / "single.npz"
     t0 = time.monotonic()
-    for attempt in range(PORT_ATTEMPTS):
-        coordinator = f"127.0.0.1:{_free_port()}"
-        workers = [
-            [sys.executable, str(EXAMPLE), "--coordinator", coordinator, "--num-processes", str(NUM_PROCESSES),
-             "--process-id", str(i), "--out", str(multi_out), "--init-timeout", "60", *_watchdog(WORKER_TIMEOUT)]
-            for i in range(NUM_PROCESSES)
-        ]
-        try:
-            worker_outputs = _run(workers, WORKER_TIMEOUT, tmp)
-            break
-        except _Failed as e:
-            if attempt == PORT_ATTEMPTS - 1 or not any(m in e.outputs[0] for m in PORT_TAKEN):
-                raise
+    worker_outputs = example.run_workers(
+        str(EXAMPLE), str(multi_out), WORKER_TIMEOUT, str(tmp), PORT_ATTEMPTS,
+        init_timeout=60, watchdog=WORKER_TIMEOUT + WATCHDOG_MARGIN, started=_STARTED,
+    )
     t1 = time.monotonic()
-    single = [sys.executable, str(EXAMPLE), "--single", "--out", str(single_out), *_watchdog(REFERENCE_TIMEOUT)]
-    (single_output,) = _run([single], REFERENCE_TIMEOUT, tmp)
+    single_output = example.run_single(
+        str(EXAMPLE), str(single_out), REFERENCE_TIMEOUT, str(tmp),
+        watchdog=REFERENCE_TIMEOUT + WATCHDOG_MARGIN, started=_STARTED,
+    )
     t2 = time.monotonic()
     print(f"\nmultiprocess: 2 workers {t1 - t0:.1f} s, single-process reference {t2 - t1:.1f} s")
     with np.load(multi_out) as m, np.load(single_out) as s:
