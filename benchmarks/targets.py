@@ -128,20 +128,31 @@ def _ratio_verdict(
 # --------------------------------------------------------------------------
 
 
+def _against(
+    res: Results, cells: Iterable[Record], peer_system: str, ratio: Callable[[Record, Record], float]
+) -> tuple[list[tuple[Record, float]], int]:
+    """``(pairs, total)``: each cell the peer ran (not "n/a") counts in ``total``;
+    where both measured, ``(cell, ratio(cell, peer))`` is a pair."""
+    pairs, total = [], 0
+    for r in cells:
+        peer = res.get(r["workload"], r["optimizer"], r["family"], peer_system)
+        if peer is None or peer["status"] == "n/a":
+            continue
+        total += 1
+        if ok(r) and ok(peer):
+            pairs.append((r, ratio(r, peer)))
+    return pairs, total
+
+
 def step_vs_optax(res: Results) -> list[Verdict]:
     """No slower than optax on large and resnet; at most half its time on many."""
     out = []
     for system in res.role("ours"):
         for workload, limit in (("large", 1.0), ("resnet", 1.0), ("many", 0.5)):
             target = f"Pure functional step vs optax on {workload}"
-            pairs, total = [], 0
-            for r in res.cells(workload, system):
-                peer = res.get(r["workload"], r["optimizer"], r["family"], "optax")
-                if peer is None or peer["status"] == "n/a":
-                    continue
-                total += 1
-                if ok(r) and ok(peer):
-                    pairs.append((r, r["step_ms"] / peer["step_ms"]))
+            pairs, total = _against(
+                res, res.cells(workload, system), "optax", lambda r, peer: r["step_ms"] / peer["step_ms"]
+            )
             out.append(
                 _ratio_verdict(target, res.label(system), f"step time / optax's <= {limit}", pairs, total, limit)
             )
@@ -312,15 +323,8 @@ def vs_tf_keras(res: Results) -> list[Verdict]:
     """At least 1.5x faster than TF-Keras legacy apply_gradients on large and resnet."""
     out = []
     for system in res.role("ours") + res.role("layer"):
-        pairs, total = [], 0
-        for workload in ("large", "resnet"):
-            for r in res.cells(workload, system, family="legacy"):
-                peer = res.get(r["workload"], r["optimizer"], r["family"], "tf_legacy")
-                if peer is None or peer["status"] == "n/a":
-                    continue
-                total += 1
-                if ok(r) and ok(peer):
-                    pairs.append((r, peer["step_ms"] / r["step_ms"]))
+        cells = [r for workload in ("large", "resnet") for r in res.cells(workload, system, family="legacy")]
+        pairs, total = _against(res, cells, "tf_legacy", lambda r, peer: peer["step_ms"] / r["step_ms"])
         out.append(
             _ratio_verdict(
                 "Faster than TF-Keras legacy apply_gradients (large, resnet)",
