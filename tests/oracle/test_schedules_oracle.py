@@ -238,29 +238,20 @@ def test_deserialize_tf_keras_output(case_id, name, kwargs, exact):
 def test_serialize_custom_class_matches_tf_keras():
     # The same user class on both sides (same module, same name): TF-Keras
     # writes its module and, unregistered, its name as registered_name.
-    class Halving(S.LearningRateSchedule):
-        def __init__(self, initial_learning_rate):
-            self.initial_learning_rate = initial_learning_rate
+    def halving(base):
+        class Halving(base):
+            def __init__(self, initial_learning_rate):
+                self.initial_learning_rate = initial_learning_rate
 
-        def __call__(self, step):
-            return self.initial_learning_rate / 2
+            def __call__(self, step):
+                return self.initial_learning_rate / 2
 
-        def get_config(self):
-            return {"initial_learning_rate": self.initial_learning_rate}
+            def get_config(self):
+                return {"initial_learning_rate": self.initial_learning_rate}
 
-    ours = S.serialize(Halving(0.1))
+        return Halving
 
-    class Halving(TS.LearningRateSchedule):  # noqa: F811 - the TF twin
-        def __init__(self, initial_learning_rate):
-            self.initial_learning_rate = initial_learning_rate
-
-        def __call__(self, step):
-            return self.initial_learning_rate / 2
-
-        def get_config(self):
-            return {"initial_learning_rate": self.initial_learning_rate}
-
-    assert ours == TS.serialize(Halving(0.1))
+    assert S.serialize(halving(S.LearningRateSchedule)(0.1)) == TS.serialize(halving(TS.LearningRateSchedule)(0.1))
 
 
 @pytest.fixture(scope="module")
