@@ -1,0 +1,42 @@
+"""Our factories take TF-Keras's constructor arguments, with TF-Keras's defaults.
+
+For every optimizer of both families, each named parameter of the TF-Keras
+class's ``__init__`` is a parameter of our factory with the same default.
+Ours takes only the extras listed here: what OptimizerV2 reads from its
+``**kwargs`` (``decay``, the clipping arguments, Nadam's ``schedule_decay``),
+Keras 3's additions to the current family, and our opt-in ``slot_dtype``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from harness import jax_factory, tf_class
+
+NAMES = ("SGD", "Adam", "Adamax", "Nadam", "Adagrad", "Adadelta", "RMSprop", "Ftrl")
+CASES = [("legacy", n) for n in NAMES] + [("current", n) for n in NAMES + ("AdamW", "Lion", "Adafactor")]
+
+EXTRAS = {
+    "legacy": {"decay", "clipnorm", "clipvalue", "global_clipnorm", "slot_dtype"},
+    "current": {"loss_scale_factor", "gradient_accumulation_steps", "slot_dtype"},
+}
+
+
+def _named(fn) -> dict:
+    return {
+        k: p.default
+        for k, p in inspect.signature(fn).parameters.items()
+        if k != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+
+
+@pytest.mark.parametrize("family,name", CASES, ids=[f"{f}-{n}" for f, n in CASES])
+def test_factory_takes_tf_keras_arguments_and_defaults(family, name):
+    theirs = _named(tf_class(family, name).__init__)
+    ours = _named(jax_factory(family, name))
+    for key, default in theirs.items():
+        assert key in ours, f"TF-Keras's {key!r} is missing"
+        assert ours[key] == default and type(ours[key]) is type(default), (key, ours[key], default)
+    extras = EXTRAS[family] | ({"schedule_decay"} if (family, name) == ("legacy", "Nadam") else set())
+    assert ours.keys() - theirs.keys() == extras
