@@ -93,6 +93,25 @@ def scatter_set(x: jax.Array, indices: jax.Array, rows: jax.Array) -> jax.Array:
     return x.at[indices].set(rows.astype(x.dtype), mode="drop")
 
 
+def on_rows(update, g: "IndexedSlices", p: Any, slots: Any, c: Any, *, with_params: bool = False):
+    """The dense step applied to the indexed rows only, as TensorFlow's sparse
+    kernels that run their dense kernel's formula per row (``ResourceSparseApply*``
+    of Adadelta, Ftrl, RMSprop with momentum)::
+
+        delta_i, slots[i] = update(g_i, p[i], slots[i], c)
+
+    ``slots`` is a pytree of full-size arrays (``None`` entries stay
+    ``None``); the parameter's rows are gathered only ``with_params``.
+    Returns ``(IndexedSlices of delta_i, slots with the rows written back)``.
+    """
+    idx = g.indices
+    rows = jax.tree.map(lambda x: gather(x, idx), slots)
+    p_rows = gather(jnp.asarray(p), idx) if with_params else None
+    delta, new_rows = update(g.values, p_rows, rows, c)
+    written = jax.tree.map(lambda x, r: scatter_set(x, idx, r), slots, new_rows)
+    return g.with_values(delta), written
+
+
 def deduplicate(g: IndexedSlices) -> IndexedSlices:
     """Sums the values of repeated indices, as Keras's ``_deduplicate_indexed_slices``.
 

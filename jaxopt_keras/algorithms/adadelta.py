@@ -26,7 +26,7 @@ from jaxopt_keras.algorithms.base import (
     pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
+from jaxopt_keras.sparse import IndexedSlices, on_rows, scatter_add
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -74,11 +74,7 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coeff
 
 def legacy_sparse_update(g: IndexedSlices, p, s: LegacyAdadeltaSlots, c: Coefficients):
     """Legacy Adadelta on rows only (``ResourceSparseApplyAdadelta``): the dense step, per row."""
-    idx, gv = g.indices, g.values
-    rows = LegacyAdadeltaSlots(gather(s.accum_grad, idx), gather(s.accum_var, idx))
-    delta, new = legacy_update(gv, None, rows, c)
-    slots = LegacyAdadeltaSlots(scatter_set(s.accum_grad, idx, new.accum_grad), scatter_set(s.accum_var, idx, new.accum_var))
-    return g.with_values(delta), slots
+    return on_rows(legacy_update, g, p, s, c)
 
 
 def current_sparse_update(g: IndexedSlices, p, s: AdadeltaSlots, c: Coefficients):

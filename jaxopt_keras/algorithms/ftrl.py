@@ -34,7 +34,7 @@ from jaxopt_keras.algorithms.base import (
     twice,
 )
 from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, scatter_set
+from jaxopt_keras.sparse import IndexedSlices, on_rows
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -134,12 +134,8 @@ def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
 
 def legacy_sparse_update(g: IndexedSlices, p, s: FtrlSlots, c: Coefficients):
     """Legacy Ftrl on rows only (``ResourceSparseApplyFtrl[V2]``): the dense kernel per row."""
-    idx, gv = g.indices, g.values
-    p_rows = gather(jnp.asarray(p), idx)
-    rows = FtrlSlots(gather(s.accumulator, idx), gather(s.linear, idx))
-    delta, new = legacy_update(gv, p_rows, rows, c)
-    slots = FtrlSlots(scatter_set(s.accumulator, idx, new.accumulator), scatter_set(s.linear, idx, new.linear))
-    return g.with_values(delta), slots
+    return on_rows(legacy_update, g, p, s, c, with_params=True)
+
 
 def float32_accumulator(param: jax.Array, args) -> jax.Array:
     """``tf.cast(tf.fill(shape, value), dtype)``: the value rounds through float32."""

@@ -32,7 +32,7 @@ from jaxopt_keras.algorithms.base import (
     pad_missing_iterations,
 )
 from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
+from jaxopt_keras.sparse import IndexedSlices, gather, on_rows, scatter_add
 from jaxopt_keras.hyperparams import Derived
 
 
@@ -126,14 +126,7 @@ def legacy_sparse_update(g: IndexedSlices, p, s: LegacyRMSpropSlots, c: Coeffici
     """
     idx, gv = g.indices, g.values
     if s.momentum is not None:
-        rows = LegacyRMSpropSlots(gather(s.rms, idx), gather(s.momentum, idx), None if s.mg is None else gather(s.mg, idx))
-        delta, new = legacy_update(gv, None, rows, c)
-        slots = LegacyRMSpropSlots(
-            scatter_set(s.rms, idx, new.rms),
-            scatter_set(s.momentum, idx, new.momentum),
-            None if s.mg is None else scatter_set(s.mg, idx, new.mg),
-        )
-        return g.with_values(delta), slots
+        return on_rows(legacy_update, g, p, s, c)
     one_minus_rho = 1.0 - c.rho
     rms = scatter_add(s.rms * c.rho, idx, gv * gv * one_minus_rho)
     denom = gather(rms, idx)
