@@ -24,6 +24,7 @@ from jaxopt_keras.algorithms.base import (
     named_arguments,
     one_minus,
     pad_missing_iterations,
+    recomputed,
 )
 from jaxopt_keras.base import GradientTransformation
 from jaxopt_keras.sparse import IndexedSlices, on_rows, scatter_add
@@ -53,8 +54,13 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyAdadeltaSlots, c: 
         accum_var = accum_var * rho + update**2 * (1 - rho)
     """
     accum = s.accum_grad * c.rho + jnp.square(g) * (1 - c.rho)
-    update = jnp.sqrt(s.accum_var + c.epsilon) * lax.rsqrt(accum + c.epsilon) * g
-    accum_var = s.accum_var * c.rho + jnp.square(update) * (1 - c.rho)
+
+    def step(accum_var, accum, g):
+        return jnp.sqrt(accum_var + c.epsilon) * lax.rsqrt(accum + c.epsilon) * g
+
+    update = step(s.accum_var, accum, g)
+    # The parameter and `accum_var` each compute the update in their own loop.
+    accum_var = s.accum_var * c.rho + jnp.square(recomputed(step, s.accum_var, accum, g)) * (1 - c.rho)
     return -(update * c.learning_rate), LegacyAdadeltaSlots(accum, accum_var)
 
 
@@ -67,8 +73,14 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coeff
         p = p + lr * delta
     """
     acc_g = c.rho * s.accumulated_grad + c.one_minus_rho * g * g
-    delta = -jnp.sqrt(s.accumulated_delta_var + c.epsilon) * g / jnp.sqrt(acc_g + c.epsilon)
-    acc_d = c.rho * s.accumulated_delta_var + c.one_minus_rho * delta * delta
+
+    def step(acc_d, acc_g, g):
+        return -jnp.sqrt(acc_d + c.epsilon) * g / jnp.sqrt(acc_g + c.epsilon)
+
+    delta = step(s.accumulated_delta_var, acc_g, g)
+    # The parameter and `accumulated_delta_var` each compute delta in their own loop.
+    again = recomputed(step, s.accumulated_delta_var, acc_g, g)
+    acc_d = c.rho * s.accumulated_delta_var + c.one_minus_rho * again * again
     return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
 
 

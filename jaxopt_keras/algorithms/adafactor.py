@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, filled, local_step, named_arguments
+from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, filled, local_step, named_arguments, recomputed
 from jaxopt_keras.base import GradientTransformation
 
 
@@ -76,8 +76,13 @@ def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficient
     else:
         r, col = s.r, s.c
         v = beta_2_t * s.v + (1 - beta_2_t) * regulated
-    u = g * lax.rsqrt(v)
-    u_hat = u / jnp.maximum(jnp.asarray(1.0, dtype), _rms(u) / c.clip_threshold)
+
+    def scaled(g, v):
+        return g * lax.rsqrt(v)
+
+    # rms(u) and the update each compute u in their own loop (no stored temporary).
+    rms_u = _rms(scaled(g, v))
+    u_hat = recomputed(scaled, g, v) / jnp.maximum(jnp.asarray(1.0, dtype), rms_u / c.clip_threshold)
     return -alpha_t * u_hat, AdafactorSlots(r, col, v)
 
 

@@ -20,12 +20,12 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 import numpy as np
 
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.algorithms.base import (
     filled,
+    recomputed,
     Coefficients,
     Numerics,
     Slot,
@@ -59,17 +59,11 @@ def power(x: jax.Array, lr_power: jax.Array) -> jax.Array:
 
 
 def _accumulate(g: jax.Array, accumulator: jax.Array, lr_power: jax.Array):
-    """``new_acc = acc + g**2`` and ``new_acc ** -lr_power``, computed apart from ``linear``.
+    """``new_acc = acc + g**2`` and ``new_acc ** -lr_power``.
 
-    The new power is needed twice: in ``linear`` and in the new parameter.
-    Computed once, XLA:CPU stores it as a full-size temporary (an expensive
-    operation with two consumers is never fused into both), one more pass
-    over memory than the step needs.  The optimization barrier gives the
-    parameter's side its own copy of the inputs, so each side recomputes the
-    power inside its own loop; the values are bit-identical, as the barrier
-    is an identity.
+    ``linear`` needs the new power too, and computes it itself: see
+    :func:`~jaxopt_keras.algorithms.base.recomputed`.
     """
-    accumulator, g = lax.optimization_barrier((accumulator, g))
     new_accum = accumulator + jnp.square(g)
     return new_accum, power(new_accum, lr_power)
 
@@ -98,7 +92,7 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
         grad_s = g
     sigma = power(s.accumulator + jnp.square(g), lr_power) - power(s.accumulator, lr_power)
     linear = s.linear + (grad_s - sigma / lr * p)
-    new_accum, new_pow = _accumulate(g, s.accumulator, lr_power)
+    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, lr_power)
     x = l1 * jnp.sign(linear) - linear
     y = new_pow / lr + 2 * l2
     new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
@@ -124,7 +118,7 @@ def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
     grad_s = g + c.two_l2_shrinkage * p
     sigma = power(s.accumulator + jnp.square(g), lr_power) - power(s.accumulator, lr_power)
     linear = s.linear + (grad_s - sigma / lr * p)
-    new_accum, new_pow = _accumulate(g, s.accumulator, lr_power)
+    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, lr_power)
     quadratic = new_pow / lr + 2 * l2
     l1 = c.l1_regularization_strength
     clipped = jnp.maximum(jnp.minimum(linear, l1), -l1)

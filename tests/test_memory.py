@@ -1,0 +1,67 @@
+"""A donated step holds no full-size temporary beyond what its formula forces.
+
+Structural, not timed: XLA's buffer assignment for the compiled step
+(``memory_analysis().temp_size_in_bytes``) counts every buffer the step
+allocates besides its inputs and outputs.  A donated step of an optimizer
+with k slots reads params, grads and slots and writes params and slots in
+place, so it needs no full-size temporary at all -- except where the new
+parameter reads a slot's *old* value while that slot is overwritten in place
+(Ftrl's accumulator, Adadelta's ``accum_var``, Lion's ``m``): XLA:CPU cannot
+order the two loops and copies the old slot once.  Anything more is a
+regression, e.g. an expensive intermediate stored because two outputs need it
+(see ``jaxopt_keras.algorithms.base.recomputed``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import jaxopt_keras as jk
+
+SHAPE = (256, 256)
+PARAM_BYTES = 4 * SHAPE[0] * SHAPE[1]
+# Adafactor's factored row/column statistics and a few scalars are far below this.
+SMALL = PARAM_BYTES // 20
+ONE_COPY = {"ftrl", "adadelta", "lion"}
+
+CASES = [
+    ("legacy", "sgd", {}),
+    ("legacy", "sgd", dict(momentum=0.9, nesterov=True)),
+    ("current", "sgd", dict(momentum=0.9)),
+    ("legacy", "adam", dict(amsgrad=True)),
+    ("current", "adam", dict(weight_decay=0.01, use_ema=True, clipnorm=1.0)),
+    ("legacy", "adamax", {}),
+    ("current", "adamax", {}),
+    ("legacy", "nadam", {}),
+    ("current", "nadam", {}),
+    ("legacy", "adagrad", {}),
+    ("current", "adagrad", dict(global_clipnorm=1.0)),
+    ("legacy", "adadelta", {}),
+    ("current", "adadelta", {}),
+    ("legacy", "rmsprop", dict(momentum=0.9, centered=True)),
+    ("current", "rmsprop", dict(centered=True)),
+    ("legacy", "ftrl", dict(l1_regularization_strength=0.01, l2_shrinkage_regularization_strength=0.01)),
+    ("current", "ftrl", dict(learning_rate_power=-0.7)),
+    ("current", "adamw", {}),
+    ("current", "lion", {}),
+    ("current", "adafactor", {}),
+]
+
+
+@pytest.mark.parametrize("family,name,kwargs", CASES, ids=[f"{f}-{n}-{k}" for f, n, k in CASES])
+def test_donated_step_allocates_no_extra_full_size_buffer(family, name, kwargs):
+    opt = getattr(jk.legacy if family == "legacy" else jk, name)(**kwargs)
+    params = {"w": jnp.ones(SHAPE, jnp.float32)}
+    grads = {"w": jnp.full(SHAPE, 0.01, jnp.float32)}
+    state = opt.init(params)
+
+    def step(params, state, grads):
+        updates, state = opt.update(grads, state, params)
+        return jk.apply_updates(params, updates), state
+
+    compiled = jax.jit(step, donate_argnums=(0, 1)).lower(params, state, grads).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    allowed = (PARAM_BYTES if name in ONE_COPY else 0) + SMALL
+    assert temp <= allowed, f"{temp / PARAM_BYTES:.2f} x the parameter's bytes in temporaries"
