@@ -25,8 +25,10 @@ below, the flat-layout fast path, for one that changes the data layout).
 
 ``FunctionalRunner`` times ``jit(step, donate_argnums=(0, 1))`` with
 ``step(params, state, grads) = apply_updates(params, update(grads, state, params))``;
-a system with another calling convention subclasses :class:`JaxRunner` (see
-:class:`Keras3Runner`).
+both it and :class:`Keras3Runner` (``stateless_apply`` in the same
+``(params, state, grads)`` order) share :class:`DonatedStepRunner`'s timing; a
+system with another calling convention subclasses :class:`JaxRunner` (see
+:class:`LayerRunner`).
 """
 
 from __future__ import annotations
@@ -233,26 +235,16 @@ class JaxRunner(Runner):
         }
 
 
-class FunctionalRunner(JaxRunner):
-    """``jit(step, donate_argnums=(0, 1))`` over ``(params, state, grads)``.
+class DonatedStepRunner(JaxRunner):
+    """Times ``self._jitted(params, state, grads) -> (params, state)``, jitted
+    with ``donate_argnums=(0, 1)``; subclasses set ``params``, ``state``,
+    ``grads`` and ``_jitted``."""
 
-    ``step(params, state, grads)`` is ``update`` followed by ``apply_updates``;
-    ``transformation`` is anything with optax's ``init``/``update`` protocol.
-    """
-
-    def __init__(self, transformation: Any, req: BuildRequest, apply_updates: Callable[[Any, Any], Any]):
-        import jax
-
-        self.params = device_copies(req.params)
-        self.grads = device_copies(req.grads)
-        self.state = jax.block_until_ready(transformation.init(self.params))
-
-        def step(params, state, grads):
-            updates, state = transformation.update(grads, state, params)
-            return apply_updates(params, updates), state
-
-        self._jitted = jax.jit(step, donate_argnums=(0, 1))
-        self._compiled: Any = None
+    params: Any
+    state: Any
+    grads: Any
+    _jitted: Any
+    _compiled: Any = None
 
     def compile(self) -> dict[str, float]:
         t0 = time.perf_counter()
@@ -275,7 +267,30 @@ class FunctionalRunner(JaxRunner):
         return _arrays(self.params) + _arrays(self.state)
 
 
-class Keras3Runner(JaxRunner):
+class FunctionalRunner(DonatedStepRunner):
+    """``jit(step, donate_argnums=(0, 1))`` over ``(params, state, grads)``.
+
+    ``step(params, state, grads)`` is ``update`` followed by ``apply_updates``;
+    ``transformation`` is anything with optax's ``init``/``update`` protocol.
+    """
+
+    def __init__(self, transformation: Any, req: BuildRequest, apply_updates: Callable[[Any, Any], Any]):
+        import jax
+
+        self.params = device_copies(req.params)
+        self.grads = device_copies(req.grads)
+        self.state = jax.block_until_ready(transformation.init(self.params))
+
+        def step(params, state, grads):
+            updates, state = transformation.update(grads, state, params)
+            return apply_updates(params, updates), state
+
+        self._jitted = jax.jit(step, donate_argnums=(0, 1))
+        self._compiled: Any = None
+
+
+
+class Keras3Runner(DonatedStepRunner):
     """Keras 3 on its JAX backend: ``optimizer.stateless_apply``, jitted, variables donated.
 
     ``stateless_apply(optimizer_variables, grads, trainable_variables)``
@@ -284,7 +299,8 @@ class Keras3Runner(JaxRunner):
     so jitting it as is would alias the parameters' output to a slot's input
     and make XLA copy every buffer.  The step therefore takes its arguments in
     the order it returns them, as Keras's own JAX trainer keeps its state
-    tuple in one order, and donates both.  The worker sets
+    tuple in one order, and donates both (``params`` are the trainable variables, ``state`` the
+optimizer's).  The worker sets
     ``KERAS_BACKEND=jax`` before anything imports ``keras``.
     """
 
@@ -298,8 +314,8 @@ class Keras3Runner(JaxRunner):
         variables = [keras.Variable(p, name=_plain_name(n)) for p, n in zip(req.params, req.workload.names)]
         optimizer.build(variables)
         # Fresh buffers: the Keras objects keep theirs, so the donated ones are ours alone.
-        self.trainable = device_copies([np.asarray(v.value) for v in variables])
-        self.opt_vars = device_copies([np.asarray(v.value) for v in optimizer.variables])
+        self.params = device_copies([np.asarray(v.value) for v in variables])
+        self.state = device_copies([np.asarray(v.value) for v in optimizer.variables])
         self.grads = device_copies(req.grads)
         del variables
 
@@ -308,26 +324,6 @@ class Keras3Runner(JaxRunner):
 
         self._jitted = jax.jit(step, donate_argnums=(0, 1))
         self._compiled: Any = None
-
-    def compile(self) -> dict[str, float]:
-        t0 = time.perf_counter()
-        lowered = self._jitted.lower(self.trainable, self.opt_vars, self.grads)
-        t1 = time.perf_counter()
-        self._compiled = lowered.compile()
-        t2 = time.perf_counter()
-        return {"compile_s": t2 - t0, "lower_s": t1 - t0, "backend_compile_s": t2 - t1}
-
-    def step(self) -> None:
-        import jax
-
-        self.trainable, self.opt_vars = self._compiled(self.trainable, self.opt_vars, self.grads)
-        jax.block_until_ready(self.trainable)
-
-    def state_bytes(self) -> tuple[int, int]:
-        return tree_bytes(self.opt_vars)
-
-    def donated_inputs(self) -> list:
-        return _arrays(self.trainable) + _arrays(self.opt_vars)
 
 
 class LayerRunner(JaxRunner):
