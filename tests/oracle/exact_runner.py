@@ -18,7 +18,24 @@ from harness import agreement, jax_factory, make_problem, run_jax, run_tf, tf_cl
 
 CASES = json.loads(sys.argv[1])
 params, grads = make_problem(np.float32)
-out = {}
+out = {"rsqrt_is_ieee": {}}
+
+
+def _rsqrt_mismatches() -> dict:
+    """How many float32 ``rsqrt`` results differ from the correctly rounded
+    ``1 / sqrt(x)``, in TensorFlow's eager kernel and in XLA, on this CPU."""
+    import jax
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).uniform(1e-3, 1e3, 4096).astype(np.float32)
+    exact = (1.0 / np.sqrt(x.astype(np.float64))).astype(np.float32)
+    return {
+        "tf": int(np.sum(tf.math.rsqrt(tf.constant(x)).numpy() != exact)),
+        "xla": int(np.sum(np.asarray(jax.jit(jax.lax.rsqrt)(x)) != exact)),
+    }
+
+
+out["rsqrt_is_ieee"] = _rsqrt_mismatches()
 for label, family, name, kwargs in CASES:
     theirs, _ = run_tf(lambda: tf_class(family, name)(**kwargs), params, grads)
     ours, _ = run_jax(jax_factory(family, name)(**kwargs), params, grads)
