@@ -24,14 +24,14 @@ from jaxopt_keras.algorithms.lion import lion
 from jaxopt_keras.algorithms.nadam import nadam
 from jaxopt_keras.algorithms.rmsprop import rmsprop
 from jaxopt_keras.algorithms.sgd import sgd
-from jaxopt_keras.base import (
+from jaxopt_keras.core.transform import (
     EmptyState,
     GradientTransformation,
     apply_updates,
     chain,
     identity,
 )
-from jaxopt_keras.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
+from jaxopt_keras.core.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
 from jaxopt_keras.transforms import (
     accumulate_gradients,
     aggregate_gradients,
@@ -44,7 +44,7 @@ from jaxopt_keras.transforms import (
     global_norm,
     scale_by_loss_scale_factor,
 )
-from jaxopt_keras.sparse import IndexedSlices
+from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.variable import Variable
 
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """The legacy numerics family: ``tf.keras.optimizers.legacy`` (OptimizerV2).
 
 Each factory takes the Keras class's arguments and returns a pure
-:class:`~jaxopt_keras.base.GradientTransformation` that walks the same
+:class:`~jaxopt_keras.GradientTransformation` that walks the same
 trajectory as the Keras optimizer::
 
     opt = jaxopt_keras.legacy.adam(learning_rate=1e-3, decay=1e-4, clipnorm=1.0)

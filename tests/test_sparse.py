@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import jaxopt_keras as jk
-from jaxopt_keras.sparse import IndexedSlices, deduplicate
+from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 
 ROWS, WIDTH = 10, 3
 

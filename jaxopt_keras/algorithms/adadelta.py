@@ -26,9 +26,9 @@ from jaxopt_keras.algorithms.base import (
     pad_missing_iterations,
     recomputed,
 )
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, on_rows, scatter_add
-from jaxopt_keras.hyperparams import Derived
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, on_rows, scatter_add
+from jaxopt_keras.core.hyperparams import Derived
 
 
 class LegacyAdadeltaSlots(NamedTuple):

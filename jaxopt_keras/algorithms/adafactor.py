@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, filled, local_step, named_arguments, recomputed
-from jaxopt_keras.base import GradientTransformation
+from jaxopt_keras.core.transform import GradientTransformation
 
 
 class AdafactorSlots(NamedTuple):

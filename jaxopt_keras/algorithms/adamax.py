@@ -23,9 +23,9 @@ from jaxopt_keras.algorithms.base import (
     named_arguments,
     one_minus,
 )
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
-from jaxopt_keras.hyperparams import Derived
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
+from jaxopt_keras.core.hyperparams import Derived
 
 
 class LegacyAdamaxSlots(NamedTuple):

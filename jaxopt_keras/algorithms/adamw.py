@@ -12,8 +12,8 @@ from typing import Any
 
 from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_sparse_update, current_update
 from jaxopt_keras.algorithms.base import Numerics, Slot, build_optimizer, named_arguments, one_minus
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.hyperparams import Derived
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.hyperparams import Derived
 
 
 def _check(args: dict) -> dict:

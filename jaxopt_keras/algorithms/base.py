@@ -6,7 +6,7 @@ arguments are hyperparameters and how Keras stores them, slot names, how slots
 start, the order Keras lists them in its weights) and one small pure function
 with the math of one step for one parameter.  :func:`scale_by_keras` turns a
 description and the constructor's arguments into a
-:class:`~jaxopt_keras.base.GradientTransformation`; :func:`build_optimizer`
+:class:`~jaxopt_keras.GradientTransformation`; :func:`build_optimizer`
 adds Keras's argument checks and gradient clipping in Keras's order.
 
 The Keras layer (:mod:`jaxopt_keras.optimizers`) reads the same descriptions,
@@ -22,13 +22,13 @@ from typing import Any, Callable, Literal, Mapping, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental.shard_alike import shard_alike
-
-from jaxopt_keras import base
-from jaxopt_keras.flat import contains_flat
-from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
-from jaxopt_keras.schedules import LearningRateSchedule
-from jaxopt_keras.sparse import IndexedSlices, deduplicate
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.flat import contains_flat
+from jaxopt_keras.core.state import count_dtype, filled, first_dtype, local_step, placed_like, safe_add
+from jaxopt_keras.core.xla import recomputed
+from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
+from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
+from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.transforms import clipping
 from jaxopt_keras.transforms.accumulation import accumulate_gradients, scale_by_loss_scale_factor
 from jaxopt_keras.transforms.ema import ema as ema_transform
@@ -39,36 +39,6 @@ LearningRate = Any  # float | LearningRateSchedule | Callable[[step], scalar]
 # --------------------------------------------------------------------------
 # Description of an algorithm in one numerics family.
 # --------------------------------------------------------------------------
-
-
-def recomputed(fn: Callable[..., Any], *operands: Any) -> Any:
-    """``fn(*operands)``, computed afresh for one more consumer instead of shared.
-
-    XLA:CPU gives each output of a step its own loop and never fuses an
-    expensive operation (``sqrt``, ``pow``, a division) into two loops: an
-    intermediate built from such operations that two outputs need (Ftrl's
-    ``new_accumulator ** -lr_power``, Adadelta's update) is stored as a
-    full-size temporary, one more write and read of memory than the step
-    needs.  Passing the operands through an optimization barrier (an
-    identity) makes this call a computation of its own, which XLA fuses into
-    its consumer's loop.  The values are bit-identical to the shared ones.
-    """
-    return fn(*jax.lax.optimization_barrier(operands))
-
-
-def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | None = None) -> jax.Array:
-    """An array holding ``value``, shaped like ``param`` (or ``shape``), in
-    ``dtype`` (default ``param``'s).
-
-    Outside a trace it is built on the host and transferred: creating it
-    with an XLA op would compile a small program per distinct shape, which for
-    a tree of thousands of parameters takes a minute.
-    """
-    dtype = np.dtype(jnp.asarray(param).dtype if dtype is None else dtype)
-    shape = np.shape(param) if shape is None else tuple(shape)
-    if isinstance(param, jax.core.Tracer):
-        return jnp.full(shape, np.asarray(value, dtype), dtype)
-    return jnp.asarray(np.full(shape, np.asarray(value, dtype), dtype))
 
 
 def zeros(param: jax.Array, args: Mapping[str, Any]) -> jax.Array:
@@ -178,7 +148,7 @@ class Numerics:
         :func:`drop_unused_vhat`).
       sparse_update: the math for a row-sparse gradient, ``sparse_update(g,
         param, slots, c)`` with ``g`` a deduplicated
-        :class:`~jaxopt_keras.sparse.IndexedSlices`; returns a dense delta or
+        :class:`~jaxopt_keras.IndexedSlices`; returns a dense delta or
         an ``IndexedSlices`` of row deltas.  ``None``: Keras has no sparse
         path for this algorithm, and the gradient is densified.
       sparse_dedup: ``sparse_dedup(args)``: whether duplicate indices are
@@ -249,34 +219,8 @@ class OptimizerState(NamedTuple):
 
 
 # --------------------------------------------------------------------------
-# The step counter.
-# --------------------------------------------------------------------------
-
-
-def count_dtype() -> np.dtype:
-    """int64 with x64, else int32 (JAX has no int64 without x64)."""
-    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.int64))
-
-
-def safe_add(count: jax.Array, k: int) -> jax.Array:
-    """``count + k`` that saturates at the dtype's maximum instead of wrapping."""
-    top = jnp.iinfo(count.dtype).max
-    return jnp.where(count <= top - k, count + k, top).astype(count.dtype)
-
-
-def local_step(count: jax.Array, k: int, dtype: Any) -> jax.Array:
-    """Keras's ``tf.cast(self.iterations + k, dtype)``."""
-    return safe_add(count, k).astype(dtype)
-
-
-# --------------------------------------------------------------------------
 # Learning rates.
 # --------------------------------------------------------------------------
-
-
-def is_schedule(lr: Any) -> bool:
-    """True for schedules and callables of the step (anything but a number)."""
-    return isinstance(lr, LearningRateSchedule) or (callable(lr) and not isinstance(lr, (jax.Array, np.ndarray)))
 
 
 def _learning_rate(numerics: Numerics, lr_source: Any, state: OptimizerState, dtype: Any) -> jax.Array:
@@ -321,32 +265,6 @@ def _coefficients(
 # --------------------------------------------------------------------------
 # The transform.
 # --------------------------------------------------------------------------
-
-
-def _first_dtype(params: Any) -> np.dtype:
-    leaves = jax.tree_util.tree_leaves(params)
-    if not leaves:
-        return np.dtype(jnp.float32)
-    return np.dtype(jnp.asarray(leaves[0]).dtype)
-
-
-def _placed_like(slot: jax.Array, param: Any) -> jax.Array:
-    """``slot`` (shaped like ``param``) sharded like ``param``.
-
-    Slot initializers build constants, which carry no placement of their own:
-    eagerly ``jnp.full`` lands on the default device, and under ``jit`` a
-    state that reads nothing from the parameters is computed whole on one
-    device.  Eagerly the slot takes a committed parameter's sharding; under a
-    trace, XLA is asked to shard the two alike (``shard_alike``), so
-    ``jax.jit(opt.init)`` on sharded parameters returns sharded slots.
-    """
-    if np.shape(slot) != np.shape(param):  # factored statistics (Adafactor's r, c)
-        return slot
-    if isinstance(param, jax.core.Tracer):
-        return shard_alike(param, slot)[1]
-    if isinstance(param, jax.Array) and param.committed:
-        return jax.device_put(slot, param.sharding)
-    return slot
 
 
 def init_hyperparams(numerics: Numerics, args: Mapping[str, Any]) -> Hyperparams:
@@ -398,7 +316,7 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
         value = slot.init(jnp.asarray(p), args)
         if slot_dtype is not None:
             value = value.astype(slot_dtype)
-        return _placed_like(value, p)
+        return placed_like(value, p)
 
     def init(params):
         slots = numerics.slots_type(
@@ -407,7 +325,7 @@ def scale_by_keras(numerics: Numerics, args: Mapping[str, Any]) -> base.Gradient
                 for s in numerics.slots
             }
         )
-        dtype = _first_dtype(params) if slot_dtype is None else slot_dtype
+        dtype = first_dtype(params) if slot_dtype is None else slot_dtype
         scalars = {s.name: jnp.asarray(s.initial, dtype) for s in numerics.scalars}
         return OptimizerState(
             iterations=jnp.zeros([], count_dtype()),

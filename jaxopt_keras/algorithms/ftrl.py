@@ -33,9 +33,9 @@ from jaxopt_keras.algorithms.base import (
     named_arguments,
     twice,
 )
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, on_rows
-from jaxopt_keras.hyperparams import Derived
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, on_rows
+from jaxopt_keras.core.hyperparams import Derived
 
 
 class FtrlSlots(NamedTuple):

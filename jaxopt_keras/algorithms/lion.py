@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, named_arguments
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, scatter_add
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 
 
 class LionSlots(NamedTuple):

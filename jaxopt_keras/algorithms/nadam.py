@@ -32,8 +32,8 @@ from jaxopt_keras.algorithms.base import (
     local_step,
     named_arguments,
 )
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
 _DECAY_BASE = float(np.float32(0.96))

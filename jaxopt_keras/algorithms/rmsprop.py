@@ -31,9 +31,9 @@ from jaxopt_keras.algorithms.base import (
     one_minus,
     pad_missing_iterations,
 )
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, on_rows, scatter_add
-from jaxopt_keras.hyperparams import Derived
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, gather, on_rows, scatter_add
+from jaxopt_keras.core.hyperparams import Derived
 
 
 class LegacyRMSpropSlots(NamedTuple):

@@ -21,8 +21,8 @@ from jaxopt_keras.algorithms.base import (
     build_optimizer,
     named_arguments,
 )
-from jaxopt_keras.base import GradientTransformation
-from jaxopt_keras.sparse import IndexedSlices, gather, scatter_add, scatter_set
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
 
 class LegacySGDSlots(NamedTuple):

@@ -25,12 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras import base
+from jaxopt_keras.core import transform as base
 from jaxopt_keras.algorithms import base as core
 from jaxopt_keras.algorithms.base import Numerics, OptimizerState
-from jaxopt_keras.hyperparams import Hyperparams
+from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.schedules import LearningRateSchedule
-from jaxopt_keras.sparse import IndexedSlices
+from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
 from jaxopt_keras.schedules import serialize as serialize_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxopt_keras._serialization import resolve_class
+from jaxopt_keras.core.resolve import resolve_class
 from jaxopt_keras.optimizers._classes import CURRENT_CLASSES, LEGACY_CLASSES
 from jaxopt_keras.optimizers.base import KerasOptimizer, OptimizerV2
 

@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras import base
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import count_dtype, filled, safe_add
 
 
 class AccumulationState(NamedTuple):
@@ -53,11 +54,7 @@ def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base
         raise ValueError(
             f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
         )
-    from jaxopt_keras.algorithms.base import count_dtype, safe_add
-
     def init(params):
-        from jaxopt_keras.algorithms.base import filled
-
         accumulators = jax.tree_util.tree_map(lambda p: filled(p, 0), params)
         return AccumulationState(jnp.zeros([], count_dtype()), accumulators, inner.init(params))
 

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from jax import lax
 
-from jaxopt_keras import base
-from jaxopt_keras.sparse import IndexedSlices
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.sparse import IndexedSlices
 
 
 def aggregate_gradients(

@@ -1,7 +1,7 @@
 """Gradient clipping, computed as TensorFlow computes it.
 
 Each function returns a stateless
-:class:`~jaxopt_keras.base.GradientTransformation`.  ``None`` gradient leaves
+:class:`~jaxopt_keras.GradientTransformation`.  ``None`` gradient leaves
 pass through and take no part in a global norm.  Thresholds are Python
 numbers, converted to each gradient's dtype in one rounding, as TensorFlow
 converts them.
@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras import base
-from jaxopt_keras.flat import contains_flat
-from jaxopt_keras.sparse import IndexedSlices
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.flat import contains_flat
+from jaxopt_keras.core.sparse import IndexedSlices
 
 
 def _check(name: str, value: float) -> float:

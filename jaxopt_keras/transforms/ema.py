@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras import base
-from jaxopt_keras.hyperparams import Derived, Hyperparams, widest_float
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import count_dtype, find_state, safe_add
+from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
 
 
 class EmaState(NamedTuple):
@@ -69,8 +70,6 @@ def ema(
             "`ema_overwrite_frequency` must be an integer > 1 or None. "
             f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
         )
-    from jaxopt_keras.algorithms.base import count_dtype, safe_add
-
     def init(params):
         hp = Hyperparams.create(
             {"ema_momentum": ema_momentum},
@@ -130,7 +129,7 @@ def ema_params(state: Any) -> Any:
     Raises:
       ValueError: ``state`` holds no moving average.
     """
-    found = [x for x in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, EmaState)) if isinstance(x, EmaState)]
-    if not found:
+    found = find_state(state, EmaState, required=False)
+    if found is None:
         raise ValueError("This optimizer state holds no moving average: build the optimizer with use_ema=True or chain ema().")
-    return found[0].average
+    return found.average

@@ -22,8 +22,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras import base
-from jaxopt_keras.hyperparams import Hyperparams
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.hyperparams import Hyperparams
+from jaxopt_keras.core.state import count_dtype, safe_add
+from jaxopt_keras.schedules.base import is_schedule
 
 
 class WeightDecayState(NamedTuple):
@@ -54,9 +56,6 @@ def decoupled_weight_decay(
     Returns:
       A transform whose ``update`` needs ``params``.
     """
-    from jaxopt_keras.algorithms.base import count_dtype, is_schedule, safe_add
-    from jaxopt_keras.schedules import LearningRateSchedule
-
     if weight_decay is None or weight_decay < 0:
         raise ValueError(f"Expected weight_decay >= 0, received: {weight_decay}")
 
@@ -70,7 +69,7 @@ def decoupled_weight_decay(
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("decoupled_weight_decay reads the parameter values: call update(updates, state, params).")
-        if isinstance(learning_rate, LearningRateSchedule) or is_schedule(learning_rate):
+        if is_schedule(learning_rate):
             lr = jnp.asarray(learning_rate(state.iterations))
         else:
             lr = state.hyperparams["learning_rate"]

@@ -23,7 +23,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.sparse import IndexedSlices, scatter_add
+from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 
 PyTree = Any
 Params = PyTree
@@ -49,7 +49,7 @@ class EmptyState(NamedTuple):
 
 def is_none(x: Any) -> bool:
     """Leaf predicate for gradient trees: ``None`` entries and row-sparse
-    :class:`~jaxopt_keras.sparse.IndexedSlices` are leaves, like dense arrays."""
+    :class:`~jaxopt_keras.IndexedSlices` are leaves, like dense arrays."""
     return x is None or isinstance(x, IndexedSlices)
 
 

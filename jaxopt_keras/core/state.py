@@ -1,0 +1,135 @@
+"""Helpers for optimizer states: step counters, slot buffers, and sub-states found by type.
+
+A state is a pytree of NamedTuples (ours, optax's, or a user's), nested by
+``chain`` and by wrapping transforms.  The Keras layer and the functional
+helpers reach into it with :func:`find_state` / :func:`replace_state`, and
+move every step counter together with :func:`map_clocks`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.shard_alike import shard_alike
+
+# --------------------------------------------------------------------------
+# Step counters.
+# --------------------------------------------------------------------------
+
+
+def count_dtype() -> np.dtype:
+    """int64 with x64, else int32 (JAX has no int64 without x64)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(jnp.int64))
+
+
+def safe_add(count: jax.Array, k: int) -> jax.Array:
+    """``count + k`` that saturates at the dtype's maximum instead of wrapping."""
+    top = jnp.iinfo(count.dtype).max
+    return jnp.where(count <= top - k, count + k, top).astype(count.dtype)
+
+
+def local_step(count: jax.Array, k: int, dtype: Any) -> jax.Array:
+    """Keras's ``tf.cast(self.iterations + k, dtype)``."""
+    return safe_add(count, k).astype(dtype)
+
+
+def is_clock(x: Any) -> bool:
+    """A NamedTuple state with an ``iterations`` field (a step counter)."""
+    return isinstance(x, tuple) and "iterations" in getattr(x, "_fields", ())
+
+
+def map_clocks(state: Any, fn: Callable[[Any], jax.Array]) -> Any:
+    """``state`` with every clock's ``iterations`` replaced by ``fn(clock)``.
+
+    ``fn`` receives the whole NamedTuple, so it can tell clocks apart by type.
+    """
+    return jax.tree_util.tree_map(
+        lambda x: x._replace(iterations=fn(x)) if is_clock(x) else x, state, is_leaf=is_clock
+    )
+
+
+# --------------------------------------------------------------------------
+# Sub-states by type.
+# --------------------------------------------------------------------------
+
+
+def _of(cls: type) -> Callable[[Any], bool]:
+    return lambda x: isinstance(x, cls)
+
+
+def find_state(state: Any, cls: type, required: bool = True) -> Any:
+    """The first ``cls`` NamedTuple inside ``state`` (depth first).
+
+    Raises:
+      ValueError: none is found and ``required``.
+    """
+    for leaf in jax.tree_util.tree_leaves(state, is_leaf=_of(cls)):
+        if isinstance(leaf, cls):
+            return leaf
+    if required:
+        raise ValueError(f"The state holds no {cls.__name__}.")
+    return None
+
+
+def replace_state(state: Any, cls: type, fn: Callable[[Any], Any]) -> Any:
+    """``state`` with its first ``cls`` NamedTuple replaced by ``fn(it)``."""
+    done = [False]
+
+    def visit(x):
+        if isinstance(x, cls) and not done[0]:
+            done[0] = True
+            return fn(x)
+        return x
+
+    return jax.tree_util.tree_map(visit, state, is_leaf=_of(cls))
+
+
+# --------------------------------------------------------------------------
+# Slot buffers.
+# --------------------------------------------------------------------------
+
+
+def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | None = None) -> jax.Array:
+    """An array holding ``value``, shaped like ``param`` (or ``shape``), in
+    ``dtype`` (default ``param``'s).
+
+    Outside a trace it is built on the host and transferred: creating it
+    with an XLA op would compile a small program per distinct shape, which for
+    a tree of thousands of parameters takes a minute.
+    """
+    dtype = np.dtype(jnp.asarray(param).dtype if dtype is None else dtype)
+    shape = np.shape(param) if shape is None else tuple(shape)
+    if isinstance(param, jax.core.Tracer):
+        return jnp.full(shape, np.asarray(value, dtype), dtype)
+    return jnp.asarray(np.full(shape, np.asarray(value, dtype), dtype))
+
+
+def placed_like(slot: jax.Array, param: Any) -> jax.Array:
+    """``slot`` (shaped like ``param``) sharded like ``param``.
+
+    Slot initializers build constants, which carry no placement of their own:
+    eagerly ``jnp.full`` lands on the default device, and under ``jit`` a
+    state that reads nothing from the parameters is computed whole on one
+    device.  Eagerly the slot takes a committed parameter's sharding; under a
+    trace, XLA is asked to shard the two alike (``shard_alike``), so
+    ``jax.jit(opt.init)`` on sharded parameters returns sharded slots.
+    """
+    if np.shape(slot) != np.shape(param):  # factored statistics (Adafactor's r, c)
+        return slot
+    if isinstance(param, jax.core.Tracer):
+        return shard_alike(param, slot)[1]
+    if isinstance(param, jax.Array) and param.committed:
+        return jax.device_put(slot, param.sharding)
+    return slot
+
+
+def first_dtype(params: Any) -> np.dtype:
+    """The dtype of the first parameter (float32 for an empty tree), as Keras
+    stores its per-optimizer scalars."""
+    leaves = jax.tree_util.tree_leaves(params)
+    if not leaves:
+        return np.dtype(jnp.float32)
+    return np.dtype(jnp.asarray(leaves[0]).dtype)

@@ -1,0 +1,165 @@
+"""TensorFlow's conversions and operation order, reproduced under XLA.
+
+The schedules compute in TF's dtypes and rounding order; these helpers say
+how TF converts a Python number (``tf.cast`` vs ``tf.convert_to_tensor``) and
+keep XLA from rewriting the arithmetic when a schedule is traced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _tf_dtype(value: Any) -> np.dtype:
+    """The dtype ``tf.convert_to_tensor(value)`` gives (before JAX canonicalization).
+
+    Arrays and NumPy scalars keep their dtype.  They are looked at first
+    because ``np.float64`` is a subclass of Python ``float`` yet converts to
+    float64, not float32.  A Python ``int`` is int32 if it fits, else int64.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        if isinstance(value, bool):
+            dtype = np.bool_
+        elif isinstance(value, int):
+            info = np.iinfo(np.int32)
+            dtype = np.int32 if info.min <= value <= info.max else np.int64
+        elif isinstance(value, float):
+            dtype = np.float32
+        else:
+            dtype = np.asarray(value).dtype
+    return np.dtype(dtype)
+
+
+def _tensor_dtype(value: Any) -> np.dtype:
+    """:func:`_tf_dtype`, canonicalized (float64 -> float32 unless x64 is on)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(_tf_dtype(value)))
+
+
+def _float_dtype(value: Any, schedule: str) -> np.dtype:
+    """The dtype of ``initial_learning_rate``, which must be a floating one.
+
+    TF-Keras fails on an integer learning rate (e.g. ``0`` instead of ``0.0``)
+    inside its arithmetic; here that is a clear error rather than numbers
+    computed with ``decay_rate`` & co. truncated to integers.
+    """
+    dtype = _tensor_dtype(value)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(
+            f"{schedule}: `initial_learning_rate` must be a float (Python float, or a "
+            f"float32/float64 scalar), received {value!r} of dtype {dtype}; the schedule "
+            "computes in its dtype, as TF-Keras does. Write e.g. 0.0 rather than 0."
+        )
+    return dtype
+
+
+def _boundary(b: Any, x_dtype: np.dtype) -> jax.Array:
+    """``tf.cast(tf.convert_to_tensor(b), step.dtype)`` without integer overflow.
+
+    TF makes a Python int beyond int32 an int64 tensor and compares it with
+    its int64 step.  An integer step here may be int32 (x64 off), so a
+    boundary outside the step dtype's range is clamped to it, which gives the
+    same comparisons for every representable step; a float boundary is
+    truncated toward zero first, as ``tf.cast`` does.
+    """
+    if isinstance(b, jax.Array):
+        return b.astype(x_dtype)
+    value = b if isinstance(b, int) else np.asarray(b, _tensor_dtype(b))
+    if jnp.issubdtype(x_dtype, jnp.integer):
+        info = jnp.iinfo(x_dtype)
+        if not isinstance(value, int):
+            value = int(np.clip(np.trunc(value), -(2.0**64), 2.0**64))  # no inf for int()
+        value = min(max(value, int(info.min)), int(info.max))
+    return jnp.asarray(np.asarray(value, x_dtype))
+
+
+def _convert(value: Any, dtype: Any) -> jax.Array:
+    """``tf.convert_to_tensor(value, dtype)``: one rounding, straight to ``dtype``.
+
+    What TF does to a Python number that meets a tensor in an arithmetic
+    operation, and to ``tf.constant(math.pi, dtype=dtype)``.
+    """
+    if isinstance(value, jax.Array):
+        return value.astype(dtype)
+    return jnp.asarray(np.asarray(value, dtype))
+
+
+def _cast(value: Any, dtype: Any) -> jax.Array:
+    """``tf.cast(value, dtype)``: ``value`` becomes a tensor of its own dtype first.
+
+    So a Python float is rounded to float32 before it is cast: in a float64
+    schedule ``tf.cast(0.96, tf.float64)`` is ``float64(float32(0.96))``, not
+    ``0.96``.
+    """
+    if isinstance(value, jax.Array):
+        return value.astype(dtype)
+    return jnp.asarray(_cast_np(value, dtype))
+
+
+def _cast_np(value: Any, dtype: Any) -> np.ndarray:
+    """:func:`_cast` computed with NumPy, for a decision taken at trace time."""
+    if isinstance(value, jax.Array):  # concrete only
+        return np.asarray(value).astype(dtype)
+    return np.asarray(np.asarray(value, _tf_dtype(value)), dtype)
+
+
+def _step(step: Any, dtype: Any) -> jax.Array:
+    return jnp.asarray(step).astype(dtype)
+
+
+# XLA would otherwise compute some schedules differently from TF-Keras (and
+# from themselves run eagerly) when jitted, which is how optimizers call them.
+# Three rewrites matter; each helper below defeats one of them.
+#
+# 1. ``x / c`` for a compile-time constant ``c`` becomes ``x * (1 / c)``, and
+#    ``log(c)``, ``c1 - c2`` ... are folded at compile time.  The reciprocal is
+#    not exact: ``300 * float32(1 / 300) != 1``, so ``(1 - step / decay_steps)
+#    ** 0.5`` at ``step == decay_steps`` was ``NaN`` under jit.  -> `_opaque`.
+# 2. ``x / pow(a, b)`` becomes ``x * pow(a, -b)`` and ``x / broadcast(y)``
+#    (a scalar divisor of a batch of steps, e.g. under ``vmap``) becomes
+#    ``x * broadcast(1 / y)``.  -> `_opaque` on the power, `_div`.
+# 3. XLA:CPU lets LLVM contract a multiply feeding an add into one FMA (one
+#    rounding where TF rounds twice).  -> `_mul_add`.
+
+
+def _opaque(*values: jax.Array) -> tuple[jax.Array, ...]:
+    """The values, hidden from XLA's algebraic simplifier (an optimization barrier).
+
+    Constants passed through it are runtime values to the simplifier, so it
+    neither folds them nor rewrites divisions by them.
+    """
+    return jax.lax.optimization_barrier(values)
+
+
+def _runtime_zero(s: jax.Array) -> jax.Array:
+    """A zero XLA and LLVM cannot prove is zero: ``s * 0`` (``0`` where ``s`` is not finite).
+
+    Its sign follows ``s`` and is unknown at compile time, so ``x + zero``
+    cannot be folded to ``x`` (``-0.0 + 0.0`` is ``+0.0``).  ``s - s`` would not
+    do: for a step converted from an integer, LLVM knows it is ``+0.0``.
+    """
+    return jnp.where(jnp.isfinite(s), s * 0, jnp.zeros_like(s))
+
+
+def _mul_add(a: jax.Array, b: jax.Array, c: jax.Array, zero: jax.Array) -> jax.Array:
+    """``a * b + c`` with the product rounded on its own, as TF computes it.
+
+    Adding ``zero`` (from :func:`_runtime_zero`) between the multiply and the
+    add leaves LLVM nothing to contract but ``fma(a, b, zero)``, which is the
+    product correctly rounded.  Equal to TF's result except that a product of
+    ``-0.0`` may count as ``+0.0``, which only shows when ``c`` is ``-0.0``.
+    """
+    return (a * b + zero) + c
+
+
+def _div(a: jax.Array, b: jax.Array, zero: jax.Array) -> jax.Array:
+    """``a / b`` with a divisor XLA cannot see as a constant or a broadcast.
+
+    ``b + zero`` is ``b`` (up to the sign of a zero ``b``) but has the step's
+    shape, so ``x / broadcast(b)`` is not turned into ``x * (1 / b)``.
+    """
+    return a / (b + zero)

@@ -1,0 +1,118 @@
+"""``serialize``/``deserialize`` for schedules: only known classes, nothing imported."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Mapping
+
+from jaxopt_keras.core.resolve import resolve_class
+from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.decay import (
+    CosineDecay,
+    CosineDecayRestarts,
+    ExponentialDecay,
+    InverseTimeDecay,
+    PiecewiseConstantDecay,
+    PolynomialDecay,
+)
+
+
+_SCHEDULES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        ExponentialDecay,
+        PiecewiseConstantDecay,
+        PolynomialDecay,
+        InverseTimeDecay,
+        CosineDecay,
+        CosineDecayRestarts,
+    )
+}
+_SCHEDULE_MODULES = frozenset(
+    {
+        "keras.optimizers.schedules",
+        "keras.optimizers.schedules.learning_rate_schedule",
+        "keras.src.optimizers.schedules",
+        "keras.src.optimizers.schedules.learning_rate_schedule",
+        "tf_keras.optimizers.schedules",
+        "tf_keras.src.optimizers.schedules.learning_rate_schedule",
+        "keras.experimental",
+        "jaxopt_keras.schedules",
+    }
+)
+
+
+def serialize(schedule: LearningRateSchedule, use_legacy_format: bool = False) -> dict:
+    """The Keras serialization of ``schedule``.
+
+    Args:
+      schedule: a schedule instance.
+      use_legacy_format: emit the Keras 2 ``{"class_name", "config"}`` form
+        instead of the form with ``module`` and ``registered_name``.
+
+    Returns:
+      A dict equal to what ``tf_keras.optimizers.schedules.serialize`` returns
+      for the same schedule: for a subclass of your own, ``module`` is its
+      module and ``registered_name`` its name, as TF-Keras writes for an
+      unregistered class.
+    """
+    if not isinstance(schedule, LearningRateSchedule):
+        raise ValueError(f"Expected a LearningRateSchedule, received {schedule!r}.")
+    cls = type(schedule)
+    name = cls.__name__
+    if use_legacy_format:
+        return {"class_name": name, "config": schedule.get_config()}
+    builtin = _SCHEDULES.get(name) is cls
+    return {
+        "module": "keras.optimizers.schedules" if builtin else cls.__module__,
+        "class_name": name,
+        "config": schedule.get_config(),
+        "registered_name": None if builtin else name,
+    }
+
+
+def deserialize(
+    config: Mapping[str, Any],
+    custom_objects: Mapping[str, Any] | None = None,
+    use_legacy_format: bool = False,
+) -> LearningRateSchedule:
+    """Builds a schedule from a Keras serialization.
+
+    Accepts TF-Keras 2.x (legacy and new) and Keras 3 forms.  Only the classes
+    above, or those in ``custom_objects``, are ever built; nothing named in the
+    config is imported.
+
+    Args:
+      config: a dict as produced by :func:`serialize` or by Keras.
+      custom_objects: name -> class for user-defined schedules.
+      use_legacy_format: accepted for signature compatibility; both forms are
+        always understood.
+
+    Returns:
+      The schedule.
+
+    Raises:
+      ValueError: unknown class, foreign ``module``, a ``registered_name``
+        naming another class, a malformed config, or (for the classes above)
+        a config key that is not a constructor argument.  The message names
+        the offending field.
+    """
+    del use_legacy_format
+    cls, inner = resolve_class(
+        config,
+        known=_SCHEDULES,
+        custom_objects=custom_objects,
+        allowed_modules=_SCHEDULE_MODULES,
+        what="learning rate schedule",
+    )
+    if _SCHEDULES.get(cls.__name__) is cls:
+        params = inspect.signature(cls.__init__).parameters
+        for key in inner:
+            if not isinstance(key, str) or key == "self" or key not in params:
+                raise ValueError(
+                    f"Field 'config' of the serialized {cls.__name__} has the key {key!r}, "
+                    f"which is not an argument of {cls.__name__}: {sorted(set(params) - {'self'})}."
+                )
+    if hasattr(cls, "from_config"):
+        return cls.from_config(inner)
+    return cls(**inner)

@@ -1,0 +1,147 @@
+"""Dynamic loss scaling as a transform (the rule of ``tf.keras.mixed_precision.LossScaleOptimizer``).
+
+Training in float16 multiplies the loss by a scale so small gradients do not
+underflow, then divides the gradients by it.  With dynamic scaling, a step
+whose gradients are not all finite is skipped and the scale halved (never
+below 1); after ``dynamic_growth_steps`` finite steps in a row the scale
+doubles.  As in Keras, a skipped step still counts as an iteration.
+
+:func:`loss_scale_optimizer` wraps any transform; use :func:`scale_loss` on
+the loss and :func:`unscale_gradients` on its gradients, then ``update`` with
+the unscaled gradients.  The Keras class built on the same rule is
+:class:`jaxopt_keras.mixed_precision.LossScaleOptimizer`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import find_state, map_clocks, safe_add
+
+DEFAULT_INITIAL_SCALE = 2.0**15
+DEFAULT_GROWTH_STEPS = 2000
+
+
+class LossScaleState(NamedTuple):
+    """State of :func:`loss_scale_optimizer`.
+
+    Attributes:
+      loss_scale: the current scale (float32).
+      counter: finite steps since the scale last changed.
+      inner: the wrapped transform's state.
+    """
+
+    loss_scale: jax.Array
+    counter: jax.Array
+    inner: Any
+
+
+def all_finite(grads: Any) -> jax.Array:
+    """True when every gradient element is finite (``None`` leaves ignored)."""
+    leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(grads, is_leaf=base.is_none) if g is not None]
+    if not leaves:
+        return jnp.asarray(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves]))
+
+
+def step_if_finite(finite: jax.Array, step: Any, unchanged: Any, state: Any) -> tuple[Any, Any]:
+    """The loss-scale skip: ``step()`` when ``finite``, else ``(unchanged, state)``
+    with every step counter in ``state`` advanced by one (Keras counts a
+    skipped step as an iteration).
+
+    Args:
+      finite: a boolean scalar (see :func:`all_finite`).
+      step: ``step() -> (out, new_state)``, the step to take.
+      unchanged: what to return in place of ``out`` on a skip (zero updates,
+        or the unchanged parameters).
+      state: the state ``step`` would advance.
+    """
+    skipped = lambda: (unchanged, map_clocks(state, lambda clock: safe_add(clock.iterations, 1)))  # noqa: E731
+    return jax.lax.cond(finite, lambda _: step(), lambda _: skipped(), None)
+
+
+def next_loss_scale(scale: jax.Array, counter: jax.Array, finite: jax.Array, growth_steps: int) -> tuple[jax.Array, jax.Array]:
+    """Keras's dynamic rule::
+
+        finite and counter + 1 >= growth_steps: scale *= 2 (if finite), counter = 0
+        finite otherwise:                        counter += 1
+        not finite:                              scale = max(scale / 2, 1), counter = 0
+    """
+    grow = counter + 1 >= growth_steps
+    doubled = scale * 2
+    grown = jnp.where(jnp.isfinite(doubled), doubled, scale)
+    new_scale = jnp.where(finite, jnp.where(grow, grown, scale), jnp.maximum(scale / 2, 1.0))
+    new_counter = jnp.where(finite, jnp.where(grow, 0, counter + 1), 0).astype(counter.dtype)
+    return new_scale.astype(scale.dtype), new_counter
+
+
+def loss_scale_optimizer(
+    inner: base.GradientTransformation,
+    initial_scale: float = DEFAULT_INITIAL_SCALE,
+    dynamic_growth_steps: int = DEFAULT_GROWTH_STEPS,
+    dynamic: bool = True,
+) -> base.GradientTransformation:
+    """Wraps ``inner`` with Keras's loss scaling: apply only finite steps.
+
+    ``update`` takes *unscaled* gradients (see :func:`unscale_gradients`).
+    When they are all finite it returns ``inner``'s update; otherwise zero
+    updates, ``inner``'s state unchanged except its step count (+1), and, if
+    ``dynamic``, a halved scale.
+
+    Args:
+      inner: the optimizer to wrap.
+      initial_scale: the starting loss scale.
+      dynamic_growth_steps: finite steps before the scale doubles.
+      dynamic: ``False`` keeps ``initial_scale`` fixed (non-finite steps are
+        then applied, as Keras does).
+
+    Returns:
+      A transform with state :class:`LossScaleState`.
+    """
+    if initial_scale is None or initial_scale <= 0:
+        raise ValueError(f'"initial_scale" must be positive, but got: {initial_scale}')
+    if dynamic and (not isinstance(dynamic_growth_steps, (int, np.integer)) or dynamic_growth_steps < 1):
+        raise ValueError(f'"dynamic_growth_steps" must be a positive integer, but got: {dynamic_growth_steps}')
+
+    def init(params):
+        return LossScaleState(
+            jnp.asarray(initial_scale, jnp.float32), jnp.zeros([], jnp.int32), inner.init(params)
+        )
+
+    def update(updates, state, params=None):
+        if not dynamic:
+            u, s = inner.update(updates, state.inner, params)
+            return u, state._replace(inner=s)
+        finite = all_finite(updates)
+        # Zero updates shaped like inner's (a row-sparse gradient may give a dense update).
+        shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params)[0])
+        zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+        u, s = step_if_finite(finite, lambda: inner.update(updates, state.inner, params), zeros, state.inner)
+        scale, counter = next_loss_scale(state.loss_scale, state.counter, finite, dynamic_growth_steps)
+        return u, LossScaleState(scale, counter, s)
+
+    return base.GradientTransformation(init, update)
+
+
+def _find(state: Any) -> LossScaleState:
+    found = find_state(state, LossScaleState, required=False)
+    if found is None:
+        raise ValueError("This state holds no loss scale: wrap the optimizer with loss_scale_optimizer().")
+    return found
+
+
+def scale_loss(loss: jax.Array, state: Any) -> jax.Array:
+    """``loss * loss_scale``, in the loss's dtype (Keras's ``get_scaled_loss``)."""
+    loss = jnp.asarray(loss)
+    return loss * _find(state).loss_scale.astype(loss.dtype)
+
+
+def unscale_gradients(grads: Any, state: Any) -> Any:
+    """``g * (1 / loss_scale)`` per gradient (Keras's ``get_unscaled_gradients``)."""
+    reciprocal = 1.0 / _find(state).loss_scale
+    return base.map_values(lambda g: g * reciprocal.astype(g.dtype), grads)
