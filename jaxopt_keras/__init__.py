@@ -1,37 +1,27 @@
 """jaxopt_keras: the Keras optimizers as pure, jittable JAX transformations.
 
-* ``jaxopt_keras.{sgd, adam, adamax, nadam, adagrad, adadelta, rmsprop, ftrl}``:
-  the current Keras family (``tf.keras.optimizers`` since 2.11, Keras 3).
-* ``jaxopt_keras.legacy.{...}``: the legacy family (``tf.keras.optimizers.legacy``).
+* ``jaxopt_keras.<optimizer>`` (``adam``, ``sgd``, ...): the current Keras
+  family (``tf.keras.optimizers`` since TF-Keras 2.11), one factory per
+  optimizer of the registry (:mod:`jaxopt_keras.registry`).
+* ``jaxopt_keras.legacy.<optimizer>``: the legacy family (``tf.keras.optimizers.legacy``).
 * Composable transforms: :func:`chain`, :func:`clip_by_value`,
   :func:`clip_by_norm`, :func:`clip_by_global_norm`,
-  :func:`aggregate_gradients`.
+  :func:`aggregate_gradients`, ...
 * Learning-rate schedules: :mod:`jaxopt_keras.schedules`.
 * Hyperparameters live in the state: :func:`get_hyperparams`,
   :func:`set_hyperparams`.
+* The Keras classes: :mod:`jaxopt_keras.optimizers`.
+
+``docs/architecture.md`` maps the package.
 """
 
 from jaxopt_keras import flat, legacy, mixed_precision, optimizers, schedules
-from jaxopt_keras.algorithms.adadelta import adadelta
-from jaxopt_keras.algorithms.adafactor import adafactor
-from jaxopt_keras.algorithms.adagrad import adagrad
-from jaxopt_keras.algorithms.adam import adam
-from jaxopt_keras.algorithms.adamax import adamax
-from jaxopt_keras.algorithms.adamw import adamw
-from jaxopt_keras.algorithms.base import OptimizerState
-from jaxopt_keras.algorithms.ftrl import ftrl
-from jaxopt_keras.algorithms.lion import lion
-from jaxopt_keras.algorithms.nadam import nadam
-from jaxopt_keras.algorithms.rmsprop import rmsprop
-from jaxopt_keras.algorithms.sgd import sgd
-from jaxopt_keras.core.transform import (
-    EmptyState,
-    GradientTransformation,
-    apply_updates,
-    chain,
-    identity,
-)
+from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
+from jaxopt_keras.core.sparse import IndexedSlices
+from jaxopt_keras.core.transform import EmptyState, GradientTransformation, apply_updates, chain, identity
+from jaxopt_keras.keras import factories as _factories
+from jaxopt_keras.optimizers.variable import Variable
 from jaxopt_keras.transforms import (
     accumulate_gradients,
     aggregate_gradients,
@@ -44,8 +34,6 @@ from jaxopt_keras.transforms import (
     global_norm,
     scale_by_loss_scale_factor,
 )
-from jaxopt_keras.core.sparse import IndexedSlices
-from jaxopt_keras.variable import Variable
 
 __version__ = "0.1.0"
 
@@ -69,17 +57,7 @@ __all__ = [
     "decoupled_weight_decay",
     "ema",
     "ema_params",
-    "sgd",
-    "adam",
-    "adamax",
-    "nadam",
-    "adagrad",
-    "adadelta",
-    "rmsprop",
-    "ftrl",
-    "adamw",
-    "lion",
-    "adafactor",
+    *_factories.names("current"),
     "legacy",
     "schedules",
     "optimizers",
@@ -88,3 +66,11 @@ __all__ = [
     "IndexedSlices",
     "flat",
 ]
+
+
+def __getattr__(name: str):
+    return _factories.lookup("current", name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_factories.names("current")))

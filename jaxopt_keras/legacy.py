@@ -1,8 +1,9 @@
 """The legacy numerics family: ``tf.keras.optimizers.legacy`` (OptimizerV2).
 
-Each factory takes the Keras class's arguments and returns a pure
-:class:`~jaxopt_keras.GradientTransformation` that walks the same
-trajectory as the Keras optimizer::
+One factory per optimizer of the registry (:mod:`jaxopt_keras.registry`),
+each taking the Keras class's arguments and returning a pure
+:class:`~jaxopt_keras.GradientTransformation` that walks the same trajectory
+as the Keras optimizer::
 
     opt = jaxopt_keras.legacy.adam(learning_rate=1e-3, decay=1e-4, clipnorm=1.0)
     state = opt.init(params)
@@ -10,13 +11,14 @@ trajectory as the Keras optimizer::
     params = jaxopt_keras.apply_updates(params, updates)
 """
 
-from jaxopt_keras.algorithms.adadelta import legacy_adadelta as adadelta
-from jaxopt_keras.algorithms.adagrad import legacy_adagrad as adagrad
-from jaxopt_keras.algorithms.adam import legacy_adam as adam
-from jaxopt_keras.algorithms.adamax import legacy_adamax as adamax
-from jaxopt_keras.algorithms.ftrl import legacy_ftrl as ftrl
-from jaxopt_keras.algorithms.nadam import legacy_nadam as nadam
-from jaxopt_keras.algorithms.rmsprop import legacy_rmsprop as rmsprop
-from jaxopt_keras.algorithms.sgd import legacy_sgd as sgd
+from jaxopt_keras.keras import factories as _factories
 
-__all__ = ["sgd", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "ftrl"]
+__all__ = _factories.names("legacy")
+
+
+def __getattr__(name: str):
+    return _factories.lookup("legacy", name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_factories.names("legacy")))

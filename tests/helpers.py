@@ -1,18 +1,22 @@
-"""Shared helpers for the unit tests (no TF)."""
+"""Shared helpers for the unit tests (no TF): the tests' parametrisation, from the registry."""
 
 from __future__ import annotations
 
-import jaxopt_keras as jk
+from jaxopt_keras import registry
+from jaxopt_keras.keras.factories import make_factory
 
-ALGORITHMS = ("sgd", "adam", "adamax", "nadam", "adagrad", "adadelta", "rmsprop", "ftrl")
+
+def both_family_entries():
+    """The registry rows that exist in the legacy and the current family."""
+    return [e for e in registry.entries() if {"legacy", "current"} <= set(e.specs)]
 
 
 def all_factories():
-    """(id, factory) for the 16 optimizers: 8 algorithms x 2 families."""
+    """(id, factory) for every optimizer of both TF-Keras families, in each family."""
     out = []
-    for name in ALGORITHMS:
-        out.append((f"legacy.{name}", getattr(jk.legacy, name)))
-        out.append((f"current.{name}", getattr(jk, name)))
+    for e in both_family_entries():
+        out.append((f"legacy.{e.function}", make_factory(e, "legacy")))
+        out.append((f"current.{e.function}", make_factory(e, "current")))
     return out
 
 

@@ -9,7 +9,7 @@ parameter reads a slot's *old* value while that slot is overwritten in place
 (Ftrl's accumulator, Adadelta's ``accum_var``, Lion's ``m``): XLA:CPU cannot
 order the two loops and copies the old slot once.  Anything more is a
 regression, e.g. an expensive intermediate stored because two outputs need it
-(see ``jaxopt_keras.algorithms.base.recomputed``).
+(see ``jaxopt_keras.core.xla.recomputed``).
 
 Known costs of the wrappers, pinned here so that they do not grow unnoticed:
 ``ema_overwrite_frequency`` stores the inner step's update once (it feeds

@@ -53,7 +53,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxopt_keras as jk
-from jaxopt_keras.algorithms.base import OptimizerState
+from jaxopt_keras import OptimizerState
 from jaxopt_keras.core.hyperparams import Hyperparams
 
 N_DEV = 8

@@ -1,24 +1,7 @@
-"""The eight Keras algorithms, each in its own module with both numerics families.
+"""The algorithms layer: each optimizer's math, one module per algorithm.
 
-``LEGACY`` and ``CURRENT`` map Keras class names to their
-:class:`~jaxopt_keras.algorithms.base.Numerics` descriptions.
+:mod:`~jaxopt_keras.algorithms.spec` says what a module declares per
+numerics family, and :mod:`~jaxopt_keras.algorithms.driver` runs a
+declaration over a parameter tree.  The registry (:mod:`jaxopt_keras.registry`)
+lists the modules.
 """
-
-from jaxopt_keras.algorithms import (
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    ftrl,
-    nadam,
-    rmsprop,
-    sgd,
-)
-from jaxopt_keras.algorithms.base import Numerics, OptimizerState
-
-_MODULES = (sgd, adam, adamax, nadam, adagrad, adadelta, rmsprop, ftrl)
-
-LEGACY: dict[str, Numerics] = {m.LEGACY.class_name: m.LEGACY for m in _MODULES}
-CURRENT: dict[str, Numerics] = {m.CURRENT.class_name: m.CURRENT for m in _MODULES}
-
-__all__ = ["LEGACY", "CURRENT", "Numerics", "OptimizerState"] + [m.__name__.rsplit(".", 1)[1] for m in _MODULES]

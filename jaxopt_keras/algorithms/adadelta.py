@@ -14,19 +14,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.algorithms.base import (
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    legacy_epsilon,
-    minus_one,
-    named_arguments,
-    one_minus,
-    pad_missing_iterations,
-    recomputed,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.xla import recomputed
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, legacy_epsilon, minus_one, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -102,9 +91,8 @@ def current_sparse_update(g: IndexedSlices, p, s: AdadeltaSlots, c: Coefficients
     acc_d = c.rho * s.accumulated_delta_var + c.one_minus_rho * delta * delta
     return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="Adadelta",
     defaults={"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7},
     float32_hyperparams=("rho",),
     exact_hyperparams=("epsilon",),
@@ -118,9 +106,8 @@ LEGACY = Numerics(
     check_args=legacy_epsilon,
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Adadelta",
     defaults={"learning_rate": 0.001, "rho": 0.95, "epsilon": 1e-7},
     float32_hyperparams=(),
     exact_hyperparams=("rho", "epsilon"),
@@ -131,43 +118,3 @@ CURRENT = Numerics(
     update=current_update,
     sparse_update=current_sparse_update,
 )
-
-
-def legacy_adadelta(
-    learning_rate: Any = 0.001,
-    rho: float = 0.95,
-    epsilon: float = 1e-7,
-    name: str = "Adadelta",
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adadelta as ``tf.keras.optimizers.legacy.Adadelta`` computes it (see :func:`legacy_update`)."""
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def adadelta(
-    learning_rate: Any = 0.001,
-    rho: float = 0.95,
-    epsilon: float = 1e-7,
-    name: str = "Adadelta",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adadelta as ``tf.keras.optimizers.Adadelta`` computes it (see :func:`current_update`)."""
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

@@ -15,8 +15,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, filled, local_step, named_arguments, recomputed
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.state import filled, local_step
+from jaxopt_keras.core.xla import recomputed
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
+from jaxopt_keras.schedules.base import LearningRateSchedule
 
 
 class AdafactorSlots(NamedTuple):
@@ -86,9 +88,12 @@ def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficient
     return -alpha_t * u_hat, AdafactorSlots(r, col, v)
 
 
-CURRENT = Numerics(
+def _lr_is_schedule(args) -> bool:
+    return isinstance(args["learning_rate"], LearningRateSchedule)
+
+
+CURRENT = Spec(
     family="current",
-    class_name="Adafactor",
     defaults={
         "learning_rate": 0.001,
         "beta_2_decay": -0.8,
@@ -109,33 +114,5 @@ CURRENT = Numerics(
     update=current_update,
     needs_params=True,
     elementwise=False,
+    statics=(Static("relative_step"), Static("learning_rate_is_schedule", _lr_is_schedule)),
 )
-
-
-def adafactor(
-    learning_rate: Any = 0.001,
-    beta_2_decay: float = -0.8,
-    epsilon_1: float = 1e-30,
-    epsilon_2: float = 1e-3,
-    clip_threshold: float = 1.0,
-    relative_step: bool = True,
-    name: str = "Adafactor",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adafactor as ``tf.keras.optimizers.Adafactor`` computes it (see :func:`current_update`).
-
-    ``update`` needs ``params`` (the step size scales with their RMS).
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

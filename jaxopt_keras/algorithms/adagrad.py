@@ -11,16 +11,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.base import (
-    filled,
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    named_arguments,
-    pad_missing_iterations,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.state import filled
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
 
@@ -85,9 +77,8 @@ def _check_legacy(args: dict) -> dict:
     return args
 
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="Adagrad",
     defaults={"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7},
     float32_hyperparams=(),
     exact_hyperparams=("epsilon",),
@@ -101,9 +92,8 @@ LEGACY = Numerics(
     check_args=_check_legacy,
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Adagrad",
     defaults={"learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7},
     float32_hyperparams=(),
     exact_hyperparams=("epsilon",),
@@ -113,47 +103,3 @@ CURRENT = Numerics(
     update=current_update,
     sparse_update=current_sparse_update,
 )
-
-
-def legacy_adagrad(
-    learning_rate: Any = 0.001,
-    initial_accumulator_value: float = 0.1,
-    epsilon: float = 1e-7,
-    name: str = "Adagrad",
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adagrad as ``tf.keras.optimizers.legacy.Adagrad`` computes it (see :func:`legacy_update`).
-
-    Raises:
-      ValueError: a negative ``initial_accumulator_value``.
-    """
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def adagrad(
-    learning_rate: Any = 0.001,
-    initial_accumulator_value: float = 0.1,
-    epsilon: float = 1e-7,
-    name: str = "Adagrad",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adagrad as ``tf.keras.optimizers.Adagrad`` computes it (see :func:`current_update`)."""
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

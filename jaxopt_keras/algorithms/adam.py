@@ -19,18 +19,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.base import (
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    drop_unused_vhat,
-    legacy_epsilon,
-    local_step,
-    named_arguments,
-    one_minus,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.state import local_step
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static, legacy_epsilon, one_minus
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -78,7 +68,7 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficie
     beta_1_power = c.beta_1**t
     beta_2_power = c.beta_2**t
     alpha = c.learning_rate * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.get("adaptive_epsilon") else c.epsilon
+    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.adaptive_epsilon else c.epsilon
     m = s.m + (g - s.m) * c.one_minus_beta_1
     v = s.v + (jnp.square(g) - s.v) * c.one_minus_beta_2
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
@@ -115,7 +105,7 @@ def current_sparse_update(g: IndexedSlices, p, s: AdamSlots, c: Coefficients):
     t = local_step(c.iterations, 1, gv.dtype)
     beta_2_power = c.beta_2**t
     alpha = c.learning_rate * jnp.sqrt(1 - beta_2_power) / (1 - c.beta_1**t)
-    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.get("adaptive_epsilon") else c.epsilon
+    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.adaptive_epsilon else c.epsilon
     m = scatter_add(s.m + -s.m * c.one_minus_beta_1, idx, gv * c.one_minus_beta_1)
     v = scatter_add(s.v + -s.v * c.one_minus_beta_2, idx, jnp.square(gv) * c.one_minus_beta_2)
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
@@ -126,9 +116,16 @@ def _amsgrad(args) -> bool:
     return bool(args["amsgrad"])
 
 
-LEGACY = Numerics(
+def drop_unused_vhat(n_expected: int, weights: list) -> list:
+    """OptimizerV2 Adam: a list with ``vhat`` slots loads into a non-amsgrad Adam."""
+    num_vars = int((n_expected - 1) / 2)
+    if len(weights) == 3 * num_vars + 1:
+        return list(weights)[:n_expected]
+    return weights
+
+
+LEGACY = Spec(
     family="legacy",
-    class_name="Adam",
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False},
     float32_hyperparams=("beta_1", "beta_2"),
     exact_hyperparams=("epsilon",),
@@ -142,16 +139,15 @@ LEGACY = Numerics(
     check_args=legacy_epsilon,
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Adam",
     defaults={
         "learning_rate": 0.001,
         "beta_1": 0.9,
         "beta_2": 0.999,
         "epsilon": 1e-7,
-        "amsgrad": False,
         "adaptive_epsilon": False,
+        "amsgrad": False,
     },
     # `tf.cast(self.beta_1, dtype)` converts the Python float to float32 first.
     float32_hyperparams=("beta_1", "beta_2"),
@@ -162,64 +158,6 @@ CURRENT = Numerics(
     slot_order=(("m", "v"), ("vhat",)),
     update=current_update,
     sparse_update=current_sparse_update,
+    statics=(Static("adaptive_epsilon"),),
+    config_when_set=("adaptive_epsilon",),  # TF-Keras's config leaves it out
 )
-
-
-def legacy_adam(
-    learning_rate: Any = 0.001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    amsgrad: bool = False,
-    name: str = "Adam",
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adam as ``tf.keras.optimizers.legacy.Adam`` computes it.
-
-    See :func:`legacy_update` for the step.  ``learning_rate`` may be a float,
-    a schedule or a callable of the step count; ``decay`` divides it by
-    ``1 + decay * iterations``.  ``lr`` is accepted as a deprecated alias.
-
-    Returns:
-      ``(init, update)``, preceded by clipping in Keras's order when a
-      clipping argument is set.
-    """
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def adam(
-    learning_rate: Any = 0.001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    amsgrad: bool = False,
-    name: str = "Adam",
-    *,
-    adaptive_epsilon: bool = False,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adam as ``tf.keras.optimizers.Adam`` (Keras >= 2.11, Keras 3) computes it.
-
-    See :func:`current_update` for the step.
-
-    Returns:
-      ``(init, update)``, preceded by clipping when a clipping argument is set.
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

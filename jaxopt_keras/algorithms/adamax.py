@@ -13,17 +13,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.base import (
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    legacy_epsilon,
-    local_step,
-    named_arguments,
-    one_minus,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.state import local_step
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, legacy_epsilon, one_minus
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -98,9 +89,8 @@ def current_sparse_update(g: IndexedSlices, p, s: AdamaxSlots, c: Coefficients):
     u = scatter_add(u, idx, jnp.maximum(u_rows, jnp.abs(gv)) - u_rows)
     return -(c.learning_rate * m / ((1 - c.beta_1**t) * (u + c.epsilon))), AdamaxSlots(m, u)
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="Adamax",
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),
     exact_hyperparams=("epsilon",),
@@ -113,9 +103,8 @@ LEGACY = Numerics(
     check_args=legacy_epsilon,
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Adamax",
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1",),  # tf.cast(self.beta_1, dtype) in the power
     exact_hyperparams=("beta_2", "epsilon"),
@@ -126,45 +115,3 @@ CURRENT = Numerics(
     update=current_update,
     sparse_update=current_sparse_update,
 )
-
-
-def legacy_adamax(
-    learning_rate: Any = 0.001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    name: str = "Adamax",
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adamax as ``tf.keras.optimizers.legacy.Adamax`` computes it (see :func:`legacy_update`)."""
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def adamax(
-    learning_rate: Any = 0.001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    name: str = "Adamax",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Adamax as ``tf.keras.optimizers.Adamax`` computes it (see :func:`current_update`)."""
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

@@ -8,11 +8,9 @@ the step as ``p -= p * weight_decay * lr``.  The math is
 
 from __future__ import annotations
 
-from typing import Any
 
 from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_sparse_update, current_update
-from jaxopt_keras.algorithms.base import Numerics, Slot, build_optimizer, named_arguments, one_minus
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.algorithms.spec import Slot, Spec, Static, one_minus
 from jaxopt_keras.core.hyperparams import Derived
 
 
@@ -22,9 +20,8 @@ def _check(args: dict) -> dict:
     return args
 
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="AdamW",
     defaults={
         "learning_rate": 0.001,
         "weight_decay": 0.004,
@@ -42,36 +39,5 @@ CURRENT = Numerics(
     update=current_update,
     sparse_update=current_sparse_update,
     check_args=_check,
+    statics=(Static("adaptive_epsilon", lambda args: False),),  # not an AdamW argument
 )
-
-
-def adamw(
-    learning_rate: Any = 0.001,
-    weight_decay: float = 0.004,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    amsgrad: bool = False,
-    name: str = "AdamW",
-    *,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """AdamW as ``tf.keras.optimizers.AdamW`` computes it::
-
-        p = p - p * weight_decay * lr
-        (then the Adam step of jaxopt_keras.algorithms.adam.current_update)
-
-    Raises:
-      ValueError: ``weight_decay`` is ``None``.
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

@@ -23,17 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
-from jaxopt_keras.algorithms.base import (
-    filled,
-    recomputed,
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    named_arguments,
-    twice,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.state import filled
+from jaxopt_keras.core.xla import recomputed
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static, twice
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -86,7 +78,7 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
     lr_power = c.learning_rate_power
     l1 = c.l1_regularization_strength
     l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
-    if c.l2_shrinkage_regularization_strength_enabled:
+    if c.shrinkage:
         grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
     else:
         grad_s = g
@@ -160,9 +152,12 @@ def _check_legacy(args: dict) -> dict:
             UserWarning,
             stacklevel=5,
         )
-    # The kernel choice (FtrlV2 when shrinkage > 0) is fixed at construction.
-    args["l2_shrinkage_regularization_strength_enabled"] = args["l2_shrinkage_regularization_strength"] > 0.0
     return args
+
+
+def _shrinkage(args) -> bool:
+    """The kernel choice (``FtrlV2`` when shrinkage > 0), fixed at construction."""
+    return args["l2_shrinkage_regularization_strength"] > 0.0
 
 
 _DEFAULTS = {
@@ -175,9 +170,8 @@ _DEFAULTS = {
     "beta": 0.0,
 }
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="Ftrl",
     defaults=_DEFAULTS,
     float32_hyperparams=(
         "learning_rate_power",
@@ -195,11 +189,12 @@ LEGACY = Numerics(
     time_decay=True,
     needs_params=True,
     check_args=_check_legacy,
+    statics=(Static("shrinkage", _shrinkage),),
+    name_index=5,  # Keras: (..., l2_regularization_strength, name, l2_shrinkage_..., beta)
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Ftrl",
     defaults=_DEFAULTS,
     float32_hyperparams=(),
     exact_hyperparams=(
@@ -217,65 +212,3 @@ CURRENT = Numerics(
     needs_params=True,
     check_args=_check,
 )
-
-
-def legacy_ftrl(
-    learning_rate: Any = 0.001,
-    learning_rate_power: float = -0.5,
-    initial_accumulator_value: float = 0.1,
-    l1_regularization_strength: float = 0.0,
-    l2_regularization_strength: float = 0.0,
-    name: str = "Ftrl",
-    l2_shrinkage_regularization_strength: float = 0.0,
-    beta: float = 0.0,
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Ftrl as ``tf.keras.optimizers.legacy.Ftrl`` computes it (see :func:`legacy_update`).
-
-    ``update`` needs ``params``.
-
-    Raises:
-      ValueError: a negative ``initial_accumulator_value`` or regularization
-        strength, or a positive ``learning_rate_power``.
-    """
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def ftrl(
-    learning_rate: Any = 0.001,
-    learning_rate_power: float = -0.5,
-    initial_accumulator_value: float = 0.1,
-    l1_regularization_strength: float = 0.0,
-    l2_regularization_strength: float = 0.0,
-    l2_shrinkage_regularization_strength: float = 0.0,
-    beta: float = 0.0,
-    name: str = "Ftrl",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Ftrl as ``tf.keras.optimizers.Ftrl`` computes it (see :func:`current_update`).
-
-    ``update`` needs ``params``.
-
-    Raises:
-      ValueError: a negative ``initial_accumulator_value`` or regularization
-        strength, or a positive ``learning_rate_power``.
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

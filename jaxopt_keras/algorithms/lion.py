@@ -7,8 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.base import Coefficients, Numerics, Slot, build_optimizer, named_arguments
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 
 
@@ -48,9 +47,8 @@ def _check(args: dict) -> dict:
     return args
 
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Lion",
     defaults={"learning_rate": 0.0001, "beta_1": 0.9, "beta_2": 0.99},
     float32_hyperparams=("beta_1", "beta_2"),  # tf.cast(self.beta_1, dtype)
     exact_hyperparams=(),
@@ -61,30 +59,3 @@ CURRENT = Numerics(
     sparse_update=current_sparse_update,
     check_args=_check,
 )
-
-
-def lion(
-    learning_rate: Any = 0.0001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.99,
-    name: str = "Lion",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Lion as ``tf.keras.optimizers.Lion`` computes it (see :func:`current_update`).
-
-    Raises:
-      ValueError: ``beta_1`` outside ]0, 1].
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

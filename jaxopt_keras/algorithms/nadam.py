@@ -21,18 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras.algorithms.base import (
-    Coefficients,
-    Numerics,
-    Scalar,
-    Slot,
-    build_optimizer,
-    is_schedule,
-    legacy_epsilon,
-    local_step,
-    named_arguments,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.state import local_step
+from jaxopt_keras.schedules.base import is_schedule
+from jaxopt_keras.algorithms.spec import Coefficients, Scalar, Slot, Spec, legacy_epsilon
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
@@ -96,9 +87,14 @@ def legacy_advance(scalars: dict, c: Coefficients) -> dict:
     return {"momentum_cache": scalars["momentum_cache"] * _legacy_mu(c, 1, dtype)}
 
 
+def _u_at(beta_1: jax.Array, iterations: jax.Array, k: int, dtype) -> jax.Array:
+    """``u_t = beta_1 * (1 - 0.5 * 0.96**t)`` at ``t = iterations + k``."""
+    t = local_step(iterations, k, dtype)
+    return beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), t))
+
+
 def _current_u(c: Coefficients, k: int, dtype) -> jax.Array:
-    t = local_step(c.iterations, k, dtype)
-    return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), t))
+    return _u_at(c.beta_1, c.iterations, k, dtype)
 
 
 def _current_schedule(c: Coefficients, dtype) -> _Schedule:
@@ -129,6 +125,44 @@ def current_advance(scalars: dict, c: Coefficients) -> dict:
     """``u_product <- u_product * u_t``, in its own dtype."""
     dtype = scalars["u_product"].dtype
     return {"u_product": scalars["u_product"] * _current_u(c, 1, dtype)}
+
+
+@jax.jit
+def _u_product_after(beta_1: jax.Array, iterations: jax.Array, dtype_of: jax.Array) -> jax.Array:
+    """``prod_{i=1..iterations} u_i``, multiplied in order in ``dtype_of``'s dtype.
+
+    The product falls geometrically (each factor is below ``beta_1 < 1``) and
+    reaches exactly 0 after a few thousand factors in float32 and float64, and
+    stays there: the loop stops at that point, so its time does not grow with
+    ``iterations`` (nor does it for ``beta_1 == 1``, where the factors reach
+    exactly 1).
+    """
+    dtype = dtype_of.dtype
+    one = jnp.ones([], dtype)
+
+    def cond(carry):
+        i, prod, u = carry
+        return (i < iterations) & (prod != 0) & (u != 1) & jnp.isfinite(prod)
+
+    def body(carry):
+        i, prod, _ = carry
+        u = _u_at(beta_1, i, 1, dtype)
+        return i + 1, prod * u, u
+
+    _, prod, _ = jax.lax.while_loop(cond, body, (jnp.zeros_like(iterations), one, jnp.zeros([], dtype)))
+    return prod
+
+
+def current_restore_u_product(state: Any) -> Any:
+    """Current Nadam, after ``set_weights``: rebuilds ``u_product`` from the step count.
+
+    TF-Keras does not list ``u_product`` among the weights; a continuation
+    from a weights list must still use the product of the momentum schedule
+    accumulated in order and in its dtype, exactly as the uninterrupted run.
+    """
+    u = state.scalars["u_product"]
+    prod = _u_product_after(state.hyperparams["beta_1"].astype(u.dtype), state.iterations, u)
+    return state._replace(scalars=dict(state.scalars, u_product=prod))
 
 
 def legacy_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
@@ -179,9 +213,8 @@ def _check_legacy(args: dict) -> dict:
     return legacy_epsilon(args)
 
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="Nadam",
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),
     # `self._initial_decay * local_step`: the Python float meets a tensor directly.
@@ -197,11 +230,11 @@ LEGACY = Numerics(
     # get_config reports the schedule decay as "decay"; reading a config back
     # must restore it (TF-Keras's own from_config resets it to 0.004).
     config_to_args={"decay": "schedule_decay"},
+    extra_args={"schedule_decay": 0.004},
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="Nadam",
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),  # tf.cast(self.beta_1, dtype)
     exact_hyperparams=("epsilon",),
@@ -212,55 +245,5 @@ CURRENT = Numerics(
     sparse_update=current_sparse_update,
     scalars=(Scalar("u_product", 1.0, in_weights=False),),
     advance=current_advance,
+    after_load=current_restore_u_product,
 )
-
-
-def legacy_nadam(
-    learning_rate: Any = 0.001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    name: str = "Nadam",
-    *,
-    schedule_decay: float = 0.004,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Nadam as ``tf.keras.optimizers.legacy.Nadam`` computes it (see :func:`legacy_update`).
-
-    ``schedule_decay`` sets the momentum schedule's decay (Keras stores it as
-    ``decay``).  As in TF-Keras, a ``decay`` argument does not reach the
-    schedule (a warning says so).
-
-    Raises:
-      ValueError: ``learning_rate`` is a schedule or callable.
-    """
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def nadam(
-    learning_rate: Any = 0.001,
-    beta_1: float = 0.9,
-    beta_2: float = 0.999,
-    epsilon: float = 1e-7,
-    name: str = "Nadam",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """Nadam as ``tf.keras.optimizers.Nadam`` computes it (see :func:`current_update`)."""
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

@@ -21,17 +21,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.algorithms.base import (
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    legacy_epsilon,
-    named_arguments,
-    one_minus,
-    pad_missing_iterations,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, legacy_epsilon, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -175,9 +165,8 @@ def _check_legacy(args: dict) -> dict:
     return legacy_epsilon(args)
 
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="RMSprop",
     defaults={"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
     float32_hyperparams=("rho", "momentum"),
     exact_hyperparams=("epsilon",),
@@ -191,9 +180,8 @@ LEGACY = Numerics(
     check_args=_check_legacy,
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="RMSprop",
     defaults={"learning_rate": 0.001, "rho": 0.9, "momentum": 0.0, "epsilon": 1e-7, "centered": False},
     float32_hyperparams=(),
     exact_hyperparams=("rho", "momentum", "epsilon"),
@@ -203,55 +191,5 @@ CURRENT = Numerics(
     slot_order=(("velocity",), ("momentum",), ("average_gradient",)),
     update=current_update,
     sparse_update=current_sparse_update,
+    base_defaults={"ema_overwrite_frequency": 100},  # TF-Keras's RMSprop default
 )
-
-
-def legacy_rmsprop(
-    learning_rate: Any = 0.001,
-    rho: float = 0.9,
-    momentum: float = 0.0,
-    epsilon: float = 1e-7,
-    centered: bool = False,
-    name: str = "RMSprop",
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """RMSprop as ``tf.keras.optimizers.legacy.RMSprop`` computes it (see :func:`legacy_update`).
-
-    Raises:
-      ValueError: ``momentum`` outside [0, 1].
-    """
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def rmsprop(
-    learning_rate: Any = 0.001,
-    rho: float = 0.9,
-    momentum: float = 0.0,
-    epsilon: float = 1e-7,
-    centered: bool = False,
-    name: str = "RMSprop",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = 100,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """RMSprop as ``tf.keras.optimizers.RMSprop`` computes it (see :func:`current_update`).
-
-    Note Keras's default ``ema_overwrite_frequency=100`` for this class.
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

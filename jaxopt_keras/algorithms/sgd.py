@@ -14,14 +14,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.base import (
-    Coefficients,
-    Numerics,
-    Slot,
-    build_optimizer,
-    named_arguments,
-)
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
 
@@ -108,9 +101,8 @@ def _check_current(args: dict) -> dict:
     return args
 
 
-LEGACY = Numerics(
+LEGACY = Spec(
     family="legacy",
-    class_name="SGD",
     defaults={"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
     float32_hyperparams=("momentum",),
     exact_hyperparams=(),
@@ -123,11 +115,11 @@ LEGACY = Numerics(
     sparse_dedup=lambda a: a["momentum"] > 0,
     time_decay=True,
     check_args=_check_legacy,
+    statics=(Static("nesterov"),),
 )
 
-CURRENT = Numerics(
+CURRENT = Spec(
     family="current",
-    class_name="SGD",
     defaults={"learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
     float32_hyperparams=("momentum",),  # tf.cast(self.momentum, dtype)
     exact_hyperparams=(),
@@ -137,52 +129,5 @@ CURRENT = Numerics(
     update=current_update,
     sparse_update=current_sparse_update,
     check_args=_check_current,
+    statics=(Static("nesterov"),),
 )
-
-
-def legacy_sgd(
-    learning_rate: Any = 0.01,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-    name: str = "SGD",
-    *,
-    decay: float = 0.0,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """SGD as ``tf.keras.optimizers.legacy.SGD`` computes it (see :func:`legacy_update`).
-
-    Raises:
-      ValueError: ``momentum`` outside [0, 1], or a bad common argument.
-    """
-    return build_optimizer(LEGACY, named_arguments(locals()), kwargs)
-
-
-def sgd(
-    learning_rate: Any = 0.01,
-    momentum: float = 0.0,
-    nesterov: bool = False,
-    name: str = "SGD",
-    *,
-    weight_decay: float | None = None,
-    clipnorm: float | None = None,
-    clipvalue: float | None = None,
-    global_clipnorm: float | None = None,
-    slot_dtype: Any = None,
-    use_ema: bool = False,
-    ema_momentum: float = 0.99,
-    ema_overwrite_frequency: int | None = None,
-    jit_compile: bool = True,
-    loss_scale_factor: float | None = None,
-    gradient_accumulation_steps: int | None = None,
-    **kwargs: Any,
-) -> GradientTransformation:
-    """SGD as ``tf.keras.optimizers.SGD`` computes it (see :func:`current_update`).
-
-    Raises:
-      ValueError: ``momentum`` outside [0, 1], or a bad common argument.
-    """
-    return build_optimizer(CURRENT, named_arguments(locals()), kwargs)

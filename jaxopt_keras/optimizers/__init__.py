@@ -1,42 +1,26 @@
 """Keras-style optimizer classes, mirroring ``tf.keras.optimizers``.
 
-* ``jaxopt_keras.optimizers.{Optimizer, SGD, Adam, Adamax, Nadam, Adagrad,
-  Adadelta, RMSprop, Ftrl, AdamW, Lion, Adafactor}``: the current family (``tf.keras.optimizers``
-  since 2.11, Keras 3); also under ``jaxopt_keras.optimizers.experimental``.
-* ``jaxopt_keras.optimizers.legacy.{...}``: the OptimizerV2 family.
+* ``jaxopt_keras.optimizers.<Class>``: the current family (``tf.keras.optimizers``
+  since 2.11), one class per optimizer of the registry; also under
+  ``jaxopt_keras.optimizers.experimental``.
+* ``jaxopt_keras.optimizers.legacy.<Class>``: the OptimizerV2 family.
 * ``serialize``, ``deserialize``, ``get``; ``schedules``.
+
+The layer's files: :mod:`~jaxopt_keras.optimizers.optimizer` (the object),
+:mod:`~jaxopt_keras.optimizers.weights` (the weights list),
+:mod:`~jaxopt_keras.optimizers.families` (what differs per family),
+:mod:`~jaxopt_keras.optimizers.classes` (the classes from the registry),
+:mod:`~jaxopt_keras.optimizers.config` and
+:mod:`~jaxopt_keras.optimizers.serialization` (configs),
+:mod:`~jaxopt_keras.optimizers.loss_scale`.
 """
 
+from jaxopt_keras.optimizers import classes as _classes
 from jaxopt_keras.optimizers import experimental, legacy, schedules
-from jaxopt_keras.optimizers.experimental import (
-    SGD,
-    Adadelta,
-    Adafactor,
-    Adagrad,
-    Adam,
-    Adamax,
-    AdamW,
-    Ftrl,
-    Lion,
-    Nadam,
-    Optimizer,
-    RMSprop,
-)
+from jaxopt_keras.optimizers.families import Optimizer
 from jaxopt_keras.optimizers.serialization import deserialize, get, serialize
 
-__all__ = [
-    "Optimizer",
-    "SGD",
-    "Adam",
-    "Adamax",
-    "Nadam",
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Ftrl",
-    "AdamW",
-    "Lion",
-    "Adafactor",
+__all__ = ["Optimizer"] + list(_classes.classes("current")) + [
     "serialize",
     "deserialize",
     "get",
@@ -44,3 +28,11 @@ __all__ = [
     "legacy",
     "experimental",
 ]
+
+
+def __getattr__(name: str):
+    return _classes.lookup("current", name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_classes.classes("current")))

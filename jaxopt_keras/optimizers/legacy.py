@@ -1,16 +1,17 @@
-"""``jaxopt_keras.optimizers.legacy``: the OptimizerV2 family, as ``tf.keras.optimizers.legacy``."""
+"""``jaxopt_keras.optimizers.legacy``: the OptimizerV2 family, as ``tf.keras.optimizers.legacy``.
 
-from jaxopt_keras.optimizers._classes import LEGACY_CLASSES
-from jaxopt_keras.optimizers.base import OptimizerV2 as Optimizer
+One class per optimizer of the registry (see :mod:`jaxopt_keras.optimizers.classes`).
+"""
 
-SGD = LEGACY_CLASSES["SGD"]
-Adam = LEGACY_CLASSES["Adam"]
-Adamax = LEGACY_CLASSES["Adamax"]
-Nadam = LEGACY_CLASSES["Nadam"]
-Adagrad = LEGACY_CLASSES["Adagrad"]
-Adadelta = LEGACY_CLASSES["Adadelta"]
-RMSprop = LEGACY_CLASSES["RMSprop"]
-RMSProp = RMSprop
-Ftrl = LEGACY_CLASSES["Ftrl"]
+from jaxopt_keras.optimizers import classes as _classes
+from jaxopt_keras.optimizers.families import OptimizerV2 as Optimizer
 
-__all__ = ["Optimizer", "SGD", "Adam", "Adamax", "Nadam", "Adagrad", "Adadelta", "RMSprop", "Ftrl"]
+__all__ = ["Optimizer"] + list(_classes.classes("legacy"))
+
+
+def __getattr__(name: str):
+    return _classes.lookup("legacy", name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_classes.classes("legacy")))

@@ -34,6 +34,28 @@ class AccumulationState(NamedTuple):
     inner: Any
 
 
+def check_accumulation_steps(steps: Any) -> None:
+    """Keras 3's rule for ``gradient_accumulation_steps``: ``None``, or an integer >= 2.
+
+    Raises:
+      ValueError: anything else.
+    """
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 2):
+        raise ValueError(
+            f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
+        )
+
+
+def check_loss_scale_factor(loss_scale_factor: Any) -> None:
+    """Keras 3's rule for ``loss_scale_factor``: ``None``, or a positive number.
+
+    Raises:
+      ValueError: anything else.
+    """
+    if loss_scale_factor is not None and not loss_scale_factor > 0:
+        raise ValueError(f"`loss_scale_factor` must be a positive number. Received: loss_scale_factor={loss_scale_factor}")
+
+
 def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base.GradientTransformation:
     """Applies ``inner`` every ``steps`` calls, to the mean of the gradients::
 
@@ -50,10 +72,9 @@ def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base
     Returns:
       A transform with state :class:`AccumulationState`.
     """
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
-        raise ValueError(
-            f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
-        )
+    check_accumulation_steps(steps)
+    if steps is None:
+        raise ValueError("`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps=None")
     def init(params):
         accumulators = jax.tree_util.tree_map(lambda p: filled(p, 0), params)
         return AccumulationState(jnp.zeros([], count_dtype()), accumulators, inner.init(params))
@@ -87,8 +108,9 @@ def scale_by_loss_scale_factor(loss_scale_factor: float) -> base.GradientTransfo
 
     Pair with ``loss * loss_scale_factor`` when computing the gradients.
     """
-    if loss_scale_factor is None or not loss_scale_factor > 0:
-        raise ValueError(f"`loss_scale_factor` must be a positive number. Received: loss_scale_factor={loss_scale_factor}")
+    check_loss_scale_factor(loss_scale_factor)
+    if loss_scale_factor is None:
+        raise ValueError("`loss_scale_factor` must be a positive number. Received: loss_scale_factor=None")
 
     def update(updates, state, params=None):
         del params

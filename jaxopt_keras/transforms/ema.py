@@ -37,6 +37,22 @@ def _one_minus(x: float) -> float:
     return 1 - x
 
 
+def check_ema_arguments(ema_momentum: Any, ema_overwrite_frequency: Any) -> None:
+    """Keras's rules for ``ema_momentum`` (in [0, 1]) and ``ema_overwrite_frequency``
+    (``None`` or a positive integer).
+
+    Raises:
+      ValueError: either is out of range.
+    """
+    if not 0 <= ema_momentum <= 1:
+        raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
+    if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
+        raise ValueError(
+            "`ema_overwrite_frequency` must be an integer > 1 or None. "
+            f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
+        )
+
+
 def ema(
     ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None, accumulation_steps: int = 1
 ) -> base.GradientTransformation:
@@ -63,13 +79,7 @@ def ema(
     Returns:
       A transform whose ``update`` needs ``params``.
     """
-    if not 0 <= ema_momentum <= 1:
-        raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
-    if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
-        raise ValueError(
-            "`ema_overwrite_frequency` must be an integer > 1 or None. "
-            f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
-        )
+    check_ema_arguments(ema_momentum, ema_overwrite_frequency)
     def init(params):
         hp = Hyperparams.create(
             {"ema_momentum": ema_momentum},

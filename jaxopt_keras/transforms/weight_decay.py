@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_keras.algorithms.driver import decay_term, learning_rate_at
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.state import count_dtype, safe_add
@@ -69,10 +70,7 @@ def decoupled_weight_decay(
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("decoupled_weight_decay reads the parameter values: call update(updates, state, params).")
-        if is_schedule(learning_rate):
-            lr = jnp.asarray(learning_rate(state.iterations))
-        else:
-            lr = state.hyperparams["learning_rate"]
+        lr = learning_rate_at(learning_rate, state.iterations, state.hyperparams, None, "current")
         wd = state.hyperparams["weight_decay"]
         m = mask(params) if callable(mask) else mask
         m = jax.tree_util.tree_map(lambda _: True, params) if m is None else m
@@ -81,7 +79,7 @@ def decoupled_weight_decay(
             if not keep:
                 return u
             p = jnp.asarray(p)
-            return base.densify(u) - p * wd.astype(p.dtype) * lr.astype(p.dtype)
+            return base.densify(u) - decay_term(p, wd, lr)
 
         new = base.map_updates(leaf, updates, params, m)
         return new, WeightDecayState(safe_add(state.iterations, 1), state.hyperparams)

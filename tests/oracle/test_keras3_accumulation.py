@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import jaxopt_keras as jk
+from jaxopt_keras.core.state import find_state
 from harness import STEPS, TOLERANCE, agreement, make_problem, run_jax
 
 CASES = [
@@ -73,7 +74,7 @@ def test_matches_keras3_jax_backend(report, name, kwargs):
         names = [w.name for w in opt.weights]
         accumulators = [w for w in names if "gradient_accumulator" in w]
         assert len(accumulators) == len(params)  # one buffer per parameter, no more
-        inner = jk.optimizers.base.find_state(opt.state, jk.OptimizerState)
+        inner = find_state(opt.state, jk.OptimizerState)
         assert int(inner.iterations) == STEPS // n
 
 

@@ -1,0 +1,249 @@
+"""From a :class:`~jaxopt_keras.algorithms.spec.Spec` to a transformation.
+
+:func:`scale_by_keras` runs a spec's math over a tree of parameters, one leaf
+at a time: it keeps the slots and the step count in an
+:class:`OptimizerState`, builds the step's :class:`Coefficients` once per
+parameter dtype (the learning rate with its schedule and legacy ``decay``
+applied, the hyperparameters cast as Keras casts them), dispatches
+row-sparse gradients to the sparse math, and applies the current family's
+weight decay before the step, as Keras does.  Clipping, EMA and the rest of
+Keras's pipeline are transforms chained around it
+(:mod:`jaxopt_keras.keras.pipeline`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.flat import contains_flat
+from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
+from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
+from jaxopt_keras.core.state import count_dtype, first_dtype, placed_like, safe_add
+from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
+
+
+class OptimizerState(NamedTuple):
+    """State of a Keras optimizer.
+
+    Attributes:
+      iterations: steps taken (Keras's ``iterations``); int64 under x64, else
+        int32 that saturates instead of wrapping.
+      hyperparams: :class:`~jaxopt_keras.core.hyperparams.Hyperparams`.
+      slots: the algorithm's slots NamedTuple; each field is a tree shaped like
+        the params, or ``None`` when that slot is disabled.
+      scalars: name -> scalar array (legacy Nadam's ``momentum_cache``, current
+        Nadam's ``u_product``); empty for most algorithms.
+    """
+
+    iterations: jax.Array
+    hyperparams: Hyperparams
+    slots: Any
+    scalars: dict
+
+
+# --------------------------------------------------------------------------
+# The step's scalars.
+# --------------------------------------------------------------------------
+
+
+def learning_rate_at(
+    lr_source: Any, iterations: jax.Array, hyperparams: Hyperparams, dtype: Any, family: str, time_decay: bool = False
+) -> jax.Array:
+    """The step's learning rate in ``dtype`` (as computed, if ``None``), as each family computes it.
+
+    Legacy (``OptimizerV2._decayed_lr``): a schedule is called with
+    ``tf.cast(iterations, var_dtype)``, then ``lr / (1 + decay * iterations)``.
+    Current and Keras 3: the schedule is called with the integer
+    ``iterations``.  A plain callable receives the integer step count in every
+    family.  A float learning rate lives in the state as a float32 variable.
+    """
+    if isinstance(lr_source, LearningRateSchedule):
+        step = iterations.astype(dtype) if family == "legacy" else iterations
+        lr = jnp.asarray(lr_source(step))
+    elif is_schedule(lr_source):
+        lr = jnp.asarray(lr_source(iterations))
+    else:
+        lr = hyperparams["learning_rate"]
+    if dtype is not None:
+        lr = lr.astype(dtype)
+    if time_decay:
+        decay = hyperparams["decay"].astype(dtype)
+        lr = lr / (1.0 + decay * iterations.astype(dtype))  # exactly lr when decay == 0
+    return lr
+
+
+def decay_term(p: jax.Array, weight_decay: jax.Array, lr: jax.Array) -> jax.Array:
+    """Keras's decoupled weight decay term ``p * weight_decay * lr``, in ``p``'s
+    dtype (``Optimizer._apply_weight_decay`` subtracts it from ``p``)."""
+    return p * weight_decay.astype(p.dtype) * lr.astype(p.dtype)
+
+
+def coefficients(spec: Spec, state: OptimizerState, lr_source: Any, statics: Mapping[str, Any], dtype: Any) -> Any:
+    """The spec's :class:`Coefficients` for one parameter dtype."""
+    values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k != "weight_decay"}
+    values.update({k: v.astype(dtype) for k, v in state.scalars.items()})
+    values["learning_rate"] = learning_rate_at(
+        lr_source, state.iterations, state.hyperparams, dtype, spec.family, spec.time_decay
+    )
+    values["iterations"] = state.iterations
+    values.update(statics)
+    return spec.coefficients_type(**values)
+
+
+def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
+    """The state's :class:`Hyperparams` for these constructor arguments."""
+    wide = widest_float()
+    primary: dict[str, float] = {}
+    dtypes: dict[str, Any] = {}
+    if not is_schedule(args["learning_rate"]):
+        primary["learning_rate"] = args["learning_rate"]
+        dtypes["learning_rate"] = np.float32  # a float32 variable in every family
+    for name in spec.float32_hyperparams:
+        primary[name], dtypes[name] = args[name], np.float32
+    for name in spec.exact_hyperparams:
+        primary[name], dtypes[name] = args[name], wide
+    if spec.time_decay:
+        # `_decayed_lr`: tf.cast(self._initial_decay, var_dtype) rounds through float32.
+        primary["decay"], dtypes["decay"] = args["decay"], np.float32
+    if args.get("weight_decay") is not None:
+        # `_apply_weight_decay`: tf.cast(self.weight_decay, dtype), through float32.
+        primary["weight_decay"], dtypes["weight_decay"] = args["weight_decay"], np.float32
+    return Hyperparams.create(primary, dtypes, spec.derived)
+
+
+# --------------------------------------------------------------------------
+# The transform.
+# --------------------------------------------------------------------------
+
+
+def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer") -> base.GradientTransformation:
+    """The transform computing one Keras optimizer step (no clipping).
+
+    Args:
+      spec: the algorithm in one family.
+      args: the full, checked constructor arguments (``spec.defaults`` filled
+        in).  ``weight_decay`` (with an optional ``weight_decay_mask``: a
+        tree of booleans, or a callable ``params -> tree``) decays the
+        parameters before the step; ``slot_dtype`` keeps slots and computes
+        the step in that dtype.
+      name: the optimizer's name, for error messages.
+
+    Returns:
+      ``(init, update)``; ``update`` returns ``delta`` with
+      ``param + delta`` the parameter Keras would hold after the step.
+    """
+    args = dict(args)
+    lr_source = args["learning_rate"]
+    active = spec.active_slots(args)
+    fields = spec.slots_type._fields
+    statics = {s.name: s.of(args) for s in spec.statics}
+    dedup = spec.sparse_dedup(args)
+    decays = args.get("weight_decay") is not None
+    decay_mask = args.get("weight_decay_mask")
+    slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
+
+    def make_slot(slot, p):
+        value = slot.init(jnp.asarray(p), args)
+        if slot_dtype is not None:
+            value = value.astype(slot_dtype)
+        return placed_like(value, p)
+
+    def init(params):
+        slots = spec.slots_type(
+            **{
+                s.name: (jax.tree_util.tree_map(lambda p, s=s: make_slot(s, p), params) if s.name in active else None)
+                for s in spec.slots
+            }
+        )
+        dtype = first_dtype(params) if slot_dtype is None else slot_dtype
+        scalars = {s.name: jnp.asarray(s.initial, dtype) for s in spec.scalars}
+        return OptimizerState(
+            iterations=jnp.zeros([], count_dtype()),
+            hyperparams=init_hyperparams(spec, args),
+            slots=slots,
+            scalars=scalars,
+        )
+
+    def update(updates, state, params=None):
+        if (spec.needs_params or decays) and params is None:
+            what = "weight decay" if decays else name
+            raise ValueError(f"{what} reads the parameter values: call update(grads, state, params).")
+        if not spec.elementwise and contains_flat(updates):
+            raise ValueError(f"{name} needs each parameter's shape; it cannot run on the flat layout.")
+        grads, treedef = base.flatten_updates(updates)
+        n = len(grads)
+        param_leaves = treedef.flatten_up_to(params) if params is not None else [None] * n
+        if decays:
+            mask = decay_mask(params) if callable(decay_mask) else decay_mask
+            mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
+        slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
+
+        by_dtype: dict[Any, Any] = {}
+
+        def coeffs(dtype):
+            if dtype not in by_dtype:
+                by_dtype[dtype] = coefficients(spec, state, lr_source, statics, dtype)
+            return by_dtype[dtype]
+
+        deltas = []
+        new_slot_leaves = {f: list(v) for f, v in slot_leaves.items()}
+        for i, g in enumerate(grads):
+            if g is None:
+                deltas.append(None)
+                continue
+            if not isinstance(g, IndexedSlices):
+                g = jnp.asarray(g)
+            p = param_leaves[i]
+            param_dtype = g.dtype if p is None else jnp.asarray(p).dtype
+            # With slot_dtype the step computes in the slots' precision.
+            dtype = param_dtype if slot_dtype is None else slot_dtype
+            if p is not None and slot_dtype is not None:
+                p = jnp.asarray(p).astype(dtype)
+            slots_i = spec.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
+            c = coeffs(dtype)
+            if isinstance(g, IndexedSlices):
+                g = g.with_values(jnp.asarray(g.values).astype(dtype))
+                math = spec.sparse_update
+                if dedup or math is None:
+                    g = deduplicate(g)
+                if math is None:  # Keras has no sparse path here: it densifies
+                    g, math = g.to_dense(), spec.update
+            else:
+                g, math = g.astype(dtype), spec.update
+            if decays and mask_leaves[i]:
+                # Optimizer._apply_weight_decay, before the step.
+                p = jnp.asarray(p)
+                decayed = p - decay_term(p, state.hyperparams["weight_decay"], c.learning_rate)
+                delta, new_slots_i = math(g, decayed, slots_i, c)
+                delta = base.add_update(decayed, delta) - p  # exact whenever the result is within 2x of p
+            else:
+                delta, new_slots_i = math(g, p, slots_i, c)
+            if isinstance(delta, IndexedSlices):
+                deltas.append(delta.with_values(delta.values.astype(param_dtype)))
+            else:
+                deltas.append(delta.astype(param_dtype))
+            for f in active:
+                new_slot_leaves[f][i] = getattr(new_slots_i, f)
+
+        new_slots = spec.slots_type(
+            **{f: (treedef.unflatten(new_slot_leaves[f]) if f in active else None) for f in fields}
+        )
+        scalars = state.scalars
+        if spec.advance is not None and scalars:
+            dtype = next(iter(scalars.values())).dtype
+            scalars = spec.advance(dict(scalars), coeffs(dtype))
+        new_state = OptimizerState(
+            iterations=safe_add(state.iterations, 1),
+            hyperparams=state.hyperparams,
+            slots=new_slots,
+            scalars=scalars,
+        )
+        return treedef.unflatten(deltas), new_state
+
+    return base.GradientTransformation(init, update)

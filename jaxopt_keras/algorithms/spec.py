@@ -1,0 +1,295 @@
+"""What an algorithm declares, per numerics family: its Keras metadata and its math.
+
+An algorithm module (``algorithms/adam.py``, ...) holds, for each family the
+optimizer exists in, one :class:`Spec`: the constructor arguments Keras
+takes and their defaults, how Keras stores each numeric hyperparameter (a
+float32 variable, or a Python float), the slots and the order Keras lists
+them in, and one small pure function with the math of one step for one
+parameter.  :mod:`jaxopt_keras.algorithms.driver` turns a spec into a
+transformation; the registry (:mod:`jaxopt_keras.registry`) names the specs
+of every optimizer.
+
+The math receives a typed :class:`Coefficients` NamedTuple built for its
+spec: exactly the learning rate, the step count, the hyperparameters (and
+their host-side derived values), the per-optimizer scalars and the static
+arguments the spec declares.  Reading anything else is an ``AttributeError``.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from typing import Any, Callable, Literal, Mapping, NamedTuple
+
+import jax
+import numpy as np
+
+from jaxopt_keras.core.hyperparams import Derived
+from jaxopt_keras.core.state import filled
+
+Family = Literal["legacy", "current", "keras3"]
+FAMILIES: tuple[Family, ...] = ("legacy", "current", "keras3")
+
+
+def zeros(param: jax.Array, args: Mapping[str, Any]) -> jax.Array:
+    """Slot initializer: zeros in the parameter's dtype."""
+    del args
+    return filled(param, 0)
+
+
+def always(args: Mapping[str, Any]) -> bool:
+    """A slot condition that always holds."""
+    del args
+    return True
+
+
+def listed_always(shape: tuple[int, ...]) -> bool:
+    """Every parameter's slot is listed in Keras's weights."""
+    del shape
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """A per-parameter optimizer variable ("slot" in Keras).
+
+    Attributes:
+      name: Keras's slot name (``"m"``, ``"accumulator"``, ...).
+      init: ``init(param, args) -> array`` with the parameter's shape and dtype.
+      when: ``when(args) -> bool``; the slot exists only if true (Adam's
+        ``vhat`` only with ``amsgrad``).
+      listed: ``listed(param_shape) -> bool``; whether Keras lists this
+        parameter's slot in its weights (Adafactor's factored ``r``/``c``
+        exist only for parameters of rank >= 2).
+    """
+
+    name: str
+    init: Callable[[jax.Array, Mapping[str, Any]], jax.Array] = zeros
+    when: Callable[[Mapping[str, Any]], bool] = always
+    listed: Callable[[tuple[int, ...]], bool] = listed_always
+
+
+@dataclasses.dataclass(frozen=True)
+class Scalar:
+    """A per-optimizer scalar variable (legacy Nadam's ``momentum_cache``).
+
+    Stored in the dtype of the first parameter, as Keras does.
+
+    Attributes:
+      name: Keras's weight name.
+      initial: its starting value.
+      in_weights: whether Keras lists it in ``optimizer.weights``.
+    """
+
+    name: str
+    initial: float
+    in_weights: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Static:
+    """A non-numeric constructor argument the math branches on in Python.
+
+    Attributes:
+      name: the field of :class:`Coefficients` it fills.
+      value: ``value(args)``, computed once from the checked constructor
+        arguments; by default ``args[name]``.
+    """
+
+    name: str
+    value: Callable[[Mapping[str, Any]], Any] | None = None
+
+    def of(self, args: Mapping[str, Any]) -> Any:
+        return args[self.name] if self.value is None else self.value(args)
+
+
+UpdateFn = Callable[[jax.Array, "jax.Array | None", Any, Any], tuple[Any, Any]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One algorithm in one numerics family: Keras metadata plus its math.
+
+    Attributes:
+      family: ``"legacy"`` (OptimizerV2), ``"current"`` (TF-Keras >= 2.11) or
+        ``"keras3"``.
+      defaults: the algorithm's own constructor arguments and defaults, in
+        the order of Keras's constructor (``learning_rate`` first); the
+        config lists them in this order too.
+      name_index: where ``name`` stands among the positional arguments
+        (``None``: after all of ``defaults``, as in most Keras classes).
+      base_defaults: the family's shared arguments whose default this class
+        changes (current RMSprop: ``ema_overwrite_frequency=100``).
+      extra_args: keyword-only arguments of this class beyond the family's
+        (legacy Nadam's ``schedule_decay``), with their defaults.
+      float32_hyperparams: numeric arguments Keras stores as float32 (legacy
+        ``_set_hyper``, ``tf.cast`` of a Python float); kept in the state,
+        rounded to float32.
+      exact_hyperparams: numeric arguments Keras keeps as Python floats; kept
+        in the state at the widest float precision.
+      derived: host-side arithmetic Keras does on Python floats.
+      statics: non-numeric arguments the math reads (``nesterov``, ...).
+      slots_type: the NamedTuple holding this algorithm's slot trees.
+      slots: the slots, in ``slots_type`` field order.
+      slot_order: how Keras lists slots in its weights: a sequence of groups;
+        within a group, slots are interleaved per variable, and groups follow
+        one another.  Legacy Adam ``(("m",), ("v",), ("vhat",))`` lists all m,
+        then all v; Ftrl ``(("accumulator", "linear"),)`` interleaves.
+      update: the math of one step for one parameter:
+        ``update(grad, param, slots, c) -> (delta, new_slots)``, with
+        ``param + delta`` the new parameter and ``c`` this spec's
+        :class:`Coefficients`.
+      scalars: per-optimizer scalar variables.
+      advance: ``advance(scalars, c) -> scalars``, computing the scalars'
+        next values once per step in their own dtype.
+      time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)``.
+      needs_params: the math reads the parameter value.
+      check_args: validates and normalizes the constructor arguments, raising
+        Keras's errors.
+      config_when_set: arguments Keras leaves out of its config; they appear
+        in ours only when set (current Adam's ``adaptive_epsilon``).
+      config_to_args: config keys that come back as a differently named
+        constructor argument (legacy Nadam stores ``schedule_decay`` as
+        ``decay``).
+      adjust_weights: ``adjust_weights(n_expected, weights) -> weights``, the
+        class's leniency in ``set_weights``.
+      after_load: ``after_load(state) -> state``, run on the optimizer's
+        :class:`~jaxopt_keras.algorithms.driver.OptimizerState` after
+        ``set_weights``: rebuilds state Keras does not list in its weights
+        (current Nadam's ``u_product``).
+      sparse_update: the math for a row-sparse gradient, ``sparse_update(g,
+        param, slots, c)`` with ``g`` a deduplicated
+        :class:`~jaxopt_keras.core.sparse.IndexedSlices`; returns a dense delta
+        or an ``IndexedSlices`` of row deltas.  ``None``: Keras has no sparse
+        path for this algorithm, and the gradient is densified.
+      sparse_dedup: ``sparse_dedup(args)``: whether duplicate indices are
+        summed before ``sparse_update`` (Keras does, except legacy SGD without
+        momentum, which scatter-adds the rows as they come).
+      elementwise: the math treats every element alike (so it runs on the
+        flat layout); ``False`` when it needs tensor shapes (Adafactor).
+    """
+
+    family: Family
+    defaults: Mapping[str, Any]
+    slots_type: type
+    slots: tuple[Slot, ...]
+    slot_order: tuple[tuple[str, ...], ...]
+    update: UpdateFn
+    float32_hyperparams: tuple[str, ...] = ()
+    exact_hyperparams: tuple[str, ...] = ()
+    derived: tuple[Derived, ...] = ()
+    statics: tuple[Static, ...] = ()
+    name_index: int | None = None
+    base_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    extra_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    scalars: tuple[Scalar, ...] = ()
+    advance: Callable[[dict, Any], dict] | None = None
+    time_decay: bool = False
+    needs_params: bool = False
+    check_args: Callable[[dict], dict] = lambda args: args
+    config_to_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    config_when_set: tuple[str, ...] = ()
+    adjust_weights: Callable[[int, list], list] | None = None
+    after_load: Callable[[Any], Any] | None = None
+    sparse_update: UpdateFn | None = None
+    sparse_dedup: Callable[[Mapping[str, Any]], bool] = always
+    elementwise: bool = True
+
+    def __post_init__(self):
+        fields = tuple(getattr(self.slots_type, "_fields", ()))
+        names = tuple(s.name for s in self.slots)
+        if fields != names:
+            raise TypeError(f"slots {names} do not match {self.slots_type.__name__}{fields}")
+        ordered = sorted(n for group in self.slot_order for n in group)
+        if ordered != sorted(names):
+            raise TypeError(f"slot_order {self.slot_order} does not list slots {names}")
+        if "learning_rate" not in self.defaults:
+            raise TypeError("a spec's defaults start with learning_rate")
+
+    # -- what exists for given arguments -----------------------------------
+    def active_slots(self, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """Names of the slots that exist for these constructor arguments."""
+        return tuple(s.name for s in self.slots if s.when(args))
+
+    def weight_order(self, args: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
+        """``slot_order`` restricted to the slots that exist."""
+        active = set(self.active_slots(args))
+        groups = (tuple(n for n in g if n in active) for g in self.slot_order)
+        return tuple(g for g in groups if g)
+
+    def hyperparam_names(self) -> tuple[str, ...]:
+        """The numeric hyperparameters kept in the state, learning rate first."""
+        decay = ("decay",) if self.time_decay else ()
+        return ("learning_rate",) + self.float32_hyperparams + self.exact_hyperparams + decay
+
+    # -- the math's typed view ----------------------------------------------
+    @property
+    def coefficients_type(self) -> type:
+        """The :class:`Coefficients` NamedTuple of this spec (built once)."""
+        return _coefficients_type(self.coefficient_fields())
+
+    def coefficient_fields(self) -> tuple[str, ...]:
+        """The fields the math may read: ``learning_rate``, ``iterations``, the
+        hyperparameters and their derived values, the scalars, the statics."""
+        names = ["learning_rate", "iterations"]
+        names += [n for n in self.float32_hyperparams + self.exact_hyperparams if n not in names]
+        if self.time_decay:
+            names.append("decay")
+        names += [d.name for d in self.derived]
+        names += [s.name for s in self.scalars]
+        names += [s.name for s in self.statics]
+        return tuple(names)
+
+
+class Coefficients(NamedTuple):
+    """The scalars of one step in one dtype (see :meth:`Spec.coefficients_type`).
+
+    A placeholder for type hints: each spec builds a NamedTuple of its own
+    fields, like TF-Keras's ``apply_state[(device, dtype)]``.
+    """
+
+    learning_rate: jax.Array
+    iterations: jax.Array
+
+
+_TYPES: dict[tuple[str, ...], type] = {}
+
+
+def _coefficients_type(fields: tuple[str, ...]) -> type:
+    if fields not in _TYPES:
+        _TYPES[fields] = collections.namedtuple("Coefficients", fields)
+    return _TYPES[fields]
+
+
+# --------------------------------------------------------------------------
+# Host-side arithmetic Keras does on Python floats, and common argument rules.
+# --------------------------------------------------------------------------
+
+
+def one_minus(x: float) -> float:
+    """``1 - x`` in Python (double) arithmetic, as Keras computes it."""
+    return 1 - x
+
+
+def minus_one(x: float) -> float:
+    """``x - 1`` in Python (double) arithmetic, as Keras computes it."""
+    return x - 1
+
+
+def twice(x: float) -> float:
+    """``2 * x`` in Python (double) arithmetic, as Keras computes it."""
+    return 2 * x
+
+
+def legacy_epsilon(args: dict) -> dict:
+    """OptimizerV2 replaces a falsy ``epsilon`` (0 or None) by 1e-7."""
+    if not args.get("epsilon"):
+        args["epsilon"] = 1e-7
+    return args
+
+
+def pad_missing_iterations(n_expected: int, weights: list) -> list:
+    """OptimizerV2 Adagrad/Adadelta/RMSprop: a list without ``iter`` gets ``iter = 0``."""
+    if n_expected == len(weights) + 1:
+        return [np.array(0)] + list(weights)
+    return weights

@@ -1,0 +1,133 @@
+"""The functional factories (``jaxopt_keras.adam``, ``jaxopt_keras.legacy.adam``, ...), made from the registry.
+
+Each factory takes its Keras class's constructor arguments and returns the
+transformation :func:`~jaxopt_keras.keras.pipeline.build_transformation`
+builds from them.  Its signature is generated from the spec (the algorithm's
+arguments in Keras's order, then the family's shared arguments, keyword-only,
+then ``**kwargs``), so ``help()``, ``inspect.signature`` and the stubs that
+editors read (``jaxopt_keras/__init__.pyi``) show Keras's arguments without
+an argument list written out per optimizer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments
+from jaxopt_keras.keras.pipeline import build_transformation
+from jaxopt_keras.registry import Entry, entries, find
+
+# Where each family's factories are published.
+MODULES = {"legacy": "jaxopt_keras.legacy", "current": "jaxopt_keras"}
+KERAS_MODULES = {"legacy": "tf.keras.optimizers.legacy", "current": "tf.keras.optimizers"}
+
+_P = inspect.Parameter
+
+
+def signature(spec: Spec, class_name: str) -> inspect.Signature:
+    """The constructor signature of ``class_name`` in ``spec``'s family.
+
+    The algorithm's arguments (positional or keyword, with ``name`` where
+    Keras puts it), then the family's shared arguments and the class's own
+    extras (keyword-only), then ``**kwargs``.
+    """
+    own = list(spec.defaults.items())
+    at = len(own) if spec.name_index is None else spec.name_index
+    own.insert(at, ("name", class_name))
+    params = [_P(k, _P.POSITIONAL_OR_KEYWORD, default=v, annotation=_annotation(k, v)) for k, v in own]
+    shared = {**BASE_ARGS[spec.family], **spec.base_defaults, **spec.extra_args}
+    params += [
+        _P(k, _P.KEYWORD_ONLY, default=v, annotation=_annotation(k, v)) for k, v in shared.items() if k not in spec.defaults
+    ]
+    params.append(_P("kwargs", _P.VAR_KEYWORD, annotation=Any))
+    return inspect.Signature(params, return_annotation=GradientTransformation)
+
+
+_ANNOTATIONS = {
+    "learning_rate": Any,
+    "slot_dtype": Any,
+    "name": str,
+    "ema_overwrite_frequency": "int | None",
+    "gradient_accumulation_steps": "int | None",
+}
+
+
+def _annotation(name: str, default: Any) -> Any:
+    if name in _ANNOTATIONS:
+        return _ANNOTATIONS[name]
+    if isinstance(default, bool):
+        return bool
+    if isinstance(default, int) and not isinstance(default, bool):
+        return "int | None"
+    if isinstance(default, float):
+        return float
+    return "float | None"
+
+
+def bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> tuple[dict, dict]:
+    """``(named arguments, **kwargs)`` of a call, defaults filled in.
+
+    Raises:
+      TypeError: too many positional arguments, or one given twice.
+    """
+    bound = sig.bind(*args, **kwargs)
+    bound.apply_defaults()
+    named = dict(bound.arguments)
+    return named, dict(named.pop("kwargs", {}))
+
+
+def _doc(entry: Entry, spec: Spec) -> str:
+    math = inspect.getdoc(spec.update) or ""
+    return (
+        f"{entry.class_name} as ``{KERAS_MODULES[spec.family]}.{entry.class_name}`` computes it.\n\n"
+        f"Takes that class's constructor arguments and returns its transformation "
+        f"``(init, update)``: clipping, weight decay and the rest of Keras's pipeline "
+        f"in Keras's order around this step::\n\n"
+        + "\n".join("    " + line for line in math.splitlines())
+        + "\n"
+    )
+
+
+_CACHE: dict[tuple[str, str], Callable[..., GradientTransformation]] = {}
+
+
+def make_factory(entry: Entry, family: str) -> Callable[..., GradientTransformation]:
+    """The factory of ``entry`` in ``family`` (one object per pair, so it pickles by name)."""
+    key = (entry.class_name, family)
+    if key in _CACHE and _CACHE[key].entry is entry:
+        return _CACHE[key]
+    spec = entry.specs[family]
+    sig = signature(spec, entry.class_name)
+
+    def factory(*args: Any, **kwargs: Any) -> GradientTransformation:
+        named, extra = bind(sig, args, kwargs)
+        checked = check_arguments(spec, entry.class_name, named, extra)
+        return build_transformation(spec, checked, named["name"] or entry.class_name)
+
+    factory.entry = entry
+    factory.__signature__ = sig
+    factory.__name__ = factory.__qualname__ = entry.function
+    factory.__module__ = MODULES[family]
+    factory.__doc__ = _doc(entry, spec)
+    _CACHE[key] = factory
+    return factory
+
+
+def names(family: str) -> list[str]:
+    """The function names published for ``family``, in registry order."""
+    return [e.function for e in entries(family)]
+
+
+def lookup(family: str, name: str) -> Callable[..., GradientTransformation]:
+    """The factory called ``name`` in ``family`` (a module ``__getattr__``'s body).
+
+    Raises:
+      AttributeError: no such optimizer in that family.
+    """
+    entry = find(name, family)
+    if entry is None or entry.function != name:
+        raise AttributeError(f"module {MODULES[family]!r} has no attribute {name!r}")
+    return make_factory(entry, family)

@@ -1,0 +1,147 @@
+"""Configs of the optimizers (not the loss-scale wrapper): Keras's module names, and our classes from a config.
+
+Only our classes, or classes passed in ``custom_objects``, are ever built.
+Nothing named in a config is imported or evaluated: ``module`` is only
+compared with the Keras module names below.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from jaxopt_keras.core.resolve import resolve_class
+from jaxopt_keras.optimizers.classes import classes, is_registry_class
+from jaxopt_keras.optimizers.families import OptimizerV2
+from jaxopt_keras.registry import entries, find
+
+LEGACY_MODULES = frozenset(
+    {
+        "keras.optimizers.legacy",
+        "tf_keras.optimizers.legacy",
+        "keras.src.optimizers.legacy",
+        "tf_keras.src.optimizers.legacy",
+        "keras.optimizers.optimizer_v2",
+        "keras.src.optimizers.optimizer_v2",
+        "jaxopt_keras.optimizers.legacy",
+    }
+)
+CURRENT_MODULES = frozenset(
+    {
+        "keras.optimizers",
+        "keras.optimizers.experimental",
+        "keras.src.optimizers",
+        "tf_keras.optimizers",
+        "tf_keras.optimizers.experimental",
+        "tf_keras.src.optimizers",
+        "keras.dtensor.experimental.optimizers",
+        "jaxopt_keras.optimizers",
+    }
+)
+LOSS_SCALE_MODULES = frozenset(
+    {
+        "keras.mixed_precision",
+        "tf_keras.mixed_precision",
+        "keras.src.mixed_precision.loss_scale_optimizer",
+        "tf_keras.src.mixed_precision.loss_scale_optimizer",
+        "keras.src.optimizers.loss_scale_optimizer",
+        "keras.optimizers",
+        "jaxopt_keras.mixed_precision",
+    }
+)
+LEGACY_ONLY_KEYS = ("decay", "lr", "gradient_aggregator", "gradient_transformers", "schedule_decay")
+
+LOSS_SCALE_NAMES = ("lossscaleoptimizer", "lossscaleoptimizerv3", "lossscaleoptimizerv1")
+
+
+def plain(value: Any) -> Any:
+    """Config values as Keras serializes them: NumPy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def serialized_names(optimizer: Any) -> tuple[str, str | None, str | None]:
+    """``(class_name, module, registered_name)`` as TF-Keras writes them."""
+    cls = type(optimizer)
+    if is_registry_class(cls):
+        module = "keras.optimizers.legacy" if isinstance(optimizer, OptimizerV2) else "keras.optimizers"
+        return cls.__name__, module, None
+    # A class of the user's own (a subclass of ours included): TF-Keras writes
+    # its module ("__main__" as None) and its registered name, by default the
+    # class name; it deserializes only through `custom_objects`.
+    module = None if cls.__module__ == "__main__" else cls.__module__
+    return cls.__name__, module, cls.__name__
+
+
+def is_legacy_config(config: Mapping[str, Any], inner: Mapping[str, Any]) -> bool:
+    """A legacy ``module``, ``is_legacy_optimizer: True`` or a legacy-only key."""
+    if config.get("module") in LEGACY_MODULES:
+        return True
+    if "is_legacy_optimizer" in inner:
+        return bool(inner["is_legacy_optimizer"])
+    return any(k in inner for k in LEGACY_ONLY_KEYS)
+
+
+def known_classes(family: str) -> dict[str, type]:
+    """Every name a config may use for our classes of ``family`` (aliases included)."""
+    table = classes(family)
+    known = dict(table)
+    for e in entries(family):
+        for alias in e.aliases:
+            known[alias] = table[e.class_name]
+    return known
+
+
+def serialize_optimizer(optimizer: Any, use_legacy_format: bool = False) -> dict:
+    """The Keras serialization of an optimizer (not a loss-scale wrapper)."""
+    class_name, module, registered = serialized_names(optimizer)
+    config = plain(optimizer.get_config())
+    if use_legacy_format:
+        if module == "keras.optimizers":
+            # TF-Keras registers the current classes as serializables of the
+            # default package, and names them so in the legacy format.
+            class_name = f"Custom>{class_name}"
+        return {"class_name": class_name, "config": config}
+    return {"module": module, "class_name": class_name, "config": config, "registered_name": registered}
+
+
+def without_custom_prefix(config: Mapping[str, Any], custom: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``{"class_name": "Custom>Adam"}`` (TF-Keras's legacy-format name for its
+    registered current classes) read as ``"Adam"``, unless ``custom`` claims it."""
+    class_name = config.get("class_name")
+    if isinstance(class_name, str) and class_name.startswith("Custom>") and class_name not in custom:
+        stripped = class_name[len("Custom>") :]
+        if find(stripped) is not None or stripped.lower() in LOSS_SCALE_NAMES:
+            return dict(config, class_name=stripped)
+    return config
+
+
+def deserialize_optimizer(
+    config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, use_legacy_optimizer: bool | None
+) -> Any:
+    """An optimizer (not a loss-scale wrapper) from its config; the family read from it."""
+    custom = dict(custom_objects or {})
+    config = without_custom_prefix(config, custom)
+    inner_config = config.get("config") if isinstance(config.get("config"), Mapping) else {}
+    legacy = is_legacy_config(config, inner_config) if use_legacy_optimizer is None else bool(use_legacy_optimizer)
+    cls, inner = resolve_class(
+        config,
+        known=known_classes("legacy" if legacy else "current"),
+        custom_objects=custom,
+        allowed_modules=LEGACY_MODULES | CURRENT_MODULES,
+        what="optimizer",
+    )
+    if hasattr(cls, "from_config"):
+        try:
+            return cls.from_config(inner, custom_objects=custom_objects)
+        except TypeError as e:
+            if "custom_objects" not in str(e):
+                raise
+            return cls.from_config(inner)
+    return cls(**inner)

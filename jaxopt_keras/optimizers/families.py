@@ -1,0 +1,329 @@
+"""What differs per family in the object API: OptimizerV2 (legacy) and the current Optimizer.
+
+The math, the arguments and the pipeline are the core's; here are only the
+object-level rules each Keras base class sets: when it builds, how it names
+its weights, what its hyperparameter attributes return, and its config.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.optimizers.optimizer import KerasOptimizer
+from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.weights import list_entry, read_iterations
+from jaxopt_keras.schedules import deserialize as deserialize_schedule
+from jaxopt_keras.schedules import serialize as serialize_schedule
+from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
+from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.ema import EmaState
+
+
+def has_gpu() -> bool:
+    return any(d.platform == "gpu" for d in jax.devices())
+
+
+class ConfigMixin:
+    """``get_config``/``from_config`` shared by the families."""
+
+    def _algorithm_config(self) -> dict:
+        config = {}
+        for key in self._spec.defaults:
+            if key == "learning_rate":
+                config[key] = self._serialize_learning_rate()
+            elif key in self._spec.config_when_set:
+                if self._args.get(key):
+                    config[key] = self._args[key]
+            else:
+                config[key] = self._serialize_hyper(key)
+        return config
+
+    def _serialize_learning_rate(self) -> Any:
+        lr = self._args["learning_rate"]
+        if isinstance(lr, LearningRateSchedule):
+            return serialize_schedule(lr)
+        if callable(lr):
+            return lr
+        return self._serialize_hyper("learning_rate")
+
+    def _serialize_hyper(self, key: str) -> Any:
+        return self._args[key]
+
+    def _extension_config(self, config: dict) -> dict:
+        """Adds our own arguments (not Keras's) only when set, so default configs equal Keras's."""
+        if self._args.get("slot_dtype") is not None:
+            config["slot_dtype"] = np.dtype(self._args["slot_dtype"]).name
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None) -> KerasOptimizer:
+        """Rebuilds an optimizer from :meth:`get_config` output (or Keras's)."""
+        config = dict(config)
+        for key, arg in cls._spec.config_to_args.items():
+            if key in config and arg not in config:
+                config[arg] = config.pop(key)
+        lr = config.get("learning_rate")
+        if isinstance(lr, Mapping):
+            config["learning_rate"] = deserialize_schedule(lr, custom_objects=custom_objects)
+        return cls(**config)
+
+
+class OptimizerV2(ConfigMixin, KerasOptimizer):
+    """Base class of the legacy family (``tf.keras.optimizers.legacy.Optimizer``).
+
+    Constructor arguments beyond the algorithm's: ``lr`` (deprecated alias),
+    ``decay``, ``clipnorm``, ``clipvalue``, ``global_clipnorm``,
+    ``gradient_aggregator`` (a function of the ``[(grad, var)]`` list, run
+    inside the jitted step before clipping) and ``gradient_transformers``
+    (functions of that list, run after clipping).
+    """
+
+    _family: ClassVar[str] = "legacy"
+    _LAYER_ONLY = ("gradient_aggregator", "gradient_transformers")
+    _ITER_NAME = "iter"
+
+    def _check_layer_args(self, layer_only):
+        transformers = layer_only.get("gradient_transformers") or []
+        if transformers:
+            for k in ("clipnorm", "global_clipnorm", "clipvalue"):
+                if self._args.get(k) is not None:
+                    raise ValueError(
+                        f"`{k}` cannot be set when `gradient_transformers` is set. Instead, use the "
+                        "`gradient_transformers` to specify clipping and other transformations. "
+                        f"Received: val={self._args[k]}, gradient_transformers={transformers}."
+                    )
+        return {"gradient_aggregator": layer_only.get("gradient_aggregator"), "gradient_transformers": list(transformers)}
+
+    def _pre(self) -> base.GradientTransformation | None:
+        """``gradient_aggregator``, then ``gradient_transformers``.
+
+        OptimizerV2 runs the aggregator, then clipping, then the transformers;
+        it refuses clipping arguments together with transformers, so running
+        both before the optimizer (which clips first) keeps its order.
+        """
+        aggregator = self._layer_args.get("gradient_aggregator")
+        transformers = self._layer_args.get("gradient_transformers") or []
+        if aggregator is None and not transformers:
+            return None
+
+        def apply_pairs(fn, updates):
+            pairs = [(g, v) for g, v in zip(updates, self._variables) if g is not None]
+            new = list(updates)
+            for g, v in fn(pairs):
+                new[self._index[id(v)]] = g
+            return new
+
+        def update(updates, state, params=None):
+            if aggregator is not None:
+                updates = apply_pairs(aggregator, updates)
+            for fn in transformers:
+                updates = apply_pairs(fn, updates)
+            return updates, state
+
+        return base.GradientTransformation(lambda params: base.EmptyState(), update)
+
+    @property
+    def gradient_aggregator(self):
+        return self._layer_args.get("gradient_aggregator")
+
+    @property
+    def gradient_transformers(self):
+        return self._layer_args.get("gradient_transformers")
+
+    def _build_for(self, pairs, kept) -> None:
+        self._register([v for _, v in kept])
+        self._scoped = True
+
+    # Hyperparameters: OptimizerV2 returns its float32 hyper variables.
+    def _get_hyper(self, name: str) -> Any:
+        self._hypers_read = True
+        if name in self._spec.float32_hyperparams or name in ("learning_rate", "decay"):
+            return self._hyper_view(name)
+        return self._args[name]
+
+    def _get_learning_rate(self) -> Any:
+        self._hypers_read = True
+        if self._learning_rate_is_schedule():
+            return self._args["learning_rate"]
+        return self._hyper_view("learning_rate")
+
+    def _put_learning_rate(self, value: Any) -> None:
+        if is_schedule(value) or self._learning_rate_is_schedule():
+            self._set_learning_rate_source(value)
+        else:
+            self._set_numeric_hyper("learning_rate", value.value if isinstance(value, Variable) else value)
+
+    def _serialize_hyper(self, key: str) -> Any:
+        # Once its hyper variables exist (built, or read), OptimizerV2 reports their float32 values.
+        if key in self._spec.float32_hyperparams or key == "learning_rate":
+            if (self.built or self._hypers_read) and key in self._hp:
+                return np.float32(self._hp[key])
+        return self._args[key]
+
+    def get_config(self) -> dict:
+        """Equal to ``tf.keras.optimizers.legacy.<Class>.get_config()`` for the same arguments."""
+        config = {"name": self._name}
+        for key in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if self._args.get(key) is not None:
+                config[key] = self._args[key]
+        algo = self._algorithm_config()
+        config["learning_rate"] = algo.pop("learning_rate")
+        config["decay"] = self._args["decay"]
+        config.update(algo)
+        return self._extension_config(config)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        if "lr" in config:
+            config["learning_rate"] = config.pop("lr")
+        # A serialization marker, not an argument (the current family drops it
+        # in its constructor); `deserialize` reads the family from it.
+        if config.get("is_legacy_optimizer") is True:
+            config.pop("is_legacy_optimizer")
+        return super().from_config(config, custom_objects)
+
+    def _weight_entries(self):
+        prefix = f"{self._name}/"
+        entries = [(f"{prefix}iter:0", read_iterations, self._write_iterations)]
+        return entries + self._scalar_entries(prefix) + self._slot_entries(self._slot_name)
+
+    def _slot_name(self, slot: str, var: Variable) -> str:
+        return f"{self._name}/{var._shared_name}/{slot}:0"
+
+    def _iter_weight_name(self) -> str:
+        return f"{self._name}/iter:0"
+
+
+class Optimizer(ConfigMixin, KerasOptimizer):
+    """Base class of the current family (``tf.keras.optimizers.Optimizer``, TF-Keras >= 2.11).
+
+    Constructor arguments beyond the algorithm's: ``weight_decay``,
+    ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``use_ema``,
+    ``ema_momentum``, ``ema_overwrite_frequency``, ``jit_compile`` (the step
+    is always jitted; the config reports it as TF-Keras does, true only with a
+    GPU), and Keras 3's ``loss_scale_factor`` and ``gradient_accumulation_steps``.
+    """
+
+    _family: ClassVar[str] = "current"
+
+    def _build_for(self, pairs, kept) -> None:
+        if not self.built:
+            self._register([v for _, v in pairs])
+            self._scoped = True
+
+    def _unknown_variable(self, variable: Variable) -> None:
+        raise KeyError(
+            f"The optimizer cannot recognize variable {variable.name}. This usually means you are "
+            "trying to call the optimizer to update different parts of the model separately. Please "
+            "call `optimizer.build(variables)` with the full list of trainable variables before the "
+            f"training loop or use legacy optimizer `jaxopt_keras.optimizers.legacy.{type(self).__name__}."
+        )
+
+    def exclude_from_weight_decay(self, var_list: Sequence[Variable] | None = None, var_names: Sequence[str] | None = None) -> None:
+        """Exempts variables (by identity, or by regex on their names) from weight decay.
+
+        Raises:
+          ValueError: the optimizer is already built.
+        """
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configued before the optimizer is built.")
+        ids = [id(v) for v in var_list] if var_list else []
+        self._weight_decay_exclude = (ids, list(var_names or []))
+
+    def finalize_variable_values(self, var_list: Sequence[Variable]) -> None:
+        """With ``use_ema``, overwrites the variables with their moving averages."""
+        if not self._args.get("use_ema") or not self.built:
+            return
+        averages = self._ema().average
+        for v in self._check_variables(var_list):
+            v.assign(averages[self._index[self._var_key(v)]])
+
+    def _get_hyper(self, name: str) -> Any:
+        # The current family keeps Python floats; the state holds the live value.
+        return self._args[name]
+
+    def _get_learning_rate(self) -> Any:
+        if self._learning_rate_is_schedule():
+            schedule = self._args["learning_rate"]
+            return StateView("current_learning_rate:0", lambda: jnp.asarray(schedule(self._iterations_value())), _read_only)
+        return self._hyper_view("learning_rate")
+
+    def _put_learning_rate(self, value: Any) -> None:
+        if is_schedule(value):
+            self._set_learning_rate_source(value)
+        elif self._learning_rate_is_schedule():
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its "
+                "`learning_rate` constructor argument, hence its learning rate is not settable. "
+                "If you need the learning rate to be settable, you should instantiate the "
+                "optimizer with a float `learning_rate` argument."
+            )
+        else:
+            self._set_numeric_hyper("learning_rate", value.value if isinstance(value, Variable) else value)
+
+    def _serialize_hyper(self, key: str) -> Any:
+        if key == "learning_rate":  # a float32 tf.Variable in TF-Keras
+            return np.float32(self._hp["learning_rate"])
+        return self._args[key]
+
+    def get_config(self) -> dict:
+        """Equal to ``tf.keras.optimizers.<Class>.get_config()`` for the same arguments."""
+        config = {
+            "name": self._name,
+            "weight_decay": self._args["weight_decay"],
+            "clipnorm": self._args["clipnorm"],
+            "global_clipnorm": self._args["global_clipnorm"],
+            "clipvalue": self._args["clipvalue"],
+            "use_ema": self._args["use_ema"],
+            "ema_momentum": self._args["ema_momentum"],
+            "ema_overwrite_frequency": self._args["ema_overwrite_frequency"],
+            "jit_compile": bool(self._args["jit_compile"]) and has_gpu(),
+            "is_legacy_optimizer": False,
+        }
+        config.update(self._algorithm_config())
+        for key in ("loss_scale_factor", "gradient_accumulation_steps"):  # Keras 3's; kept when set
+            if self._args.get(key) is not None:
+                config[key] = self._args[key]
+        return self._extension_config(config)
+
+    def _weight_entries(self):
+        entries = [("iteration:0", read_iterations, self._write_iterations)]
+        prefix = f"{self._name}/" if self._scoped else ""
+        if self._args.get("use_ema"):
+            for i, v in enumerate(self._variables):
+                entries.append((f"{prefix}average/{v._shared_name}:0", *list_entry(EmaState, "average", i)))
+        if self._args.get("gradient_accumulation_steps"):
+            for i, v in enumerate(self._variables):
+                entries.append(
+                    (f"{prefix}gradient_accumulator/{v._shared_name}:0", *list_entry(AccumulationState, "accumulators", i))
+                )
+        return entries + self._scalar_entries(prefix) + self._slot_entries(self._slot_name)
+
+    def _slot_name(self, slot: str, var: Variable) -> str:
+        prefix = f"{self._name}/" if self._scoped else ""
+        return f"{prefix}{slot}/{var._shared_name}:0"
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        if not self.built:
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not yet been built. Please "
+                "call `optimizer.build(trainable_variables)` to create the optimizer weights before "
+                "calling `set_weights()`."
+            )
+        super().set_weights(weights)
+
+    def _shape_error(self, name, expected, given) -> None:
+        raise ValueError(
+            f"Optimizer variable {name} has shape {tuple(expected)} not compatible with provided "
+            f"weight shape {tuple(given)}."
+        )
+
+
+def _read_only(value):
+    raise ValueError("This value is computed from a schedule and cannot be assigned.")

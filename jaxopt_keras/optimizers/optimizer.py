@@ -1,0 +1,440 @@
+"""The Keras optimizer object: variables, state, the jitted step, hyperparameters as attributes.
+
+One generic class, :class:`KerasOptimizer`, gives every optimizer Keras's
+object API over the pure core.  A class of the registry
+(:mod:`jaxopt_keras.optimizers.classes`) only names its
+:class:`~jaxopt_keras.registry.Entry` and family; the family's rules live in
+:mod:`jaxopt_keras.optimizers.families`, the weights list in
+:mod:`jaxopt_keras.optimizers.weights`.
+
+Where things are kept:
+
+* :attr:`transformation` is what the functional factory builds from the
+  same arguments, built once (and again only when a structural argument
+  changes);
+* :attr:`state` is its state over the registered variables, in registration
+  order.  It exists from construction (over no variables), so the numeric
+  hyperparameters live there and only there;
+* ``_args`` holds the constructor arguments as given: what ``get_config``
+  reports (Keras keeps Python attributes beside its variables in the same
+  way), and the static arguments the transformation is built from.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
+from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.hyperparams import Hyperparams
+from jaxopt_keras.core.sparse import IndexedSlices
+from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipping
+from jaxopt_keras.keras.factories import bind
+from jaxopt_keras.keras.pipeline import build_transformation
+from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.weights import WeightsList
+from jaxopt_keras.registry import Entry
+from jaxopt_keras.schedules.base import is_schedule
+from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.ema import EmaState
+
+
+def python_scalar(value: Any) -> Any:
+    """A Python scalar for NumPy/JAX scalars; anything else unchanged."""
+    if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
+        return np.asarray(value).item()
+    return value
+
+
+def loss_takes_values(loss: Callable) -> bool:
+    """Whether ``loss`` is a function of the list of values (else Keras-style, of nothing)."""
+    return len(inspect.signature(loss).parameters) > 0
+
+
+class KerasOptimizer(WeightsList):
+    """Behaviour shared by every Keras family; see :mod:`jaxopt_keras.optimizers.families`."""
+
+    _entry: ClassVar[Entry]
+    _spec: ClassVar[Spec]
+    _signature: ClassVar[inspect.Signature]
+    _family: ClassVar[str]
+    _LAYER_ONLY: ClassVar[tuple[str, ...]] = ()
+    # Arguments whose change rebuilds the transformation (its structure changes).
+    _STATIC: ClassVar[tuple[str, ...]] = ("amsgrad", "nesterov", "centered", "adaptive_epsilon") + CLIP_ARGS
+    _SLOT_SHAPING: ClassVar[tuple[str, ...]] = ("amsgrad", "centered")
+
+    # ------------------------------------------------------------------
+    # Construction
+    # ------------------------------------------------------------------
+    def __init__(self, *args: Any, **kwargs: Any):
+        object.__setattr__(self, "_initialized", False)
+        layer_only = {k: kwargs.pop(k) for k in self._LAYER_ONLY if k in kwargs}
+        named, extra = bind(self._signature, args, kwargs)
+        name = named.pop("name")
+        self._name = name if name else type(self).__name__
+        self._args = check_arguments(self._spec, self._entry.class_name, named, extra)
+        self._layer_args = self._check_layer_args(layer_only)
+        self._variables: list[Variable] = []
+        self._index: dict[int, int] = {}
+        self._batches: list[int] = []  # sizes of successive builds (legacy slot order)
+        self._scoped = False  # slot names carry the optimizer's name scope
+        self._built = False
+        self._hypers_read = False
+        self._weight_decay_exclude: tuple[list[int], list[str]] | None = None
+        self._lock = threading.RLock()  # one step at a time: the step donates the state
+        self._rebuild()
+        self._state = self._transformation.init([])
+        self._initialized = True
+
+    def _check_layer_args(self, layer_only: Mapping[str, Any]) -> dict:
+        return dict(layer_only)
+
+    # ------------------------------------------------------------------
+    # The transformation and its state
+    # ------------------------------------------------------------------
+    def _pre(self) -> base.GradientTransformation | None:
+        """Gradient processing before the optimizer (the legacy aggregator), or ``None``."""
+        return None
+
+    def _decay_mask(self, params: Any) -> list[bool]:
+        """Which variables weight decay applies to (``exclude_from_weight_decay``)."""
+        if self._weight_decay_exclude is None:
+            return [True] * len(self._variables)
+        ids, names = self._weight_decay_exclude
+        return [not (id(v) in ids or any(re.search(n, v.name) for n in names)) for v in self._variables]
+
+    def _rebuild(self) -> None:
+        """Builds the transformation and its jitted step (at construction, and when
+        a structural argument changes)."""
+        args = dict(self._args)
+        if args.get("weight_decay") is not None:
+            args["weight_decay_mask"] = self._decay_mask
+        main = build_transformation(self._spec, args, self._name)
+        pre = self._pre()
+        self._transformation = main if pre is None else base.chain(pre, main)
+
+        def step(values, state, grads):
+            updates, state = self._transformation.update(grads, state, values)
+            return base.apply_updates(values, updates), state
+
+        self._step = jax.jit(step, donate_argnums=(0, 1))
+
+    @property
+    def transformation(self) -> base.GradientTransformation:
+        """The pure ``GradientTransformation`` this optimizer applies.
+
+        What the functional factory builds from the same arguments (preceded,
+        in the legacy family, by ``gradient_aggregator``/``gradient_transformers``
+        when given).  Its state is what :attr:`state` holds, so a functional
+        loop can drive it.
+        """
+        return self._transformation
+
+    @property
+    def state(self) -> Any:
+        """The optimizer state over the registered variables."""
+        return self._state
+
+    @state.setter
+    def state(self, new_state: Any) -> None:
+        old_def = jax.tree_util.tree_structure(self._state)
+        new_def = jax.tree_util.tree_structure(new_state)
+        if old_def != new_def:
+            raise ValueError(f"The new state's structure {new_def} differs from the optimizer's {old_def}.")
+        for a, b in zip(jax.tree_util.tree_leaves(self._state), jax.tree_util.tree_leaves(new_state)):
+            if np.shape(a) != np.shape(b):
+                raise ValueError(f"State leaf shape {np.shape(b)} does not match the optimizer's {np.shape(a)}.")
+        # Copies: the step donates the state's buffers, so the optimizer must own
+        # them (a caller's arrays stay valid, and a buffer given twice is not
+        # donated twice).
+        self._state = jax.tree_util.tree_map(
+            lambda a, b: jnp.array(b, dtype=jnp.asarray(a).dtype, copy=True), self._state, new_state
+        )
+
+    def _core(self, state: Any = None) -> OptimizerState:
+        return find_state(self._state if state is None else state, OptimizerState)
+
+    def _ema(self, state: Any = None) -> EmaState | None:
+        return find_state(self._state if state is None else state, EmaState, required=False)
+
+    @property
+    def _hp(self) -> Hyperparams:
+        return self._core().hyperparams
+
+    def _set_hp(self, hp: Hyperparams) -> None:
+        self._state = replace_state(self._state, OptimizerState, lambda c: c._replace(hyperparams=hp))
+
+    # ------------------------------------------------------------------
+    # Variables
+    # ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def built(self) -> bool:
+        return self._built
+
+    def _var_key(self, variable: Variable) -> int:
+        return id(variable)
+
+    def _check_variables(self, var_list: Iterable[Any]) -> list[Variable]:
+        out = list(var_list)
+        for v in out:
+            if not isinstance(v, Variable):
+                raise TypeError(
+                    f"Optimizers update jaxopt_keras.Variable objects; received {type(v).__name__}. "
+                    "Wrap parameters in `jaxopt_keras.Variable(value, name=...)`, or use "
+                    "`optimizer.transformation` on plain arrays."
+                )
+        return out
+
+    def _register(self, new: Sequence[Variable]) -> None:
+        """Adds variables and their freshly initialized state, as one build batch."""
+        new = [v for v in new if self._var_key(v) not in self._index]
+        if not new and self._built:
+            return
+        for v in new:
+            self._index[self._var_key(v)] = len(self._variables)
+            self._variables.append(v)
+        self._batches.append(len(new))
+        fresh = self._transformation.init([v.value for v in new])
+        if not self._built:
+            # The first build: the state over no variables gives way to the
+            # fresh one, keeping the step count and the hyperparameters.
+            old = self._core()
+            self._state = replace_state(
+                fresh, OptimizerState, lambda c: c._replace(iterations=old.iterations, hyperparams=old.hyperparams)
+            )
+        else:
+            # Append the new variables' per-parameter leaves (lists) to the old ones.
+            def merge(old, add):
+                return old + add if isinstance(old, list) else old
+
+            self._state = jax.tree_util.tree_map(merge, self._state, fresh, is_leaf=lambda x: isinstance(x, list))
+        self._built = True
+
+    def build(self, var_list: Iterable[Variable]) -> None:
+        """Creates the optimizer's state for ``var_list``.
+
+        Current family: builds once, for all trainable variables.  Legacy family:
+        each call adds state for variables not seen before, as
+        ``OptimizerV2._create_all_weights`` does.
+        """
+        var_list = self._check_variables(var_list)
+        if self._family != "legacy" and self.built:
+            return
+        with self._lock:
+            self._register(var_list)
+
+    # ------------------------------------------------------------------
+    # Training
+    # ------------------------------------------------------------------
+    def _grads_tree(self, pairs: Sequence[tuple[Any, Variable]]) -> list:
+        grads: list = [None] * len(self._variables)
+        for g, v in pairs:
+            key = self._var_key(v)
+            if key not in self._index:
+                self._unknown_variable(v)
+            if isinstance(g, (IndexedSlices, jax.Array)):
+                grads[self._index[key]] = g  # no per-gradient dispatch on the hot path
+            else:
+                grads[self._index[key]] = jnp.asarray(g.value if isinstance(g, Variable) else g)
+        return grads
+
+    def _unknown_variable(self, variable: Variable) -> None:
+        raise KeyError(f"The optimizer does not know variable {variable.name}.")
+
+    def _filter(self, grads_and_vars: Iterable[tuple[Any, Variable]]) -> tuple[list, list]:
+        pairs = list(grads_and_vars)
+        variables = self._check_variables(v for _, v in pairs)
+        kept = [(g, v) for g, v in pairs if g is not None]
+        if pairs and not kept:
+            raise ValueError(
+                f"No gradients provided for any variable: {([v.name for v in variables],)}. "
+                f"Provided `grads_and_vars` is {tuple(pairs)}."
+            )
+        return pairs, kept
+
+    def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
+        grads = self._grads_tree(kept)
+        values = [v.value for v in self._variables]
+        new_values, state = self._step(values, self._state, grads)
+        object.__setattr__(self, "_state", state)  # the hot path skips the attribute hook
+        for v, value in zip(self._variables, new_values):
+            v._set(value)
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]], name: str | None = None, **kwargs: Any):
+        """Applies one step to the variables, in place, and increments ``iterations``.
+
+        ``None`` gradients are dropped, as Keras drops them.  The step is one
+        jitted call, compiled once per set of gradient shapes/dtypes and reused;
+        the variables' and state's buffers are donated to it, so arrays read from
+        the variables *before* the call are invalid after it.  Calls from several
+        threads are taken one at a time.
+
+        Returns:
+          :attr:`iterations`.
+        """
+        del name, kwargs
+        pairs, kept = self._filter(grads_and_vars)
+        if not pairs:
+            return self.iterations
+        with self._lock:
+            self._build_for(pairs, kept)
+            self._run(kept)
+        return self.iterations
+
+    def _build_for(self, pairs, kept) -> None:
+        raise NotImplementedError
+
+    def compute_gradients(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> list:
+        """``[(gradient, variable)]`` of ``loss`` with respect to the variables' values.
+
+        ``loss`` is either a callable of the list of values, or Keras-style a
+        callable of no arguments that reads the variables (their values are
+        swapped for tracers while the gradient is taken).
+        """
+        if tape is not None:
+            raise ValueError("JAX has no gradient tape: pass `loss` as a callable.")
+        var_list = self._check_variables(var_list)
+        if not callable(loss):
+            raise ValueError(f"`loss` must be a callable in JAX. Received: loss={loss!r}")
+        takes_values = loss_takes_values(loss)
+
+        def f(values):
+            if takes_values:
+                return loss(values)
+            saved = [v.value for v in var_list]
+            try:
+                for v, x in zip(var_list, values):
+                    v._value = x
+                return loss()
+            finally:
+                for v, x in zip(var_list, saved):
+                    v._value = x
+
+        value, grads = jax.value_and_grad(f)([v.value for v in var_list])
+        self._last_loss = value
+        return list(zip(grads, var_list))
+
+    def minimize(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> jax.Array:
+        """Takes the gradient of ``loss`` (see :meth:`compute_gradients`) and applies it.
+
+        Returns:
+          The loss value before the step.
+        """
+        grads_and_vars = self.compute_gradients(loss, var_list, tape)
+        self.apply_gradients(grads_and_vars)
+        return self._last_loss
+
+    # ------------------------------------------------------------------
+    # Hyperparameters as attributes
+    # ------------------------------------------------------------------
+    def _hyper_names(self) -> tuple[str, ...]:
+        return tuple(self._hp.primary)
+
+    def _hyper_view(self, name: str) -> StateView:
+        return StateView(f"{name}:0", lambda: self._hp[name], lambda value: self._set_numeric_hyper(name, value))
+
+    def _set_numeric_hyper(self, name: str, value: Any) -> None:
+        self._set_hp(self._hp.replace(**{name: value}))
+        if not isinstance(value, jax.core.Tracer):
+            self._args[name] = python_scalar(value)
+
+    def _learning_rate_is_schedule(self) -> bool:
+        return is_schedule(self._args["learning_rate"])
+
+    def _set_learning_rate_source(self, value: Any) -> None:
+        """Replaces a schedule by another, or a float by a schedule (a new step function)."""
+        self._args["learning_rate"] = value
+        values = dict(self._hp.primary)
+        values.pop("learning_rate", None)
+        hp = init_hyperparams(self._spec, self._args)
+        hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
+        self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
+        self._rebuild()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: hyperparameters and Keras attributes.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        args = self.__dict__.get("_args")
+        if args is None:
+            raise AttributeError(name)
+        if name == "lr":
+            name = "learning_rate"
+        if name == "learning_rate":
+            return self._get_learning_rate()
+        if name in self._hyper_names():
+            return self._get_hyper(name)
+        if name in args:
+            return args[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or not self.__dict__.get("_initialized", False):
+            object.__setattr__(self, name, value)
+            return
+        if name == "lr":
+            name = "learning_rate"
+        if name == "learning_rate":
+            self._put_learning_rate(value)
+        elif name in self._hyper_names():
+            self._set_numeric_hyper(name, value)
+        elif name in self._STATIC:
+            self._set_static(name, value)
+        elif name == "iterations":
+            self._set_iterations(value.value if isinstance(value, Variable) else value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def _set_static(self, name: str, value: Any) -> None:
+        if name in self._SLOT_SHAPING and self.built and value != self._args.get(name):
+            raise ValueError(f"`{name}` changes the optimizer's slots; it cannot change after the optimizer is built.")
+        new_args = dict(self._args, **{name: value})
+        if name in CLIP_ARGS:
+            check_clipping(new_args, self._family)
+        self._args = new_args
+        self._rebuild()
+        self._restructure_state()
+
+    def _restructure_state(self) -> None:
+        """Fits the state to a rebuilt transformation (clipping added or removed).
+
+        The transformation's chain has one part per configured feature, so its
+        state's structure can change; the stateful parts (the optimizer's, the
+        moving average's, the accumulator's) carry over unchanged.
+        """
+        fresh = self._transformation.init([v.value for v in self._variables])
+        if jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(self._state):
+            return
+        for cls in (OptimizerState, EmaState, AccumulationState):
+            old = find_state(self._state, cls, required=False)
+            if old is not None and find_state(fresh, cls, required=False) is not None:
+                fresh = replace_state(fresh, cls, lambda _, old=old: old)
+        self._state = fresh
+
+    def _get_hyper(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def _get_learning_rate(self) -> Any:
+        raise NotImplementedError
+
+    def _put_learning_rate(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__name__} name={self._name!r}>"
