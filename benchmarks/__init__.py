@@ -10,7 +10,7 @@ What it measures, per workload x optimizer x numerics family x system: the
 median time of one jitted step, its compile time, the process's peak RSS and
 the optimizer state's size; and how step and compile time grow with the number
 of leaves.  See ``docs/performance.md`` (written by the full run) for the
-results and the issue's targets, evaluated from them.
+results and the project's performance targets, evaluated from them.
 
 Layout:
 
@@ -26,5 +26,5 @@ Layout:
   subprocess that measures, and the parent that plans the run, feeds the
   worker and enforces the time budgets (killing a compile that overruns);
 * :mod:`benchmarks.targets`, :mod:`benchmarks.report`, :mod:`benchmarks.plots`:
-  the issue's targets evaluated from the results, the Markdown page, the PNGs.
+  the performance targets evaluated from the results, the Markdown page, the PNGs.
 """

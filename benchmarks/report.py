@@ -220,7 +220,7 @@ class Page:
             "",
             "## Targets",
             "",
-            "The targets of the performance issue (section 2), each evaluated from this run's measurements: "
+            "The project's performance targets, each evaluated from this run's measurements: "
             f"{counts[targets.MET]} met, {counts[targets.NOT_MET]} not met, "
             f"{counts[targets.NOT_MEASURED]} not measured.",
             "",

@@ -12,8 +12,8 @@ the updated parameters: one execution's outputs become ready together).
 
 Roles:
 
-* ``"ours"``: a pure functional step of jaxopt_keras; the issue's targets
-  for "the pure functional step" are evaluated for each such system, and ratio
+* ``"ours"``: a pure functional step of jaxopt_keras; the targets for "the
+  pure functional step" are evaluated for each such system, and ratio
   columns compare each against every peer;
 * ``"layer"``: the stateful Keras layer (compared with the fastest "ours"
   system and with the peers);

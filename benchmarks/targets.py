@@ -1,4 +1,4 @@
-"""The issue's performance targets (section 2), evaluated from a run's records.
+"""The project's performance targets, evaluated from a run's records.
 
 Every verdict is computed here from the measured figures; the report only
 prints them.  A target is *met* when every measured cell satisfies it, *not
@@ -394,7 +394,7 @@ def sparse_speedup(res: Results) -> list[Verdict]:
 
 
 def evaluate(results: dict) -> list[Verdict]:
-    """All of section 2's targets, in the issue's order, then the sparse target."""
+    """Every target, in the page's order."""
     res = Results(results)
     verdicts: list[Verdict] = []
     for part in (step_vs_optax, compile_2000, compile_sublinear, layer_targets, vs_tf_keras, state_size, sparse_speedup):
