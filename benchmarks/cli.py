@@ -31,14 +31,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ),
     )
     p.add_argument(
-        "--quick", action="store_true", help="a few-minute run: Adam only, large and resnet, sweep to 500 leaves"
+        "--quick",
+        action="store_true",
+        help=f"a few-minute run: Adam only, large and resnet, sweep to {QUICK.scaling_leaves[-1]} leaves",
     )
     p.add_argument("--workloads", type=_csv, help="comma-separated: large,resnet,gpt2,many,leaves-N (e.g. leaves-1000)")
     p.add_argument("--optimizers", type=_csv, help=f"comma-separated: {','.join(optimizers.OPTIMIZERS)}")
     p.add_argument("--families", type=_csv, help="comma-separated: current,legacy")
     p.add_argument("--systems", type=_csv, help=f"comma-separated, of the registered: {','.join(systems.SYSTEMS)}")
     p.add_argument(
-        "--scaling-leaves", type=_csv, help="comma-separated leaf counts of the sweep (e.g. 100,500,2000,5000)"
+        "--scaling-leaves", type=_csv, help="comma-separated leaf counts of the sweep (e.g. 100,500,1000,2000,5000)"
     )
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse-embedding benchmark")

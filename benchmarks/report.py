@@ -71,10 +71,11 @@ def value_cell(r: Record | None, notes: Notes, fmt: Callable[[Record], str]) -> 
 
 
 def ratio_cell(a: Record | None, b: Record | None, field: str = "step_ms") -> str:
-    if ok(a) and ok(b) and a.get(field) and b.get(field):  # type: ignore[union-attr]
-        assert a is not None and b is not None
-        return f"{a[field] / b[field]:.2f}"
-    return "—"
+    if not (ok(a) and ok(b)):
+        return "—"
+    assert a is not None and b is not None
+    x, y = a.get(field), b.get(field)
+    return f"{x / y:.2f}" if x and y else "—"
 
 
 def seconds(x: float | None) -> str:
@@ -137,12 +138,10 @@ class Page:
         header = ["Optimizer (k slots)", "Family"] + [f"{a['label']} / {b['label']}" for a, b in pairs]
         rows = []
         for opt, fam in self.res.rows(workload):
-            get = self.res.get
-            cells = [
-                ratio_cell(get(workload, opt, fam, a["key"]), get(workload, opt, fam, b["key"]), field)
-                for a, b in pairs
-            ]
-            rows.append([self.row_label(opt), fam] + cells)
+            cell = {s["key"]: self.res.get(workload, opt, fam, s["key"]) for s in self.systems}
+            rows.append(
+                [self.row_label(opt), fam] + [ratio_cell(cell[a["key"]], cell[b["key"]], field) for a, b in pairs]
+            )
         return ["", f"Ratios ({what} of the first / the second):", "", *table(header, rows, "ll" + "r" * len(pairs))]
 
     def opt_label(self, key: str) -> str:
