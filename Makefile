@@ -1,8 +1,9 @@
 # `make demo`, `make test` and `make bench` each create .venv when it is missing
 # and install what they need (the stamp files make the install a no-op when
-# nothing changed).  `make bench` runs the full benchmark suite (well under 20
-# minutes; writes docs/performance.md, its plots and benchmarks/results.json);
-# `make bench-quick` a 2-minute check that writes to build/bench-quick/.
+# nothing changed).  `make bench` runs the full benchmark suite (one to two
+# hours, most of it compiling per-leaf programs for the trees of many leaves;
+# writes docs/performance.md, its plots and benchmarks/results.json);
+# `make bench-quick` a few-minute check that writes to build/bench-quick/.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -31,18 +31,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         ),
     )
     p.add_argument(
-        "--quick", action="store_true", help="a ~2-minute run: Adam only, large and resnet, sweep to 500 leaves"
+        "--quick",
+        action="store_true",
+        help=f"a few-minute run: Adam only, large and resnet, sweep to {QUICK.scaling_leaves[-1]} leaves",
     )
-    p.add_argument("--workloads", type=_csv, help="comma-separated: large,resnet,many")
+    p.add_argument("--workloads", type=_csv, help="comma-separated: large,resnet,gpt2,many,leaves-N (e.g. leaves-1000)")
     p.add_argument("--optimizers", type=_csv, help=f"comma-separated: {','.join(optimizers.OPTIMIZERS)}")
     p.add_argument("--families", type=_csv, help="comma-separated: current,legacy")
     p.add_argument("--systems", type=_csv, help=f"comma-separated, of the registered: {','.join(systems.SYSTEMS)}")
     p.add_argument(
-        "--scaling-leaves", type=_csv, help="comma-separated leaf counts of the sweep (e.g. 100,500,2000,5000)"
+        "--scaling-leaves", type=_csv, help="comma-separated leaf counts of the sweep (e.g. 100,500,1000,2000,5000)"
     )
     p.add_argument("--no-scaling", action="store_true", help="skip the scaling sweep")
     p.add_argument("--no-sparse", action="store_true", help="skip the sparse-embedding benchmark")
     p.add_argument("--repeats", type=int, help="timed steps per measurement")
+    p.add_argument(
+        "--first-step-runs", type=int, metavar="N", help="fresh processes per cell for its time to the first step"
+    )
     p.add_argument("--compile-budget", type=float, metavar="S", help="seconds one compile may take")
     p.add_argument("--group-budget", type=float, metavar="S", help="compile seconds per system and workload")
     p.add_argument("--deadline", type=float, metavar="MIN", help="minutes after which no task starts")
@@ -54,26 +59,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def config_from(args: argparse.Namespace) -> SuiteConfig:
     cfg = QUICK if args.quick else FULL
-    changes: dict = {}
-    for name in ("workloads", "optimizers", "families", "systems"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    if args.scaling_leaves is not None:
-        changes["scaling_leaves"] = tuple(int(x) for x in args.scaling_leaves)
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    changes: dict = {k: given[k] for k in ("workloads", "optimizers", "families", "systems") if k in given}
+    if "scaling_leaves" in given:
+        changes["scaling_leaves"] = tuple(int(x) for x in given["scaling_leaves"])
     if args.no_scaling:
         changes["scaling_leaves"] = ()
-    if args.repeats is not None:
+    if "repeats" in given:
         changes["repeats"] = changes["scaling_repeats"] = args.repeats
-    if args.compile_budget is not None:
-        changes["compile_budget_s"] = args.compile_budget
-    if args.group_budget is not None:
-        changes["group_budget_s"] = args.group_budget
-    if args.deadline is not None:
+    for flag, field in (("compile_budget", "compile_budget_s"), ("group_budget", "group_budget_s")):
+        if flag in given:
+            changes[field] = given[flag]
+    if "first_step_runs" in given:
+        changes["first_step_runs"] = args.first_step_runs
+    if "deadline" in given:
         changes["deadline_s"] = 60.0 * args.deadline
-    if args.out_dir is not None:
-        changes["out_dir"] = args.out_dir.resolve()
-    if args.results is not None:
-        changes["results_path"] = args.results.resolve()
+    for flag, field in (("out_dir", "out_dir"), ("results", "results_path")):
+        if flag in given:
+            changes[field] = given[flag].resolve()
     cfg = cfg.replace(**changes)
     for w in cfg.workloads:
         workloads.get(w)
@@ -132,7 +135,10 @@ def progress_line(record: dict, done: int, total: int, elapsed: float) -> str:
     status = record["status"]
     if status == "ok":
         extra = " (reused)" if record.get("reused_from") is not None else ""
-        what = f"step {record['step_ms']:9.3f} ms   compile {record['compile_s']:7.2f} s{extra}"
+        what = (
+            f"step {record['step_ms']:9.3f} ms   compile {record['compile_s']:7.2f} s   "
+            f"first step {record.get('time_to_first_step_s') or 0:7.2f} s{extra}"
+        )
     else:
         what = f"{status}: {record.get('note', '')}"
     return f"[{done:3d}/{total} {elapsed / 60:5.1f} min] {cell} {what}"

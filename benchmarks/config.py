@@ -4,18 +4,24 @@ Two presets: :data:`FULL` (``python -m benchmarks``, ``make bench``) and
 :data:`QUICK` (``--quick``, ``make bench-quick``).  Command-line flags override
 single fields (see :mod:`benchmarks.cli`).
 
-Time is spent almost entirely in XLA compiles: a step over a tree of many
-small leaves is one program with a few fusions per leaf, compiled separately
-for each distinct leaf shape, and XLA:CPU takes about a minute for 2000
-leaves of distinct shapes.  Three budgets keep the suite bounded:
+Every measurement runs in a fresh worker process, so that its time to the
+first step starts with cold compile caches.  Time is spent almost entirely in
+XLA compiles: a step over a tree of many small leaves is one program with a
+few fusions per leaf, compiled separately for each distinct leaf shape, and
+XLA:CPU takes one to two minutes for 2000 leaves of distinct shapes.  On the
+trees of many leaves (``leaves-N``, ``many``) the per-leaf systems therefore
+run only the cells of :attr:`SuiteConfig.leaf_tree_cells`.  Three budgets keep
+the suite bounded:
 
-* ``compile_budget_s``: one measurement's compile.  The worker is killed when
-  a compile overruns it, and the result is recorded as "> budget".
+* ``compile_budget_s``: one measurement's compile (``leaf_tree_compile_budget_s``
+  for the per-leaf systems on those trees).  The worker is killed when a
+  compile overruns it, and the result is recorded as "> budget".
 * ``group_budget_s``: the compile seconds one system may spend on one
-  workload across its optimizer cells: a cell is skipped (and recorded so)
-  when the seconds spent plus the last compile's would pass it, or once a cell
-  of that system and workload overran the compile budget.  Cells run Adam
-  first, so the costliest workloads still get their Adam rows.
+  workload across its optimizer cells (``leaf_tree_group_budget_s`` on the
+  trees of many leaves): a cell is skipped (and recorded so) when the seconds
+  spent plus the last compile's would pass it, or once a cell of that system
+  and workload overran the compile budget.  Cells run Adam first, so the
+  costliest workloads still get their Adam rows.
 * ``deadline_s``: the whole run; tasks not started by then are recorded as
   skipped.  The run ends about one task (at most one compile budget) past it.
 """
@@ -24,8 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Mapping
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The optimizers both jaxopt_keras and optax have (the ratio targets' cells).
+SHARED_WITH_OPTAX = ("adam", "sgd", "rmsprop", "adagrad")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +51,22 @@ class SuiteConfig:
       scaling_leaves: leaf counts of the scaling sweep (empty: no sweep).
       scaling_systems: systems of the sweep (those registered and selected).
       scaling_optimizer: the optimizer of the sweep, in ``scaling_family``.
-      warmup: untimed steps after the first call.
+      leaf_tree_cells: on the trees of many leaves, the optimizers each system
+        runs (a system not listed runs none; ``"*"``: all of the run's).
+      jit_init_optimizers: the cells (by optimizer) whose ``jax.jit(init)``
+        is timed, on the trees of many leaves only.
+      first_step_runs: how many fresh processes measure a cell's time to the
+        first step (the fastest is kept); the second and later runs only for
+        cells whose first run took at most ``first_step_rerun_max_s``.
+      warmup: steps after the compile before timing (the first step included).
       repeats: timed steps; the median is reported.
+      timed_budget_s: fewer timed steps (not under 10) where ``repeats`` of
+        them would take longer, judged by the warm-up steps.
       scaling_repeats: timed steps per point of the sweep.
-      compile_budget_s: limit on one measurement's compile.
-      group_budget_s: limit on one system's compile seconds over one workload
-        (the next compile is predicted to take as long as the last).
+      compile_budget_s, leaf_tree_compile_budget_s: limit on one measurement's compile.
+      group_budget_s, leaf_tree_group_budget_s: limit on one system's compile
+        seconds over one workload (the next compile is predicted to take as
+        long as the last).
       deadline_s: limit on the whole run (tasks not started by then are skipped).
       phase_timeout_s: safety limit on the other phases of one measurement
         (building the inputs, the timed steps).
@@ -63,14 +83,18 @@ class SuiteConfig:
     scaling_systems: tuple[str, ...]
     scaling_optimizer: str
     scaling_family: str
-    many_per_leaf_optimizers: tuple[str, ...]
-    many_per_leaf_systems: tuple[str, ...]
-    many_compile_budget_s: float
+    leaf_tree_cells: Mapping[str, tuple[str, ...]]
+    jit_init_optimizers: tuple[str, ...]
+    first_step_runs: int
+    first_step_rerun_max_s: float
     warmup: int
     repeats: int
+    timed_budget_s: float
     scaling_repeats: int
     compile_budget_s: float
+    leaf_tree_compile_budget_s: float
     group_budget_s: float
+    leaf_tree_group_budget_s: float
     deadline_s: float
     phase_timeout_s: float
     out_dir: Path
@@ -82,43 +106,51 @@ class SuiteConfig:
 
 FULL = SuiteConfig(
     mode="full",
-    workloads=("large", "resnet", "many"),
+    workloads=("large", "resnet", "gpt2", "leaves-1000", "many"),
     optimizers=("adam", "sgd", "rmsprop", "adagrad", "ftrl"),
     families=("current", "legacy"),
     systems=None,
-    scaling_leaves=(100, 500, 2000, 5000),
+    scaling_leaves=(100, 500, 1000, 2000, 5000),
     scaling_systems=("ours", "optax", "keras3", "flat"),
     scaling_optimizer="adam",
     scaling_family="current",
-    many_per_leaf_optimizers=("adam",),
-    # Per-leaf programs over 2000 distinct shapes take one to three minutes to
-    # compile on XLA:CPU: they get a longer budget, for the systems the targets
-    # compare (Keras 3 on `many` is in the scaling sweep's 2000-leaf point).
-    many_per_leaf_systems=("ours", "optax", "tf_legacy", "layer"),
-    many_compile_budget_s=240.0,
+    # Per-leaf programs over 1000-2000 distinct shapes take one to three
+    # minutes each to compile on XLA:CPU: the flat layout runs every cell, ours
+    # and optax the cells they share (the first-step and compile targets), the
+    # others Adam (Keras 3 on the trees of many leaves is in the sweep).
+    leaf_tree_cells={
+        "flat": ("*",),
+        "ours": SHARED_WITH_OPTAX,
+        "optax": SHARED_WITH_OPTAX,
+        "layer": ("adam",),
+        "tf_legacy": ("adam",),
+    },
+    jit_init_optimizers=("adam",),
+    first_step_runs=2,
+    first_step_rerun_max_s=20.0,
     warmup=5,
     repeats=50,
+    timed_budget_s=5.0,
     scaling_repeats=20,
     compile_budget_s=90.0,
+    leaf_tree_compile_budget_s=240.0,
     group_budget_s=120.0,
-    deadline_s=30 * 60.0,
+    leaf_tree_group_budget_s=1200.0,
+    deadline_s=120 * 60.0,
     phase_timeout_s=300.0,
     out_dir=REPO / "docs",
     results_path=REPO / "benchmarks" / "results.json",
 )
 
+# The few-minute check: Adam on the workloads with few leaves, a short sweep,
+# one first-step run per cell, fewer steps, tighter budgets; one line a concern.
+# fmt: off
 QUICK = FULL.replace(
     mode="quick",
-    workloads=("large", "resnet"),
-    optimizers=("adam",),
-    scaling_leaves=(100, 500),
-    scaling_systems=("ours", "optax", "flat"),
-    warmup=2,
-    repeats=10,
-    scaling_repeats=5,
-    compile_budget_s=30.0,
-    group_budget_s=60.0,
-    deadline_s=150.0,
-    out_dir=REPO / "build" / "bench-quick",
-    results_path=REPO / "build" / "bench-quick" / "results.json",
+    workloads=("large", "resnet"), optimizers=("adam",),
+    scaling_leaves=(100, 300), scaling_systems=("ours", "optax", "flat"),
+    first_step_runs=1, warmup=2, repeats=10, scaling_repeats=5,
+    compile_budget_s=30.0, group_budget_s=60.0, deadline_s=180.0,
+    out_dir=REPO / "build" / "bench-quick", results_path=REPO / "build" / "bench-quick" / "results.json",
 )
+# fmt: on

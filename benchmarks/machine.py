@@ -26,11 +26,12 @@ def _cpuinfo() -> dict[str, str]:
     return info
 
 
-def _mem_total_bytes() -> int | None:
+def proc_bytes(path: str, field: str) -> int | None:
+    """A ``field:  N kB`` line of a ``/proc`` file, in bytes (``None`` where there is none)."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemTotal:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -80,7 +81,7 @@ def describe() -> dict:
         "cpu_model": cpu.get("model name", platform.processor() or "unknown"),
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "ram_bytes": _mem_total_bytes(),
+        "ram_bytes": proc_bytes("/proc/meminfo", "MemTotal"),
         "os": f"{platform.system()} {platform.release()}",
         "versions": _versions(),
         "git": _git(),

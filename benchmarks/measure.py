@@ -1,24 +1,39 @@
-"""One measurement, inside the worker process.
+"""One measurement, inside a fresh worker process.
 
-:func:`measure` builds a system's runner for one cell, compiles it, warms it
-up, times ``repeats`` steps, and records memory and structural checks:
+:func:`measure` builds a system's runner for one cell, compiles it, runs the
+first step, warms it up, times ``repeats`` steps (fewer where they would take
+longer than ``timed_budget_s``, but at least 10), and records memory and
+structural checks:
 
+* **time to the first step**: what a user waits for, from parameters on the
+  device to the first updated parameters: building the optimizer state
+  (``init_s``: eager ``init``, ``optimizer.build``), tracing, lowering and
+  compiling the step (``trace_s``, ``lower_s``, ``backend_compile_s``: XLA's
+  compile) and running it once (``first_step_s``); for the systems that
+  compile on their first call (see
+  :attr:`benchmarks.systems.Runner.compile_method`) that call is timed whole.
+  The worker is a fresh process, so no per-shape compile cache is warm; the
+  orchestrator may measure it again (task mode ``"first_step"``) and keep the
+  faster;
+* **jit(init)** (task mode ``"jit_init"``, a process of its own): the first
+  call of ``jax.jit(init)`` on the placed parameters (trace, compile, run);
 * **step time**: wall time of each step (dispatch to result ready); the
   report uses the median;
-* **compile time**: see :attr:`benchmarks.systems.Runner.compile_method`;
+* **compile time**: trace + lower + XLA compile, or the first call;
 * **peak RSS**: the process's resident-set high-water mark
   (``resource.getrusage(RUSAGE_SELF).ru_maxrss``), reset before the
-  measurement by writing ``5`` to ``/proc/self/clear_refs`` so that each
-  measurement sees its own peak; reported absolute and above the RSS at the
-  start.  A second reset before the timed steps gives the *steady* extra: how
-  far the timed steps push RSS above what was resident when they started (a
-  donated step that allocated a full-size copy would show it here);
+  measurement by writing ``5`` to ``/proc/self/clear_refs``; reported
+  absolute and above the RSS at the start.  A second reset before the timed
+  steps gives the *steady* extra: how far the timed steps push RSS above what
+  was resident when they started (a donated step that allocated a full-size
+  copy would show it here);
 * **state size**: bytes of the optimizer state's leaves, in total and for its
   non-scalar leaves (the slots);
-* **structure** (JAX systems): compilations and traces during the timed
-  steps (from ``jax.monitoring``), the fraction of donated input buffers
-  deleted by a step, and whether a step makes implicit device-to-host or
-  host-to-device transfers (``jax.transfer_guard``).
+* **structure** (JAX systems): XLA compiles while building the state, and
+  compilations and traces during the timed steps (from ``jax.monitoring``),
+  the fraction of donated input buffers deleted by a step, and whether a step
+  makes implicit device-to-host or host-to-device transfers
+  (``jax.transfer_guard``).
 """
 
 from __future__ import annotations
@@ -32,6 +47,7 @@ import warnings
 from typing import Any, Callable
 
 from benchmarks import optimizers, systems, workloads
+from benchmarks.machine import proc_bytes
 
 Emit = Callable[[dict], None]
 
@@ -43,11 +59,7 @@ Emit = Callable[[dict], None]
 
 def rss_bytes() -> int:
     """The process's current resident set size."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    return proc_bytes("/proc/self/status", "VmRSS") or 0
 
 
 def peak_rss_bytes() -> int:
@@ -118,11 +130,32 @@ COUNTER = CompileCounter()
 # --------------------------------------------------------------------------
 
 
+def timed_steps(step: Callable[[], None], n: int) -> list[float]:
+    """Runs ``step`` ``n`` times; the wall seconds of each call."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def first_step(runner: systems.Runner, init_s: float | None, timings: dict[str, float]) -> dict[str, float | None]:
+    """The time to the first step and its parts, right after :meth:`~benchmarks.systems.Runner.compile`."""
+    first_step_s = None
+    if runner.compile_method == "lower+compile":
+        (first_step_s,) = timed_steps(runner.step, 1)
+    total = (init_s or 0.0) + timings["compile_s"] + (first_step_s or 0.0)
+    return {"init_s": init_s, "first_step_s": first_step_s, "time_to_first_step_s": total}
+
+
 def measure(task: dict, emit: Emit) -> dict:
     """Measures one task (see :class:`benchmarks.orchestrate.Task`); returns its record's fields.
 
     Emits ``{"event": "phase", "phase": ...}`` as it enters ``"setup"``,
-    ``"compile"`` and ``"run"``, so the parent can hold each phase to its budget.
+    ``"compile"`` and ``"run"``, so the parent can hold each phase to its
+    budget.  Task mode ``"first_step"`` stops after the first step;
+    ``"jit_init"`` only times ``jax.jit(init)`` (in the compile phase).
     """
     COUNTER.install()
     spec = systems.get(task["system"])
@@ -139,26 +172,38 @@ def measure(task: dict, emit: Emit) -> dict:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
         runner = spec.build(systems.BuildRequest(optimizer, task["family"], workload, params, grads))
+        if task["mode"] == "jit_init":
+            emit({"event": "phase", "phase": "compile"})
+            jit_init_s = runner.jit_init_s()
+            runner.close()
+            return {"status": "ok", "jit_init_s": jit_init_s}
+        init_s, init_compiles = None, None
+        if runner.separate_init:
+            COUNTER.reset()
+            t1 = time.perf_counter()
+            runner.init()
+            init_s, init_compiles = time.perf_counter() - t1, COUNTER.compiles
         setup_s = time.perf_counter() - t0
 
         emit({"event": "phase", "phase": "compile"})
-        timings = runner.compile()
+        timings = {k: float(v) for k, v in runner.compile().items()}
+        first = first_step(runner, init_s, timings)
+        if task["mode"] == "first_step":
+            runner.close()
+            return {"status": "ok", **timings, **first, "init_compiles": init_compiles}
 
         emit({"event": "phase", "phase": "run"})
-        warm = task["warmup"] if runner.compile_method == "lower+compile" else max(0, task["warmup"] - 1)
-        for _ in range(max(1, warm)):
-            runner.step()
+        warm = timed_steps(runner.step, task["warmup"] - 1)
     peak_build = peak_rss_bytes()
+    repeats = task["repeats"]
+    if warm:  # fewer timed steps (not under 10) where they would take longer than the budget
+        repeats = min(repeats, max(10, int(task["timed_budget_s"] / statistics.median(warm))))
 
     # The timed steps.
     reset_peak_rss()
     steady_start = rss_bytes()
     COUNTER.reset()
-    times = []
-    for _ in range(task["repeats"]):
-        t = time.perf_counter()
-        runner.step()
-        times.append(time.perf_counter() - t)
+    times = timed_steps(runner.step, repeats)
     steady_traces, steady_compiles = COUNTER.traces, COUNTER.compiles
     steady_peak = peak_rss_bytes()
 
@@ -173,7 +218,9 @@ def measure(task: dict, emit: Emit) -> dict:
     return {
         "status": "ok",
         "compile_method": compile_method,
-        **{k: float(v) for k, v in timings.items()},
+        **timings,
+        **first,
+        "init_compiles": init_compiles,
         "setup_s": setup_s,
         "step_ms": statistics.median(ms),
         "step_ms_min": ms[0],

@@ -1,16 +1,21 @@
-"""The parent process: plans the run, feeds the worker, enforces the budgets.
+"""The parent process: plans the run, starts a worker per task, enforces the budgets.
 
 The plan is a list of :class:`Task` (one system on one cell).  Cells a system
 cannot run (Ftrl in optax, the legacy family in Keras 3, ...) are recorded as
-N/A without reaching the worker.  The order is: ``large``, ``resnet``, the
-scaling sweep's points below 2000 leaves, ``many`` (Adam first), the sweep's
-points above; the sweep's 2000-leaf point *is* the ``many`` cell.
+N/A without reaching a worker.  The order is: the workloads with few leaves
+(``large``, ``resnet``, ``gpt2``), then the trees of many leaves and the
+scaling sweep's points by number of leaves (a sweep point with the leaf count
+of a matrix workload *is* that workload's cell: ``many`` at 2000 leaves).
 
-Before each task the budgets of :mod:`benchmarks.config` are consulted; a
-task they rule out is recorded as ``skipped`` with the reason.  While it runs,
-each phase the worker reports is held to its limit (the compile phase to
-``compile_budget_s``); on overrun the worker is killed (by its pid), the task
-recorded as ``timeout``, and a fresh worker started for the next task.
+Each task runs in a fresh worker process (cold compile caches for its time to
+the first step); cells whose first step came quickly are measured again in
+another fresh process (``first_step_runs``) and keep the faster, and
+``jax.jit(init)`` is timed in a process of its own (``jit_init_optimizers``).  Before each
+task the budgets of :mod:`benchmarks.config` are consulted; a task they rule
+out is recorded as ``skipped`` with the reason.  While it runs, each phase the
+worker reports is held to its limit (the compile phase to the compile
+budget); on overrun the worker is killed (by its pid) and the task recorded
+as ``timeout``.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ class Task:
     system: str
     warmup: int
     repeats: int
+    timed_budget_s: float
+    jit_init: bool = False  # also time jax.jit(init), in a process of its own
+    mode: str = "full"  # or "first_step" (a repeat of the time to the first step), "jit_init"
 
     @property
     def cell(self) -> tuple[str, str, str, str]:
@@ -137,6 +145,12 @@ def selected_systems(cfg: SuiteConfig) -> list[str]:
     return [k for k in keys if k in cfg.systems]
 
 
+def leaf_tree_optimizers(cfg: SuiteConfig, system: str) -> list[str]:
+    """The optimizers ``system`` runs on the trees of many leaves (see ``leaf_tree_cells``)."""
+    cells = cfg.leaf_tree_cells.get(system, ())
+    return list(cfg.optimizers) if "*" in cells else [o for o in cfg.optimizers if o in cells]
+
+
 def plan(cfg: SuiteConfig) -> list[Task]:
     """The run's tasks, in run order (see the module docstring)."""
     chosen = selected_systems(cfg)
@@ -144,53 +158,52 @@ def plan(cfg: SuiteConfig) -> list[Task]:
     seen: set[tuple[str, str, str, str]] = set()
 
     def add(kind: str, workload: str, optimizer: str, family: str, system: str, repeats: int) -> None:
-        task = Task(len(tasks), kind, workload, optimizer, family, system, cfg.warmup, repeats)
+        jit_init = (
+            kind == "matrix"
+            and workloads.is_leaf_tree(workload)
+            and optimizer in cfg.jit_init_optimizers
+            and systems.get(system).pure_init
+        )
+        task = Task(
+            len(tasks), kind, workload, optimizer, family, system, cfg.warmup, repeats, cfg.timed_budget_s, jit_init
+        )
         if task.cell not in seen:
             seen.add(task.cell)
             tasks.append(task)
 
-    def matrix(workload: str) -> None:
-        for opt in cfg.optimizers:
-            for family in cfg.families:
-                for system in chosen:
-                    add("matrix", workload, opt, family, system, cfg.repeats)
-
-    def sweep(leaf_counts: list[int]) -> None:
-        sweep_systems = [s for s in chosen if s in cfg.scaling_systems]
-        for n in leaf_counts:
-            for system in sweep_systems:
-                add(
-                    "scaling",
-                    workloads.scaling_key(n),
-                    cfg.scaling_optimizer,
-                    cfg.scaling_family,
-                    system,
-                    cfg.scaling_repeats,
-                )
-
     for w in cfg.workloads:
-        if w != "many":
-            matrix(w)
-    sweep([n for n in cfg.scaling_leaves if n < workloads.MANY_LEAVES])
-    if "many" in cfg.workloads:
-        # Per-leaf programs over 2000 distinct shapes take minutes each to set
-        # up and compile on XLA:CPU: the flat layout runs every cell, the
-        # per-leaf systems the optimizers in `many_per_leaf_optimizers`.
-        flat_first = [s for s in chosen if s == "flat"] + [
-            s for s in chosen if s != "flat" and s in cfg.many_per_leaf_systems
-        ]
-        for system in flat_first:
-            opts = cfg.optimizers if system == "flat" else [o for o in cfg.optimizers if o in cfg.many_per_leaf_optimizers]
-            for opt in opts:
+        if not workloads.is_leaf_tree(w):
+            for opt in cfg.optimizers:
                 for family in cfg.families:
-                    add("matrix", "many", opt, family, system, cfg.repeats)
-    sweep([n for n in cfg.scaling_leaves if n >= workloads.MANY_LEAVES])
+                    for system in chosen:
+                        add("matrix", w, opt, family, system, cfg.repeats)
+
+    # The trees of many leaves, by size: per-leaf programs over thousands of
+    # distinct shapes take minutes to compile, so each system runs the
+    # optimizers of `leaf_tree_cells` (system by system, Adam first).
+    leaf_trees = {workloads.get(w).n_leaves: w for w in cfg.workloads if workloads.is_leaf_tree(w)}
+    for n in sorted(set(leaf_trees) | set(cfg.scaling_leaves)):
+        if n in leaf_trees:
+            for system in chosen:
+                for opt in leaf_tree_optimizers(cfg, system):
+                    for family in cfg.families:
+                        add("matrix", leaf_trees[n], opt, family, system, cfg.repeats)
+        if n in cfg.scaling_leaves:
+            for system in chosen:
+                if system in cfg.scaling_systems:
+                    key = workloads.scaling_key(n)
+                    add("scaling", key, cfg.scaling_optimizer, cfg.scaling_family, system, cfg.scaling_repeats)
     return tasks
 
 
 # --------------------------------------------------------------------------
 # The run.
 # --------------------------------------------------------------------------
+
+
+def _on_leaf_tree(task: Task) -> bool:
+    """Whether ``task`` is a matrix cell on a tree of many leaves (the longer budgets apply)."""
+    return task.kind == "matrix" and workloads.is_leaf_tree(task.workload)
 
 
 @dataclasses.dataclass
@@ -218,16 +231,17 @@ class Orchestrator:
         self.records: list[dict] = []
         self._groups: dict[tuple[str, str], _Group] = {}
         self._programs: dict[tuple[str, str, str], dict] = {}
-        self._worker: Worker | None = None
         self._log: TextIO | None = None
         self._start = 0.0
 
     # -- budgets -----------------------------------------------------------
     def _compile_budget(self, task: Task) -> float:
-        """Seconds ``task``'s compile may take (per-leaf programs on ``many`` get longer)."""
-        if task.workload == "many" and task.system != "flat":
-            return self.cfg.many_compile_budget_s
-        return self.cfg.compile_budget_s
+        """Seconds ``task``'s compile may take (longer on the matrix's trees of many leaves)."""
+        return self.cfg.leaf_tree_compile_budget_s if _on_leaf_tree(task) else self.cfg.compile_budget_s
+
+    def _group_budget(self, task: Task) -> float:
+        """Compile seconds one system may spend on ``task``'s workload."""
+        return self.cfg.leaf_tree_group_budget_s if _on_leaf_tree(task) else self.cfg.group_budget_s
 
     def _skip_reason(self, task: Task) -> str | None:
         cfg = self.cfg
@@ -237,10 +251,10 @@ class Orchestrator:
         if group is not None:
             if group.overran_by is not None:
                 return f"{group.overran_by} on this workload overran the compile budget ({self._compile_budget(task):.0f} s)"
-            if group.spent_s + group.last_s > cfg.group_budget_s:
+            if group.spent_s + group.last_s > self._group_budget(task):
                 return (
                     f"compile budget for this workload spent ({group.spent_s:.0f} s; the next compile would pass "
-                    f"{cfg.group_budget_s:.0f} s)"
+                    f"{self._group_budget(task):.0f} s)"
                 )
         if task.kind == "scaling":
             return self._sweep_reason(task)
@@ -263,23 +277,22 @@ class Orchestrator:
         if last["status"] == "timeout":
             return f"{last['n_leaves']} leaves already overran the compile budget"
         if last["status"] == "ok":
-            predicted = last["compile_s"] * n / last["n_leaves"]
-            if predicted > self.cfg.compile_budget_s:
-                return (
-                    f"predicted {predicted:.0f} s (linear from {last['n_leaves']} leaves) > the compile budget "
-                    f"({self.cfg.compile_budget_s:.0f} s)"
-                )
+            predicted, budget = last["compile_s"] * n / last["n_leaves"], self._compile_budget(task)
+            if predicted > budget:
+                return f"predicted {predicted:.0f} s (linear from {last['n_leaves']} leaves) > the compile budget ({budget:.0f} s)"
         return None
 
     # -- records -----------------------------------------------------------
     def _base_record(self, task: Task) -> dict[str, Any]:
         w = workloads.get(task.workload)
+        slots = optimizers.get(task.optimizer).slots
         return {
             **task.as_json(),
             "n_leaves": w.n_leaves,
             "n_params": w.n_params,
             "params_bytes": w.nbytes,
-            "expected_slots": optimizers.get(task.optimizer).slots,
+            "expected_slots": slots,
+            "expected_state_bytes": slots * w.n_params * w.slot_itemsize,
         }
 
     def _finish(self, task: Task, record: dict) -> None:
@@ -304,23 +317,18 @@ class Orchestrator:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "w") as log:
             self._log = log
-            try:
-                for task in tasks:
-                    started = time.monotonic()
-                    record = self._run_one(task)
-                    record["wall_s"] = round(time.monotonic() - started, 3)
-                    self._finish(task, record)
-            finally:
-                if self._worker is not None:
-                    self._worker.close()
-                    self._worker = None
+            for task in tasks:
+                started = time.monotonic()
+                record = self._run_one(task)
+                record["wall_s"] = round(time.monotonic() - started, 3)
+                self._finish(task, record)
         return self.records
 
     def _run_one(self, task: Task) -> dict:
         base = self._base_record(task)
         spec = systems.get(task.system)
         opt = optimizers.get(task.optimizer)
-        na = spec.applies(opt, task.family)
+        na = spec.not_applicable(opt, task.family)
         if na is not None:
             return {**base, "status": "n/a", "note": na}
         if spec.program_key is not None:
@@ -332,11 +340,29 @@ class Orchestrator:
         reason = self._skip_reason(task)
         if reason is not None:
             return {**base, "status": "skipped", "note": reason}
-        try:
-            return {**base, **self._measure(task)}
-        except WorkerDied as e:
-            self._drop_worker()
-            return {**base, "status": "error", "note": f"{e}; see {self._log_name()}"}
+        record = {**base, **self._measure(task)}
+        if record["status"] == "ok":
+            self._best_first_step(task, record)
+            if task.jit_init:
+                again = self._measure(dataclasses.replace(task, mode="jit_init"))
+                record["jit_init_s"] = again.get("jit_init_s")
+                if again["status"] != "ok":
+                    record["jit_init_note"] = again.get("note")
+        return record
+
+    def _best_first_step(self, task: Task, record: dict) -> None:
+        """Measures the time to the first step again in fresh processes, if it is cheap; keeps the fastest."""
+        runs = [record["time_to_first_step_s"]]
+        for _ in range(self.cfg.first_step_runs - 1):
+            if record["time_to_first_step_s"] > self.cfg.first_step_rerun_max_s:
+                break
+            again = self._measure(dataclasses.replace(task, mode="first_step"))
+            if again["status"] != "ok":
+                break
+            runs.append(again["time_to_first_step_s"])
+            if again["time_to_first_step_s"] < record["time_to_first_step_s"]:
+                record.update({k: v for k, v in again.items() if k != "status"})
+        record["first_step_runs_s"] = runs
 
     def _log_name(self) -> str:
         try:
@@ -344,17 +370,22 @@ class Orchestrator:
         except ValueError:
             return str(self.log_path)
 
-    def _drop_worker(self) -> None:
-        if self._worker is not None:
-            self._worker.kill()
-            self._worker = None
-
     def _measure(self, task: Task) -> dict:
-        if self._worker is None:
-            assert self._log is not None
-            self._worker = Worker(self._log)
-        worker = self._worker
-        worker.submit(task)
+        """Runs ``task`` in a fresh worker; the record's measured fields (or why there are none)."""
+        assert self._log is not None
+        worker = None
+        try:
+            worker = Worker(self._log)
+            worker.submit(task)
+            return self._follow(worker, task)
+        except WorkerDied as e:
+            return {"status": "error", "note": f"{e}; see {self._log_name()}"}
+        finally:
+            if worker is not None:
+                worker.close()
+
+    def _follow(self, worker: Worker, task: Task) -> dict:
+        """Reads ``task``'s events, holding each phase to its limit (killing the worker on overrun)."""
         phase, started = "setup", time.monotonic()
         limits = {
             "setup": self.cfg.phase_timeout_s,
@@ -365,7 +396,7 @@ class Orchestrator:
             event = worker.next_event(limits[phase] - (time.monotonic() - started))
             if event is None:  # the phase overran its limit
                 elapsed = time.monotonic() - started
-                self._drop_worker()
+                worker.kill()
                 budget = limits[phase]
                 record: dict[str, Any] = {"status": "timeout", "phase": phase, "budget_s": budget}
                 if phase == "compile":

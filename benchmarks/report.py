@@ -70,11 +70,25 @@ def value_cell(r: Record | None, notes: Notes, fmt: Callable[[Record], str]) -> 
     return out
 
 
-def ratio_cell(a: Record | None, b: Record | None) -> str:
-    if ok(a) and ok(b):
-        assert a is not None and b is not None
-        return f"{a['step_ms'] / b['step_ms']:.2f}"
-    return "—"
+def ratio_cell(a: Record | None, b: Record | None, field: str = "step_ms") -> str:
+    if not (ok(a) and ok(b)):
+        return "—"
+    assert a is not None and b is not None
+    x, y = a.get(field), b.get(field)
+    return f"{x / y:.2f}" if x and y else "—"
+
+
+def seconds(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def compile_text(r: Record) -> str:
+    return f"{r['compile_s']:.2f}" + ("†" if r["compile_method"] == "first call" else "")
+
+
+def first_step_text(r: Record) -> str:
+    total = r.get("time_to_first_step_s")
+    return "—" if total is None else f"{total:.2f}" + ("†" if r["compile_method"] == "first call" else "")
 
 
 class Page:
@@ -92,19 +106,51 @@ class Page:
         self.optimizers = {o["key"]: o for o in results["optimizers"]}
 
     # -- helpers -------------------------------------------------------------
-    def matrix_workloads(self) -> list[str]:
-        return [w for w in self.cfg["workloads"] if any(r["workload"] == w for r in self.res.records)]
+    def per_workload(self, tables: Callable[[str, Notes], list[str]]) -> list[str]:
+        """One heading per matrix workload, its tables, and their footnotes."""
+        lines = []
+        for w in self.res.matrix_workloads():
+            notes = Notes()
+            lines += ["", self.workload_heading(w), "", *tables(w, notes), *notes.render()]
+        return lines
 
-    def rows(self, workload: str) -> list[tuple[str, str]]:
-        """The (optimizer, family) cells of a workload, in run order."""
-        seen: list[tuple[str, str]] = []
-        for r in self.res.records:
-            if r["workload"] == workload and r["kind"] == "matrix" and (r["optimizer"], r["family"]) not in seen:
-                seen.append((r["optimizer"], r["family"]))
-        return seen
+    def cell_table(
+        self,
+        workload: str,
+        notes: Notes,
+        unit: str,
+        fmt: Callable[[Record], str],
+        extra: tuple[str, Callable[[str, str], str]] | None = None,
+    ) -> list[str]:
+        """Optimizer x family rows, one column per system (``fmt`` of its record), and an ``extra`` column."""
+        header = ["Optimizer (k slots)", "Family"] + [f"{s['label']}{unit}" for s in self.systems]
+        rows = []
+        for opt, fam in self.res.rows(workload):
+            cells = [value_cell(self.res.get(workload, opt, fam, s["key"]), notes, fmt) for s in self.systems]
+            rows.append([self.row_label(opt), fam] + cells + ([extra[1](opt, fam)] if extra else []))
+        header += [extra[0]] if extra else []
+        return table(header, rows, "ll" + "r" * (len(header) - 2))
+
+    def ratio_table(self, workload: str, pairs: Sequence[tuple[dict, dict]], field: str, what: str) -> list[str]:
+        """Optimizer x family rows, one column per (numerator, denominator) system pair."""
+        if not pairs:
+            return []
+        header = ["Optimizer (k slots)", "Family"] + [f"{a['label']} / {b['label']}" for a, b in pairs]
+        rows = []
+        for opt, fam in self.res.rows(workload):
+            cell = {s["key"]: self.res.get(workload, opt, fam, s["key"]) for s in self.systems}
+            rows.append(
+                [self.row_label(opt), fam] + [ratio_cell(cell[a["key"]], cell[b["key"]], field) for a, b in pairs]
+            )
+        return ["", f"Ratios ({what} of the first / the second):", "", *table(header, rows, "ll" + "r" * len(pairs))]
 
     def opt_label(self, key: str) -> str:
         return self.optimizers.get(key, {}).get("label", key)
+
+    def row_label(self, key: str) -> str:
+        """The optimizer and its number of slots, for the first column of the tables."""
+        slots = self.optimizers.get(key, {}).get("slots")
+        return self.opt_label(key) + ("" if slots is None else f" ({slots})")
 
     def workload_heading(self, key: str) -> str:
         w = self.workloads[key]
@@ -112,11 +158,16 @@ class Page:
         return f"### `{key}`: {w['description']} ({leaves}, {w['n_params']:,} parameters, {w['bytes'] / MiB:.1f} MiB)"
 
     def ratio_pairs(self) -> list[tuple[dict, dict]]:
-        """(numerator, denominator) system pairs of the ratio tables."""
+        """(numerator, denominator) system pairs of the step-time ratio tables."""
         ours = [s for s in self.systems if s["role"] == "ours"]
         layers = [s for s in self.systems if s["role"] == "layer"]
         peers = [s for s in self.systems if s["role"] == "peer"]
         return [(a, p) for a in ours + layers for p in peers] + [(lay, o) for lay in layers for o in ours]
+
+    def optax_pairs(self) -> list[tuple[dict, dict]]:
+        """Every other system against optax (the first-step ratio tables)."""
+        optax = [s for s in self.systems if s["key"] == "optax"]
+        return [(s, o) for o in optax for s in self.systems if s is not o]
 
     # -- sections ------------------------------------------------------------
     def header(self) -> list[str]:
@@ -134,8 +185,8 @@ class Page:
             "<!-- Written by `python -m benchmarks` (make bench) from its results JSON; do not edit by hand. -->",
             "",
             f"Measured on {m['date']}, {mode}, {commit}, in {m.get('duration_s', 0) / 60:.1f} minutes. "
-            "Regenerate with `make bench` (about 30 minutes; `make bench-quick` for a 2-minute check that "
-            "writes to `build/bench-quick/`).",
+            "Regenerate with `make bench` (one to two hours, most of it compiling per-leaf programs for the "
+            "trees of many leaves; `make bench-quick` for a few-minute check that writes to `build/bench-quick/`).",
         ]
 
     def machine(self) -> list[str]:
@@ -165,18 +216,33 @@ class Page:
             "",
             "## Method",
             "",
-            "Each system runs one optimizer step per call, in one worker process, one after another, "
-            "under the same conditions: jitted (`tf.function` for TF-Keras), the parameters' and the "
+            "Each system runs one optimizer step per call, each cell in a fresh worker process, one after "
+            "another, under the same conditions: jitted (`tf.function` for TF-Keras), the parameters' and the "
             "state's buffers donated where the system allows it, the inputs placed on the device "
             "before timing, each step blocked on until its result is ready (`jax.block_until_ready`). "
-            f"After the compile and {c['warmup']} warm-up steps, {c['repeats']} steps are timed "
-            f"({c['scaling_repeats']} per scaling point) and the median is reported. The same gradient "
+            f"After the compile and {c['warmup']} warm-up steps (the first step included), {c['repeats']} steps "
+            f"are timed ({c['scaling_repeats']} per scaling point"
+            + (
+                f"; fewer, but at least 10, where they would take longer than {c['timed_budget_s']:.0f} s"
+                if "timed_budget_s" in c
+                else ""
+            )
+            + ") and the median is reported. The same gradient "
             "is applied at every step.",
             "",
             "Systems:",
             "",
         ]
         lines += [f"- **{s['label']}** (`{s['key']}`, {s['role']}): {s['description']}." for s in self.systems]
+        for w in self.workloads.values():
+            if w.get("slot_dtype") and w["key"] in self.res.matrix_workloads():
+                lines += [
+                    "",
+                    f"Slots on `{w['key']}` ({w['dtype']} parameters; {w['slot_dtype']} slots asked for where the "
+                    "system lets one choose):",
+                    "",
+                    *[f"- **{s['label']}**: {s.get('slots') or 'not recorded'}." for s in self.systems],
+                ]
         lines += [
             "",
             "Optimizers (the same Keras arguments for every system; optax gets its nearest equivalent): "
@@ -188,10 +254,13 @@ class Page:
             + ".",
             "",
             "- *Ratios* divide our step time by the peer's: below 1.00 we are faster.",
-            "- *Fastest (GB/s)*: the least memory traffic of a step, (2k + 3) x the parameters' bytes for an "
-            "optimizer with k slots (read params, grads and slots; write params and slots), divided by the "
-            "fastest system's step time: how close that system comes to the machine's memory bandwidth.",
-            "- *Compile time*: for jitted functions the wall time of `lower(...).compile()`; for the "
+            "- *Fastest (GB/s)*: the least memory traffic of a step, 3 x the parameters' bytes + 2 x the "
+            "state's (read params, grads and slots; write params and slots), divided by the fastest system's "
+            "step time: how close that system comes to the machine's memory bandwidth.",
+            "- *Time to the first step*: building the state + trace + lower + XLA compile + the first step, in a "
+            "fresh process; for the Keras layer and TF-Keras the build and the first call (trace, compile and one "
+            "step).",
+            "- *Compile time*: for jitted functions the wall time of `trace(...).lower().compile()`; for the "
             "Keras layer and TF-Keras the first call (trace, compile and one step).",
             "- *Peak RSS*: the process's resident-set high-water mark (`getrusage`), reset before each "
             "measurement (`/proc/self/clear_refs`); shown above the RSS at the measurement's start. *Steady*: "
@@ -203,12 +272,19 @@ class Page:
             f'"> {c["compile_budget_s"]:.0f} s compile"; a system that spent {c["group_budget_s"]:.0f} s '
             "compiling on one workload, or overran once, skips that workload's remaining cells; scaling points "
             "predicted to overrun are skipped; the run stops starting tasks after "
-            f"{c['deadline_s'] / 60:.0f} minutes.  On `many`, the flat layout runs every cell; the per-leaf "
-            f"systems ({', '.join(c.get('many_per_leaf_systems', ()))}) run "
-            f"{', '.join(c.get('many_per_leaf_optimizers', ()))} with a compile budget of "
-            f"{c.get('many_compile_budget_s', c['compile_budget_s']):.0f} s (one to three minutes per compile "
-            "for 2000 distinct shapes).",
+            f"{c['deadline_s'] / 60:.0f} minutes.",
         ]
+        cells = c.get("leaf_tree_cells")
+        if cells:
+            per_system = "; ".join(
+                f"{k}: {', '.join(v) if '*' not in v else 'every optimizer'}" for k, v in cells.items()
+            )
+            lines.append(
+                "- *Trees of many leaves* (`leaves-N`, `many`): per-leaf programs over thousands of distinct "
+                "shapes take one to three minutes to compile, so each system runs only some optimizers there "
+                f"({per_system}), with a compile budget of {c['leaf_tree_compile_budget_s']:.0f} s and "
+                f"{c['leaf_tree_group_budget_s']:.0f} s of compiles per system and workload.",
+            )
         return lines
 
     def targets(self) -> list[str]:
@@ -220,7 +296,7 @@ class Page:
             "",
             "## Targets",
             "",
-            "The targets of the performance issue (section 2), each evaluated from this run's measurements: "
+            "The project's performance targets, each evaluated from this run's measurements: "
             f"{counts[targets.MET]} met, {counts[targets.NOT_MET]} not met, "
             f"{counts[targets.NOT_MEASURED]} not measured.",
             "",
@@ -228,75 +304,70 @@ class Page:
         ]
 
     def step_times(self) -> list[str]:
-        lines = ["", "## Step time", "", f"![Step time by workload and system]({self.images['step']})"]
-        for w in self.matrix_workloads():
-            notes = Notes()
-            lines += ["", self.workload_heading(w), ""]
-            header = ["Optimizer", "Family"] + [f"{s['label']} (ms)" for s in self.systems] + ["Fastest (GB/s)"]
-            rows = []
-            for opt, fam in self.rows(w):
-                cells = [
-                    value_cell(self.res.get(w, opt, fam, s["key"]), notes, lambda r: f"{r['step_ms']:.2f}")
-                    for s in self.systems
-                ]
-                rows.append([self.opt_label(opt), fam] + cells + [self.bandwidth(w, opt, fam)])
-            lines += table(header, rows, "ll" + "r" * (len(self.systems) + 1))
-            pairs = self.ratio_pairs()
-            if pairs:
-                lines += ["", "Ratios (step time of the first / the second):", ""]
-                header = ["Optimizer", "Family"] + [f"{a['label']} / {b['label']}" for a, b in pairs]
-                rows = []
-                for opt, fam in self.rows(w):
-                    cells = [
-                        ratio_cell(self.res.get(w, opt, fam, a["key"]), self.res.get(w, opt, fam, b["key"]))
-                        for a, b in pairs
-                    ]
-                    rows.append([self.opt_label(opt), fam] + cells)
-                lines += table(header, rows, "ll" + "r" * len(pairs))
-            lines += notes.render()
-        return lines
+        def tables(w: str, notes: Notes) -> list[str]:
+            bandwidth = ("Fastest (GB/s)", lambda opt, fam: self.bandwidth(w, opt, fam))
+            step = self.cell_table(w, notes, " (ms)", lambda r: f"{r['step_ms']:.2f}", bandwidth)
+            return step + self.ratio_table(w, self.ratio_pairs(), "step_ms", "step time")
+
+        return ["", "## Step time", "", f"![Step time by workload and system]({self.images['step']})"] + (
+            self.per_workload(tables)
+        )
 
     def bandwidth(self, workload: str, optimizer: str, family: str) -> str:
         """The fastest system's effective bandwidth: minimum traffic / its step time.
 
-        A step reads params, grads and the k slots and writes params and the
-        slots: (2k + 3) x the params' bytes at the least.
+        A step reads params, grads and the slots and writes params and the
+        slots: 3 x the params' bytes + 2 x the state's at the least.
         """
         measured = [r for s in self.systems if ok(r := self.res.get(workload, optimizer, family, s["key"]))]
         if not measured:
             return "—"
         best = min(measured, key=lambda r: r["step_ms"])
-        traffic = (2 * best["expected_slots"] + 3) * best["params_bytes"]
+        traffic = 3 * best["params_bytes"] + 2 * best["state_array_bytes"]
         return f"{traffic / best['step_ms'] / 1e6:.1f} ({self.res.label(best['system'])})"
 
+    def first_step(self) -> list[str]:
+        def tables(w: str, notes: Notes) -> list[str]:
+            total = self.cell_table(w, notes, " (s)", first_step_text)
+            return total + self.ratio_table(w, self.optax_pairs(), "time_to_first_step_s", "time to the first step")
+
+        return [
+            "",
+            "## Time to the first step",
+            "",
+            "Seconds from the parameters on the device to the first updated parameters, each cell in a fresh "
+            "process (no compile cache warm): building the optimizer state (eager `init`, `optimizer.build`), "
+            "tracing, lowering and compiling the step, and running it once; † marks a first call timed whole "
+            "(the Keras layer and TF-Keras; TF-Keras builds its slots inside it). " + self.first_step_runs() + " The "
+            "phases are in [Time to the first step, phase by phase](#time-to-the-first-step-phase-by-phase).",
+            *self.per_workload(tables),
+        ]
+
+    def first_step_runs(self) -> str:
+        runs = self.cfg.get("first_step_runs", 1)
+        if runs < 2:
+            return "Each cell was measured once."
+        return (
+            f"Where the total came under {self.cfg['first_step_rerun_max_s']:.0f} s the cell was measured {runs} "
+            "times, each in a fresh process, and the fastest is shown."
+        )
+
     def compile_times(self) -> list[str]:
-        lines = ["", "## Compile time", "", "Seconds; † marks a first-call time (trace, compile and one step)."]
-        for w in self.matrix_workloads():
-            notes = Notes()
-            lines += ["", self.workload_heading(w), ""]
-            header = ["Optimizer", "Family"] + [f"{s['label']} (s)" for s in self.systems]
-            rows = []
-            for opt, fam in self.rows(w):
-                cells = [
-                    value_cell(
-                        self.res.get(w, opt, fam, s["key"]),
-                        notes,
-                        lambda r: f"{r['compile_s']:.2f}" + ("†" if r["compile_method"] == "first call" else ""),
-                    )
-                    for s in self.systems
-                ]
-                rows.append([self.opt_label(opt), fam] + cells)
-            lines += table(header, rows, "ll" + "r" * len(self.systems))
-            lines += notes.render()
-        return lines
+        lines = [
+            "",
+            "## Compile time",
+            "",
+            "Seconds of trace + lower + XLA compile; † marks a first-call time (trace, compile and one step).",
+        ]
+        return lines + self.per_workload(lambda w, notes: self.cell_table(w, notes, " (s)", compile_text))
 
     def memory(self) -> list[str]:
         lines = [
             "",
             "## Memory",
             "",
-            "Per cell: optimizer state / params · process peak RSS (above the RSS at the measurement's start) · "
-            "extra RSS during the timed steps. MiB.",
+            "Per cell: optimizer state / params (bytes; float32 slots over bfloat16 params count 2 per slot) · "
+            "process peak RSS (above the RSS at the measurement's start) · extra RSS during the timed steps. MiB.",
         ]
 
         def fmt(r: Record) -> str:
@@ -305,17 +376,7 @@ class Page:
             delta = (r["rss_peak"] - r["rss_start"]) / MiB
             return f"{state:.2f}× · {peak:,.0f} (+{delta:,.0f}) · +{steady_extra(r) / MiB:,.0f}"
 
-        for w in self.matrix_workloads():
-            notes = Notes()
-            lines += ["", self.workload_heading(w), ""]
-            header = ["Optimizer (k slots)", "Family"] + [s["label"] for s in self.systems]
-            rows = []
-            for opt, fam in self.rows(w):
-                cells = [value_cell(self.res.get(w, opt, fam, s["key"]), notes, fmt) for s in self.systems]
-                rows.append([f"{self.opt_label(opt)} ({self.optimizers[opt]['slots']})", fam] + cells)
-            lines += table(header, rows, "ll" + "r" * len(self.systems))
-            lines += notes.render()
-        return lines
+        return lines + self.per_workload(lambda w, notes: self.cell_table(w, notes, "", fmt))
 
     def structure(self) -> list[str]:
         rows = []
@@ -378,14 +439,7 @@ class Page:
             row = [f"{n:,}", f"{params:,}"]
             for s in systems:
                 r = next((r for r in self.res.sweep(s["key"]) if r["n_leaves"] == n), None)
-                row += [
-                    value_cell(r, notes, lambda r: f"{r['step_ms']:.2f}"),
-                    value_cell(
-                        r,
-                        notes,
-                        lambda r: f"{r['compile_s']:.2f}" + ("†" if r["compile_method"] == "first call" else ""),
-                    ),
-                ]
+                row += [value_cell(r, notes, lambda r: f"{r['step_ms']:.2f}"), value_cell(r, notes, compile_text)]
             rows.append(row)
         growth = ["growth exponent", ""]
         for s in systems:
@@ -435,6 +489,47 @@ class Page:
             *table(["optimizer", "Keras sparse path", "dense ms", "sparse ms", "speedup"], rows, "llrrr"),
         ]
 
+    def first_step_phases(self) -> list[str]:
+        phases = [
+            ("init", "init_s"),
+            ("trace", "trace_s"),
+            ("lower", "lower_s"),
+            ("XLA compile", "backend_compile_s"),
+            ("first step", "first_step_s"),
+        ]
+
+        def tables(w: str, notes: Notes) -> list[str]:
+            rows = []
+            for opt, fam in self.res.rows(w):
+                for s in self.systems:
+                    r = self.res.get(w, opt, fam, s["key"])
+                    if not ok(r):
+                        continue
+                    assert r is not None
+                    first_call = r["compile_method"] == "first call"
+                    times = [seconds(r.get(k)) for _, k in phases]
+                    if first_call:  # trace, compile and the step are one call
+                        times[1:] = ["", "", f"{r['compile_s']:.2f}†", ""]
+                    runs = ", ".join(f"{x:.2f}" for x in r.get("first_step_runs_s", []))
+                    compiles = r.get("init_compiles")
+                    row = [self.row_label(opt), fam, s["label"], *times, first_step_text(r), runs]
+                    rows.append(row + [seconds(r.get("jit_init_s")), "—" if compiles is None else str(compiles)])
+            header = ["Optimizer (k slots)", "Family", "System", *(f"{name} (s)" for name, _ in phases)]
+            header += ["total (s)", "runs (s)", "jit(init) (s)", "XLA compiles in init"]
+            return table(header, rows, "lll" + "r" * (len(header) - 3))
+
+        return [
+            "",
+            "## Time to the first step, phase by phase",
+            "",
+            "Seconds of each phase, in the run kept (the fastest of *runs*); † the first call timed whole (it "
+            "traces, compiles and runs the step; TF-Keras also builds its slots in it). *jit(init)*: the first "
+            "call of `jax.jit(init)` on the placed parameters, in a fresh process of its own. *XLA compiles in "
+            "init*: the programs XLA compiled while the state was built (eager init compiles one per distinct "
+            "shape and operation where it builds the state on the device).",
+            *self.per_workload(tables),
+        ]
+
     def render(self) -> str:
         lines: list[str] = []
         for section in (
@@ -443,11 +538,13 @@ class Page:
             self.method,
             self.targets,
             self.step_times,
+            self.first_step,
             self.compile_times,
             self.memory,
             self.structure,
             self.scaling,
             self.sparse,
+            self.first_step_phases,
         ):
             lines += section()
         return "\n".join(lines) + "\n"

@@ -39,20 +39,20 @@ TARGET_SPEEDUP = 10.0
 
 
 def _measure(step, args, repeats: int) -> tuple[float, float]:
-    """Returns (compile seconds, median step milliseconds); ``args`` is updated in place."""
+    """Returns (compile seconds, median step milliseconds after two warm-up steps); ``args`` is updated in place."""
     import jax
+
+    from benchmarks.measure import timed_steps
 
     t0 = time.perf_counter()
     compiled = step.lower(*args).compile()
     compile_s = time.perf_counter() - t0
-    times = []
-    for i in range(repeats + 2):
-        t = time.perf_counter()
+
+    def one_step() -> None:
         args[0], args[1] = compiled(*args)
         jax.block_until_ready(args[0])
-        if i >= 2:
-            times.append(time.perf_counter() - t)
-    return compile_s, 1e3 * statistics.median(times)
+
+    return compile_s, 1e3 * statistics.median(timed_steps(one_step, repeats + 2)[2:])
 
 
 def run(repeats: int) -> dict:

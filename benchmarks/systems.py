@@ -1,9 +1,10 @@
-"""The systems under test, as a registry of *system builders*.
+"""The systems under test, as a registry of runner classes.
 
 A system is one way of running an optimizer step: ours (the pure functional
-step), a peer (optax, Keras 3, TF-Keras), or our Keras layer.  Each is
-registered with :func:`register_system` and built, per measurement, into a
-:class:`Runner` that owns its device-resident inputs and steps them in place.
+step), a peer (optax, Keras 3, TF-Keras), or our Keras layer.  Each is a
+:class:`Runner` subclass registered with :func:`register_system`, built per
+measurement for one cell; it owns its device-resident inputs and steps them in
+place.  The first paragraph of its docstring describes it on the page.
 
 Every system is measured under the same conditions: jitted (``tf.function``
 for TF-Keras), buffers donated wherever the system allows it, inputs placed on
@@ -12,23 +13,32 @@ the updated parameters: one execution's outputs become ready together).
 
 Roles:
 
-* ``"ours"``: a pure functional step of jaxopt_keras; the issue's targets
-  for "the pure functional step" are evaluated for each such system, and ratio
+* ``"ours"``: a pure functional step of jaxopt_keras; the targets for "the
+  pure functional step" are evaluated for each such system, and ratio
   columns compare each against every peer;
 * ``"layer"``: the stateful Keras layer (compared with the fastest "ours"
   system and with the peers);
 * ``"peer"``: a system we compare against.
 
-Adding a system is one function: a builder registered with
-:func:`register_system` that returns a :class:`Runner` (see ``build_flat``
-below, the flat-layout fast path, for one that changes the data layout).
+Adding a system: subclass a runner and register it.  For anything with
+optax's ``init``/``update`` protocol that is a few lines::
 
-``FunctionalRunner`` times ``jit(step, donate_argnums=(0, 1))`` with
-``step(params, state, grads) = apply_updates(params, update(grads, state, params))``;
-both it and :class:`Keras3Runner` (``stateless_apply`` in the same
-``(params, state, grads)`` order) share :class:`DonatedStepRunner`'s timing; a
-system with another calling convention subclasses :class:`JaxRunner` (see
-:class:`LayerRunner`).
+    @register_system("mine", label="my library", role="peer", slots="the params' dtype")
+    class MineRunner(FunctionalRunner):
+        '''my library's Adam: jit(update + apply_updates), params and state donated.'''
+
+        def __init__(self, req: BuildRequest):
+            super().__init__(mylib.adam(**req.optimizer.kwargs), req, apply_updates=mylib.apply_updates)
+
+:class:`FunctionalRunner` times ``jit(step, donate_argnums=(0, 1))`` with
+``step(params, state, grads) = apply_updates(params, update(grads, state, params))``
+(:class:`FlatRunner` overrides its :meth:`~FunctionalRunner.to_layout` to
+change the data layout); it and :class:`Keras3Runner` (``stateless_apply`` in
+the same ``(params, state, grads)`` order) share :class:`DonatedStepRunner`'s
+trace/lower/compile timing; a system that can only compile by calling its
+step mixes in :class:`FirstCallCompile` (see :class:`LayerRunner`,
+:class:`TFLegacyRunner`).  A runner that cannot run every cell says so with
+:attr:`Runner.families` or the ``applies`` argument of :func:`register_system`.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 
 import numpy as np
 
-from benchmarks.optimizers import OptimizerSpec
+from benchmarks.optimizers import FAMILIES, OptimizerSpec
 from benchmarks.workloads import Workload
 
 Role = Literal["ours", "layer", "peer"]
@@ -48,13 +58,13 @@ Role = Literal["ours", "layer", "peer"]
 
 @dataclasses.dataclass(frozen=True)
 class BuildRequest:
-    """What a system builder gets: one cell of the suite.
+    """What a runner is built from: one cell of the suite.
 
     Attributes:
       optimizer: the optimizer and its hyperparameters.
       family: ``"current"`` or ``"legacy"``.
-      workload: the tree's names and shapes.
-      params: the initial parameters (host NumPy arrays, float32; not to be mutated).
+      workload: the tree's names, shapes and dtypes.
+      params: the initial parameters (host NumPy arrays of the workload's dtype; not to be mutated).
       grads: the gradient applied at every step (host NumPy arrays).
     """
 
@@ -68,16 +78,36 @@ class BuildRequest:
 class Runner(abc.ABC):
     """One system, built for one cell, holding its inputs on the device.
 
+    :mod:`benchmarks.measure` calls, in order: the constructor (places the
+    inputs on the device and creates the optimizer object; untimed),
+    :meth:`init` (builds the optimizer state the way the system's users do;
+    timed), :meth:`compile`, :meth:`step` (the first step, then the warm-up
+    and timed steps), :meth:`state_bytes`, :meth:`checks` and :meth:`close`;
+    or, in a process of its own, the constructor and :meth:`jit_init_s`.
+
     Attributes:
-      compile_method: how :meth:`compile` measures: ``"lower+compile"`` (the
-        wall time of ``jit(...).lower(...).compile()``) or ``"first call"`` (the
-        wall time of the first step, tracing and compiling included).
+      compile_method: how :meth:`compile` measures: ``"lower+compile"``
+        (``trace``, ``lower`` and ``compile`` of the jitted step, timed one by
+        one) or ``"first call"`` (the wall time of the first step, tracing and
+        compiling included).
       uses_jax: whether the structural checks (compilations during the timed
         steps, donation, host transfers) apply.
+      separate_init: whether :meth:`init` builds the state; ``False`` where
+        the first call builds it (TF-Keras), whose init is then part of the
+        compile time.
+      pure_init: whether the state comes from a pure ``init(params)``
+        (:meth:`jit_init_s` times its ``jax.jit``).
+      families: the numerics families the system has (the others are N/A).
     """
 
     compile_method: ClassVar[str] = "lower+compile"
     uses_jax: ClassVar[bool] = True
+    separate_init: ClassVar[bool] = True
+    pure_init: ClassVar[bool] = False
+    families: ClassVar[tuple[str, ...]] = FAMILIES
+
+    def init(self) -> None:
+        """Builds the optimizer state (eager ``init``, ``optimizer.build``), blocking until it is ready."""
 
     @abc.abstractmethod
     def compile(self) -> dict[str, float]:
@@ -91,6 +121,10 @@ class Runner(abc.ABC):
     def state_bytes(self) -> tuple[int, int]:
         """``(all, arrays)``: bytes of the optimizer state's leaves, and of its non-scalar leaves."""
 
+    def jit_init_s(self) -> float | None:
+        """Seconds of the first call of ``jax.jit(init)`` (trace, compile, run); ``None`` where there is no pure init."""
+        return None
+
     def checks(self) -> dict[str, Any]:
         """Structural checks, run after the timed steps (may leave the runner unusable)."""
         return {}
@@ -100,11 +134,21 @@ class Runner(abc.ABC):
         self.__dict__.clear()
 
 
+class FirstCallCompile:
+    """For runners that cannot compile apart from a call: the first step is the compile."""
+
+    compile_method: ClassVar[str] = "first call"
+
+    def compile(self) -> dict[str, float]:
+        t0 = time.perf_counter()
+        self.step()  # type: ignore[attr-defined]
+        return {"compile_s": time.perf_counter() - t0}
+
+
 # --------------------------------------------------------------------------
 # The registry.
 # --------------------------------------------------------------------------
 
-Builder = Callable[[BuildRequest], Runner]
 Applies = Callable[[OptimizerSpec, str], "str | None"]
 
 
@@ -121,10 +165,12 @@ class SystemSpec:
       key: short identifier (command line, results).
       label: for the report.
       role: ``"ours"``, ``"layer"`` or ``"peer"`` (see the module docstring).
-      description: one line for the report.
-      build: the builder.
+      build: the runner class (called with a :class:`BuildRequest`).
+      slots: the dtype of its slots on a workload that asks for a slot dtype
+        (``gpt2``: bfloat16 params, float32 slots where the system allows it).
       applies: ``applies(optimizer, family)`` is ``None`` when the system can
-        run that cell, else the reason it cannot (reported as N/A).
+        run that cell, else the reason it cannot (reported as N/A); cells of
+        a family not in ``build.families`` never apply.
       program_key: ``program_key(optimizer, family)``; cells of one workload
         with equal keys run the very same program and are measured once
         (optax has no numerics families).  ``None``: every cell is distinct.
@@ -133,40 +179,49 @@ class SystemSpec:
     key: str
     label: str
     role: Role
-    description: str
-    build: Builder
+    build: type[Runner]
+    slots: str = ""
     applies: Applies = _always
     program_key: Callable[[OptimizerSpec, str], str] | None = None
 
+    @property
+    def description(self) -> str:
+        """The first paragraph of the runner's docstring (one line for the report)."""
+        first = (self.build.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(first.split()).rstrip(".")
+
+    @property
+    def pure_init(self) -> bool:
+        return self.build.pure_init
+
+    def not_applicable(self, optimizer: OptimizerSpec, family: str) -> str | None:
+        """Why the system cannot run that cell, or ``None``."""
+        if family not in self.build.families:
+            return f"{self.label} has the {' and '.join(self.build.families)} family only"
+        return self.applies(optimizer, family)
+
     def summary(self) -> dict:
-        return {"key": self.key, "label": self.label, "role": self.role, "description": self.description}
+        return {k: getattr(self, k) for k in ("key", "label", "role", "description", "slots")}
 
 
 SYSTEMS: dict[str, SystemSpec] = {}
 
 
-def register_system(
-    key: str,
-    *,
-    label: str,
-    role: Role,
-    description: str,
-    applies: Applies = _always,
-    program_key: Callable[[OptimizerSpec, str], str] | None = None,
-) -> Callable[[Builder], Builder]:
-    """Registers the decorated builder as system ``key`` (in registration order)."""
+def register_system(key: str, **fields: Any) -> Callable[[type[Runner]], type[Runner]]:
+    """Registers the decorated runner class as system ``key`` (in registration
+    order: the report's column order); ``fields`` are :class:`SystemSpec`'s."""
 
-    def decorate(build: Builder) -> Builder:
+    def decorate(build: type[Runner]) -> type[Runner]:
         if key in SYSTEMS:
             raise ValueError(f"system {key!r} is already registered")
-        SYSTEMS[key] = SystemSpec(key, label, role, description, build, applies, program_key)
+        SYSTEMS[key] = SystemSpec(key=key, build=build, **fields)
         return build
 
     return decorate
 
 
 # --------------------------------------------------------------------------
-# Runners over JAX.
+# The runners.
 # --------------------------------------------------------------------------
 
 
@@ -178,9 +233,7 @@ def device_copies(arrays: Sequence[np.ndarray]) -> list:
     """
     import jax
 
-    out = [jax.device_put(a, may_alias=False) for a in arrays]
-    jax.block_until_ready(out)
-    return out
+    return jax.block_until_ready([jax.device_put(a, may_alias=False) for a in arrays])
 
 
 def tree_bytes(tree: Any) -> tuple[int, int]:
@@ -246,13 +299,19 @@ class DonatedStepRunner(JaxRunner):
     _jitted: Any
     _compiled: Any = None
 
+    def before_compile(self) -> None:
+        """Untimed preparation of the step's inputs after :meth:`init` (none by default)."""
+
     def compile(self) -> dict[str, float]:
+        self.before_compile()
         t0 = time.perf_counter()
-        lowered = self._jitted.lower(self.params, self.state, self.grads)
+        traced = self._jitted.trace(self.params, self.state, self.grads)
         t1 = time.perf_counter()
-        self._compiled = lowered.compile()
+        lowered = traced.lower()
         t2 = time.perf_counter()
-        return {"compile_s": t2 - t0, "lower_s": t1 - t0, "backend_compile_s": t2 - t1}
+        self._compiled = lowered.compile()
+        t3 = time.perf_counter()
+        return {"compile_s": t3 - t0, "trace_s": t1 - t0, "lower_s": t2 - t1, "backend_compile_s": t3 - t2}
 
     def step(self) -> None:
         import jax
@@ -272,26 +331,176 @@ class FunctionalRunner(DonatedStepRunner):
 
     ``step(params, state, grads)`` is ``update`` followed by ``apply_updates``;
     ``transformation`` is anything with optax's ``init``/``update`` protocol.
+    :meth:`init` is ``transformation.init`` on the placed parameters, after
+    :meth:`to_layout` (which a subclass overrides to change the data layout:
+    its cost on the parameters counts as part of init).
     """
+
+    pure_init = True
 
     def __init__(self, transformation: Any, req: BuildRequest, apply_updates: Callable[[Any, Any], Any]):
         import jax
 
+        self.transformation = transformation
         self.params = device_copies(req.params)
         self.grads = device_copies(req.grads)
-        self.state = jax.block_until_ready(transformation.init(self.params))
 
         def step(params, state, grads):
             updates, state = transformation.update(grads, state, params)
             return apply_updates(params, updates), state
 
         self._jitted = jax.jit(step, donate_argnums=(0, 1))
-        self._compiled: Any = None
+
+    def to_layout(self, tree: Any) -> Any:
+        """The parameters (or gradients) as the step takes them: the tree itself."""
+        return tree
+
+    def init(self) -> None:
+        import jax
+
+        self.params = self.to_layout(self.params)
+        self.params, self.state = jax.block_until_ready((self.params, self.transformation.init(self.params)))
+
+    def before_compile(self) -> None:
+        import jax
+
+        self.grads = jax.block_until_ready(self.to_layout(self.grads))
+
+    def jit_init_s(self) -> float | None:
+        import jax
+
+        params = jax.block_until_ready(self.to_layout(self.params))
+        t0 = time.perf_counter()
+        jax.block_until_ready(jax.jit(self.transformation.init)(params))
+        return time.perf_counter() - t0
 
 
+def _plain_name(name: str) -> str:
+    """A variable name without ``/`` (Keras 3 rejects it)."""
+    return name.replace("/", "_")
 
+
+# --------------------------------------------------------------------------
+# The systems.
+# --------------------------------------------------------------------------
+
+
+def slot_dtype_kwargs(req: BuildRequest) -> dict[str, Any]:
+    """``{"slot_dtype": ...}`` for jaxopt_keras when the workload asks for a slot dtype, else ``{}``."""
+    return {"slot_dtype": req.workload.slot_dtype} if req.workload.slot_dtype else {}
+
+
+def our_transformation(req: BuildRequest) -> Any:
+    """``jaxopt_keras[.legacy].<key>(**kwargs)``, with the workload's ``slot_dtype``."""
+    import jaxopt_keras as jk
+
+    module = jk if req.family == "current" else jk.legacy
+    return getattr(module, req.optimizer.key)(**req.optimizer.kwargs, **slot_dtype_kwargs(req))
+
+
+FLOAT32_SLOTS = "slot_dtype=float32: every slot in float32"
+
+
+@register_system("ours", label="jaxopt_keras", role="ours", slots=FLOAT32_SLOTS)
+class OursRunner(FunctionalRunner):
+    """Pure functional step: jit(update + apply_updates), params and state donated."""
+
+    def __init__(self, req: BuildRequest):
+        import jaxopt_keras as jk
+
+        super().__init__(our_transformation(req), req, apply_updates=jk.apply_updates)
+
+
+@register_system("flat", label="jaxopt_keras.flat", role="ours", slots=FLOAT32_SLOTS)
+class FlatRunner(OursRunner):
+    """The same step on the opt-in flat layout: one buffer per dtype for params, grads and state.
+
+    Building the layout and raveling the parameters count as part of init (a
+    user pays them before the first step).
+    """
+
+    def __init__(self, req: BuildRequest):
+        self.layout: Any = None
+        super().__init__(req)
+
+    def to_layout(self, tree: Any) -> Any:
+        import jaxopt_keras as jk
+
+        if self.layout is None:
+            self.layout = jk.flat.Layout(tree)
+        return self.layout.ravel(tree)
+
+
+def _optax_config(
+    optimizer: OptimizerSpec, family: str, slot_dtype: str | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """optax's nearest equivalent: ``(factory name, arguments)``, or ``None``.
+
+    Adam: optax's epsilon sits outside ``sqrt(v_hat)`` where Keras's sits
+    outside ``sqrt(v)`` ("epsilon hat"), the same cost.  SGD: optax's trace
+    ``t = g + momentum * t; p -= lr * t`` equals Keras's ``m = momentum * m -
+    lr * g; p += m`` for a constant learning rate.  RMSprop: epsilon inside
+    the root (current family, and legacy with momentum) or outside (legacy
+    without momentum).  Adagrad: Keras's initial accumulator 0.1.  Ftrl: none.
+
+    ``slot_dtype`` goes where optax takes one: Adam's ``mu_dtype`` (its second
+    moment ``nu`` keeps the parameters' dtype: ``scale_by_adam`` has no
+    argument for it) and SGD's ``accumulator_dtype``; RMSprop and Adagrad keep
+    their slots in the parameters' dtype.
+    """
+    lr = optimizer.kwargs["learning_rate"]
+    if optimizer.key == "adam":
+        return "adam", {"learning_rate": lr, "b1": 0.9, "b2": 0.999, "eps": 1e-7, "mu_dtype": slot_dtype}
+    if optimizer.key == "sgd":
+        momentum = optimizer.kwargs.get("momentum", 0.0) or None
+        return "sgd", {"learning_rate": lr, "momentum": momentum, "accumulator_dtype": slot_dtype}
+    if optimizer.key == "rmsprop":
+        eps_in_sqrt = family == "current" or bool(optimizer.kwargs.get("momentum", 0.0))
+        return "rmsprop", {"learning_rate": lr, "decay": 0.9, "eps": 1e-7, "eps_in_sqrt": eps_in_sqrt}
+    if optimizer.key == "adagrad":
+        return "adagrad", {"learning_rate": lr, "initial_accumulator_value": 0.1, "eps": 1e-7}
+    return None
+
+
+def _optax_applies(optimizer: OptimizerSpec, family: str) -> str | None:
+    return None if _optax_config(optimizer, family) is not None else f"optax has no {optimizer.class_name}"
+
+
+def _optax_program(optimizer: OptimizerSpec, family: str) -> str:
+    return repr(_optax_config(optimizer, family))
+
+
+@register_system(
+    "optax",
+    label="optax",
+    role="peer",
+    slots=(
+        "Adam: mu_dtype=float32, nu in the params' dtype (scale_by_adam has no nu dtype); "
+        "SGD: accumulator_dtype=float32; RMSprop, Adagrad: the params' dtype (no option)"
+    ),
+    applies=_optax_applies,
+    program_key=_optax_program,
+)
+class OptaxRunner(FunctionalRunner):
+    """optax's nearest equivalent: jit(update + apply_updates), params and state donated."""
+
+    def __init__(self, req: BuildRequest):
+        import optax
+
+        config = _optax_config(req.optimizer, req.family, req.workload.slot_dtype)
+        assert config is not None
+        name, kwargs = config
+        super().__init__(getattr(optax, name)(**kwargs), req, apply_updates=optax.apply_updates)
+
+
+@register_system(
+    "keras3",
+    label="Keras 3 (JAX)",
+    role="peer",
+    slots="the variables' dtype (Keras 3 creates each slot like its variable; no slot-dtype option)",
+)
 class Keras3Runner(DonatedStepRunner):
-    """Keras 3 on its JAX backend: ``optimizer.stateless_apply``, jitted, variables donated.
+    """Keras 3 on the JAX backend: jit(optimizer.stateless_apply), trainable and optimizer variables donated.
 
     ``stateless_apply(optimizer_variables, grads, trainable_variables)``
     returns ``(trainable_variables, optimizer_variables)``: the opposite
@@ -299,10 +508,13 @@ class Keras3Runner(DonatedStepRunner):
     so jitting it as is would alias the parameters' output to a slot's input
     and make XLA copy every buffer.  The step therefore takes its arguments in
     the order it returns them, as Keras's own JAX trainer keeps its state
-    tuple in one order, and donates both (``params`` are the trainable variables, ``state`` the
-optimizer's).  The worker sets
-    ``KERAS_BACKEND=jax`` before anything imports ``keras``.
+    tuple in one order, and donates both (``params`` are the trainable
+    variables, ``state`` the optimizer's).  :meth:`init` is
+    ``optimizer.build``.  The worker sets ``KERAS_BACKEND=jax`` before
+    anything imports ``keras``.
     """
+
+    families = ("current",)
 
     def __init__(self, req: BuildRequest):
         import jax
@@ -310,64 +522,48 @@ optimizer's).  The worker sets
 
         if keras.backend.backend() != "jax":
             raise RuntimeError(f"Keras 3 runs on the {keras.backend.backend()!r} backend; set KERAS_BACKEND=jax")
-        optimizer = getattr(keras.optimizers, req.optimizer.class_name)(**req.optimizer.kwargs)
-        variables = [keras.Variable(p, name=_plain_name(n)) for p, n in zip(req.params, req.workload.names)]
-        optimizer.build(variables)
-        # Fresh buffers: the Keras objects keep theirs, so the donated ones are ours alone.
-        self.params = device_copies([np.asarray(v.value) for v in variables])
-        self.state = device_copies([np.asarray(v.value) for v in optimizer.variables])
+        self.optimizer = getattr(keras.optimizers, req.optimizer.class_name)(**req.optimizer.kwargs)
+        self.variables = [keras.Variable(p, name=_plain_name(n)) for p, n in zip(req.params, req.workload.names)]
+        jax.block_until_ready([v.value for v in self.variables])
         self.grads = device_copies(req.grads)
-        del variables
+        optimizer = self.optimizer
 
         def step(trainable, opt_vars, grads):
             return optimizer.stateless_apply(opt_vars, grads, trainable)
 
         self._jitted = jax.jit(step, donate_argnums=(0, 1))
-        self._compiled: Any = None
 
-
-class LayerRunner(JaxRunner):
-    """jaxopt_keras's Keras layer: ``optimizer.apply_gradients(zip(grads, variables))``."""
-
-    compile_method = "first call"
-
-    def __init__(self, req: BuildRequest):
-        import jaxopt_keras as jk
-        from jaxopt_keras import optimizers
-
-        module = optimizers if req.family == "current" else optimizers.legacy
-        self.optimizer = getattr(module, req.optimizer.class_name)(**req.optimizer.kwargs)
-        self.variables = [jk.Variable(p, name=n) for p, n in zip(req.params, req.workload.names)]
-        self.grads = device_copies(req.grads)
-        self.optimizer.build(self.variables)
-
-    def compile(self) -> dict[str, float]:
-        t0 = time.perf_counter()
-        self.step()
-        return {"compile_s": time.perf_counter() - t0}
-
-    def step(self) -> None:
+    def init(self) -> None:
         import jax
 
-        self.optimizer.apply_gradients(zip(self.grads, self.variables))
-        jax.block_until_ready([v.value for v in self.variables])
+        self.optimizer.build(self.variables)
+        jax.block_until_ready([v.value for v in self.optimizer.variables])
 
-    def state_bytes(self) -> tuple[int, int]:
-        return tree_bytes(self.optimizer.state)
+    def before_compile(self) -> None:
+        # Fresh buffers: the Keras objects keep theirs, so the donated ones are ours alone.
+        self.params = device_copies([np.asarray(v.value) for v in self.variables])
+        self.state = device_copies([np.asarray(v.value) for v in self.optimizer.variables])
+        del self.variables
 
-    def donated_inputs(self) -> list:
-        return _arrays([v.value for v in self.variables]) + _arrays(self.optimizer.state)
 
+@register_system(
+    "tf_legacy",
+    label="TF-Keras legacy",
+    role="peer",
+    slots="the variables' dtype (TF-Keras creates each slot like its variable)",
+)
+class TFLegacyRunner(FirstCallCompile, Runner):
+    """tf_keras.optimizers.legacy: apply_gradients inside tf.function.
 
-class TFLegacyRunner(Runner):
-    """TF-Keras's legacy optimizer: ``apply_gradients`` inside ``tf.function``.
-
-    The Keras users' baseline.  The function returns when the step has run
-    (TensorFlow executes synchronously on the CPU).
+    The Keras users' baseline (the legacy family).  The function returns when
+    the step has run (TensorFlow executes synchronously on the CPU).  The
+    slots are created inside the first call, as in a TF-Keras training loop
+    (no separate init).
     """
 
-    compile_method = "first call"
     uses_jax = False
+    separate_init = False
+    families = ("legacy",)
 
     def __init__(self, req: BuildRequest):
         import tensorflow as tf
@@ -385,11 +581,6 @@ class TFLegacyRunner(Runner):
 
         self._step = step
 
-    def compile(self) -> dict[str, float]:
-        t0 = time.perf_counter()
-        self.step()
-        return {"compile_s": time.perf_counter() - t0}
-
     def step(self) -> None:
         self._step(self.grads)
 
@@ -398,147 +589,43 @@ class TFLegacyRunner(Runner):
         return sum(s for s, _ in sizes), sum(s for s, is_array in sizes if is_array)
 
 
-def _plain_name(name: str) -> str:
-    """A variable name without ``/`` (Keras 3 rejects it)."""
-    return name.replace("/", "_")
+@register_system("layer", label="jaxopt_keras layer", role="layer", slots=FLOAT32_SLOTS)
+class LayerRunner(FirstCallCompile, JaxRunner):
+    """jaxopt_keras.optimizers[.legacy].<Class>.apply_gradients on jaxopt_keras.Variable.
 
-
-# --------------------------------------------------------------------------
-# The systems.
-# --------------------------------------------------------------------------
-
-
-def our_transformation(req: BuildRequest) -> Any:
-    """``jaxopt_keras.<key>(**kwargs)`` or ``jaxopt_keras.legacy.<key>(**kwargs)``."""
-    import jaxopt_keras as jk
-
-    module = jk if req.family == "current" else jk.legacy
-    return getattr(module, req.optimizer.key)(**req.optimizer.kwargs)
-
-
-@register_system(
-    "ours",
-    label="jaxopt_keras",
-    role="ours",
-    description="pure functional step: jit(update + apply_updates), params and state donated",
-)
-def build_ours(req: BuildRequest) -> Runner:
-    import jaxopt_keras as jk
-
-    return FunctionalRunner(our_transformation(req), req, apply_updates=jk.apply_updates)
-
-
-def _optax_config(optimizer: OptimizerSpec, family: str) -> tuple[str, dict[str, Any]] | None:
-    """optax's nearest equivalent: ``(factory name, arguments)``, or ``None``.
-
-    Adam: optax's epsilon sits outside ``sqrt(v_hat)`` where Keras's sits
-    outside ``sqrt(v)`` ("epsilon hat"), the same cost.  SGD: optax's trace
-    ``t = g + momentum * t; p -= lr * t`` equals Keras's ``m = momentum * m -
-    lr * g; p += m`` for a constant learning rate.  RMSprop: epsilon inside
-    the root (current family, and legacy with momentum) or outside (legacy
-    without momentum).  Adagrad: Keras's initial accumulator 0.1.  Ftrl: none.
+    The Keras layer.  :meth:`init` is ``optimizer.build(variables)``.
     """
-    lr = optimizer.kwargs["learning_rate"]
-    if optimizer.key == "adam":
-        return "adam", {"learning_rate": lr, "b1": 0.9, "b2": 0.999, "eps": 1e-7}
-    if optimizer.key == "sgd":
-        return "sgd", {"learning_rate": lr, "momentum": optimizer.kwargs.get("momentum", 0.0) or None}
-    if optimizer.key == "rmsprop":
-        eps_in_sqrt = family == "current" or bool(optimizer.kwargs.get("momentum", 0.0))
-        return "rmsprop", {"learning_rate": lr, "decay": 0.9, "eps": 1e-7, "eps_in_sqrt": eps_in_sqrt}
-    if optimizer.key == "adagrad":
-        return "adagrad", {"learning_rate": lr, "initial_accumulator_value": 0.1, "eps": 1e-7}
-    return None
 
-
-def _optax_applies(optimizer: OptimizerSpec, family: str) -> str | None:
-    return None if _optax_config(optimizer, family) is not None else f"optax has no {optimizer.class_name}"
-
-
-def _optax_program(optimizer: OptimizerSpec, family: str) -> str:
-    return repr(_optax_config(optimizer, family))
-
-
-class FlatRunner(FunctionalRunner):
-    """The pure step on :mod:`jaxopt_keras.flat`'s layout: params, grads and
-    state as one buffer per dtype (raveled once, before timing)."""
-
-    def __init__(self, transformation: Any, req: BuildRequest):
+    def __init__(self, req: BuildRequest):
         import jax
+
         import jaxopt_keras as jk
+        from jaxopt_keras import optimizers
 
-        params = device_copies(req.params)
-        self.layout = jk.flat.Layout(params)
-        self.params = jax.block_until_ready(self.layout.ravel(params))
-        self.grads = jax.block_until_ready(self.layout.ravel(device_copies(req.grads)))
-        del params
-        self.state = jax.block_until_ready(transformation.init(self.params))
+        module = optimizers if req.family == "current" else optimizers.legacy
+        kwargs = {**req.optimizer.kwargs, **slot_dtype_kwargs(req)}
+        self.optimizer = getattr(module, req.optimizer.class_name)(**kwargs)
+        self.variables = [jk.Variable(p, name=n) for p, n in zip(req.params, req.workload.names)]
+        jax.block_until_ready([v.value for v in self.variables])
+        self.grads = device_copies(req.grads)
 
-        def step(params, state, grads):
-            updates, state = transformation.update(grads, state, params)
-            return jk.apply_updates(params, updates), state
+    def init(self) -> None:
+        import jax
 
-        self._jitted = jax.jit(step, donate_argnums=(0, 1))
-        self._compiled: Any = None
+        self.optimizer.build(self.variables)
+        jax.block_until_ready(self.optimizer.state)
 
+    def step(self) -> None:
+        import jax
 
-@register_system(
-    "flat",
-    label="jaxopt_keras.flat",
-    role="ours",
-    description="the same step on the opt-in flat layout: one buffer per dtype for params, grads and state",
-)
-def build_flat(req: BuildRequest) -> Runner:
-    return FlatRunner(our_transformation(req), req)
+        self.optimizer.apply_gradients(zip(self.grads, self.variables))
+        jax.block_until_ready([v.value for v in self.variables])
 
+    def state_bytes(self) -> tuple[int, int]:
+        return tree_bytes(self.optimizer.state)
 
-@register_system(
-    "optax",
-    label="optax",
-    role="peer",
-    description="optax's nearest equivalent, jit(update + apply_updates), params and state donated",
-    applies=_optax_applies,
-    program_key=_optax_program,
-)
-def build_optax(req: BuildRequest) -> Runner:
-    import optax
-
-    config = _optax_config(req.optimizer, req.family)
-    assert config is not None
-    name, kwargs = config
-    return FunctionalRunner(getattr(optax, name)(**kwargs), req, apply_updates=optax.apply_updates)
-
-
-@register_system(
-    "keras3",
-    label="Keras 3 (JAX)",
-    role="peer",
-    description="Keras 3 on the JAX backend: jit(optimizer.stateless_apply), trainable and optimizer variables donated",
-    applies=lambda optimizer, family: None if family == "current" else "Keras 3 has the current family only",
-)
-def build_keras3(req: BuildRequest) -> Runner:
-    return Keras3Runner(req)
-
-
-@register_system(
-    "tf_legacy",
-    label="TF-Keras legacy",
-    role="peer",
-    description="tf_keras.optimizers.legacy: apply_gradients inside tf.function",
-    applies=lambda optimizer, family: None if family == "legacy" else "the Keras users' baseline is the legacy family",
-)
-def build_tf_legacy(req: BuildRequest) -> Runner:
-    return TFLegacyRunner(req)
-
-
-@register_system(
-    "layer",
-    label="jaxopt_keras layer",
-    role="layer",
-    description="jaxopt_keras.optimizers[.legacy].<Class>.apply_gradients on jaxopt_keras.Variable",
-)
-def build_layer(req: BuildRequest) -> Runner:
-    return LayerRunner(req)
+    def donated_inputs(self) -> list:
+        return _arrays([v.value for v in self.variables]) + _arrays(self.optimizer.state)
 
 
 def get(key: str) -> SystemSpec:

@@ -6,9 +6,9 @@ its original stdout: ``ready`` once, then per task ``phase`` events and a
 ``result`` or ``error``.  Everything else the process prints (TensorFlow's
 logs, library warnings) goes to stderr, which the parent sends to a log file.
 
-All systems of a run are measured in this one process (one after another,
-under the same conditions); the parent starts a new worker only after killing
-one whose compile overran its budget.
+The parent starts a fresh worker for every task, so that no compile cache
+(JAX's per-shape caches, XLA's, TensorFlow's) is warm when a measurement
+starts; JAX's persistent compilation cache is switched off.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import os
 
 # Keras 3 picks its backend at its first import: before anything imports it.
 os.environ["KERAS_BACKEND"] = "jax"
+os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json  # noqa: E402
