@@ -4,6 +4,7 @@
   family (``tf.keras.optimizers`` since TF-Keras 2.11), one factory per
   optimizer of the registry (:mod:`jaxopt_keras.registry`).
 * ``jaxopt_keras.legacy.<optimizer>``: the legacy family (``tf.keras.optimizers.legacy``).
+* ``jaxopt_keras.keras3.<optimizer>``: the Keras 3 family (``keras.optimizers``).
 * Composable transforms: :func:`chain`, :func:`clip_by_value`,
   :func:`clip_by_norm`, :func:`clip_by_global_norm`,
   :func:`aggregate_gradients`, ...
@@ -15,7 +16,7 @@
 ``docs/architecture.md`` maps the package.
 """
 
-from jaxopt_keras import flat, legacy, mixed_precision, optimizers, schedules
+from jaxopt_keras import flat, keras3, legacy, mixed_precision, optimizers, schedules
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
@@ -59,6 +60,7 @@ __all__ = [
     "ema_params",
     *_factories.names("current"),
     "legacy",
+    "keras3",
     "schedules",
     "optimizers",
     "mixed_precision",

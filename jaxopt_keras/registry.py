@@ -55,17 +55,17 @@ def _specs(**specs: Spec) -> dict[str, Spec]:
 
 # fmt: off
 _ENTRIES: list[Entry] = [
-    Entry("SGD", "sgd", sgd, _specs(legacy=sgd.LEGACY, current=sgd.CURRENT), aliases=("experimentalSGD",)),
-    Entry("Adam", "adam", adam, _specs(legacy=adam.LEGACY, current=adam.CURRENT), aliases=("experimentalAdam",)),
-    Entry("Adamax", "adamax", adamax, _specs(legacy=adamax.LEGACY, current=adamax.CURRENT)),
-    Entry("Nadam", "nadam", nadam, _specs(legacy=nadam.LEGACY, current=nadam.CURRENT)),
-    Entry("Adagrad", "adagrad", adagrad, _specs(legacy=adagrad.LEGACY, current=adagrad.CURRENT), aliases=("experimentalAdagrad",)),
-    Entry("Adadelta", "adadelta", adadelta, _specs(legacy=adadelta.LEGACY, current=adadelta.CURRENT), aliases=("experimentalAdadelta",)),
-    Entry("RMSprop", "rmsprop", rmsprop, _specs(legacy=rmsprop.LEGACY, current=rmsprop.CURRENT), aliases=("RMSProp",)),
-    Entry("Ftrl", "ftrl", ftrl, _specs(legacy=ftrl.LEGACY, current=ftrl.CURRENT)),
-    Entry("AdamW", "adamw", adamw, _specs(current=adamw.CURRENT), aliases=("experimentalAdamW",)),
-    Entry("Lion", "lion", lion, _specs(current=lion.CURRENT)),
-    Entry("Adafactor", "adafactor", adafactor, _specs(current=adafactor.CURRENT)),
+    Entry("SGD", "sgd", sgd, _specs(legacy=sgd.LEGACY, current=sgd.CURRENT, keras3=sgd.KERAS3), aliases=("experimentalSGD",)),
+    Entry("Adam", "adam", adam, _specs(legacy=adam.LEGACY, current=adam.CURRENT, keras3=adam.KERAS3), aliases=("experimentalAdam",)),
+    Entry("Adamax", "adamax", adamax, _specs(legacy=adamax.LEGACY, current=adamax.CURRENT, keras3=adamax.KERAS3)),
+    Entry("Nadam", "nadam", nadam, _specs(legacy=nadam.LEGACY, current=nadam.CURRENT, keras3=nadam.KERAS3)),
+    Entry("Adagrad", "adagrad", adagrad, _specs(legacy=adagrad.LEGACY, current=adagrad.CURRENT, keras3=adagrad.KERAS3), aliases=("experimentalAdagrad",)),
+    Entry("Adadelta", "adadelta", adadelta, _specs(legacy=adadelta.LEGACY, current=adadelta.CURRENT, keras3=adadelta.KERAS3), aliases=("experimentalAdadelta",)),
+    Entry("RMSprop", "rmsprop", rmsprop, _specs(legacy=rmsprop.LEGACY, current=rmsprop.CURRENT, keras3=rmsprop.KERAS3), aliases=("RMSProp",)),
+    Entry("Ftrl", "ftrl", ftrl, _specs(legacy=ftrl.LEGACY, current=ftrl.CURRENT, keras3=ftrl.KERAS3)),
+    Entry("AdamW", "adamw", adamw, _specs(current=adamw.CURRENT, keras3=adamw.KERAS3), aliases=("experimentalAdamW",)),
+    Entry("Lion", "lion", lion, _specs(current=lion.CURRENT, keras3=lion.KERAS3)),
+    Entry("Adafactor", "adafactor", adafactor, _specs(current=adafactor.CURRENT, keras3=adafactor.KERAS3)),
 ]
 # fmt: on
 

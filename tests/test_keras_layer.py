@@ -968,7 +968,7 @@ def test_tf1_and_keras3_configs():
         "registered_name": None,
     }
     opt = O.deserialize(keras3)
-    assert type(opt) is O.Adam and opt.name == "adam" and opt.beta_1 == 0.8
+    assert type(opt) is O.keras3.Adam and opt.name == "adam" and opt.beta_1 == 0.8
     assert float(opt.learning_rate.numpy()) == np.float32(0.02)
 
 

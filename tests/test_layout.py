@@ -29,7 +29,7 @@ LAYERS = [
     ("optimizers", ["optimizers"]),
     ("io", ["io"]),
     # The public facades at the top: the package, its namespaces, the stub writer.
-    ("public", ["__init__", "legacy", "flat", "sparse", "mixed_precision", "_stubs"]),
+    ("public", ["__init__", "legacy", "keras3", "flat", "sparse", "mixed_precision", "_stubs"]),
 ]
 
 

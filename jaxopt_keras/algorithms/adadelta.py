@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -53,6 +55,19 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyAdadeltaSlots, c: 
     return -(update * c.learning_rate), LegacyAdadeltaSlots(accum, accum_var)
 
 
+def _current_like(g, s: AdadeltaSlots, c: Coefficients, weighted_square):
+    acc_g = c.rho * s.accumulated_grad + weighted_square(c.one_minus_rho, g)
+
+    def step(acc_d, acc_g, g):
+        return -jnp.sqrt(acc_d + c.epsilon) * g / jnp.sqrt(acc_g + c.epsilon)
+
+    delta = step(s.accumulated_delta_var, acc_g, g)
+    # The parameter and `accumulated_delta_var` each compute delta in their own loop.
+    again = recomputed(step, s.accumulated_delta_var, acc_g, g)
+    acc_d = c.rho * s.accumulated_delta_var + weighted_square(c.one_minus_rho, again)
+    return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
+
+
 def current_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coefficients):
     """One current-family Adadelta step::
 
@@ -61,16 +76,19 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coeff
         accumulated_delta_var = rho * accumulated_delta_var + (1 - rho) * delta * delta
         p = p + lr * delta
     """
-    acc_g = c.rho * s.accumulated_grad + c.one_minus_rho * g * g
+    return _current_like(g, s, c, lambda w, x: w * x * x)
 
-    def step(acc_d, acc_g, g):
-        return -jnp.sqrt(acc_d + c.epsilon) * g / jnp.sqrt(acc_g + c.epsilon)
 
-    delta = step(s.accumulated_delta_var, acc_g, g)
-    # The parameter and `accumulated_delta_var` each compute delta in their own loop.
-    again = recomputed(step, s.accumulated_delta_var, acc_g, g)
-    acc_d = c.rho * s.accumulated_delta_var + c.one_minus_rho * again * again
-    return c.learning_rate * delta, AdadeltaSlots(acc_g, acc_d)
+def keras3_update(g: jax.Array, p: jax.Array | None, s: AdadeltaSlots, c: Coefficients):
+    """One Keras 3 Adadelta step: as :func:`current_update`, with ``(1 - rho) * square(x)``
+    where TF-Keras multiplies ``((1 - rho) * x) * x``::
+
+        accumulated_grad = rho * accumulated_grad + (1 - rho) * square(g)
+        delta = -(sqrt(accumulated_delta_var + eps) * g) / sqrt(accumulated_grad + eps)
+        accumulated_delta_var = rho * accumulated_delta_var + (1 - rho) * square(delta)
+        p = p + lr * delta
+    """
+    return _current_like(g, s, c, lambda w, x: w * jnp.square(x))
 
 
 def legacy_sparse_update(g: IndexedSlices, p, s: LegacyAdadeltaSlots, c: Coefficients):
@@ -118,3 +136,6 @@ CURRENT = Spec(
     update=current_update,
     sparse_update=current_sparse_update,
 )
+
+
+KERAS3 = dataclasses.replace(CURRENT, family="keras3", update=keras3_update, sparse_update=None)

@@ -9,6 +9,8 @@ only.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -18,7 +20,7 @@ from jax import lax
 from jaxopt_keras.core.state import filled, local_step
 from jaxopt_keras.core.xla import recomputed
 from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
-from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
 
 class AdafactorSlots(NamedTuple):
@@ -62,12 +64,23 @@ def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficient
         u = g / sqrt(v) ;  u = u / max(1, rms(u) / clip_threshold)
         p = p - alpha * u
     """
+    return _step(g, p, s, c, lax.rsqrt, lambda g, v: g * lax.rsqrt(v), share_u=False)
+
+
+def keras3_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficients):
+    """One Keras 3 Adafactor step: as :func:`current_update`, with ``1 / sqrt(t)``
+    and ``g / sqrt(v)`` where TF-Keras uses ``rsqrt``; a callable learning rate,
+    like a schedule, is not capped by ``relative_step``."""
+    return _step(g, p, s, c, lambda t: 1 / jnp.sqrt(t), lambda g, v: g / jnp.sqrt(v), share_u=True)
+
+
+def _step(g, p, s: AdafactorSlots, c: Coefficients, inv_sqrt, scaled, share_u: bool):
     dtype = g.dtype
     t = local_step(c.iterations, 1, dtype)
     lr = c.learning_rate
     if c.relative_step and not c.learning_rate_is_schedule:
-        lr = jnp.minimum(lr, lax.rsqrt(t))
-    rho_t = jnp.minimum(lr, lax.rsqrt(t))
+        lr = jnp.minimum(lr, inv_sqrt(t))
+    rho_t = jnp.minimum(lr, inv_sqrt(t))
     alpha_t = jnp.maximum(c.epsilon_2, _rms(p)) * rho_t
     regulated = jnp.square(g) + c.epsilon_1
     beta_2_t = 1 - jnp.power(t, c.beta_2_decay)
@@ -78,13 +91,12 @@ def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficient
     else:
         r, col = s.r, s.c
         v = beta_2_t * s.v + (1 - beta_2_t) * regulated
-
-    def scaled(g, v):
-        return g * lax.rsqrt(v)
-
-    # rms(u) and the update each compute u in their own loop (no stored temporary).
-    rms_u = _rms(scaled(g, v))
-    u_hat = recomputed(scaled, g, v) / jnp.maximum(jnp.asarray(1.0, dtype), rms_u / c.clip_threshold)
+    u = scaled(g, v)
+    # TF-Keras: rms(u) and the update each compute u in their own loop (no stored
+    # temporary).  Keras 3 shares u, and XLA then folds the clipping's division
+    # differently: sharing it keeps the bits Keras 3 gets.
+    u_again = u if share_u else recomputed(scaled, g, v)
+    u_hat = u_again / jnp.maximum(jnp.asarray(1.0, dtype), _rms(u) / c.clip_threshold)
     return -alpha_t * u_hat, AdafactorSlots(r, col, v)
 
 
@@ -115,4 +127,29 @@ CURRENT = Spec(
     needs_params=True,
     elementwise=False,
     statics=(Static("relative_step"), Static("learning_rate_is_schedule", _lr_is_schedule)),
+)
+
+
+def _init_dummy_or(init):
+    """Keras 3 keeps an int32 0 in place of ``r``/``c`` for a parameter of rank < 2."""
+
+    def make(param: jax.Array, args) -> jax.Array:
+        if param.ndim < 2:
+            return filled(param, 0, dtype=jnp.int32, shape=())
+        return init(param, args)
+
+    return make
+
+
+KERAS3 = dataclasses.replace(
+    CURRENT,
+    family="keras3",
+    update=keras3_update,
+    slots=(
+        Slot("r", init=_init_dummy_or(_init_r)),
+        Slot("c", init=_init_dummy_or(_init_c)),
+        Slot("v"),
+    ),
+    slot_names={"r": "", "c": "", "v": "velocity"},  # r, c: named by the variable's name alone
+    statics=(Static("relative_step"), Static("learning_rate_is_schedule", lambda args: is_schedule(args["learning_rate"]))),
 )

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -103,3 +105,6 @@ CURRENT = Spec(
     update=current_update,
     sparse_update=current_sparse_update,
 )
+
+
+KERAS3 = dataclasses.replace(CURRENT, family="keras3", sparse_update=None)

@@ -14,6 +14,8 @@ step size); they differ in where the hyperparameters are rounded:
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -160,4 +162,17 @@ CURRENT = Spec(
     sparse_update=current_sparse_update,
     statics=(Static("adaptive_epsilon"),),
     config_when_set=("adaptive_epsilon",),  # TF-Keras's config leaves it out
+)
+
+
+# Keras 3: the current family's math without ``adaptive_epsilon``; slots named
+# momentum / velocity / velocity_hat; a row-sparse gradient is densified.
+KERAS3 = dataclasses.replace(
+    CURRENT,
+    family="keras3",
+    defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False},
+    statics=(Static("adaptive_epsilon", lambda args: False),),
+    config_when_set=(),
+    slot_names={"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
+    sparse_update=None,
 )

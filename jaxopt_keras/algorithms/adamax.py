@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -114,4 +116,9 @@ CURRENT = Spec(
     slot_order=(("m", "u"),),
     update=current_update,
     sparse_update=current_sparse_update,
+)
+
+
+KERAS3 = dataclasses.replace(
+    CURRENT, family="keras3", slot_names={"m": "momentum", "u": "norm"}, sparse_update=None
 )

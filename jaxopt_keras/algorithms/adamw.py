@@ -8,6 +8,8 @@ the step as ``p -= p * weight_decay * lr``.  The math is
 
 from __future__ import annotations
 
+import dataclasses
+
 
 from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_sparse_update, current_update
 from jaxopt_keras.algorithms.spec import Slot, Spec, Static, one_minus
@@ -40,4 +42,19 @@ CURRENT = Spec(
     sparse_update=current_sparse_update,
     check_args=_check,
     statics=(Static("adaptive_epsilon", lambda args: False),),  # not an AdamW argument
+)
+
+
+def _check_keras3(args: dict) -> dict:
+    if args["weight_decay"] is None:
+        raise ValueError("Argument `weight_decay` must be a float. Received: weight_decay=None")
+    return args
+
+
+KERAS3 = dataclasses.replace(
+    CURRENT,
+    family="keras3",
+    check_args=_check_keras3,
+    slot_names={"m": "momentum", "v": "velocity", "vhat": "velocity_hat"},
+    sparse_update=None,
 )

@@ -185,6 +185,13 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
 
         by_dtype: dict[Any, Any] = {}
+        scalars = state.scalars
+
+        if spec.advance_first and scalars:
+            # The math reads the scalars' new values (Keras 3's Nadam).
+            dtype = next(iter(scalars.values())).dtype
+            scalars = spec.advance(dict(scalars), coefficients(spec, state, lr_source, statics, dtype))
+            state = state._replace(scalars=scalars)
 
         def coeffs(dtype):
             if dtype not in by_dtype:
@@ -234,8 +241,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         new_slots = spec.slots_type(
             **{f: (treedef.unflatten(new_slot_leaves[f]) if f in active else None) for f in fields}
         )
-        scalars = state.scalars
-        if spec.advance is not None and scalars:
+        if spec.advance is not None and scalars and not spec.advance_first:
             dtype = next(iter(scalars.values())).dtype
             scalars = spec.advance(dict(scalars), coeffs(dtype))
         new_state = OptimizerState(

@@ -15,6 +15,8 @@ gradients) and ``linear``; its update is not additive, so ``delta`` is
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 from typing import Any, NamedTuple
 
@@ -212,3 +214,6 @@ CURRENT = Spec(
     needs_params=True,
     check_args=_check,
 )
+
+
+KERAS3 = dataclasses.replace(CURRENT, family="keras3", sparse_update=None)

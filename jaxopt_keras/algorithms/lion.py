@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -58,4 +60,25 @@ CURRENT = Spec(
     update=current_update,
     sparse_update=current_sparse_update,
     check_args=_check,
+)
+
+
+def _check_keras3(args: dict) -> dict:
+    b = args["beta_1"]
+    if b <= 0 or b > 1:
+        raise ValueError(
+            "Argument `beta_1` must be in the [0, 1] range. Otherwise, the optimizer degenerates to "
+            f"SignSGD. Received: beta_1={b}."
+        )
+    return args
+
+
+# Keras 3: the same math; the default learning rate is 1e-3 (TF-Keras: 1e-4).
+KERAS3 = dataclasses.replace(
+    CURRENT,
+    family="keras3",
+    defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.99},
+    check_args=_check_keras3,
+    slot_names={"m": "momentum"},
+    sparse_update=None,
 )

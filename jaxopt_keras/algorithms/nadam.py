@@ -14,6 +14,8 @@ The two families differ most here:
 
 from __future__ import annotations
 
+import dataclasses
+
 import warnings
 from typing import Any, NamedTuple
 
@@ -113,12 +115,37 @@ def current_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coeffici
         m_hat = u_t1 * m / (1 - prod_next) + (1 - u_t) * g / (1 - prod)
         p = p - m_hat * lr / (sqrt(v / (1 - beta_2**t)) + epsilon)
     """
-    k = _current_schedule(c, g.dtype)
+    return _nadam_step(g, s, c, _current_schedule(c, g.dtype))
+
+
+def keras3_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficients):
+    """One Keras 3 Nadam step: as :func:`current_update`, with ``u_product``
+    already advanced for this step (:func:`keras3_advance` runs first)::
+
+        prod = u_product ;  prod_next = prod * u_t1
+    """
+    return _nadam_step(g, s, c, _keras3_schedule(c, g.dtype))
+
+
+def _keras3_schedule(c: Coefficients, dtype) -> _Schedule:
+    u, u_next = _current_u(c, 1, dtype), _current_u(c, 2, dtype)
+    return _Schedule(local_step(c.iterations, 1, dtype), u, u_next, c.u_product, c.u_product * u_next)
+
+
+def _nadam_step(g, s: NadamSlots, c: Coefficients, k: _Schedule):
     m = s.m + (g - s.m) * (1 - c.beta_1)
     v = s.v + (jnp.square(g) - s.v) * (1 - c.beta_2)
     m_hat = k.mu_next * m / (1 - k.product_next) + (1 - k.mu) * g / (1 - k.product)
     v_hat = v / (1 - jnp.power(c.beta_2, k.t))
     return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
+
+
+def keras3_advance(scalars: dict, c: Coefficients) -> dict:
+    """Keras 3, once per step before the math: ``u_product <- (u_product * beta_1) *
+    (1 - 0.5 * 0.96**t)`` in its own dtype (TF-Keras multiplies ``u_product * (beta_1 * ...)``)."""
+    u = scalars["u_product"]
+    t = local_step(c.iterations, 1, u.dtype)
+    return {"u_product": (u * c.beta_1) * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, u.dtype), t))}
 
 
 def current_advance(scalars: dict, c: Coefficients) -> dict:
@@ -246,4 +273,18 @@ CURRENT = Spec(
     scalars=(Scalar("u_product", 1.0, in_weights=False),),
     advance=current_advance,
     after_load=current_restore_u_product,
+)
+
+
+# Keras 3: u_product advances before the math and is listed last in `variables`.
+KERAS3 = dataclasses.replace(
+    CURRENT,
+    family="keras3",
+    update=keras3_update,
+    sparse_update=None,
+    scalars=(Scalar("u_product", 1.0),),
+    advance=keras3_advance,
+    advance_first=True,
+    after_load=None,
+    slot_names={"m": "momentum", "v": "velocity"},
 )

@@ -15,6 +15,8 @@ then all of the next.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -80,6 +82,21 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyRMSpropSlots, c: C
     return -(c.learning_rate * g / (jnp.sqrt(denom) + c.epsilon)), LegacyRMSpropSlots(rms, None, mg)
 
 
+def _current_like(g, s: RMSpropSlots, c: Coefficients, scaled):
+    velocity = c.rho * s.velocity + c.one_minus_rho * jnp.square(g)
+    avg = None
+    if s.average_gradient is not None:
+        avg = c.rho * s.average_gradient + c.one_minus_rho * g
+        denominator = velocity - jnp.square(avg) + c.epsilon
+    else:
+        denominator = velocity + c.epsilon
+    increment = scaled(c.learning_rate * g, denominator)
+    if s.momentum is not None:
+        mom = c.momentum * s.momentum + increment
+        return -mom, RMSpropSlots(velocity, mom, avg)
+    return -increment, RMSpropSlots(velocity, None, avg)
+
+
 def current_update(g: jax.Array, p: jax.Array | None, s: RMSpropSlots, c: Coefficients):
     """One current-family RMSprop step::
 
@@ -90,18 +107,16 @@ def current_update(g: jax.Array, p: jax.Array | None, s: RMSpropSlots, c: Coeffi
                                                                 (momentum > 0)
         p = p - increment                                       (otherwise)
     """
-    velocity = c.rho * s.velocity + c.one_minus_rho * jnp.square(g)
-    avg = None
-    if s.average_gradient is not None:
-        avg = c.rho * s.average_gradient + c.one_minus_rho * g
-        denominator = velocity - jnp.square(avg) + c.epsilon
-    else:
-        denominator = velocity + c.epsilon
-    increment = c.learning_rate * g * lax.rsqrt(denominator)
-    if s.momentum is not None:
-        mom = c.momentum * s.momentum + increment
-        return -mom, RMSpropSlots(velocity, mom, avg)
-    return -increment, RMSpropSlots(velocity, None, avg)
+    return _current_like(g, s, c, lambda x, d: x * lax.rsqrt(d))
+
+
+def keras3_update(g: jax.Array, p: jax.Array | None, s: RMSpropSlots, c: Coefficients):
+    """One Keras 3 RMSprop step: as :func:`current_update`, dividing by a square
+    root where TF-Keras multiplies by ``rsqrt``::
+
+        increment = (lr * g) / sqrt(velocity [- average_gradient**2] + eps)
+    """
+    return _current_like(g, s, c, lambda x, d: x / jnp.sqrt(d))
 
 
 def legacy_sparse_update(g: IndexedSlices, p, s: LegacyRMSpropSlots, c: Coefficients):
@@ -193,3 +208,7 @@ CURRENT = Spec(
     sparse_update=current_sparse_update,
     base_defaults={"ema_overwrite_frequency": 100},  # TF-Keras's RMSprop default
 )
+
+
+# Keras 3 divides by sqrt; its default ema_overwrite_frequency is None.
+KERAS3 = dataclasses.replace(CURRENT, family="keras3", update=keras3_update, base_defaults={}, sparse_update=None)

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any, NamedTuple
 
 import jax
@@ -130,4 +132,23 @@ CURRENT = Spec(
     sparse_update=current_sparse_update,
     check_args=_check_current,
     statics=(Static("nesterov"),),
+)
+
+
+def _check_keras3(args: dict) -> dict:
+    m = args["momentum"]
+    if not isinstance(m, float) or m < 0 or m > 1:
+        raise ValueError("`momentum` must be a float between [0, 1].")
+    return args
+
+
+# Keras 3: the legacy slot (none when momentum is 0) and the legacy formula's
+# order of operations, ``m * momentum - g * lr``.
+KERAS3 = dataclasses.replace(
+    LEGACY,
+    family="keras3",
+    time_decay=False,
+    check_args=_check_keras3,
+    sparse_update=None,
+    sparse_dedup=lambda a: True,
 )

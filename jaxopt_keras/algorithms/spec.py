@@ -135,6 +135,9 @@ class Spec:
         within a group, slots are interleaved per variable, and groups follow
         one another.  Legacy Adam ``(("m",), ("v",), ("vhat",))`` lists all m,
         then all v; Ftrl ``(("accumulator", "linear"),)`` interleaves.
+      slot_names: Keras's name of a slot where it is not the field's name
+        (Keras 3 calls Adam's ``m`` ``"momentum"``; ``""``: the slot takes the
+        variable's own name); the math keeps the fields.
       update: the math of one step for one parameter:
         ``update(grad, param, slots, c) -> (delta, new_slots)``, with
         ``param + delta`` the new parameter and ``c`` this spec's
@@ -142,6 +145,9 @@ class Spec:
       scalars: per-optimizer scalar variables.
       advance: ``advance(scalars, c) -> scalars``, computing the scalars'
         next values once per step in their own dtype.
+      advance_first: the scalars advance before the per-parameter math, which
+        then reads their new values (Keras 3's Nadam); by default after it,
+        the math reading the old values (TF-Keras).
       time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)``.
       needs_params: the math reads the parameter value.
       check_args: validates and normalizes the constructor arguments, raising
@@ -179,11 +185,13 @@ class Spec:
     exact_hyperparams: tuple[str, ...] = ()
     derived: tuple[Derived, ...] = ()
     statics: tuple[Static, ...] = ()
+    slot_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
     name_index: int | None = None
     base_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     extra_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     scalars: tuple[Scalar, ...] = ()
     advance: Callable[[dict, Any], dict] | None = None
+    advance_first: bool = False
     time_decay: bool = False
     needs_params: bool = False
     check_args: Callable[[dict], dict] = lambda args: args
@@ -216,6 +224,10 @@ class Spec:
         active = set(self.active_slots(args))
         groups = (tuple(n for n in g if n in active) for g in self.slot_order)
         return tuple(g for g in groups if g)
+
+    def keras_slot_name(self, field: str) -> str:
+        """Keras's name of the slot held in ``field``."""
+        return self.slot_names.get(field, field)
 
     def hyperparam_names(self) -> tuple[str, ...]:
         """The numeric hyperparameters kept in the state, learning rate first."""

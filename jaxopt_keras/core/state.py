@@ -44,11 +44,18 @@ def is_clock(x: Any) -> bool:
 def map_clocks(state: Any, fn: Callable[[Any], jax.Array]) -> Any:
     """``state`` with every clock's ``iterations`` replaced by ``fn(clock)``.
 
-    ``fn`` receives the whole NamedTuple, so it can tell clocks apart by type.
+    Clocks nested in a clock (the optimizer's inside gradient accumulation's)
+    are reached too.  ``fn`` receives the whole NamedTuple, so it can tell
+    clocks apart by type.
     """
-    return jax.tree_util.tree_map(
-        lambda x: x._replace(iterations=fn(x)) if is_clock(x) else x, state, is_leaf=is_clock
-    )
+
+    def visit(x):
+        if not is_clock(x):
+            return x
+        inner = x._replace(**{f: map_clocks(getattr(x, f), fn) for f in x._fields if f != "iterations"})
+        return inner._replace(iterations=fn(x))
+
+    return jax.tree_util.tree_map(visit, state, is_leaf=is_clock)
 
 
 # --------------------------------------------------------------------------

@@ -34,6 +34,18 @@ BASE_ARGS: dict[str, dict[str, Any]] = {
         "gradient_accumulation_steps": None,
         "slot_dtype": None,
     },
+    "keras3": {
+        "weight_decay": None,
+        "clipnorm": None,
+        "clipvalue": None,
+        "global_clipnorm": None,
+        "use_ema": False,
+        "ema_momentum": 0.99,
+        "ema_overwrite_frequency": None,
+        "loss_scale_factor": None,
+        "gradient_accumulation_steps": None,
+        "slot_dtype": None,
+    },
 }
 # OptimizerV2's accepted **kwargs.
 LEGACY_KWARGS = ("clipnorm", "clipvalue", "lr", "decay", "global_clipnorm")
@@ -58,6 +70,13 @@ def check_clipping(args: Mapping[str, Any], family: str) -> None:
     for k in CLIP_ARGS:
         check_nonnegative(k, args.get(k))
     cn, gcn = args.get("clipnorm"), args.get("global_clipnorm")
+    if family == "keras3":
+        if sum(args.get(k) is not None for k in CLIP_ARGS) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. Received: "
+                f"clipnorm={cn}, clipvalue={args.get('clipvalue')}, global_clipnorm={gcn}"
+            )
+        return
     if cn is not None and gcn is not None:
         if family == "legacy":
             raise ValueError(
@@ -120,6 +139,40 @@ def _current(spec: Spec, class_name: str, given: dict, kwargs: Mapping[str, Any]
     return spec.check_args(args)
 
 
+def check_learning_rate_keras3(lr: Any) -> None:
+    """Keras 3: a float, a schedule, or a callable (an ``int`` is refused).
+
+    Raises:
+      ValueError: anything else, in Keras 3's words.
+    """
+    if not (isinstance(lr, float) or is_schedule(lr)):
+        raise ValueError(
+            "Argument `learning_rate` should be float, or an instance of LearningRateSchedule, or a "
+            "callable (that takes in the current iteration value and returns the corresponding "
+            f"learning rate value). Received instead: learning_rate={lr}"
+        )
+
+
+def _keras3(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
+    """Keras 3's ``BaseOptimizer`` rules."""
+    kwargs = dict(kwargs)
+    if kwargs.pop("decay", None) is not None:
+        warnings.warn("Argument `decay` is no longer supported and will be ignored.", UserWarning, stacklevel=5)
+    if kwargs:
+        raise ValueError(f"Argument(s) not recognized: {kwargs}")
+    args = {**BASE_ARGS["keras3"], **spec.base_defaults, **spec.defaults, **spec.extra_args, **given}
+    check_learning_rate_keras3(args["learning_rate"])
+    if not args["gradient_accumulation_steps"]:
+        args["gradient_accumulation_steps"] = None
+    check_accumulation_steps(args["gradient_accumulation_steps"])
+    check_loss_scale_factor(args["loss_scale_factor"])
+    if args["use_ema"]:
+        check_ema_arguments(args["ema_momentum"], args["ema_overwrite_frequency"], "keras3")
+    check_clipping(args, "keras3")
+    check_nonnegative("weight_decay", args["weight_decay"])
+    return spec.check_args(args)
+
+
 def check_arguments(spec: Spec, class_name: str, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict:
     """Keras's constructor rules for the spec's family; the complete, checked arguments.
 
@@ -139,4 +192,6 @@ def check_arguments(spec: Spec, class_name: str, given: Mapping[str, Any], kwarg
     given = {k: v for k, v in given.items() if k != "name"}
     if spec.family == "legacy":
         return _legacy(spec, given, kwargs)
+    if spec.family == "keras3":
+        return _keras3(spec, given, kwargs)
     return _current(spec, class_name, given, kwargs)

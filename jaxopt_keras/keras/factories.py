@@ -21,8 +21,9 @@ from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.registry import Entry, entries, find
 
 # Where each family's factories are published.
-MODULES = {"legacy": "jaxopt_keras.legacy", "current": "jaxopt_keras"}
-KERAS_MODULES = {"legacy": "tf.keras.optimizers.legacy", "current": "tf.keras.optimizers"}
+MODULES = {"legacy": "jaxopt_keras.legacy", "current": "jaxopt_keras", "keras3": "jaxopt_keras.keras3"}
+KERAS_MODULES = {"legacy": "tf.keras.optimizers.legacy", "current": "tf.keras.optimizers", "keras3": "keras.optimizers"}
+FAMILY_NAMES = {"legacy": "TF-Keras, legacy", "current": "TF-Keras >= 2.11", "keras3": "Keras 3"}
 
 _P = inspect.Parameter
 
@@ -36,7 +37,7 @@ def signature(spec: Spec, class_name: str) -> inspect.Signature:
     """
     own = list(spec.defaults.items())
     at = len(own) if spec.name_index is None else spec.name_index
-    own.insert(at, ("name", class_name))
+    own.insert(at, ("name", None if spec.family == "keras3" else class_name))  # Keras 3 names itself
     params = [_P(k, _P.POSITIONAL_OR_KEYWORD, default=v, annotation=_annotation(k, v)) for k, v in own]
     shared = {**BASE_ARGS[spec.family], **spec.base_defaults, **spec.extra_args}
     params += [
@@ -49,7 +50,7 @@ def signature(spec: Spec, class_name: str) -> inspect.Signature:
 _ANNOTATIONS = {
     "learning_rate": Any,
     "slot_dtype": Any,
-    "name": str,
+    "name": "str | None",
     "ema_overwrite_frequency": "int | None",
     "gradient_accumulation_steps": "int | None",
 }
@@ -82,7 +83,8 @@ def bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> tuple[dict, dict]
 def _doc(entry: Entry, spec: Spec) -> str:
     math = inspect.getdoc(spec.update) or ""
     return (
-        f"{entry.class_name} as ``{KERAS_MODULES[spec.family]}.{entry.class_name}`` computes it.\n\n"
+        f"{entry.class_name} as ``{KERAS_MODULES[spec.family]}.{entry.class_name}`` "
+        f"({FAMILY_NAMES[spec.family]}) computes it.\n\n"
         f"Takes that class's constructor arguments and returns its transformation "
         f"``(init, update)``: clipping, weight decay and the rest of Keras's pipeline "
         f"in Keras's order around this step::\n\n"

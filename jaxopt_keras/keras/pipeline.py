@@ -17,16 +17,17 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.transforms import clipping
 from jaxopt_keras.transforms.accumulation import accumulate_gradients, scale_by_loss_scale_factor
-from jaxopt_keras.transforms.ema import ema
+from jaxopt_keras.transforms.ema import ema, ema_keras3
 
 
 def keras_clipping(family: str, args: Mapping[str, Any]) -> base.GradientTransformation:
     """Gradient clipping as the family's Keras base class applies it (stateless).
 
     Legacy (``OptimizerV2._transform_gradients``): ``clipvalue``, then
-    ``clipnorm``, then ``global_clipnorm``, each when set.  Current
-    (``Optimizer._clip_gradients``): only the first of ``clipnorm``,
-    ``global_clipnorm``, ``clipvalue`` that is set and positive.
+    ``clipnorm``, then ``global_clipnorm``, each when set.  Current and Keras 3
+    (``_clip_gradients``): only the first of ``clipnorm``, ``global_clipnorm``,
+    ``clipvalue`` that is set and positive; Keras 3 computes the global norm
+    its own way (:func:`~jaxopt_keras.transforms.clipping.clip_by_global_norm_keras3`).
     """
     cv, cn, gcn = args.get("clipvalue"), args.get("clipnorm"), args.get("global_clipnorm")
     if family == "legacy":
@@ -40,7 +41,8 @@ def keras_clipping(family: str, args: Mapping[str, Any]) -> base.GradientTransfo
     elif cn and cn > 0:
         parts = [clipping.clip_by_norm(cn)]
     elif gcn and gcn > 0:
-        parts = [clipping.clip_by_global_norm(gcn)]
+        by_global_norm = clipping.clip_by_global_norm_keras3 if family == "keras3" else clipping.clip_by_global_norm
+        parts = [by_global_norm(gcn)]
     elif cv and cv > 0:
         parts = [clipping.clip_by_value(cv)]
     else:
@@ -96,9 +98,11 @@ def build_transformation(spec: Spec, args: Mapping[str, Any], name: str = "optim
     if args.get("loss_scale_factor") is not None:
         parts.append(scale_by_loss_scale_factor(args["loss_scale_factor"]))
     if steps:
-        parts.append(accumulate_gradients(base.chain(*inner) if len(inner) > 1 else inner[0], steps))
+        step = base.chain(*inner) if len(inner) > 1 else inner[0]
+        parts.append(accumulate_gradients(step, steps, compute_every_call=spec.family == "keras3"))
     else:
         parts.extend(inner)
     if args.get("use_ema"):
-        parts.append(ema(args["ema_momentum"], args["ema_overwrite_frequency"], steps or 1))
+        moving_average = ema_keras3 if spec.family == "keras3" else ema
+        parts.append(moving_average(args["ema_momentum"], args["ema_overwrite_frequency"], steps or 1))
     return base.chain(*parts) if len(parts) > 1 else parts[0]

@@ -4,6 +4,7 @@
   since 2.11), one class per optimizer of the registry; also under
   ``jaxopt_keras.optimizers.experimental``.
 * ``jaxopt_keras.optimizers.legacy.<Class>``: the OptimizerV2 family.
+* ``jaxopt_keras.optimizers.keras3.<Class>``: the Keras 3 family.
 * ``serialize``, ``deserialize``, ``get``; ``schedules``.
 
 The layer's files: :mod:`~jaxopt_keras.optimizers.optimizer` (the object),
@@ -16,7 +17,7 @@ The layer's files: :mod:`~jaxopt_keras.optimizers.optimizer` (the object),
 """
 
 from jaxopt_keras.optimizers import classes as _classes
-from jaxopt_keras.optimizers import experimental, legacy, schedules
+from jaxopt_keras.optimizers import experimental, keras3, legacy, schedules
 from jaxopt_keras.optimizers.families import Optimizer
 from jaxopt_keras.optimizers.serialization import deserialize, get, serialize
 
@@ -27,6 +28,7 @@ __all__ = ["Optimizer"] + list(_classes.classes("current")) + [
     "schedules",
     "legacy",
     "experimental",
+    "keras3",
 ]
 
 

@@ -3,7 +3,7 @@
 A class is a subclass of its family's base (:mod:`~jaxopt_keras.optimizers.families`)
 that names its registry entry and nothing else.  Each (optimizer, family)
 pair has exactly one class object, published in the family's module
-(``jaxopt_keras.optimizers``, ``.legacy``, ``.experimental``), so classes
+(``jaxopt_keras.optimizers``, ``.legacy``, ``.experimental``, ``.keras3``), so classes
 pickle by name and ``isinstance`` checks agree across namespaces.
 """
 
@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from jaxopt_keras.keras.factories import KERAS_MODULES, signature
 from jaxopt_keras.optimizers.families import Optimizer, OptimizerV2
+from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.registry import Entry, entries, find
 
-BASES: dict[str, type] = {"legacy": OptimizerV2, "current": Optimizer}
-MODULES = {"legacy": "jaxopt_keras.optimizers.legacy", "current": "jaxopt_keras.optimizers"}
+BASES: dict[str, type] = {"legacy": OptimizerV2, "current": Optimizer, "keras3": Keras3Optimizer}
+MODULES = {
+    "legacy": "jaxopt_keras.optimizers.legacy",
+    "current": "jaxopt_keras.optimizers",
+    "keras3": "jaxopt_keras.optimizers.keras3",
+}
 
 _CACHE: dict[tuple[str, str], type] = {}
 

@@ -79,13 +79,25 @@ def serialized_names(optimizer: Any) -> tuple[str, str | None, str | None]:
     return cls.__name__, module, cls.__name__
 
 
-def is_legacy_config(config: Mapping[str, Any], inner: Mapping[str, Any]) -> bool:
-    """A legacy ``module``, ``is_legacy_optimizer: True`` or a legacy-only key."""
+def config_family(config: Mapping[str, Any], inner: Mapping[str, Any], default: str = "current") -> str:
+    """The family a config was written by.
+
+    Legacy: a legacy ``module``, ``is_legacy_optimizer: True`` or a legacy-only
+    key.  TF-Keras >= 2.11: ``is_legacy_optimizer: False`` or ``jit_compile``.
+    Keras 3: ``loss_scale_factor`` or ``gradient_accumulation_steps`` without
+    those.  A config that says none of this is read as ``default``.
+    """
     if config.get("module") in LEGACY_MODULES:
-        return True
+        return "legacy"
     if "is_legacy_optimizer" in inner:
-        return bool(inner["is_legacy_optimizer"])
-    return any(k in inner for k in LEGACY_ONLY_KEYS)
+        return "legacy" if inner["is_legacy_optimizer"] else "current"
+    if any(k in inner for k in LEGACY_ONLY_KEYS):
+        return "legacy"
+    if "jit_compile" in inner:
+        return "current"
+    if "loss_scale_factor" in inner or "gradient_accumulation_steps" in inner:
+        return "keras3"
+    return default
 
 
 def known_classes(family: str) -> dict[str, type]:
@@ -123,16 +135,16 @@ def without_custom_prefix(config: Mapping[str, Any], custom: Mapping[str, Any]) 
 
 
 def deserialize_optimizer(
-    config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, use_legacy_optimizer: bool | None
+    config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, family: str | None, default: str = "current"
 ) -> Any:
-    """An optimizer (not a loss-scale wrapper) from its config; the family read from it."""
+    """An optimizer (not a loss-scale wrapper) from its config; the family read from it unless given."""
     custom = dict(custom_objects or {})
     config = without_custom_prefix(config, custom)
     inner_config = config.get("config") if isinstance(config.get("config"), Mapping) else {}
-    legacy = is_legacy_config(config, inner_config) if use_legacy_optimizer is None else bool(use_legacy_optimizer)
+    family = config_family(config, inner_config, default) if family is None else family
     cls, inner = resolve_class(
         config,
-        known=known_classes("legacy" if legacy else "current"),
+        known=known_classes(family),
         custom_objects=custom,
         allowed_modules=LEGACY_MODULES | CURRENT_MODULES,
         what="optimizer",

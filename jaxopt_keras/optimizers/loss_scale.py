@@ -208,7 +208,8 @@ class LossScaleOptimizer:
         if not isinstance(inner, KerasOptimizer):
             if not isinstance(inner, Mapping):
                 raise ValueError(f"Field 'inner_optimizer' of a serialized LossScaleOptimizer must be a dict, received {inner!r}.")
-            inner = deserialize_optimizer(inner, custom_objects, use_legacy_optimizer)
+            family = None if use_legacy_optimizer is None else ("legacy" if use_legacy_optimizer else "current")
+            inner = deserialize_optimizer(inner, custom_objects, family)
         if "loss_scale" in config:
             raise ValueError(
                 "TF 2.3-era `loss_scale` objects are not supported; pass `dynamic`, `initial_scale` "

@@ -80,8 +80,8 @@ class KerasOptimizer(WeightsList):
         layer_only = {k: kwargs.pop(k) for k in self._LAYER_ONLY if k in kwargs}
         named, extra = bind(self._signature, args, kwargs)
         name = named.pop("name")
-        self._name = name if name else type(self).__name__
         self._args = check_arguments(self._spec, self._entry.class_name, named, extra)
+        self._name = self._check_name(name)
         self._layer_args = self._check_layer_args(layer_only)
         self._variables: list[Variable] = []
         self._index: dict[int, int] = {}
@@ -98,6 +98,9 @@ class KerasOptimizer(WeightsList):
     def _check_layer_args(self, layer_only: Mapping[str, Any]) -> dict:
         return dict(layer_only)
 
+    def _check_name(self, name: Any) -> str:
+        return name if name else type(self).__name__
+
     # ------------------------------------------------------------------
     # The transformation and its state
     # ------------------------------------------------------------------
@@ -112,21 +115,25 @@ class KerasOptimizer(WeightsList):
         ids, names = self._weight_decay_exclude
         return [not (id(v) in ids or any(re.search(n, v.name) for n in names)) for v in self._variables]
 
-    def _rebuild(self) -> None:
-        """Builds the transformation and its jitted step (at construction, and when
-        a structural argument changes)."""
+    def _transformation_args(self) -> dict:
+        """The arguments the transformation is built from (the constructor's, checked)."""
         args = dict(self._args)
         if args.get("weight_decay") is not None:
             args["weight_decay_mask"] = self._decay_mask
-        main = build_transformation(self._spec, args, self._name)
+        return args
+
+    def _rebuild(self) -> None:
+        """Builds the transformation and its jitted step (at construction, and when
+        a structural argument changes)."""
+        main = build_transformation(self._spec, self._transformation_args(), getattr(self, "_name", "optimizer"))
         pre = self._pre()
         self._transformation = main if pre is None else base.chain(pre, main)
+        self._step = jax.jit(self._pure_step, donate_argnums=(0, 1))
 
-        def step(values, state, grads):
-            updates, state = self._transformation.update(grads, state, values)
-            return base.apply_updates(values, updates), state
-
-        self._step = jax.jit(step, donate_argnums=(0, 1))
+    def _pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
+        """One step over the registered variables' values: ``(new values, new state)``."""
+        updates, state = self._transformation.update(grads, state, values)
+        return base.apply_updates(values, updates), state
 
     @property
     def transformation(self) -> base.GradientTransformation:

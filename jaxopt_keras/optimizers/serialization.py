@@ -97,7 +97,8 @@ def deserialize(
         if use_legacy_optimizer is None and key == "lossscaleoptimizerv1":
             use_legacy_optimizer = True
         return LossScaleOptimizer.from_config(inner, custom_objects=custom_objects, use_legacy_optimizer=use_legacy_optimizer)
-    return deserialize_optimizer(config, custom_objects, use_legacy_optimizer)
+    family = None if use_legacy_optimizer is None else ("legacy" if use_legacy_optimizer else "current")
+    return deserialize_optimizer(config, custom_objects, family)
 
 
 def get(identifier: Any, **kwargs: Any) -> Any:

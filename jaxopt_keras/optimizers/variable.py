@@ -19,21 +19,37 @@ class Variable:
 
     Args:
       value: the initial value (anything ``jnp.asarray`` accepts).
-      name: the variable's name; ``"Variable"`` if omitted, as in TensorFlow.
+      name: the variable's name, its path for Keras 3 (``"dense/kernel"``);
+        ``"Variable"`` if omitted, as in TensorFlow.
       dtype: an optional dtype to convert ``value`` to.
+      constraint: Keras 3: a function of the value, applied after each
+        optimizer update (``v = constraint(v)``).
+      overwrite_with_gradient: Keras 3: the optimizer sets this variable to
+        its gradient instead of stepping it (float8 scaling factors).
 
     Attributes:
       value: the current array.
       name: ``"<name>:0"``, as TensorFlow reports it.
+      path: the name without ``":0"``, as Keras 3 reports a variable's path.
     """
 
-    def __init__(self, value: Any, name: str | None = None, dtype: Any = None):
+    def __init__(
+        self,
+        value: Any,
+        name: str | None = None,
+        dtype: Any = None,
+        *,
+        constraint: Callable[[Any], Any] | None = None,
+        overwrite_with_gradient: bool = False,
+    ):
         # A copy, as tf.Variable makes: optimizers donate the variable's buffer
         # to their step, which must not invalidate the caller's array or
         # another variable holding the same one.
         self._value = jnp.array(value, dtype=dtype, copy=True)
         base = "Variable" if name is None else str(name)
         self._shared_name = base[:-2] if base.endswith(":0") else base
+        self.constraint = constraint
+        self.overwrite_with_gradient = overwrite_with_gradient
 
     # -- reading -----------------------------------------------------------
     @property
@@ -43,6 +59,10 @@ class Variable:
     @property
     def name(self) -> str:
         return f"{self._shared_name}:0"
+
+    @property
+    def path(self) -> str:
+        return self._shared_name
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -146,6 +166,8 @@ class StateView(Variable):
         self._shared_name = name[:-2] if name.endswith(":0") else name
         self._read = read
         self._write = write
+        self.constraint = None
+        self.overwrite_with_gradient = False
 
     @property
     def value(self) -> jax.Array:

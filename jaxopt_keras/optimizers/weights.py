@@ -46,11 +46,11 @@ def with_iterations(state: Any, value: Any, steps: int | None = None) -> Any:
     count calls.  Each clock gets a fresh buffer: the step donates the state,
     and one buffer may not be donated twice.
     """
-    value = int(np.asarray(value))
+    value = jnp.asarray(value)
 
     def clock(x):
         v = value // steps if (steps and isinstance(x, OptimizerState)) else value
-        return jnp.array(v, x.iterations.dtype)
+        return jnp.array(v, x.iterations.dtype, copy=True)
 
     return map_clocks(state, clock)
 
@@ -80,6 +80,19 @@ def scalar_entry(name: str) -> tuple[Callable, Callable]:
 
     def write(state, value):
         return replace_state(state, OptimizerState, lambda c: c._replace(scalars=dict(c.scalars, **{name: value})))
+
+    return read, write
+
+
+def hyper_entry(name: str) -> tuple[Callable, Callable]:
+    """Reader and writer of the optimizer's hyperparameter ``name`` (Keras 3's
+    ``learning_rate`` variable)."""
+
+    def read(state):
+        return find_state(state, OptimizerState).hyperparams[name]
+
+    def write(state, value):
+        return replace_state(state, OptimizerState, lambda c: c._replace(hyperparams=c.hyperparams.replace(**{name: value})))
 
     return read, write
 

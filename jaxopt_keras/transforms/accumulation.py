@@ -56,7 +56,9 @@ def check_loss_scale_factor(loss_scale_factor: Any) -> None:
         raise ValueError(f"`loss_scale_factor` must be a positive number. Received: loss_scale_factor={loss_scale_factor}")
 
 
-def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base.GradientTransformation:
+def accumulate_gradients(
+    inner: base.GradientTransformation, steps: int, compute_every_call: bool = False
+) -> base.GradientTransformation:
     """Applies ``inner`` every ``steps`` calls, to the mean of the gradients::
 
         update call ((iterations + 1) % steps == 0):
@@ -68,6 +70,10 @@ def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base
       inner: the transform to apply (clipping and the optimizer step, as in
         Keras 3, where clipping and weight decay see the averaged gradient).
       steps: an integer >= 2.
+      compute_every_call: run ``inner`` on every call and keep its result only
+        on update calls, as Keras 3's JAX backend does (its numbers then agree
+        bit for bit: XLA compiles the step outside a conditional).  By default
+        ``inner`` runs only on update calls, which saves its cost in between.
 
     Returns:
       A transform with state :class:`AccumulationState`.
@@ -85,18 +91,29 @@ def accumulate_gradients(inner: base.GradientTransformation, steps: int) -> base
         flat_g, treedef = base.flatten_updates(base.map_updates(base.densify, updates))
         flat_acc = treedef.flatten_up_to(state.accumulators)
 
-        def apply(_):
-            mean = [None if g is None else (g + a) / steps for g, a in zip(flat_g, flat_acc)]
-            u, s = inner.update(treedef.unflatten(mean), state.inner, params)
-            acc = [a if g is None else jnp.zeros_like(a) for g, a in zip(flat_g, flat_acc)]
-            return u, s, acc
+        def mean(_):
+            return [None if g is None else (g + a) / steps for g, a in zip(flat_g, flat_acc)]
+
+        def reset():
+            return [a if g is None else jnp.zeros_like(a) for g, a in zip(flat_g, flat_acc)]
 
         def accumulate(_):
-            u = [None if g is None else jnp.zeros_like(g) for g in flat_g]
-            acc = [a if g is None else (g + a).astype(a.dtype) for g, a in zip(flat_g, flat_acc)]
-            return treedef.unflatten(u), state.inner, acc
+            zeros = treedef.unflatten([None if g is None else jnp.zeros_like(g) for g in flat_g])
+            return zeros, state.inner, [a if g is None else (g + a).astype(a.dtype) for g, a in zip(flat_g, flat_acc)]
 
-        u, s, acc = jax.lax.cond(is_update, apply, accumulate, None)
+        if compute_every_call:
+            # Keras 3's structure: the step's input chosen by a conditional (which
+            # XLA does not fuse across), the step run on it, its results chosen by
+            # another (a select would let XLA fuse the step differently).
+            grads = jax.lax.cond(is_update, mean, lambda _: list(flat_g), None)
+            stepped = (*inner.update(treedef.unflatten(grads), state.inner, params), reset())
+            u, s, acc = jax.lax.cond(is_update, lambda ops: ops[0], lambda ops: ops[1], (stepped, accumulate(None)))
+        else:
+
+            def apply(_):
+                return (*inner.update(treedef.unflatten(mean(None)), state.inner, params), reset())
+
+            u, s, acc = jax.lax.cond(is_update, apply, accumulate, None)
         new_state = AccumulationState(safe_add(state.iterations, 1), treedef.unflatten(acc), s)
         return u, new_state
 

@@ -132,3 +132,28 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
         return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
+
+
+def clip_by_global_norm_keras3(global_clipnorm: float) -> base.GradientTransformation:
+    """Keras 3's global-norm clipping (``BaseOptimizer._clip_by_global_norm``)::
+
+        n = sqrt(sum_i sum(g_i**2))
+        scale = global_clipnorm * minimum(1 / n, 1 / global_clipnorm)    (the second in double)
+        g_i = g_i * scale               (NaN everywhere if n is not finite)
+
+    TF-Keras (:func:`clip_by_global_norm`) sums halves of squares and computes
+    ``1 / global_clipnorm`` in float32; the two can differ in the last bit.
+    """
+    _check("global_clipnorm", global_clipnorm)
+
+    def update(updates, state, params=None):
+        del params
+        leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
+        if not leaves:
+            return updates, state
+        norm = jnp.sqrt(jnp.sum(jnp.stack([jnp.sum(jnp.square(g)) for g in leaves])))
+        scale = global_clipnorm * jnp.minimum(1.0 / norm, 1.0 / global_clipnorm)
+        scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as Keras.
+        return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return base.GradientTransformation(lambda params: base.EmptyState(), update)

@@ -37,9 +37,9 @@ def _one_minus(x: float) -> float:
     return 1 - x
 
 
-def check_ema_arguments(ema_momentum: Any, ema_overwrite_frequency: Any) -> None:
+def check_ema_arguments(ema_momentum: Any, ema_overwrite_frequency: Any, family: str = "current") -> None:
     """Keras's rules for ``ema_momentum`` (in [0, 1]) and ``ema_overwrite_frequency``
-    (``None`` or a positive integer).
+    (``None`` or a positive integer), in the family's words.
 
     Raises:
       ValueError: either is out of range.
@@ -48,7 +48,7 @@ def check_ema_arguments(ema_momentum: Any, ema_overwrite_frequency: Any) -> None
         raise ValueError(f"`ema_momentum` must be in the range [0, 1]. Received: ema_momentum={ema_momentum}")
     if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, int) or ema_overwrite_frequency < 1):
         raise ValueError(
-            "`ema_overwrite_frequency` must be an integer > 1 or None. "
+            f"`ema_overwrite_frequency` must be an integer {'>=' if family == 'keras3' else '>'} 1 or None. "
             f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
         )
 
@@ -122,6 +122,55 @@ def ema(
                 out_avg.append(navg)
         new_state = EmaState(safe_add(state.iterations, 1), state.hyperparams, treedef.unflatten(out_avg))
         return treedef.unflatten(out_u), new_state
+
+    return base.GradientTransformation(init, update)
+
+
+def ema_keras3(
+    ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None, accumulation_steps: int = 1
+) -> base.GradientTransformation:
+    """Keras 3's moving average of the parameters (``use_ema=True``).
+
+    As :func:`ema`, with Keras 3's rules: the average starts at zeros and the
+    first step copies the parameters (the momentum is 0 while the step count
+    is 0); the weight of the new value is ``1 - m`` computed in the
+    parameter's dtype; parameters with a ``None`` update are averaged too;
+    the overwrite is a blend ``avg * s + p' * (1 - s)`` with ``s`` 0 or 1::
+
+        m_t = m if (iterations // accumulation_steps) != 0 else 0
+        average = m_t * average + (1 - m_t) * p'
+        p'' = average * s + p' * (1 - s),  s = ((iterations // N) + 1) % frequency == 0
+    """
+    check_ema_arguments(ema_momentum, ema_overwrite_frequency, "keras3")
+
+    def init(params):
+        hp = Hyperparams.create({"ema_momentum": ema_momentum}, {"ema_momentum": widest_float()})
+        average = jax.tree_util.tree_map(lambda p: jnp.zeros_like(p), params)
+        return EmaState(jnp.zeros([], count_dtype()), hp, average)
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("ema reads the parameter values: call update(updates, state, params).")
+        clock = state.iterations // accumulation_steps if accumulation_steps > 1 else state.iterations
+        overwrite = None
+        if ema_overwrite_frequency:
+            overwrite = (safe_add(clock, 1) % ema_overwrite_frequency) == 0
+
+        def leaf(u, p, avg):
+            p = jnp.asarray(p)
+            new_p = p if u is None else base.add_update(p, u)
+            m = (clock != 0).astype(p.dtype) * state.hyperparams["ema_momentum"].astype(p.dtype)
+            avg = m * avg + (1 - m) * new_p
+            if overwrite is not None:
+                s = overwrite.astype(jnp.int32)
+                blended = avg * s + new_p * jnp.logical_not(overwrite).astype(jnp.int32)
+                u = (blended - p).astype(p.dtype)
+            return u, avg
+
+        flat_u, treedef = base.flatten_updates(updates)
+        out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, treedef.flatten_up_to(params), treedef.flatten_up_to(state.average))]
+        new_state = EmaState(safe_add(state.iterations, 1), state.hyperparams, treedef.unflatten([a for _, a in out]))
+        return treedef.unflatten([u for u, _ in out]), new_state
 
     return base.GradientTransformation(init, update)
 

@@ -1,0 +1,369 @@
+"""The Keras 3 object API: ``keras.optimizers.Optimizer`` of Keras 3, over the pure core.
+
+What differs from the TF-Keras families (:mod:`~jaxopt_keras.optimizers.families`):
+
+* the variables: ``iterations`` (int32) and ``learning_rate`` exist before
+  ``build`` and lead the ``variables`` list, which then holds the moving
+  averages, the gradient accumulators, the slots (named
+  ``<optimizer>/<variable path with _>_<slot>``) and last the optimizer's
+  scalars (Nadam's ``u_product``);
+* ``apply(grads, trainable_variables)`` and ``stateless_apply``, pure: it
+  takes and returns the optimizer variables' values as Keras 3 does;
+* ``scale_loss``, variable ``constraint``s applied after the update,
+  ``overwrite_with_gradient`` variables, a warning on ``None`` gradients;
+* a zero-argument callable as the learning rate (called once per step);
+* auto-naming (``adam``, ``adam_1``, ``rm_sprop``) and Keras 3's config:
+  Python values, ``learning_rate`` rounded through float32.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import warnings
+from typing import Any, Callable, ClassVar, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.core import transform as base
+from jaxopt_keras.optimizers.families import ConfigMixin
+from jaxopt_keras.optimizers.optimizer import KerasOptimizer, python_scalar
+from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.weights import hyper_entry, list_entry, read_iterations
+from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.ema import EmaState
+
+_NAME_COUNTS: collections.Counter = collections.Counter()
+BASE_CONFIG_KEYS = (
+    "weight_decay",
+    "clipnorm",
+    "global_clipnorm",
+    "clipvalue",
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+)
+
+
+def snake_case(name: str) -> str:
+    """Keras 3's ``to_snake_case``: ``AdamW`` -> ``adam_w``, ``RMSprop`` -> ``rm_sprop``."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def auto_name(class_name: str) -> str:
+    """``adam``, then ``adam_1``, ``adam_2``...: one counter per name in the process, as Keras 3."""
+    prefix = snake_case(class_name)
+    n = _NAME_COUNTS[prefix]
+    _NAME_COUNTS[prefix] += 1
+    return prefix if n == 0 else f"{prefix}_{n}"
+
+
+def is_zero_arg_callable(lr: Any) -> bool:
+    """A learning rate given as a function of nothing (Keras 3's callable)."""
+    return callable(lr) and not isinstance(lr, (LearningRateSchedule, jax.Array, np.ndarray))
+
+
+class Keras3Optimizer(ConfigMixin, KerasOptimizer):
+    """Base class of the Keras 3 family (``keras.optimizers.Optimizer``).
+
+    Constructor arguments beyond the algorithm's: ``weight_decay``,
+    ``clipnorm``, ``clipvalue``, ``global_clipnorm`` (at most one of the
+    three), ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
+    ``loss_scale_factor``, ``gradient_accumulation_steps``, ``name`` (by
+    default an automatic snake-case name).
+    """
+
+    _family: ClassVar[str] = "keras3"
+
+    def _check_name(self, name: Any) -> str:
+        if name is None:
+            return auto_name(type(self).__name__)
+        if not isinstance(name, str) or "/" in name:
+            raise ValueError(f"Argument `name` must be a string and cannot contain character `/`. Received: name={name}")
+        return name
+
+    # -- the learning rate ---------------------------------------------------
+    def _transformation_args(self) -> dict:
+        args = super()._transformation_args()
+        if is_zero_arg_callable(args["learning_rate"]):
+            # Called on the host before each step; the step reads the value from the state.
+            args["learning_rate"] = 0.0
+        return args
+
+    def _lr_function(self) -> Callable[[], Any] | None:
+        lr = self._args["learning_rate"]
+        return lr if is_zero_arg_callable(lr) else None
+
+    def _get_learning_rate(self) -> Any:
+        lr = self._args["learning_rate"]
+        if isinstance(lr, LearningRateSchedule):
+            return jnp.asarray(lr(read_iterations(self._state)))
+        if is_zero_arg_callable(lr):
+            return lr()
+        return self._hyper_view("learning_rate")
+
+    def _put_learning_rate(self, value: Any) -> None:
+        if isinstance(value, LearningRateSchedule) or is_zero_arg_callable(value):
+            self._set_learning_rate_source(value)
+        elif isinstance(self._args["learning_rate"], LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its "
+                "`learning_rate` constructor argument, hence its learning rate is not settable. "
+                "If you need the learning rate to be settable, you should instantiate the "
+                "optimizer with a float `learning_rate` argument."
+            )
+        elif is_zero_arg_callable(self._args["learning_rate"]):
+            raise AttributeError("'function' object has no attribute 'assign'")
+        else:
+            self._set_numeric_hyper("learning_rate", value.value if isinstance(value, Variable) else value)
+
+    def _get_hyper(self, name: str) -> Any:
+        return self._args[name]
+
+    @property
+    def iterations(self) -> Any:
+        """Updates taken: the call count, divided by ``gradient_accumulation_steps`` when set."""
+        steps = self._args.get("gradient_accumulation_steps")
+        raw = StateView(f"{self._name}/iteration", lambda: read_iterations(self._state), self._set_iterations)
+        return raw if not steps else jnp.floor_divide(raw.value, steps)
+
+    # -- variables -------------------------------------------------------------
+    def _var_path(self, v: Variable) -> str:
+        return v.path.replace("/", "_")
+
+    def _weight_entries(self):
+        prefix = f"{self._name}/"
+        entries = [(f"{prefix}iteration", read_iterations, self._write_iterations)]
+        if not (isinstance(self._args["learning_rate"], LearningRateSchedule) or self._lr_function()):
+            entries.append((f"{prefix}learning_rate", *hyper_entry("learning_rate")))
+        kept = [i for i, v in enumerate(self._variables) if not v.overwrite_with_gradient]
+        if self._args.get("use_ema"):
+            for i in kept:
+                name = f"{prefix}{self._var_path(self._variables[i])}_average"
+                entries.append((name, *list_entry(EmaState, "average", i)))
+        if self._args.get("gradient_accumulation_steps"):
+            for i, v in enumerate(self._variables):
+                name = f"{prefix}{self._var_path(v)}_gradient_accumulator"
+                entries.append((name, *list_entry(AccumulationState, "accumulators", i)))
+        slots = [e for e in self._slot_entries(self._slot_name) if e[0] is not None]
+        return entries + slots + self._scalar_entries(prefix)
+
+    def _slot_name(self, slot: str, var: Variable) -> str | None:
+        if var.overwrite_with_gradient:
+            return None
+        keras_name = self._spec.keras_slot_name(slot)
+        if not keras_name:  # named by the variable's own name (Adafactor's factored statistics)
+            return f"{self._name}/{var.path.rsplit('/', 1)[-1]}"
+        return f"{self._name}/{self._var_path(var)}_{keras_name}"
+
+    @property
+    def weights(self) -> list[StateView]:
+        return [self._view(*entry) for entry in self._weight_entries()]
+
+    def get_weights(self) -> list[np.ndarray]:
+        return [np.array(read(self._state)) for _, read, _ in self._weight_entries()]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        if not self.built:
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not yet been built. Please "
+                "call `optimizer.build(trainable_variables)` to create the optimizer weights before "
+                "calling `set_weights()`."
+            )
+        super().set_weights(weights)
+
+    def _shape_error(self, name, expected, given) -> None:
+        raise ValueError(
+            f"Optimizer variable {name} has shape {tuple(expected)} not compatible with provided "
+            f"weight shape {tuple(given)}."
+        )
+
+    def _after_set_weights(self, state: Any) -> Any:
+        return self._write_iterations(state, read_iterations(state))
+
+    # -- building and applying -------------------------------------------------
+    def _build_for(self, pairs, kept) -> None:
+        if not self.built:
+            self._register([v for _, v in pairs])
+
+    def _unknown_variable(self, variable: Variable) -> None:
+        raise ValueError(
+            f"Unknown variable: {variable}. This optimizer can only be called for the variables it was "
+            "originally built with. When working with a new set of variables, you should recreate a new "
+            "optimizer instance."
+        )
+
+    def _filter(self, grads_and_vars) -> tuple[list, list]:
+        pairs = list(grads_and_vars)
+        self._check_variables(v for _, v in pairs)
+        kept = [(g, v) for g, v in pairs if g is not None]
+        if pairs and not kept:
+            raise ValueError("No gradients provided for any variable.")
+        if len(kept) < len(pairs):
+            missing = [v.path for g, v in pairs if g is None]
+            warnings.warn(
+                f"Gradients do not exist for variables {missing} when minimizing the loss. If using "
+                "`model.compile()`, did you forget to provide a `loss` argument?",
+                UserWarning,
+                stacklevel=3,
+            )
+        return pairs, kept
+
+    def _run(self, kept) -> None:
+        fn = self._lr_function()
+        if fn is not None:
+            self._set_hp(self._hp.replace(learning_rate=python_scalar(fn())))
+        super()._run(kept)
+
+    def _pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
+        """Keras 3's ``apply`` on values: overwrite-with-gradient variables take
+        their gradient, the others the transformation's step, then constraints."""
+        overwrite = [v.overwrite_with_gradient for v in self._variables]
+        stepped = [None if o else g for g, o in zip(grads, overwrite)]
+        updates, state = self._transformation.update(stepped, state, values)
+        new = base.apply_updates(values, updates)
+        out = []
+        for v, value, g, o in zip(self._variables, new, grads, overwrite):
+            if o and g is not None:
+                value = jnp.asarray(g).astype(value.dtype)
+            elif g is not None and v.constraint is not None:
+                value = jnp.asarray(v.constraint(value)).astype(value.dtype)
+            out.append(value)
+        return out, state
+
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Variable] | None = None):
+        """Applies one step; ``grads`` match ``trainable_variables`` (or, if omitted,
+        the variables the optimizer was built with)."""
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError(
+                    "When passing `grads` without `variables`, the optimizer must already be built on a "
+                    "list of variables. Call `optimizer.build(trainable_variables)` first. "
+                )
+            if len(grads) != len(self._variables):
+                raise ValueError(
+                    "When passing `grads` as a list of gradient tensors, the gradients must match "
+                    f"`optimizer.variables` one-to-on. Received a list of {len(grads)} gradients, but the "
+                    f"optimizer is tracking {len(self._variables)} trainable variables."
+                )
+            trainable_variables = self._variables
+        self.apply_gradients(zip(grads, trainable_variables))
+
+    def apply_gradients(self, grads_and_vars, **kwargs: Any):
+        """``apply`` on ``(gradient, variable)`` pairs; returns the call count."""
+        if kwargs:
+            raise TypeError(f"apply_gradients() got unexpected keyword arguments {sorted(kwargs)}")
+        pairs, kept = self._filter(grads_and_vars)
+        if pairs:
+            with self._lock:
+                self._build_for(pairs, kept)
+                self._run(kept)
+        return StateView(f"{self._name}/iteration", lambda: read_iterations(self._state), self._set_iterations)
+
+    def stateless_apply(self, optimizer_variables: Sequence[Any], grads: Sequence[Any], trainable_variables: Sequence[Any]):
+        """One step as a pure function of values: ``(new trainable values, new optimizer variables)``.
+
+        ``optimizer_variables`` are the values of :attr:`variables`, in order;
+        ``grads`` and ``trainable_variables`` follow the variables the optimizer
+        was built with (``None`` gradients allowed).  Nothing is changed; jit it
+        freely.
+        """
+        cls = type(self).__name__
+        if not self.built:
+            raise ValueError(
+                f"To call `stateless_apply`, {cls} must be built (i.e. its variables must have been "
+                "created). You can build it via `optimizer.build(trainable_variables)`."
+            )
+        entries = self._weight_entries()
+        if len(optimizer_variables) != len(entries):
+            raise ValueError(
+                f"Argument `optimizer_variables` must be a list of tensors corresponding 1:1 to {cls}().variables. "
+                f"Received list with length {len(optimizer_variables)}, but expected {len(entries)} variables."
+            )
+        if len(trainable_variables) != len(self._variables):
+            raise ValueError(
+                "Argument `optimizer_variables` must be a list of tensors corresponding 1:1 to the trainable "
+                "variables list that the optimizer was built with. Received len(trainable_variables) == "
+                f"{len(trainable_variables)} whereas the optimizer was built with {len(self._variables)} variables."
+            )
+        state = self._state
+        for (_, read, write), value in zip(entries, optimizer_variables):
+            state = write(state, jnp.asarray(value).astype(read(state).dtype))
+        fn = self._lr_function()
+        if fn is not None:
+            state = hyper_entry("learning_rate")[1](state, fn())
+        values = [jnp.asarray(v.value if isinstance(v, Variable) else v) for v in trainable_variables]
+        grads = [None if g is None else jnp.asarray(g) for g in grads]
+        new_values, new_state = self._pure_step(values, state, grads)
+        return new_values, [read(new_state) for _, read, _ in entries]
+
+    def scale_loss(self, loss: Any) -> Any:
+        """``loss * loss_scale_factor`` when it is set, else ``loss``."""
+        factor = self._args.get("loss_scale_factor")
+        return loss if factor is None else loss * factor
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
+        """Exempts variables (by identity, or by ``re.search`` on the last part of their path).
+
+        Raises:
+          ValueError: the optimizer is already built (Keras 3 accepts the call
+            then but its step has already been traced without it).
+        """
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configued before the optimizer is built.")
+        self._weight_decay_exclude = ([id(v) for v in var_list or []], list(var_names or []))
+
+    def _decay_mask(self, params: Any) -> list[bool]:
+        if self._weight_decay_exclude is None:
+            return [True] * len(self._variables)
+        ids, names = self._weight_decay_exclude
+        pattern = re.compile("|".join(set(names))) if names else None
+        return [
+            not (id(v) in ids or (pattern is not None and pattern.search(v.path.rsplit("/", 1)[-1])))
+            for v in self._variables
+        ]
+
+    def finalize_variable_values(self, var_list: Sequence[Variable]) -> None:
+        """With ``use_ema``, overwrites the variables with their moving averages."""
+        if not self._args.get("use_ema") or not self.built:
+            return
+        var_list = self._check_variables(var_list)
+        if len(var_list) != len(self._variables):
+            raise ValueError(
+                f"The length of model variables ({len(var_list)}) to override does not match the length of "
+                f"model variables stored in the optimizer ({len(self._variables)}). Please check if the "
+                "optimizer was called on your model."
+            )
+        averages = self._ema().average
+        for v, avg in zip(var_list, averages):
+            if not v.overwrite_with_gradient:
+                v.assign(avg)
+
+    # -- config ----------------------------------------------------------------
+    def _serialize_hyper(self, key: str) -> Any:
+        if key == "learning_rate":
+            return float(np.float32(self._hp["learning_rate"]))
+        return self._args[key]
+
+    def get_config(self) -> dict:
+        """Keras 3's config: Python values, the base keys first."""
+        algo = self._algorithm_config()
+        config = {"name": self._name, "learning_rate": algo.pop("learning_rate")}
+        config.update({k: self._args[k] for k in BASE_CONFIG_KEYS})
+        config.update({k: v for k, v in algo.items() if k not in config})
+        return self._extension_config(config)
+
+    def _serialize_learning_rate(self) -> Any:
+        if self._lr_function() is not None:
+            return self._args["learning_rate"]
+        return super()._serialize_learning_rate()

@@ -1,0 +1,58 @@
+"""Runs Keras 3 optimizers on the JAX backend, one jitted ``stateless_apply`` per step.
+
+Launched in a fresh process by the Keras 3 oracle tests (Keras's backend is
+fixed at its first import, and the test session imports TF-Keras).  Reads a
+JSON list of cases from argv[1]; prints ``RESULT <json>`` mapping each case's
+label to its final parameters and optimizer variables (``optimizer.variables``
+order, as nested lists with their dtypes).
+
+A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
+"initial_variables"?}``; ``initial_variables`` (a list of arrays in
+``optimizer.variables`` order) replaces the freshly built ones, to continue a
+run from a weights list.
+"""
+
+import json
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+sys.path.insert(0, os.path.dirname(__file__))
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from harness import make_problem  # noqa: E402
+from keras3_problem import SCHEDULES, variable_names  # noqa: E402
+
+
+def run(case):
+    dtype = np.dtype(case.get("dtype", "float32"))
+    params, grads = make_problem(dtype, steps=case["steps"], shapes=[tuple(s) for s in case["shapes"]])
+    if "grads_from" in case:
+        grads = grads[case["grads_from"] :]
+    kwargs = dict(case["kwargs"])
+    if "schedule" in case:
+        kind, config = case["schedule"]
+        kwargs["learning_rate"] = getattr(keras.optimizers.schedules, SCHEDULES[kind])(**config)
+    opt = getattr(keras.optimizers, case["name"])(**kwargs)
+    names = variable_names([tuple(s) for s in case["shapes"]])
+    variables = [keras.Variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
+    opt.build(variables)
+    opt_values = [v.value for v in opt.variables]
+    if "initial_variables" in case:
+        opt_values = [np.asarray(x, np.asarray(v).dtype) for x, v in zip(case["initial_variables"], opt_values)]
+    values = [v.value for v in variables]
+    step = jax.jit(opt.stateless_apply)
+    for g in grads:
+        values, opt_values = step(opt_values, [jax.numpy.asarray(x) for x in g], values)
+    return {
+        "params": [np.asarray(v).tolist() for v in values],
+        "variables": [np.asarray(v).tolist() for v in opt_values],
+        "variable_names": [v.path for v in opt.variables],
+    }
+
+
+cases = json.loads(sys.argv[1])
+print("RESULT " + json.dumps({c["label"]: run(c) for c in cases}))

@@ -1,0 +1,199 @@
+"""The Keras 3 family against Keras 3 itself, on its JAX backend.
+
+Keras 3 runs in its own process (``keras3_step_runner.py``, ``KERAS_BACKEND=jax``):
+one ``jax.jit(optimizer.stateless_apply)`` call per step, as ``model.fit``
+runs it, for 300 steps on parameters from a scalar to 3-D, a matrix and an
+embedding table.  Our side runs one jitted step per call too: the same XLA
+compiles the same operations, so the results are compared bit for bit.
+
+Exact (0 ulp): every optimizer whose new parameter is ``p - x`` (or
+``p + x``), with clipping, EMA without overwrite, gradient accumulation and
+the loss-scale factor.  The optax protocol returns an update ``u`` that is
+added to ``p``; where Keras 3 computes the new parameter otherwise, ``p +
+(new - p)`` can miss ``new`` by an ulp when the subtraction is inexact (a
+parameter crossing zero): weight decay (``p - p*wd*lr`` then the step), Ftrl
+(a new value, not an increment) and the EMA overwrite (a blend).  Those cases
+are bounded by the float32 oracle tolerance (300 float32 eps of the distance
+moved, ``harness.TOLERANCE``) and their figures are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from harness import STEPS, TOLERANCE, agreement, make_problem
+from jaxopt_keras.optimizers import keras3 as K3
+from keras3_problem import SHAPES, variable_names
+
+EXACT = [
+    ("SGD", dict(learning_rate=0.05)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True)),
+    ("Adam", dict(learning_rate=0.01)),
+    ("Adam", dict(learning_rate=0.01, amsgrad=True, clipnorm=0.5)),
+    ("Adamax", dict(learning_rate=0.01, global_clipnorm=1.0)),
+    ("Nadam", dict(learning_rate=0.01)),
+    ("Adagrad", dict(learning_rate=0.1, clipvalue=0.5)),
+    ("Adadelta", dict(learning_rate=1.0)),
+    ("RMSprop", dict(learning_rate=0.01)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True)),
+    ("Lion", dict(learning_rate=0.001)),
+    ("Adafactor", dict(learning_rate=0.01)),
+    ("Adafactor", dict(learning_rate=0.01, relative_step=False, clip_threshold=0.5)),
+    ("Adam", dict(learning_rate=0.01, use_ema=True, ema_momentum=0.9)),
+    ("Adam", dict(learning_rate=0.01, gradient_accumulation_steps=3)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, gradient_accumulation_steps=2, use_ema=True)),
+    ("Nadam", dict(learning_rate=0.01, loss_scale_factor=128.0)),
+]
+BOUNDED = [
+    ("AdamW", dict(learning_rate=0.01)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, weight_decay=0.01)),
+    ("Ftrl", dict(learning_rate=0.1)),
+    ("Ftrl", dict(learning_rate=0.1, l1_regularization_strength=0.01, l2_regularization_strength=0.01,
+                  l2_shrinkage_regularization_strength=0.01, beta=0.1, learning_rate_power=-0.7)),
+    ("Adam", dict(learning_rate=0.01, use_ema=True, ema_overwrite_frequency=7)),
+]
+CASES = EXACT + BOUNDED
+
+
+def _label(name, kwargs):
+    return f"keras3 {name} {kwargs}"
+
+
+def run_keras3(cases: list[dict]) -> dict:
+    """Keras 3's results for ``cases`` (see ``keras3_step_runner.py``), in one process."""
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_step_runner.py"), json.dumps(cases)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+@pytest.fixture(scope="module")
+def keras3_results():
+    cases = [dict(label=_label(n, k), name=n, kwargs=k, steps=STEPS, shapes=SHAPES) for n, k in CASES]
+    return run_keras3(cases)
+
+
+def run_ours(transform, params, grads):
+    """One jitted step per call, as Keras 3 runs: same program, same XLA fusion."""
+
+    @jax.jit
+    def step(p, s, g):
+        u, s = transform.update(g, s, p)
+        return jk.apply_updates(p, u), s
+
+    p = [jnp.asarray(x) for x in params]
+    s = transform.init(p)
+    for g in grads:
+        p, s = step(p, s, [jnp.asarray(x) for x in g])
+    return [np.asarray(x) for x in p], s
+
+
+def _compare(report, label, ours, theirs, params, exact):
+    a = agreement(ours, theirs, params)
+    report(f"{label:80s} float32: {a.max_ulps:.0f} ulp, rel {a.relative:.1e}")
+    assert a.moved > 0.01, f"the parameters hardly moved ({a.moved})"
+    if exact:
+        assert a.max_ulps == 0, f"{label}: {a.max_ulps} ulp from Keras 3 after {STEPS} steps"
+    else:
+        assert a.relative <= TOLERANCE[np.float32], f"{label}: rel {a.relative:.2e}"
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[_label(*c) for c in CASES])
+def test_functional_family_matches_keras3(keras3_results, report, name, kwargs):
+    params, grads = make_problem(np.float32, shapes=SHAPES)
+    ours, _ = run_ours(getattr(jk.keras3, name.lower())(**kwargs), params, grads)
+    theirs = [np.asarray(x, np.float32) for x in keras3_results[_label(name, kwargs)]["params"]]
+    _compare(report, _label(name, kwargs), ours, theirs, params, (name, kwargs) in EXACT)
+
+
+def _layer_run(cls, kwargs, params, grads, initial=None):
+    """Our Keras 3 class, stepped by its own jitted ``stateless_apply``."""
+    variables = [jk.Variable(p, name=n) for p, n in zip(params, variable_names(SHAPES))]
+    opt = cls(**kwargs)
+    opt.build(variables)
+    opt_values = [v.value for v in opt.variables] if initial is None else [jnp.asarray(x) for x in initial]
+    values = [v.value for v in variables]
+    step = jax.jit(opt.stateless_apply)
+    for g in grads:
+        values, opt_values = step(opt_values, [jnp.asarray(x) for x in g], values)
+    return opt, [np.asarray(v) for v in values], [np.asarray(v) for v in opt_values]
+
+
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[_label(*c) for c in CASES])
+def test_layer_variables_match_keras3(keras3_results, report, name, kwargs):
+    """``optimizer.variables``: the same names, in the same order, with the same values."""
+    params, grads = make_problem(np.float32, shapes=SHAPES)
+    theirs = keras3_results[_label(name, kwargs)]
+    opt, values, opt_values = _layer_run(getattr(K3, name), dict(kwargs, name="opt"), params, grads)
+    assert [v.path for v in opt.variables] == _expected_paths(theirs["variable_names"])
+    exact = (name, kwargs) in EXACT
+    _compare(report, "layer " + _label(name, kwargs), values, [np.asarray(x, np.float32) for x in theirs["params"]], params, exact)
+    for ours_v, theirs_v in zip(opt_values, theirs["variables"]):
+        theirs_v = np.asarray(theirs_v, ours_v.dtype)
+        if exact:
+            np.testing.assert_array_equal(ours_v, theirs_v)
+        else:
+            np.testing.assert_allclose(ours_v, theirs_v, rtol=1e-4, atol=1e-6)
+
+
+def _expected_paths(keras_paths):
+    """Keras 3's variable paths as ours spell them: every variable under the
+    optimizer's scope (Keras 3 leaves Adafactor's rank < 2 placeholders outside
+    it when built directly), and Nadam's ``u_product`` named (Keras 3 auto-names
+    it ``variable_N``)."""
+    out = []
+    for path in keras_paths:
+        last = path.split("/")[-1]
+        out.append("opt/u_product" if last.startswith("variable") else f"opt/{last}")
+    return out
+
+
+CONTINUE = [
+    ("Adam", dict(learning_rate=0.01, use_ema=True)),
+    ("Nadam", dict(learning_rate=0.01)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True, gradient_accumulation_steps=2)),
+    ("Adafactor", dict(learning_rate=0.01)),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", CONTINUE, ids=[_label(*c) for c in CONTINUE])
+def test_weights_move_both_ways(report, name, kwargs):
+    """Keras 3's ``variables`` after N steps continue in ours, and ours in Keras 3, bit for bit."""
+    n, m = 100, 50
+    params, grads = make_problem(np.float32, steps=n + m, shapes=SHAPES)
+    base = dict(name=name, kwargs=dict(kwargs, name="opt"), shapes=SHAPES)
+    first = run_keras3([dict(base, label="first", steps=n)])["first"]
+    # Ours continues Keras 3's run from its variables list...
+    mid = [np.asarray(x, np.float32) for x in first["params"]]
+    _, ours, _ = _layer_run(getattr(K3, name), dict(kwargs, name="opt"), mid, grads[n:], initial=first["variables"])
+    # ... and Keras 3 continues ours.
+    _, ours_mid, ours_vars = _layer_run(getattr(K3, name), dict(kwargs, name="opt"), params, grads[:n])
+    whole = dict(base, label="whole", steps=n + m)
+    resumed = dict(
+        base, label="resumed", steps=n + m, grads_from=n,
+        params=[x.tolist() for x in ours_mid], initial_variables=[x.tolist() for x in ours_vars],
+    )
+    res = run_keras3([whole, resumed])
+    theirs = [np.asarray(x, np.float32) for x in res["whole"]["params"]]
+    a = agreement(ours, theirs, params)
+    b = agreement([np.asarray(x, np.float32) for x in res["resumed"]["params"]], theirs, params)
+    report(f"continue {_label(name, kwargs):71s} keras3->ours {a.max_ulps:.0f} ulp, ours->keras3 {b.max_ulps:.0f} ulp")
+    assert a.max_ulps == 0 and b.max_ulps == 0
