@@ -3,6 +3,7 @@ the classes raising exactly what the (oracle-checked) factories raise."""
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import pytest
 
 import jaxopt_keras as jk
@@ -47,3 +48,23 @@ def test_classes_raise_what_the_factories_raise(family, name, kwargs):
     assert type(from_class.value) is type(from_factory.value)
     assert isinstance(from_class.value, (TypeError, ValueError))
     assert str(from_class.value) == str(from_factory.value)
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="must be an integer >= 2"):
+        jk.adam(gradient_accumulation_steps=1)
+    with pytest.raises(ValueError, match="must be an integer >= 2"):
+        O.SGD(gradient_accumulation_steps=2.5)
+    with pytest.raises(ValueError, match="loss_scale_factor"):
+        jk.sgd(loss_scale_factor=0.0)
+    with pytest.raises(ValueError, match="Missing value of `weight_decay`"):
+        O.AdamW(weight_decay=None)
+    with pytest.raises(ValueError, match="degenerates to SignSGD"):
+        jk.lion(beta_1=0.0)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        jk.ema(1.5)
+    with pytest.raises(ValueError, match="reads the parameter values"):
+        t = jk.adam(weight_decay=0.1)
+        t.update([jnp.ones(2)], t.init([jnp.ones(2)]))
+    with pytest.raises(TypeError, match="Unexpected keyword argument"):
+        jk.legacy.adam(weight_decay=0.1)  # OptimizerV2 has no weight decay
