@@ -9,9 +9,11 @@ The tests mirror the package (``tests/core/``, ``tests/schedules/``, ...,
 processes; ``tests/oracle/`` against TF-Keras).  No folder is a package
 (there is no ``__init__.py``): pytest imports each test file by its base
 name, with its folder first on ``sys.path``, so base names are unique over
-the whole tree, and a folder's own helper module (``tests/oracle/harness.py``)
-is imported by name.  The shared ``tests/helpers.py`` is importable from
-every folder because this directory is put on ``sys.path`` here.
+the whole tree (``tests/test_tree.py`` checks), and a folder's own helper
+module (``tests/oracle/harness.py``, ``tests/optimizers/layer_helpers.py``,
+``tests/schedules/schedule_helpers.py``) is imported by name.  The shared
+``tests/helpers.py`` is importable from every folder because this directory
+is put on ``sys.path`` here.
 """
 
 import os
