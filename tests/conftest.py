@@ -1,11 +1,27 @@
-"""Test-session setup.
+"""Test-session setup, for every test under ``tests/``.
 
 Multi-device tests need 8 CPU devices, which XLA only creates if the flag is
 set before JAX initializes its backend, so it is set here, before any test
 module imports JAX.
+
+The tests mirror the package (``tests/core/``, ``tests/schedules/``, ...,
+``tests/optimizers/``; ``tests/distributed/`` for several devices or
+processes; ``tests/oracle/`` against TF-Keras).  No folder is a package
+(there is no ``__init__.py``): pytest imports each test file by its base
+name, with its folder first on ``sys.path``, so base names are unique over
+the whole tree (``tests/test_tree.py`` checks), and a folder's own helper
+module (``tests/oracle/harness.py``, ``tests/optimizers/layer_helpers.py``,
+``tests/schedules/schedule_helpers.py``) is imported by name.  The shared
+``tests/helpers.py`` is importable from every folder because this directory
+is put on ``sys.path`` here.
 """
 
 import os
+import sys
+
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
 
 _FLAG = "--xla_force_host_platform_device_count=8"
 if _FLAG not in os.environ.get("XLA_FLAGS", ""):

@@ -1,6 +1,9 @@
-"""Shared helpers for the unit tests (no TF): the tests' parametrisation, from the registry."""
+"""Shared helpers for the unit tests (no TF): the tests' parametrisation, from the
+registry, and reference rules used by tests in more than one folder."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from jaxopt_keras import registry
 from jaxopt_keras.keras.factories import make_factory
@@ -26,3 +29,13 @@ OPTION_SETS = {
     "adam": [dict(amsgrad=True)],
     "rmsprop": [dict(momentum=0.5, centered=True)],
 }
+
+
+def keras_loss_scale_rule(scale, counter, finite, growth_steps):
+    """tf.keras.mixed_precision's dynamic rule, written out from its documentation."""
+    if not finite:
+        return max(scale / 2, 1.0), 0
+    if counter + 1 >= growth_steps:
+        doubled = np.float32(scale) * np.float32(2)
+        return (float(doubled) if np.isfinite(doubled) else scale), 0
+    return scale, counter + 1

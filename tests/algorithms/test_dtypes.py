@@ -1,10 +1,13 @@
-"""Slots take their parameter's dtype; the step counter never wraps."""
+"""Slots and updates take their parameter's dtype, in every optimizer and in mixed-dtype trees.
+
+The step counter's dtype is ``tests/core/test_state.py``; float32 slots for
+low-precision parameters (``slot_dtype``) are ``test_slot_dtype.py``.
+"""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import jaxopt_keras as jk
@@ -42,30 +45,6 @@ def test_slots_and_updates_keep_the_param_dtype(factory, options, dtype):
         # Values in low precision are checked against TF-Keras in
         # tests/oracle/test_low_precision.py (bfloat16 rounds beta_2=0.999 to 1,
         # so Keras's own Adam stands still and Nadam turns NaN there).
-
-
-def test_counter_saturates_instead_of_wrapping_without_x64():
-    t = jk.legacy.adam()
-    params = [jnp.ones(3)]
-    state = t.init(params)
-    assert state.iterations.dtype == jnp.int32
-    top = np.iinfo(np.int32).max
-    state = state._replace(iterations=jnp.asarray(top - 1, jnp.int32))
-    step = jax.jit(lambda s: t.update([jnp.ones(3)], s, params))
-    for _ in range(3):
-        u, state = step(state)
-        assert int(state.iterations) == top
-        assert np.isfinite(np.asarray(u[0])).all()
-
-
-def test_counter_is_int64_with_x64():
-    with jax.enable_x64(True):
-        t = jk.adam()
-        state = t.init([jnp.ones(2)])
-        assert state.iterations.dtype == jnp.int64
-        state = state._replace(iterations=jnp.asarray(2**40, jnp.int64))
-        _, state = t.update([jnp.ones(2)], state)
-        assert int(state.iterations) == 2**40 + 1
 
 
 def test_mixed_dtype_tree():

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "multiprocess.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "multiprocess.py"
 NUM_PROCESSES = 2
 N_DEVICES = 8
 WORKER_TIMEOUT = 90.0  # seconds; the two workers take ~10 s on 2 shared cores
