@@ -81,6 +81,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     """
 
     _family: ClassVar[str] = "keras3"
+    _STATIC: ClassVar[tuple[str, ...]] = KerasOptimizer._STATIC + ("loss_scale_factor",)
 
     def _check_name(self, name: Any) -> str:
         if name is None:

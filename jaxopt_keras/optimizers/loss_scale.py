@@ -38,6 +38,8 @@ class LossScaleOptimizer:
       dynamic_growth_steps: defaults to 2000 when dynamic.
     """
 
+    is_loss_scale_optimizer = True  # recognized by MultiOptimizer, which refuses one inside
+
     def __init__(self, inner_optimizer: Any, dynamic: bool = True, initial_scale: float | None = None, dynamic_growth_steps: int | None = None):
         if isinstance(inner_optimizer, LossScaleOptimizer):
             raise TypeError(f"LossScaleOptimizer cannot wrap another LossScaleOptimizer, but got: {inner_optimizer}")

@@ -44,7 +44,7 @@ from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import WeightsList
 from jaxopt_keras.registry import Entry
 from jaxopt_keras.schedules.base import is_schedule
-from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.accumulation import AccumulationState, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import EmaState
 
 
@@ -411,6 +411,8 @@ class KerasOptimizer(WeightsList):
         new_args = dict(self._args, **{name: value})
         if name in CLIP_ARGS:
             check_clipping(new_args, self._family)
+        if name == "loss_scale_factor":
+            check_loss_scale_factor(value)
         self._args = new_args
         self._rebuild()
         self._restructure_state()

@@ -25,6 +25,7 @@ from jaxopt_keras.optimizers.config import (
     serialize_optimizer,
     without_custom_prefix,
 )
+from jaxopt_keras.optimizers import keras3
 from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 
@@ -43,6 +44,8 @@ def serialize(optimizer: Any, use_legacy_format: bool = False) -> dict | None:
         return None
     if not hasattr(optimizer, "get_config"):
         raise ValueError(f"Cannot serialize {optimizer!r}: it has no `get_config()`.")
+    if isinstance(optimizer, (keras3.LossScaleOptimizer, keras3.MultiOptimizer)):
+        return keras3.serialize(optimizer)
     if not isinstance(optimizer, LossScaleOptimizer):
         return serialize_optimizer(optimizer, use_legacy_format)
     name = optimizer.serialized_name()
@@ -86,6 +89,8 @@ def deserialize(
     config = without_custom_prefix(config, custom)
     class_name = config.get("class_name")
     key = class_name.lower() if isinstance(class_name, str) else None
+    if is_keras3_wrapper(key, config) and class_name not in custom:
+        return keras3.deserialize(config, custom_objects)
     if key in LOSS_SCALE_NAMES and class_name not in custom and config.get("registered_name") not in custom:
         _, inner = resolve_class(
             config,
@@ -101,6 +106,15 @@ def deserialize(
     return deserialize_optimizer(config, custom_objects, family)
 
 
+def is_keras3_wrapper(key: str | None, config: Mapping[str, Any]) -> bool:
+    """A Keras 3 ``MultiOptimizer``/``OptimizerMap``, or a Keras 3 ``LossScaleOptimizer``
+    (its config has a ``name`` and no ``dynamic``, which TF-Keras's always writes)."""
+    if key in ("multioptimizer", "optimizermap"):
+        return True
+    inner = config.get("config")
+    return key == "lossscaleoptimizer" and isinstance(inner, Mapping) and "dynamic" not in inner and "name" in inner
+
+
 def get(identifier: Any, **kwargs: Any) -> Any:
     """An optimizer from a name, a config dict, or an instance (returned unchanged).
 
@@ -110,7 +124,7 @@ def get(identifier: Any, **kwargs: Any) -> Any:
     use_legacy_optimizer = kwargs.pop("use_legacy_optimizer", None)
     if kwargs:
         raise TypeError(f"Invalid keyword arguments: {kwargs}")
-    if isinstance(identifier, (KerasOptimizer, LossScaleOptimizer)):
+    if isinstance(identifier, (KerasOptimizer, LossScaleOptimizer, keras3.LossScaleOptimizer, keras3.MultiOptimizer)):
         return identifier
     if isinstance(identifier, Mapping):
         return deserialize(identifier, use_legacy_optimizer=use_legacy_optimizer)

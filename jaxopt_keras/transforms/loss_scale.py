@@ -145,3 +145,59 @@ def unscale_gradients(grads: Any, state: Any) -> Any:
     """``g * (1 / loss_scale)`` per gradient (Keras's ``get_unscaled_gradients``)."""
     reciprocal = 1.0 / _find(state).loss_scale
     return base.map_values(lambda g: g * reciprocal.astype(g.dtype), grads)
+
+
+def next_loss_scale_keras3(scale: jax.Array, counter: jax.Array, finite: jax.Array, growth_steps: int) -> tuple[jax.Array, jax.Array]:
+    """Keras 3's dynamic rule (no floor at 1, no finiteness check on growth)::
+
+        finite and counter == growth_steps - 1: scale *= 2, counter = 0
+        finite otherwise:                        counter += 1
+        not finite:                              scale *= 0.5, counter = 0
+    """
+    grow = counter == growth_steps - 1
+    new_scale = jnp.where(finite, jnp.where(grow, scale * 2.0, scale), scale * 0.5)
+    new_counter = jnp.where(finite, jnp.where(grow, 0, counter + 1), 0).astype(counter.dtype)
+    return new_scale.astype(scale.dtype), new_counter
+
+
+def loss_scale_optimizer_keras3(
+    inner: base.GradientTransformation,
+    initial_scale: float = DEFAULT_INITIAL_SCALE,
+    dynamic_growth_steps: int = DEFAULT_GROWTH_STEPS,
+) -> base.GradientTransformation:
+    """Keras 3's ``LossScaleOptimizer``: ``update`` takes the gradients of the
+    *scaled* loss (``loss * loss_scale``, see :func:`scale_loss`).
+
+    When they are all finite, each is divided by the scale (``g / scale``)
+    and ``inner`` steps; otherwise nothing changes but the scale, which is
+    halved (Keras 3's rule: :func:`next_loss_scale_keras3`).  Unlike TF-Keras,
+    a skipped step does not count as an iteration.
+
+    Returns:
+      A transform with state :class:`LossScaleState`.
+    """
+    if initial_scale is None or not initial_scale > 0:
+        raise ValueError(f'"initial_scale" must be positive, but got: {initial_scale}')
+    if not isinstance(dynamic_growth_steps, (int, np.integer)) or dynamic_growth_steps < 1:
+        raise ValueError(f'"dynamic_growth_steps" must be a positive integer, but got: {dynamic_growth_steps}')
+
+    def init(params):
+        return LossScaleState(jnp.asarray(initial_scale, jnp.float32), jnp.zeros([], jnp.int32), inner.init(params))
+
+    def update(updates, state, params=None):
+        finite = all_finite(updates)
+        scale = state.loss_scale
+
+        def step(_):
+            unscaled = base.map_values(lambda g: g / scale, updates)
+            return inner.update(unscaled, state.inner, params)
+
+        def skip(_):
+            shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params)[0])
+            return jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes), state.inner
+
+        u, s = jax.lax.cond(finite, step, skip, None)
+        new_scale, counter = next_loss_scale_keras3(scale, state.counter, finite, dynamic_growth_steps)
+        return u, LossScaleState(new_scale, counter, s)
+
+    return base.GradientTransformation(init, update)

@@ -7,7 +7,9 @@ label to its final parameters and optimizer variables (``optimizer.variables``
 order, as nested lists with their dtypes).
 
 A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
-"initial_variables"?}``; ``initial_variables`` (a list of arrays in
+"config"?, "inf_steps"?, "initial_variables"?}``; ``config`` (a serialized
+optimizer) replaces ``name``/``kwargs``; at ``inf_steps`` the first gradient
+is infinite; ``initial_variables`` (a list of arrays in
 ``optimizer.variables`` order) replaces the freshly built ones, to continue a
 run from a weights list.
 """
@@ -36,7 +38,12 @@ def run(case):
     if "schedule" in case:
         kind, config = case["schedule"]
         kwargs["learning_rate"] = getattr(keras.optimizers.schedules, SCHEDULES[kind])(**config)
-    opt = getattr(keras.optimizers, case["name"])(**kwargs)
+    if "config" in case:
+        opt = keras.optimizers.deserialize(json.loads(json.dumps(case["config"])))
+    else:
+        opt = getattr(keras.optimizers, case["name"])(**kwargs)
+    for t in case.get("inf_steps", []):
+        grads[t][0] = np.full_like(grads[t][0], np.inf)
     names = variable_names([tuple(s) for s in case["shapes"]])
     variables = [keras.Variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
     opt.build(variables)

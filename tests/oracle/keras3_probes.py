@@ -1,0 +1,180 @@
+"""Behaviours of Keras 3's optimizer API, as small programs run against Keras 3 and against ours.
+
+Each probe is the body of a function of ``O3`` (``keras.optimizers``, or
+``jaxopt_keras.optimizers.keras3``), ``Var`` (a variable constructor:
+``Var(value, name)``), ``reset_names()`` (Keras 3's ``clear_session``; ours
+resets the auto-name counters), ``np`` and ``jnp``.  Its outcome is what it
+returns (made JSON-able), or the exception it raises (type and message), plus
+the warnings it emits.  ``test_keras3_behaviour.py`` requires the same
+outcome on both sides.
+
+Where we deliberately differ from Keras 3, the probe is not here; the
+difference is in ``docs/numerics.md`` (Keras 3 section) and tested on its own.
+"""
+
+PROBES = {
+    # Constructor arguments and their errors.
+    "unknown kwarg": "O3.Adam(lr=0.1)",
+    "jit_compile is not an argument": "O3.Adam(jit_compile=True)",
+    "decay warns and is ignored": "return O3.Adam(decay=0.1).get_config()['learning_rate']",
+    "int learning rate": "O3.Adam(learning_rate=1)",
+    "int momentum": "O3.SGD(momentum=0)",
+    "momentum out of range": "O3.SGD(momentum=1.5)",
+    "two clipping arguments": "O3.SGD(clipnorm=1.0, clipvalue=1.0)",
+    "global and value clipping": "O3.SGD(global_clipnorm=1.0, clipvalue=1.0)",
+    "accumulation steps 1": "O3.Adam(gradient_accumulation_steps=1)",
+    "ema momentum out of range": "O3.Adam(use_ema=True, ema_momentum=1.5)",
+    "ema frequency not an int": "O3.Adam(use_ema=True, ema_overwrite_frequency=2.0)",
+    "lion beta_1 zero": "O3.Lion(beta_1=0.0)",
+    "lion default learning rate": "return O3.Lion().get_config()['learning_rate']",
+    "adamw needs weight_decay": "O3.AdamW(weight_decay=None)",
+    "ftrl negative accumulator": "O3.Ftrl(initial_accumulator_value=-1.0)",
+    "ftrl positive power": "O3.Ftrl(learning_rate_power=0.5)",
+    "name with a slash": "O3.Adam(name='a/b')",
+    # Names and get.
+    "auto naming": """
+reset_names()
+return [O3.Adam().name, O3.Adam().name, O3.SGD().name, O3.SGD().name, O3.AdamW().name, O3.RMSprop().name,
+        O3.Adam(name='mine').name, O3.Adam().name]""",
+    "get None": "return O3.get(None)",
+    "get by name": "return [type(O3.get(n)).__name__ for n in ('sgd', 'adamw', 'RMSprop', 'ADAM', 'nadam')]",
+    "get a typo": "O3.get('typo')",
+    # Configs.
+    "config is JSON": """
+import json
+reset_names()
+return json.dumps(O3.Adam(learning_rate=0.02, clipnorm=1.0, use_ema=True).get_config(), sort_keys=True)""",
+    "config of every optimizer": """
+reset_names()
+out = {}
+for n in ('SGD', 'Adam', 'AdamW', 'Adamax', 'Nadam', 'Adagrad', 'Adadelta', 'RMSprop', 'Ftrl', 'Lion', 'Adafactor'):
+    out[n] = getattr(O3, n)().get_config()
+return out""",
+    "round trip": """
+reset_names()
+opt = O3.SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, gradient_accumulation_steps=4)
+back = O3.deserialize(O3.serialize(opt))
+return [type(back).__name__, back.get_config() == opt.get_config(), back.name]""",
+    # Variables.
+    "variables before build": "reset_names()\nreturn [v.path for v in O3.Adam().variables]",
+    "callable learning rate has no variable": "reset_names()\nreturn [v.path for v in O3.Adam(learning_rate=lambda: 0.1).variables]",
+    "schedule has no variable": """
+reset_names()
+return [v.path for v in O3.Adam(learning_rate=O3.schedules.ExponentialDecay(0.1, 10, 0.5)).variables]""",
+    "variables after build": """
+reset_names()
+opt = O3.RMSprop(momentum=0.5, centered=True, use_ema=True)
+opt.build([Var(np.ones((2, 3)), 'kernel'), Var(np.ones(3), 'bias')])
+return [(v.path, list(v.shape)) for v in opt.variables]""",
+    "set_weights before build": "O3.Adam().set_weights([np.zeros(())])",
+    "stateless_apply before build": "O3.Adam().stateless_apply([], [], [])",
+    # Applying.
+    "iterations count": """
+v = Var(np.ones(2), 'w')
+opt = O3.SGD(learning_rate=0.5)
+out = []
+for _ in range(3):
+    opt.apply_gradients([(np.ones(2, np.float32), v)])
+    out.append(int(np.asarray(opt.iterations)))
+return out + np.asarray(v).tolist()""",
+    "all gradients None": "v = Var(np.ones(2), 'w')\nO3.SGD().apply_gradients([(None, v)])",
+    "some gradients None": """
+a, b = Var(np.ones(2), 'a'), Var(np.ones(2), 'b')
+O3.SGD(learning_rate=0.5).apply_gradients([(np.ones(2, np.float32), a), (None, b)])
+return np.asarray(a).tolist() + np.asarray(b).tolist()""",
+    "callable learning rate is called": """
+v = Var(np.ones(2), 'w')
+O3.SGD(learning_rate=lambda: 0.25).apply_gradients([(np.ones(2, np.float32), v)])
+return np.asarray(v).tolist()""",
+    "constraint after the update": """
+v = Var(np.array([-0.5, 0.5]), 'w')
+v.constraint = lambda x: x * (x > 0)  # operators only: Keras 3 passes the variable itself
+O3.SGD(learning_rate=0.0001).apply_gradients([(np.zeros(2, np.float32), v)])
+return np.asarray(v).tolist()""",
+    "static loss scaling": """
+v = Var(np.ones(2), 'w')
+opt = O3.SGD(learning_rate=1.0, loss_scale_factor=1024.0)
+opt.apply_gradients([(np.full(2, 1024.0, np.float32), v)])
+return [float(opt.scale_loss(1.0)), np.asarray(v).tolist()]""",
+    "gradient accumulation": """
+v = Var(np.ones(2), 'w')
+opt = O3.SGD(learning_rate=1.0, gradient_accumulation_steps=3)
+out = []
+for _ in range(4):
+    opt.apply_gradients([(np.ones(2, np.float32), v)])
+    out.append([np.asarray(v).tolist(), int(np.asarray(opt.iterations))])
+return out""",
+    "ema first step and finalize": """
+v = Var(np.array([3.0, 4.0]), 'w')
+opt = O3.SGD(learning_rate=1.0, use_ema=True, ema_momentum=0.9)
+out = []
+for _ in range(2):
+    opt.apply_gradients([(np.ones(2, np.float32), v)])
+    out.append(np.round(np.asarray(opt.variables[2]), 5).tolist())  # eager Keras rounds twice, XLA fuses
+opt.finalize_variable_values([v])
+return out + [np.round(np.asarray(v), 5).tolist()]""",
+    "weight decay and exclusions by name": """
+a, b = Var(np.array(2.0), 'keep'), Var(np.array(2.0), 'exclude')
+opt = O3.SGD(learning_rate=1.0, weight_decay=0.004)
+opt.exclude_from_weight_decay(var_names=['exclude'])
+for _ in range(3):
+    opt.apply_gradients([(np.zeros((), np.float32), a), (np.zeros((), np.float32), b)])
+return [float(np.asarray(a)), float(np.asarray(b))]""",
+    "stateless_apply wrong lengths": """
+v = Var(np.ones(2), 'w')
+opt = O3.Adam()
+opt.build([v])
+opt.stateless_apply([np.zeros(())], [np.ones(2)], [np.ones(2)])""",
+    "apply to an unknown variable": """
+import re
+opt = O3.Adam()
+opt.build([Var(np.ones(2), 'w')])
+try:
+    opt.apply([np.ones(2, np.float32)], [Var(np.ones(2), 'other')])
+except ValueError as e:
+    return re.sub(r"Unknown variable: .*?[.] This", "Unknown variable: <v>. This", str(e))""",
+    # The loss-scale optimizer.
+    "lso dynamic False": "O3.LossScaleOptimizer(O3.SGD(), dynamic=False)",
+    "lso base argument": "O3.LossScaleOptimizer(O3.SGD(), clipnorm=1.0)",
+    "lso old config defaults": "reset_names()\nreturn O3.LossScaleOptimizer(O3.SGD(), use_ema=False, clipnorm=None).get_config()['initial_scale']",
+    "lso unknown arguments": "O3.LossScaleOptimizer(O3.SGD(), foo=1, bar=2)",
+    "lso config": """
+reset_names()
+return O3.LossScaleOptimizer(O3.SGD(learning_rate=0.5), initial_scale=8.0, dynamic_growth_steps=3).get_config()""",
+    "lso clears the inner factor": """
+inner = O3.SGD(loss_scale_factor=100.0)
+O3.LossScaleOptimizer(inner)
+return inner.get_config()['loss_scale_factor']""",
+    # MultiOptimizer and OptimizerMap.
+    "map routes exact then regex": """
+s1, s2, s3, d = O3.SGD(), O3.SGD(), O3.SGD(), O3.SGD()
+m = O3.OptimizerMap(d, {'a': s1, 'a.*': s2})
+out = [m['a'] is s1, m['ab'] is s2, m['b'] is d]
+m['ab'] = s3
+out.append(m['ab'] is s3)
+m['.*c'] = O3.SGD()
+m['abc']
+return out""",
+    "map duplicate key": """
+import re
+m = O3.OptimizerMap(O3.SGD(), {'a': O3.SGD()})
+try:
+    m['a'] = O3.SGD()
+except ValueError as e:
+    return re.sub(r"with value .*?[.] Please", "with value <o>. Please", str(e))""",
+    "map non-string key": "m = O3.OptimizerMap(O3.SGD())\nm[1] = O3.SGD()",
+    "map refuses a loss-scale optimizer": "m = O3.OptimizerMap(O3.SGD())\nm['a'] = O3.LossScaleOptimizer(O3.SGD())",
+    "map default not an optimizer": "O3.OptimizerMap('sgd')",
+    "multi learning rate": "O3.MultiOptimizer(O3.OptimizerMap(O3.SGD())).learning_rate",
+    "multi variables and iterations": """
+reset_names()
+a, b = Var(np.ones((2, 2)), 'enc_kernel'), Var(np.ones(2), 'dec_bias')
+mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD(learning_rate=0.5), {'enc_.*': O3.Adam(learning_rate=0.1)}))
+mo.apply([np.ones((2, 2), np.float32), np.ones(2, np.float32)], [a, b])
+return [[v.path for v in mo.variables], int(np.asarray(mo.iterations)), np.asarray(b).tolist()]""",
+    "multi gradient count": """
+a, b = Var(np.ones(2), 'a'), Var(np.ones(2), 'b')
+mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD()))
+mo.build([a, b])
+mo.apply([np.ones(2, np.float32)])""",
+}

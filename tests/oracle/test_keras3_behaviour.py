@@ -1,0 +1,48 @@
+"""Keras 3's object API: every probe of ``keras3_probes.py`` has the same outcome
+with ``jaxopt_keras.optimizers.keras3`` as with ``keras.optimizers`` itself
+(Keras 3 on JAX, in its own process): the same values, the same exception
+types and messages, the same warnings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import jaxopt_keras as jk
+from jaxopt_keras.optimizers import keras3 as K3
+from jaxopt_keras.optimizers import keras3_family
+from keras3_probes import PROBES
+from probe_outcome import run_probes
+
+
+@pytest.fixture(scope="module")
+def theirs():
+    env = dict(os.environ, KERAS_BACKEND="jax")
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_probe_runner.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+@pytest.fixture(scope="module")
+def ours():
+    def var(value, name):
+        return jk.Variable(value, name=name, dtype="float32")
+
+    return run_probes(PROBES, K3, var, keras3_family._NAME_COUNTS.clear)
+
+
+@pytest.mark.parametrize("probe", list(PROBES))
+def test_same_outcome_as_keras3(ours, theirs, probe):
+    assert ours[probe] == theirs[probe]
