@@ -16,12 +16,10 @@ import numpy as np
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import list_entry, read_iterations
+from jaxopt_keras.optimizers.weights import Weight, keras_name
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
 from jaxopt_keras.schedules import serialize as serialize_schedule
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
-from jaxopt_keras.transforms.accumulation import AccumulationState
-from jaxopt_keras.transforms.ema import EmaState
 
 
 def has_gpu() -> bool:
@@ -188,13 +186,8 @@ class OptimizerV2(ConfigMixin, KerasOptimizer):
             config.pop("is_legacy_optimizer")
         return super().from_config(config, custom_objects)
 
-    def _weight_entries(self):
-        prefix = f"{self._name}/"
-        entries = [(f"{prefix}iter:0", read_iterations, self._write_iterations)]
-        return entries + self._scalar_entries(prefix) + self._slot_entries(self._slot_name)
-
-    def _slot_name(self, slot: str, var: Variable) -> str:
-        return f"{self._name}/{var._shared_name}/{slot}:0"
+    def _weight_name(self, weight: Weight, variable: str) -> str:
+        return f"{self._name}/{keras_name('legacy', weight, variable)}:0"
 
     def _iter_weight_name(self) -> str:
         return f"{self._name}/iter:0"
@@ -292,22 +285,11 @@ class Optimizer(ConfigMixin, KerasOptimizer):
                 config[key] = self._args[key]
         return self._extension_config(config)
 
-    def _weight_entries(self):
-        entries = [("iteration:0", read_iterations, self._write_iterations)]
+    def _weight_name(self, weight: Weight, variable: str) -> str:
+        if weight.kind == "iterations":
+            return "iteration:0"  # created in __init__, outside any name scope
         prefix = f"{self._name}/" if self._scoped else ""
-        if self._args.get("use_ema"):
-            for i, v in enumerate(self._variables):
-                entries.append((f"{prefix}average/{v._shared_name}:0", *list_entry(EmaState, "average", i)))
-        if self._args.get("gradient_accumulation_steps"):
-            for i, v in enumerate(self._variables):
-                entries.append(
-                    (f"{prefix}gradient_accumulator/{v._shared_name}:0", *list_entry(AccumulationState, "accumulators", i))
-                )
-        return entries + self._scalar_entries(prefix) + self._slot_entries(self._slot_name)
-
-    def _slot_name(self, slot: str, var: Variable) -> str:
-        prefix = f"{self._name}/" if self._scoped else ""
-        return f"{prefix}{slot}/{var._shared_name}:0"
+        return f"{prefix}{keras_name('current', weight, variable)}:0"
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         if not self.built:
