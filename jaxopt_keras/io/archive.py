@@ -35,7 +35,7 @@ def _members(path: Any) -> dict[str, bytes]:
 
 def _json(members: Mapping[str, bytes], name: str, path: Any) -> dict:
     if name not in members:
-        raise KerasFileError(path, f"the archive has no {name} (members: {sorted(members)}).")
+        raise KerasFileError(path, f"a zip, but not a .keras archive: it has no {name} (members: {sorted(members)}).")
     try:
         return json.loads(members[name].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
