@@ -3,8 +3,10 @@
 The default rule pairs layers of the same kind, in order, then variables by
 name within a layer:
 
-* A leaf's layer is its path without the last key (``params/Dense_0`` of
-  ``params/Dense_0/kernel``; ``layers/0`` in an nnx state).  Its kind comes
+* A leaf's layer is its path without the last key and without a leading
+  flax collection (``Dense_0`` of ``params/Dense_0/kernel``; ``BatchNorm_0``
+  holds ``params/BatchNorm_0/scale`` and ``batch_stats/BatchNorm_0/mean``;
+  ``layers/0`` in an nnx state).  Its kind comes
   from the module's name when it says (flax ``Dense``/``Linear`` -> dense,
   ``Conv`` -> conv, ``BatchNorm``, ``LayerNorm``, ``Embed``), else from its
   variables: an ``embedding``; a ``kernel`` of rank 2 (dense) or more (a
@@ -48,6 +50,7 @@ _MODULE_KINDS = (
 )
 _RENAME = {"scale": "gamma", "embedding": "embeddings", "mean": "moving_mean", "var": "moving_variance"}
 _NORMS = ("batch_norm", "layer_norm")
+FLAX_COLLECTIONS = ("params", "batch_stats")
 
 
 def path_string(path: Sequence[Any]) -> str:
@@ -94,11 +97,19 @@ def _kind(module: str, variables: Mapping[str, tuple]) -> str:
     return kind or "other"
 
 
-def _layers(items: Sequence[tuple[str, tuple]]) -> list[tuple[str, str, dict]]:
-    """``(layer path, kind, {variable: shape})`` in first-seen order."""
+def _layers(items: Sequence[tuple[str, tuple]], collections: bool = False) -> list[tuple[str, str, dict]]:
+    """``(layer path, kind, {variable: shape})`` in first-seen order.
+
+    With ``collections``, a flax collection leading a path (``params/``,
+    ``batch_stats/``) is not part of the layer: ``params/BatchNorm_0/scale``
+    and ``batch_stats/BatchNorm_0/mean`` are one layer's.
+    """
     groups: dict[str, dict] = {}
     for path, shape in items:
         layer, _, var = path.rpartition("/")
+        if collections:
+            head, _, rest = layer.partition("/")
+            layer = rest if head in FLAX_COLLECTIONS else layer
         groups.setdefault(layer, {})[var] = tuple(shape)
     return [(layer, _kind(layer.rsplit("/", 1)[-1], v), v) for layer, v in groups.items()]
 
@@ -152,7 +163,13 @@ def match(
     rest_keras = [(k, s) for k, s in keras.items() if k not in taken]
     kinds = {layer: kind for layer, kind, _ in _layers(list((all_keras or keras).items()))}
     theirs = [(layer, kinds.get(layer, kind), v) for layer, kind, v in _layers(rest_keras)]
-    mine = sorted(_layers(rest_ours), key=lambda t: _natural(t[0]))
+    mine = sorted(_layers(rest_ours, collections=True), key=lambda t: _natural(t[0]))
+    # (layer as grouped, variable) -> the leaf's own path
+    where = {}
+    for p, _ in rest_ours:
+        layer, _, var = p.rpartition("/")
+        head, _, rest = layer.partition("/")
+        where[(rest if head in FLAX_COLLECTIONS else layer, var)] = p
     pairs: list[tuple[tuple, tuple]] = []
     for kind in sorted({k for _, k, _ in mine} - {"norm", "other"}):
         a = [m for m in mine if m[1] == kind]
@@ -166,7 +183,7 @@ def match(
     index = {p: i for i, (p, _) in enumerate(ours)}
     for (layer, kind, variables), (klayer, kkind, kvars) in pairs:
         for var, kvar in _pair_variables(kvars, kkind, variables).items():
-            found[index[f"{layer}/{var}" if layer else var]] = f"{klayer}/{kvar}" if klayer else kvar
+            found[index[where[(layer, var)]]] = f"{klayer}/{kvar}" if klayer else kvar
     _check(ours, keras, found, require_all, path)
     return [found[i] for i in range(len(ours))]
 
