@@ -41,8 +41,11 @@ def _optimizer_config(tx_or_optimizer: Any, state: Any, checkpoint: KerasCheckpo
         config = dict(checkpoint.config, config=dict(checkpoint.config.get("config") or {}))
     inner = config["config"]
     for name, value in get_hyperparams(state).items():
-        if name in inner and not isinstance(inner[name], Mapping):
-            inner[name] = float(np.asarray(value))
+        value = np.asarray(value)
+        if name in inner and isinstance(inner[name], (int, float)) and not isinstance(inner[name], bool):
+            # A value the state holds rounded (float32) keeps the config's exact one unless it changed.
+            if np.asarray(inner[name], value.dtype) != value:
+                inner[name] = value.item()
     return config
 
 

@@ -105,10 +105,13 @@ class KerasOptimizer(WeightsList):
         """Gradient processing before the optimizer (the legacy aggregator), or ``None``."""
         return None
 
-    def _decay_mask(self, params: Any) -> list[bool]:
-        """Which variables weight decay applies to (``exclude_from_weight_decay``)."""
+    def _decay_mask(self, params: Any) -> list[bool] | None:
+        """Which variables weight decay applies to (``exclude_from_weight_decay``).
+
+        ``None`` (all of them) without exclusions, so :attr:`transformation`
+        also runs on a tree of any structure (a ported flax tree)."""
         if self._weight_decay_exclude is None:
-            return [True] * len(self._variables)
+            return None
         ids, names = self._weight_decay_exclude
         return [not (id(v) in ids or any(re.search(n, v.name) for n in names)) for v in self._variables]
 
