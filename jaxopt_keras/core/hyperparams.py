@@ -21,6 +21,7 @@ Each value is stored in the precision Keras gives it:
 from __future__ import annotations
 
 import collections
+import collections.abc
 from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
@@ -64,8 +65,9 @@ class Hyperparams:
     the rules for derived values are static, so a new value never changes the
     tree structure and never triggers a recompilation.
 
-    It also reads like a mapping: ``hp["beta_1"]``, ``"beta_1" in hp``,
-    ``hp.keys()``, ``hp.items()``.  :meth:`replace` and the NamedTuple
+    It also reads like the mapping it is registered as: ``hp["beta_1"]``,
+    ``"beta_1" in hp``, ``for name in hp``, ``hp.keys()``, ``hp.items()``
+    (iterating gives the names; ``hp.values()`` the values).  :meth:`replace` and the NamedTuple
     ``_replace`` (what ``tree_set`` calls) keep each value's dtype, shape,
     placement and ``nnx`` variable wrapper, and recompute derived values.
     """
@@ -104,14 +106,21 @@ class Hyperparams:
     def __contains__(self, key: Any) -> bool:
         return key in self._fields
 
+    def __iter__(self):
+        """The names, as a mapping iterates (``for name in hp``, ``dict(hp)``)."""
+        return iter(self._fields)
+
     def keys(self) -> tuple[str, ...]:
         return self._fields
 
     def values(self) -> tuple:
-        return tuple(self)
+        return tuple(tuple.__iter__(self))
 
     def items(self) -> list[tuple[str, Any]]:
-        return list(zip(self._fields, tuple(self)))
+        return list(zip(self._fields, tuple.__iter__(self)))
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(self.items())
 
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key) if key in self._fields else default
@@ -120,7 +129,7 @@ class Hyperparams:
         return f"Hyperparams({dict(self.items())!r})"
 
     def __reduce__(self):
-        return _rebuild, (self._fields, self._derived, tuple(self))
+        return _rebuild, (self._fields, self._derived, self.values())
 
     @property
     def primary(self) -> dict[str, jax.Array]:
@@ -181,6 +190,9 @@ def hyperparams_class(names: tuple[str, ...], derived: tuple[Derived, ...] = ())
         base = collections.namedtuple("Hyperparams", key[0])
         _CLASSES[key] = type("Hyperparams", (Hyperparams, base), {"__slots__": (), "_derived": key[1]})
     return _CLASSES[key]
+
+
+collections.abc.Mapping.register(Hyperparams)
 
 
 def _rebuild(names: tuple[str, ...], derived: tuple[Derived, ...], values: tuple) -> Hyperparams:
