@@ -11,16 +11,18 @@ file and what does not match.
 
 The numerics family: ``"legacy"`` (OptimizerV2) and ``"current"`` (TF-Keras
 >= 2.11) are read from the config as :func:`~jaxopt_keras.optimizers.deserialize`
-reads them; ``"keras3"`` from the file (written by Keras 3).  The keras3
-family has no optimizer classes here yet (:data:`KERAS3_LAYOUT` is where its
-weights-list layout plugs in); its files are read, and its weights keep
-positional names after ``iteration`` and ``learning_rate``.
+reads them; ``"keras3"`` from the file (written by Keras 3).  A family is
+ported when the optimizers layer has classes for it
+(:func:`has_numerics`: ``jaxopt_keras.optimizers.classes.BASES``); the
+keras3 family has none yet, so its files are read with positional names
+after ``iteration`` and ``learning_rate``, and porting them raises
+``NotImplementedError``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -28,16 +30,12 @@ import numpy as np
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers import deserialize
 from jaxopt_keras.optimizers.config import is_legacy_config, without_custom_prefix
+from jaxopt_keras.optimizers.classes import BASES, make_class
 from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
 from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
+from jaxopt_keras.registry import find
 
 FAMILIES = ("legacy", "current", "keras3")
-
-# The keras3 family's weights-list layout: ``layout(optimizer, shapes) ->
-# [Weight]`` and ``name(weight, variable) -> str``, once Keras 3's numerics
-# (jaxopt_keras.optimizers.keras3) exist.  Until then, None: Keras 3 files are
-# read with positional names and cannot be ported.
-KERAS3_LAYOUT: tuple[Callable, Callable] | None = None
 
 KERAS3_MISSING = (
     "this file was written by Keras 3, whose optimizers have numerics of their own (the 'keras3' family), "
@@ -107,17 +105,27 @@ def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
     return "legacy" if is_legacy_config(config, inner) else "current"
 
 
+def has_numerics(family: str) -> bool:
+    """Whether the optimizers layer has classes (so specs and weights lists) for ``family``."""
+    return family in BASES
+
+
 def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapping[str, Any] | None = None) -> Any:
     """Our optimizer object for a Keras config in ``family``.
 
     Raises:
-      NotImplementedError: the keras3 family (see :data:`KERAS3_LAYOUT`).
+      NotImplementedError: a family without classes here (keras3, for now).
       ValueError: a class this library does not have (and ``custom_objects``
         does not supply).
     """
-    if family == "keras3":
-        raise NotImplementedError(KERAS3_MISSING)
-    return deserialize(dict(config), custom_objects=custom_objects, use_legacy_optimizer=family == "legacy")
+    if not has_numerics(family):
+        raise NotImplementedError(KERAS3_MISSING if family == "keras3" else f"no optimizers of family {family!r}.")
+    if family in ("legacy", "current"):
+        return deserialize(dict(config), custom_objects=custom_objects, use_legacy_optimizer=family == "legacy")
+    entry = find(str(config.get("class_name")), family)
+    if entry is None:
+        raise ValueError(f"Unknown optimizer {config.get('class_name')!r} in the {family} family.")
+    return make_class(entry, family).from_config(dict(config.get("config") or {}), custom_objects=custom_objects)
 
 
 def _inner(optimizer: Any) -> Any:
@@ -186,7 +194,7 @@ def assemble(
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
-    if family == "keras3" and KERAS3_LAYOUT is None:
+    if not has_numerics(family):
         names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"

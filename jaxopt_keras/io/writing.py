@@ -9,20 +9,20 @@ model and optimizer and continues the same trajectory.
 Written: a TF-Keras ``.h5`` (``model.save``; both families) and a TF-Keras
 ``.keras`` archive (current family: TF-Keras loads no legacy optimizer state
 from a ``.keras``).  A Keras 3 ``.keras`` needs the keras3 family's weights
-list (see :data:`~jaxopt_keras.io.checkpoint.KERAS3_LAYOUT`).
+list (:func:`~jaxopt_keras.io.checkpoint.has_numerics`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from typing import Any
 
 import jax
 import numpy as np
 
 from jaxopt_keras.core.hyperparams import get_hyperparams
 from jaxopt_keras.io.archive import write_archive
-from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint
+from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint, has_numerics
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model
 from jaxopt_keras.io.matching import match
@@ -93,7 +93,7 @@ def write_keras(
       NotImplementedError: ``like`` is a Keras 3 file or a TF checkpoint.
     """
     checkpoint = like if isinstance(like, KerasCheckpoint) else read_keras(like)
-    if checkpoint.family == "keras3":
+    if not has_numerics(checkpoint.family):
         raise NotImplementedError("write_keras cannot write Keras 3 files yet: " + KERAS3_MISSING)
     if checkpoint.kind not in ("h5", "keras"):
         raise NotImplementedError(
