@@ -158,6 +158,8 @@ def test_optax_inject_hyperparams():
         pi, pp = optax.apply_updates(pi, ui), optax.apply_updates(pp, up)
     for a, b in zip(jax.tree_util.tree_leaves(pi), jax.tree_util.tree_leaves(pp)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+    plain_call = optax.inject_hyperparams(jk.adam)(learning_rate=1e-2)  # no extra arguments needed
+    jax.jit(plain_call.update)(grads(0), plain_call.init(PARAMS), PARAMS)
     # Arguments the state does not hold are static.
     clipped = optax.inject_hyperparams(jk.adam, static_args=("clipnorm",))(learning_rate=0.01, clipnorm=1.0)
     jax.jit(clipped.update)(grads(0), clipped.init(PARAMS), PARAMS)

@@ -15,6 +15,7 @@ with options that exercise its state (``KWARGS``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 
 import jax
@@ -130,7 +131,9 @@ class Run:
         model.compile(optimizer=optimizer, loss="mse", run_eagerly=eager(family, name))
         train(model, self.xs, self.ys, 0, BEFORE)
         self.config = tf_keras.optimizers.serialize(optimizer)
-        self.files = save(model, directory, kinds if family == "current" else [k for k in kinds if k != "keras"])
+        self.model_config = json.loads(model.to_json())
+        current_only = ("keras", "weights.h5")  # TF-Keras stores no legacy optimizer state there
+        self.files = save(model, directory, kinds if family == "current" else [k for k in kinds if k not in current_only])
         self.saved = [v.numpy() for v in model.trainable_variables]
         # State Keras keeps outside its weights list (current Nadam's u_product) is in no file but a
         # TF checkpoint: reloading any other file leaves the trajectory, Keras's own files included.
@@ -182,6 +185,9 @@ def save(model, directory, kinds):
         if kind in ("h5", "keras"):
             out[kind] = os.path.join(directory, f"m.{kind}")
             model.save(out[kind])
+        elif kind == "weights.h5":
+            out[kind] = os.path.join(directory, "m.weights.h5")
+            model.save_weights(out[kind])
         elif kind == "ckpt":
             out[kind] = tf.train.Checkpoint(model=model, optimizer=model.optimizer).save(os.path.join(directory, "ckpt", "ck"))
         elif kind == "tfw":
@@ -196,7 +202,7 @@ def save(model, directory, kinds):
 _RUNS: dict = {}
 
 
-def run(tmp_path_factory, case, dtype=np.float32, kinds=("h5", "keras", "ckpt", "tfw")):
+def run(tmp_path_factory, case, dtype=np.float32, kinds=("h5", "keras", "weights.h5", "ckpt", "tfw")):
     """The run of a case (made once per session, in a tmp dir)."""
     family, name, kwargs = case
     key = (family, name, np.dtype(dtype).name, tuple(kinds))

@@ -1,6 +1,8 @@
-"""TF-Keras .keras archives: port and continue, and back (current family: TF-Keras keeps no legacy optimizer state there).
+"""TF-Keras .keras archives and .weights.h5 files: port and continue, and back.
 
-As test_io_h5_oracle.py, with the .keras file each run also saved.
+As test_io_h5_oracle.py, with the .keras and .weights.h5 files each run also
+saved (current family: TF-Keras keeps no legacy optimizer state in either).
+A .weights.h5 holds no config: config= gives the model's and the optimizer's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ def test_port_from_keras_archive_continues_the_keras_run(report, tmp_path_factor
     tx, params, state = r.port("keras")
     ours, _ = r.continue_in_jax(tx, params, state, BEFORE, BEFORE + AFTER)
     r.check(report, f"keras Keras->file->JAX {case_id(case)}", as_list(ours))
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_port_from_weights_h5_continues_the_keras_run(report, tmp_path_factory, case):
+    r = run(tmp_path_factory, case)
+    tx, params, state = r.port("weights.h5", config={"model": r.model_config, "optimizer": r.config})
+    ours, _ = r.continue_in_jax(tx, params, state, BEFORE, BEFORE + AFTER)
+    r.check(report, f"weights.h5 Keras->file->JAX {case_id(case)}", as_list(ours))
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
