@@ -12,11 +12,12 @@
 * Hyperparameters live in the state: :func:`get_hyperparams`,
   :func:`set_hyperparams`.
 * The Keras classes: :mod:`jaxopt_keras.optimizers`.
+* Keras files (``.h5``, ``.keras``, TF checkpoints) in and out: :mod:`jaxopt_keras.io`.
 
 ``docs/architecture.md`` maps the package.
 """
 
-from jaxopt_keras import flat, keras3, legacy, mixed_precision, optimizers, schedules
+from jaxopt_keras import flat, io, keras3, legacy, mixed_precision, optimizers, schedules
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.hyperparams import Hyperparams, get_hyperparams, set_hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
@@ -67,6 +68,7 @@ __all__ = [
     "Variable",
     "IndexedSlices",
     "flat",
+    "io",
 ]
 
 

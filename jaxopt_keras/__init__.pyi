@@ -27,6 +27,7 @@ from jaxopt_keras import mixed_precision as mixed_precision
 from jaxopt_keras.optimizers.variable import Variable as Variable
 from jaxopt_keras.core.sparse import IndexedSlices as IndexedSlices
 from jaxopt_keras import flat as flat
+from jaxopt_keras import io as io
 
 __version__: str
 

@@ -3,7 +3,7 @@
 Keras users change hyperparameters between steps (``opt.learning_rate =
 0.05``).  Closing over them would make every change a recompilation, so each
 optimizer keeps its numeric hyperparameters in its state, as scalar arrays in
-a :class:`Hyperparams` mapping, and reads them from there at every step.
+a :class:`Hyperparams` NamedTuple, and reads them from there at every step.
 
 Each value is stored in the precision Keras gives it:
 
@@ -20,11 +20,15 @@ Each value is stored in the precision Keras gives it:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Mapping, NamedTuple
+import collections
+import collections.abc
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxopt_keras.core.interop import rewrap, unwrap
 
 
 class Derived(NamedTuple):
@@ -50,20 +54,26 @@ def _host_value(value: Any) -> float | None:
     return float(arr)
 
 
-@jax.tree_util.register_pytree_with_keys_class
-class Hyperparams(Mapping[str, jax.Array]):
-    """An immutable mapping of hyperparameter names to scalar arrays.
+class Hyperparams:
+    """The hyperparameters of one transform: an immutable NamedTuple of scalar arrays.
 
-    A pytree: its values are leaves, its names (and the rules for derived
-    values) are static, so replacing a value never changes the tree structure
-    and never triggers a recompilation.
+    Each transform's hyperparameters form a NamedTuple (one class per set of
+    names, made by :meth:`create`), so every tool that walks NamedTuples sees
+    them by name: ``optax.tree_utils.tree_get(state, "learning_rate")`` and
+    ``tree_set``, ``flax.serialization``, orbax, ``jax.tree_util`` key paths
+    (``.hyperparams.learning_rate``).  The values are leaves; the names and
+    the rules for derived values are static, so a new value never changes the
+    tree structure and never triggers a recompilation.
+
+    It also reads like the mapping it is registered as: ``hp["beta_1"]``,
+    ``"beta_1" in hp``, ``for name in hp``, ``hp.keys()``, ``hp.items()``
+    (iterating gives the names; ``hp.values()`` the values).  :meth:`replace` and the NamedTuple
+    ``_replace`` (what ``tree_set`` calls) keep each value's dtype, shape,
+    placement and ``nnx`` variable wrapper, and recompute derived values.
     """
 
-    __slots__ = ("_values", "_derived")
-
-    def __init__(self, values: Mapping[str, Any], derived: tuple[Derived, ...] = ()):
-        self._values = dict(values)
-        self._derived = tuple(derived)
+    __slots__ = ()
+    _derived: tuple[Derived, ...] = ()
 
     @classmethod
     def create(
@@ -72,7 +82,7 @@ class Hyperparams(Mapping[str, jax.Array]):
         dtypes: Mapping[str, Any],
         derived: tuple[Derived, ...] = (),
     ) -> "Hyperparams":
-        """Builds the mapping from Python values.
+        """Builds the tuple from Python values.
 
         Args:
           primary: name -> value, as the user gave it.
@@ -83,60 +93,111 @@ class Hyperparams(Mapping[str, jax.Array]):
         values = {k: jnp.asarray(np.asarray(v, dtypes[k])) for k, v in primary.items()}
         for d in derived:
             values[d.name] = jnp.asarray(np.asarray(d.fn(float(primary[d.source])), widest_float()))
-        return cls(values, derived)
+        return hyperparams_class(tuple(values), tuple(derived))(**values)
 
-    # Mapping interface -------------------------------------------------
-    def __getitem__(self, key: str) -> jax.Array:
-        return self._values[key]
+    # Mapping-style reading ---------------------------------------------
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in self._fields:
+                raise KeyError(key)
+            return getattr(self, key)
+        return tuple.__getitem__(self, key)
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+    def __contains__(self, key: Any) -> bool:
+        return key in self._fields
 
-    def __len__(self) -> int:
-        return len(self._values)
+    def __iter__(self):
+        """The names, as a mapping iterates (``for name in hp``, ``dict(hp)``)."""
+        return iter(self._fields)
+
+    def keys(self) -> tuple[str, ...]:
+        return self._fields
+
+    def values(self) -> tuple:
+        return tuple(tuple.__iter__(self))
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(zip(self._fields, tuple.__iter__(self)))
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(self.items())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self._fields else default
 
     def __repr__(self) -> str:
-        return f"Hyperparams({self._values!r})"
+        return f"Hyperparams({dict(self.items())!r})"
+
+    def __reduce__(self):
+        return _rebuild, (self._fields, self._derived, self.values())
 
     @property
     def primary(self) -> dict[str, jax.Array]:
         """The user-facing values (derived ones excluded)."""
         derived = {d.name for d in self._derived}
-        return {k: v for k, v in self._values.items() if k not in derived}
+        return {k: v for k, v in self.items() if k not in derived}
 
+    # Changing values -----------------------------------------------------
     def replace(self, **changes: Any) -> "Hyperparams":
         """Returns a copy with ``changes`` applied, keeping dtypes and shapes.
 
         Derived values whose source changed are recomputed: on the host in
         double precision for concrete values, in-graph for traced ones.
+
+        Raises:
+          KeyError: a name this tuple does not hold, or a derived one.
         """
-        derived_names = {d.name for d in self._derived}
-        values = dict(self._values)
-        for name, value in changes.items():
-            if name not in values or name in derived_names:
+        derived = {d.name for d in self._derived}
+        for name in changes:
+            if name not in self._fields or name in derived:
                 raise KeyError(name)
-            old = values[name]
+        return self._replace(**changes)
+
+    def _replace(self, **changes: Any) -> "Hyperparams":
+        """The NamedTuple protocol (``optax.tree_utils.tree_set`` calls it with every field).
+
+        A field given its current object is unchanged; any other value is cast
+        to the field's dtype, shape and placement and takes its wrapper.
+        """
+        unknown = set(changes) - set(self._fields)
+        if unknown:
+            raise ValueError(f"Got unexpected field names: {sorted(unknown)!r}")
+        values = dict(self.items())
+        derived = {d.name for d in self._derived}
+        sources: dict[str, Any] = {}
+        for name, value in changes.items():
+            if value is values[name]:
+                continue
+            if name in derived:
+                raise ValueError(f"{name!r} is computed from another hyperparameter; set that one instead.")
+            value = unwrap(value)
             host = _host_value(value)
-            values[name] = _like(old, value if host is None else host)
-            for d in self._derived:
-                if d.source == name:
-                    src = d.fn(value) if host is None else d.fn(host)
-                    values[d.name] = _like(values[d.name], src)
-        return Hyperparams(values, self._derived)
+            sources[name] = value if host is None else host
+            values[name] = _like(values[name], sources[name])
+        for d in self._derived:
+            if d.source in sources:
+                values[d.name] = _like(values[d.name], d.fn(sources[d.source]))
+        return type(self)(**values)
 
-    # Pytree interface --------------------------------------------------
-    def tree_flatten_with_keys(self):
-        keys = tuple(self._values)
-        children = [(jax.tree_util.DictKey(k), self._values[k]) for k in keys]
-        return children, (keys, self._derived)
 
-    @classmethod
-    def tree_unflatten(cls, aux, children):
-        keys, derived = aux
-        obj = object.__new__(cls)
-        obj._values = dict(zip(keys, children))
-        obj._derived = derived
-        return obj
+_CLASSES: dict[tuple, type] = {}
+
+
+def hyperparams_class(names: tuple[str, ...], derived: tuple[Derived, ...] = ()) -> type:
+    """The :class:`Hyperparams` NamedTuple class with fields ``names`` (one per set of names and rules)."""
+    key = (tuple(names), tuple(derived))
+    if key not in _CLASSES:
+        base = collections.namedtuple("Hyperparams", key[0])
+        _CLASSES[key] = type("Hyperparams", (Hyperparams, base), {"__slots__": (), "_derived": key[1]})
+    return _CLASSES[key]
+
+
+collections.abc.Mapping.register(Hyperparams)
+
+
+def _rebuild(names: tuple[str, ...], derived: tuple[Derived, ...], values: tuple) -> Hyperparams:
+    """Unpickling: the instance of :func:`hyperparams_class` holding ``values``."""
+    return hyperparams_class(names, derived)(*values)
 
 
 def _like(old: Any, value: Any) -> jax.Array:
@@ -144,8 +205,10 @@ def _like(old: Any, value: Any) -> jax.Array:
 
     A concrete value takes the sharding of a committed ``old`` (a state
     replicated by ``pmap`` or over a mesh): on another placement, the next
-    pmapped or jitted step would be retraced and recompiled.
+    pmapped or jitted step would be retraced and recompiled.  An ``nnx``
+    variable wrapper around ``old`` wraps the result too.
     """
+    wrapper, old = old, unwrap(old)
     old_dtype = getattr(old, "dtype", None)
     old_shape = getattr(old, "shape", ())
     if isinstance(value, (int, float)) and old_dtype is not None:
@@ -156,7 +219,7 @@ def _like(old: Any, value: Any) -> jax.Array:
     concrete = not isinstance(old, jax.core.Tracer) and not isinstance(new, jax.core.Tracer)
     if concrete and isinstance(old, jax.Array) and old.committed:
         new = jax.device_put(new, old.sharding)
-    return new
+    return rewrap(wrapper, new)
 
 
 def _is_hp(x: Any) -> bool:
@@ -178,7 +241,7 @@ def get_hyperparams(state: Any) -> dict[str, jax.Array]:
     for leaf in jax.tree_util.tree_leaves(state, is_leaf=_is_hp):
         if isinstance(leaf, Hyperparams):
             for k, v in leaf.primary.items():
-                found.setdefault(k, v)
+                found.setdefault(k, unwrap(v))
     return found
 
 
@@ -187,7 +250,9 @@ def set_hyperparams(state: Any, **values: Any) -> Any:
 
     Every :class:`Hyperparams` in ``state`` that holds a given name receives the
     new value, cast to the dtype it already has.  This is the functional form
-    of Keras's ``opt.learning_rate = 0.05``.
+    of Keras's ``opt.learning_rate = 0.05``.  An ``nnx.Optimizer``'s state
+    keeps its ``nnx`` variable wrappers, so ``optimizer.opt_state =
+    set_hyperparams(optimizer.opt_state, ...)`` is merged by its next update.
 
     Args:
       state: an optimizer state.
@@ -219,3 +284,26 @@ def set_hyperparams(state: Any, **values: Any) -> Any:
             "schedule or callable is not stored in the state and cannot be set.)"
         )
     return new_state
+
+
+def with_hyperparams(tx: Any, values: Mapping[str, Any]) -> Any:
+    """``tx`` whose state takes ``values`` for its hyperparameters at init and before every update.
+
+    How a factory serves ``optax.inject_hyperparams``, which rebuilds the
+    transformation at every update with the hyperparameters of its own state
+    (as JAX arrays): those values are the step's.  Names no transform of the
+    state holds (``ema_momentum`` without EMA) are left out.
+    """
+
+    def present(state):
+        held = get_hyperparams(state)
+        return {k: v for k, v in values.items() if k in held}
+
+    def init(params):
+        state = tx.init(params)
+        return set_hyperparams(state, **present(state))
+
+    def update(updates, state, params=None):
+        return tx.update(updates, set_hyperparams(state, **present(state)), params)
+
+    return type(tx)(init, update)

@@ -14,7 +14,11 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable
 
+import jax
+import numpy as np
+
 from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.core.hyperparams import with_hyperparams
 from jaxopt_keras.core.transform import GradientTransformation
 from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments
 from jaxopt_keras.keras.pipeline import build_transformation
@@ -71,13 +75,63 @@ def _annotation(name: str, default: Any) -> Any:
 def bind(sig: inspect.Signature, args: tuple, kwargs: dict) -> tuple[dict, dict]:
     """``(named arguments, **kwargs)`` of a call, defaults filled in.
 
+    ``kwargs={}``, an empty ``**kwargs`` passed by name, is what
+    ``optax.inject_hyperparams`` passes after binding our signature: it is
+    taken as no extra arguments.
+
     Raises:
       TypeError: too many positional arguments, or one given twice.
     """
+    if isinstance(kwargs.get("kwargs"), dict) and not kwargs["kwargs"]:
+        kwargs = {k: v for k, v in kwargs.items() if k != "kwargs"}
     bound = sig.bind(*args, **kwargs)
     bound.apply_defaults()
     named = dict(bound.arguments)
     return named, dict(named.pop("kwargs", {}))
+
+
+# Numeric arguments read only by ``init`` (a slot's starting value): a traced
+# value at update time does not matter.
+INIT_ONLY = ("initial_accumulator_value",)
+
+
+def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
+    """``(arguments to build from, hyperparameters injected into the state)``.
+
+    A numeric argument given as a JAX array, as ``optax.inject_hyperparams``
+    passes them, is a value for the state's hyperparameter of that name at
+    every step (:func:`~jaxopt_keras.core.hyperparams.with_hyperparams`); the
+    transformation is built from its value, or under a trace from the
+    default.  A traced value of an argument the state does not hold
+    (``clipnorm``, ...) would be lost, so it is an error.
+
+    Raises:
+      TypeError: a traced value for an argument the state does not hold.
+    """
+    # argument -> the state's hyperparameter it sets (legacy Nadam's
+    # `schedule_decay` is its state's `decay`).
+    held = {spec.config_to_args.get(n, n): n for n in spec.hyperparam_names()}
+    held.update(weight_decay="weight_decay", ema_momentum="ema_momentum")
+    if held.get("decay") != "decay":
+        held.pop("decay", None)
+    defaults = {**BASE_ARGS[spec.family], **spec.defaults, **spec.extra_args}
+    build, injected = dict(named), {}
+    for k, v in named.items():
+        if not isinstance(v, jax.Array):
+            continue
+        traced = isinstance(v, jax.core.Tracer)
+        if k in held:
+            injected[held[k]] = v
+        elif traced and k not in INIT_ONLY:
+            raise TypeError(
+                f"`{k}` received a traced value, but it is not a hyperparameter the optimizer's state holds; "
+                f"with optax.inject_hyperparams, name it in `static_args` (static_args=({k!r},))."
+            )
+        if traced:
+            build[k] = 0.0 if defaults.get(k) is None else defaults[k]
+        else:
+            build[k] = np.asarray(v).item()
+    return build, injected
 
 
 def _doc(entry: Entry, spec: Spec) -> str:
@@ -106,8 +160,10 @@ def make_factory(entry: Entry, family: str) -> Callable[..., GradientTransformat
 
     def factory(*args: Any, **kwargs: Any) -> GradientTransformation:
         named, extra = bind(sig, args, kwargs)
+        named, injected = split_injected(spec, named)
         checked = check_arguments(spec, entry.class_name, named, extra)
-        return build_transformation(spec, checked, named["name"] or entry.class_name)
+        tx = build_transformation(spec, checked, named["name"] or entry.class_name)
+        return with_hyperparams(tx, injected) if injected else tx
 
     factory.entry = entry
     factory.__signature__ = sig

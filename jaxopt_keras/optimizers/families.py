@@ -7,7 +7,8 @@ its weights, what its hyperparameter attributes return, and its config.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping, Sequence
+import inspect
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -16,16 +17,65 @@ import numpy as np
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import list_entry, read_iterations
+from jaxopt_keras.optimizers.weights import Weight, keras_name
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
 from jaxopt_keras.schedules import serialize as serialize_schedule
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
-from jaxopt_keras.transforms.accumulation import AccumulationState
-from jaxopt_keras.transforms.ema import EmaState
 
 
 def has_gpu() -> bool:
     return any(d.platform == "gpu" for d in jax.devices())
+
+
+def loss_takes_values(loss: Callable) -> bool:
+    """Whether ``loss`` is a function of the list of values (else Keras-style, of nothing)."""
+    return len(inspect.signature(loss).parameters) > 0
+
+
+class GradientsMixin:
+    """TF-Keras's ``compute_gradients`` and ``minimize`` (Keras 3 has neither)."""
+
+
+
+    def compute_gradients(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> list:
+        """``[(gradient, variable)]`` of ``loss`` with respect to the variables' values.
+
+        ``loss`` is either a callable of the list of values, or Keras-style a
+        callable of no arguments that reads the variables (their values are
+        swapped for tracers while the gradient is taken).
+        """
+        if tape is not None:
+            raise ValueError("JAX has no gradient tape: pass `loss` as a callable.")
+        var_list = self._check_variables(var_list)
+        if not callable(loss):
+            raise ValueError(f"`loss` must be a callable in JAX. Received: loss={loss!r}")
+        takes_values = loss_takes_values(loss)
+
+        def f(values):
+            if takes_values:
+                return loss(values)
+            saved = [v.value for v in var_list]
+            try:
+                for v, x in zip(var_list, values):
+                    v._value = x
+                return loss()
+            finally:
+                for v, x in zip(var_list, saved):
+                    v._value = x
+
+        value, grads = jax.value_and_grad(f)([v.value for v in var_list])
+        self._last_loss = value
+        return list(zip(grads, var_list))
+
+    def minimize(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> jax.Array:
+        """Takes the gradient of ``loss`` (see :meth:`compute_gradients`) and applies it.
+
+        Returns:
+          The loss value before the step.
+        """
+        grads_and_vars = self.compute_gradients(loss, var_list, tape)
+        self.apply_gradients(grads_and_vars)
+        return self._last_loss
 
 
 class ConfigMixin:
@@ -73,7 +123,7 @@ class ConfigMixin:
         return cls(**config)
 
 
-class OptimizerV2(ConfigMixin, KerasOptimizer):
+class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the legacy family (``tf.keras.optimizers.legacy.Optimizer``).
 
     Constructor arguments beyond the algorithm's: ``lr`` (deprecated alias),
@@ -188,19 +238,14 @@ class OptimizerV2(ConfigMixin, KerasOptimizer):
             config.pop("is_legacy_optimizer")
         return super().from_config(config, custom_objects)
 
-    def _weight_entries(self):
-        prefix = f"{self._name}/"
-        entries = [(f"{prefix}iter:0", read_iterations, self._write_iterations)]
-        return entries + self._scalar_entries(prefix) + self._slot_entries(self._slot_name)
-
-    def _slot_name(self, slot: str, var: Variable) -> str:
-        return f"{self._name}/{var._shared_name}/{slot}:0"
+    def _weight_name(self, weight: Weight, variable: str) -> str:
+        return f"{self._name}/{keras_name(self._spec, weight, variable)}:0"
 
     def _iter_weight_name(self) -> str:
         return f"{self._name}/iter:0"
 
 
-class Optimizer(ConfigMixin, KerasOptimizer):
+class Optimizer(GradientsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the current family (``tf.keras.optimizers.Optimizer``, TF-Keras >= 2.11).
 
     Constructor arguments beyond the algorithm's: ``weight_decay``,
@@ -292,22 +337,11 @@ class Optimizer(ConfigMixin, KerasOptimizer):
                 config[key] = self._args[key]
         return self._extension_config(config)
 
-    def _weight_entries(self):
-        entries = [("iteration:0", read_iterations, self._write_iterations)]
+    def _weight_name(self, weight: Weight, variable: str) -> str:
+        if weight.kind == "iterations":
+            return "iteration:0"  # created in __init__, outside any name scope
         prefix = f"{self._name}/" if self._scoped else ""
-        if self._args.get("use_ema"):
-            for i, v in enumerate(self._variables):
-                entries.append((f"{prefix}average/{v._shared_name}:0", *list_entry(EmaState, "average", i)))
-        if self._args.get("gradient_accumulation_steps"):
-            for i, v in enumerate(self._variables):
-                entries.append(
-                    (f"{prefix}gradient_accumulator/{v._shared_name}:0", *list_entry(AccumulationState, "accumulators", i))
-                )
-        return entries + self._scalar_entries(prefix) + self._slot_entries(self._slot_name)
-
-    def _slot_name(self, slot: str, var: Variable) -> str:
-        prefix = f"{self._name}/" if self._scoped else ""
-        return f"{prefix}{slot}/{var._shared_name}:0"
+        return f"{prefix}{keras_name(self._spec, weight, variable)}:0"
 
     def set_weights(self, weights: Sequence[Any]) -> None:
         if not self.built:

@@ -31,10 +31,8 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.families import ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer, python_scalar
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import hyper_entry, list_entry, read_iterations
+from jaxopt_keras.optimizers.weights import Weight, hyper_entry, keras_name, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
-from jaxopt_keras.transforms.accumulation import AccumulationState
-from jaxopt_keras.transforms.ema import EmaState
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
 BASE_CONFIG_KEYS = (
@@ -139,30 +137,11 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     def _var_path(self, v: Variable) -> str:
         return v.path.replace("/", "_")
 
-    def _weight_entries(self):
-        prefix = f"{self._name}/"
-        entries = [(f"{prefix}iteration", read_iterations, self._write_iterations)]
-        if not (isinstance(self._args["learning_rate"], LearningRateSchedule) or self._lr_function()):
-            entries.append((f"{prefix}learning_rate", *hyper_entry("learning_rate")))
-        kept = [i for i, v in enumerate(self._variables) if not v.overwrite_with_gradient]
-        if self._args.get("use_ema"):
-            for i in kept:
-                name = f"{prefix}{self._var_path(self._variables[i])}_average"
-                entries.append((name, *list_entry(EmaState, "average", i)))
-        if self._args.get("gradient_accumulation_steps"):
-            for i, v in enumerate(self._variables):
-                name = f"{prefix}{self._var_path(v)}_gradient_accumulator"
-                entries.append((name, *list_entry(AccumulationState, "accumulators", i)))
-        slots = [e for e in self._slot_entries(self._slot_name) if e[0] is not None]
-        return entries + slots + self._scalar_entries(prefix)
+    def _weight_name(self, weight: Weight, variable: str) -> str:
+        return f"{self._name}/{keras_name(self._spec, weight, variable)}"
 
-    def _slot_name(self, slot: str, var: Variable) -> str | None:
-        if var.overwrite_with_gradient:
-            return None
-        keras_name = self._spec.keras_slot_name(slot)
-        if not keras_name:  # named by the variable's own name (Adafactor's factored statistics)
-            return f"{self._name}/{var.path.rsplit('/', 1)[-1]}"
-        return f"{self._name}/{self._var_path(var)}_{keras_name}"
+    def _stateless_variables(self) -> tuple[int, ...]:
+        return tuple(i for i, v in enumerate(self._variables) if v.overwrite_with_gradient)
 
     @property
     def weights(self) -> list[StateView]:

@@ -16,7 +16,8 @@ import jax.numpy as jnp
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer
 from jaxopt_keras.optimizers.families import OptimizerV2
-from jaxopt_keras.optimizers.optimizer import KerasOptimizer, loss_takes_values
+from jaxopt_keras.optimizers.families import loss_takes_values
+from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.transforms.loss_scale import (
     DEFAULT_GROWTH_STEPS,
@@ -129,7 +130,7 @@ class LossScaleOptimizer:
 
     def get_scaled_loss(self, loss: Any) -> Any:
         """``loss * loss_scale``; a callable loss is wrapped (keeping its arity, see
-        :meth:`~jaxopt_keras.optimizers.optimizer.KerasOptimizer.compute_gradients`)."""
+        :meth:`~jaxopt_keras.optimizers.families.GradientsMixin.compute_gradients`)."""
         if callable(loss):
             if loss_takes_values(loss):
                 return lambda values: self.get_scaled_loss(loss(values))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -53,11 +53,6 @@ def python_scalar(value: Any) -> Any:
     if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
         return np.asarray(value).item()
     return value
-
-
-def loss_takes_values(loss: Callable) -> bool:
-    """Whether ``loss`` is a function of the list of values (else Keras-style, of nothing)."""
-    return len(inspect.signature(loss).parameters) > 0
 
 
 class KerasOptimizer(WeightsList):
@@ -108,10 +103,13 @@ class KerasOptimizer(WeightsList):
         """Gradient processing before the optimizer (the legacy aggregator), or ``None``."""
         return None
 
-    def _decay_mask(self, params: Any) -> list[bool]:
-        """Which variables weight decay applies to (``exclude_from_weight_decay``)."""
+    def _decay_mask(self, params: Any) -> list[bool] | None:
+        """Which variables weight decay applies to (``exclude_from_weight_decay``).
+
+        ``None`` (all of them) without exclusions, so :attr:`transformation`
+        also runs on a tree of any structure (a ported flax tree)."""
         if self._weight_decay_exclude is None:
-            return [True] * len(self._variables)
+            return None
         ids, names = self._weight_decay_exclude
         return [not (id(v) in ids or any(re.search(n, v.name) for n in names)) for v in self._variables]
 
@@ -303,46 +301,6 @@ class KerasOptimizer(WeightsList):
 
     def _build_for(self, pairs, kept) -> None:
         raise NotImplementedError
-
-    def compute_gradients(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> list:
-        """``[(gradient, variable)]`` of ``loss`` with respect to the variables' values.
-
-        ``loss`` is either a callable of the list of values, or Keras-style a
-        callable of no arguments that reads the variables (their values are
-        swapped for tracers while the gradient is taken).
-        """
-        if tape is not None:
-            raise ValueError("JAX has no gradient tape: pass `loss` as a callable.")
-        var_list = self._check_variables(var_list)
-        if not callable(loss):
-            raise ValueError(f"`loss` must be a callable in JAX. Received: loss={loss!r}")
-        takes_values = loss_takes_values(loss)
-
-        def f(values):
-            if takes_values:
-                return loss(values)
-            saved = [v.value for v in var_list]
-            try:
-                for v, x in zip(var_list, values):
-                    v._value = x
-                return loss()
-            finally:
-                for v, x in zip(var_list, saved):
-                    v._value = x
-
-        value, grads = jax.value_and_grad(f)([v.value for v in var_list])
-        self._last_loss = value
-        return list(zip(grads, var_list))
-
-    def minimize(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> jax.Array:
-        """Takes the gradient of ``loss`` (see :meth:`compute_gradients`) and applies it.
-
-        Returns:
-          The loss value before the step.
-        """
-        grads_and_vars = self.compute_gradients(loss, var_list, tape)
-        self.apply_gradients(grads_and_vars)
-        return self._last_loss
 
     # ------------------------------------------------------------------
     # Hyperparameters as attributes

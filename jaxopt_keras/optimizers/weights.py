@@ -11,18 +11,119 @@ list is a view of the one state the optimizer keeps: nothing is copied, and
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
+from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core.state import find_state, map_clocks, replace_state
 from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.ema import EmaState
 
 Entry = tuple[str, Callable[[Any], jax.Array], Callable[[Any, Any], Any]]
+
+
+# --------------------------------------------------------------------------
+# The layout: what each entry of the list is, for a spec, its arguments and
+# the variables' shapes.  The object API (below) and the file readers and
+# writers (jaxopt_keras.io) both read it.
+# --------------------------------------------------------------------------
+
+
+class Weight(NamedTuple):
+    """One entry of a Keras optimizer's weights list.
+
+    Attributes:
+      kind: ``"iterations"``, ``"hyper"`` (Keras 3's ``learning_rate``
+        variable), ``"scalar"`` (a per-optimizer variable such as legacy
+        Nadam's ``momentum_cache``), ``"slot"``, ``"average"`` (the EMA of a
+        variable) or ``"accumulator"`` (Keras 3's gradient accumulator of a
+        variable).
+      name: the hyperparameter's, slot's or scalar's name; ``""`` for the
+        other kinds.
+      index: the position of the variable it belongs to, in the order the
+        optimizer was built with (``model.trainable_variables``); ``-1`` for
+        the per-optimizer kinds.
+    """
+
+    kind: str
+    name: str = ""
+    index: int = -1
+
+
+def keras_layout(
+    spec: Spec,
+    args: Mapping[str, Any],
+    shapes: Sequence[tuple],
+    batches: Sequence[int] | None = None,
+    skip: Sequence[int] = (),
+) -> list[Weight]:
+    """The entries of the weights list, in Keras's order.
+
+    The step count first; Keras 3's ``learning_rate`` variable (unless the
+    learning rate is a schedule or a function); in the current and Keras 3
+    families the EMA averages, then the gradient accumulators, one per
+    variable, when configured; the scalars Keras lists (Keras 3: last); then
+    the slots in :attr:`Spec.slot_order`, per build batch (``batches``: the
+    sizes of successive builds, by default one build of every variable).
+    Variables in ``skip`` (Keras 3's ``overwrite_with_gradient``) have no
+    slots and no average.
+    """
+    n = len(shapes)
+    keras3 = spec.family == "keras3"
+    out = [Weight("iterations")]
+    if keras3 and not is_schedule(args["learning_rate"]):
+        out.append(Weight("hyper", "learning_rate"))
+    if spec.family != "legacy":
+        if args.get("use_ema"):
+            out += [Weight("average", "", i) for i in range(n) if i not in skip]
+        if args.get("gradient_accumulation_steps"):
+            out += [Weight("accumulator", "", i) for i in range(n)]
+    scalars = [Weight("scalar", s.name) for s in spec.scalars if s.in_weights]
+    if not keras3:
+        out += scalars
+    listed = {s.name: s.listed for s in spec.slots}
+    start = 0
+    for size in [n] if batches is None else batches:
+        for group in spec.weight_order(args):
+            for i in range(start, start + size):
+                for slot in group:
+                    if i not in skip and listed[slot](tuple(shapes[i])):
+                        out.append(Weight("slot", slot, i))
+        start += size
+    return out + scalars if keras3 else out
+
+
+def keras_name(spec: Spec, weight: Weight, variable: str = "") -> str:
+    """Keras's name for an entry, without the optimizer's name scope and the ``:0``.
+
+    ``variable`` is the name (Keras 3: the path) of the variable the entry
+    belongs to (``dense/kernel``).  Legacy: ``iter``, ``dense/kernel/m``,
+    ``momentum_cache``; current: ``iteration``, ``m/dense/kernel``,
+    ``average/dense/kernel``; Keras 3: ``iteration``, ``learning_rate``,
+    ``dense_kernel_momentum``, ``dense_kernel_average``, ``u_product``.
+    """
+    family = spec.family
+    if weight.kind == "iterations":
+        return "iter" if family == "legacy" else "iteration"
+    if weight.kind in ("scalar", "hyper"):
+        return weight.name
+    if family == "keras3":
+        flat = variable.replace("/", "_")
+        if weight.kind == "slot":
+            slot = spec.keras_slot_name(weight.name)
+            return f"{flat}_{slot}" if slot else variable.rsplit("/", 1)[-1]  # "": the variable's own name
+        return f"{flat}_{'average' if weight.kind == 'average' else 'gradient_accumulator'}"
+    if weight.kind == "average":
+        return f"average/{variable}"
+    if weight.kind == "accumulator":
+        return f"gradient_accumulator/{variable}"
+    return f"{variable}/{weight.name}" if family == "legacy" else f"{weight.name}/{variable}"
 
 
 class CallableList(list):
@@ -144,26 +245,35 @@ class WeightsList:
     # -- entries -------------------------------------------------------------
     def _weight_entries(self) -> list[Entry]:
         """``(name, read(state), write(state, value) -> state)`` in Keras's order."""
-        raise NotImplementedError
-
-    def _slot_name(self, slot: str, var: Variable) -> str:
-        raise NotImplementedError
-
-    def _slot_entries(self, name_fn: Callable[[str, Variable], str]) -> list[Entry]:
+        shapes = [v.shape for v in self._variables]
         out = []
-        start = 0
-        listed = {s.name: s.listed for s in self._spec.slots}
-        for size in self._batches:
-            for group in self._spec.weight_order(self._args):
-                for i in range(start, start + size):
-                    for slot in group:
-                        if listed[slot](self._variables[i].shape):
-                            out.append((name_fn(slot, self._variables[i]), *slot_entry(slot, i)))
-            start += size
+        for w in keras_layout(self._spec, self._args, shapes, self._batches, self._stateless_variables()):
+            variable = self._variables[w.index]._shared_name if w.index >= 0 else ""
+            out.append((self._weight_name(w, variable), *self._access(w)))
         return out
 
-    def _scalar_entries(self, prefix: str) -> list[Entry]:
-        return [(f"{prefix}{s.name}:0", *scalar_entry(s.name)) for s in self._spec.scalars if s.in_weights]
+    def _weight_name(self, weight: Weight, variable: str) -> str:
+        """The entry's name as the family's Keras class gives it."""
+        raise NotImplementedError
+
+    def _stateless_variables(self) -> tuple[int, ...]:
+        """Indices of variables the optimizer keeps no state for (Keras 3's
+        ``overwrite_with_gradient``)."""
+        return ()
+
+    def _access(self, weight: Weight) -> tuple[Callable, Callable]:
+        """Reader and writer of an entry in the state."""
+        if weight.kind == "iterations":
+            return read_iterations, self._write_iterations
+        if weight.kind == "scalar":
+            return scalar_entry(weight.name)
+        if weight.kind == "hyper":
+            return hyper_entry(weight.name)
+        if weight.kind == "average":
+            return list_entry(EmaState, "average", weight.index)
+        if weight.kind == "accumulator":
+            return list_entry(AccumulationState, "accumulators", weight.index)
+        return slot_entry(weight.name, weight.index)
 
     def _view(self, name: str, read: Callable, write: Callable) -> StateView:
         def write_state(value):
@@ -248,4 +358,5 @@ class WeightsList:
             raise KeyError(f"The optimizer has no slots for variable {getattr(var, 'name', var)}.")
         if slot_name not in self.get_slot_names():
             raise KeyError(f"'{slot_name}': this optimizer's slots are {self.get_slot_names()}.")
-        return self._view(self._slot_name(slot_name, var), *slot_entry(slot_name, self._index[key]))
+        weight = Weight("slot", slot_name, self._index[key])
+        return self._view(self._weight_name(weight, var._shared_name), *slot_entry(slot_name, self._index[key]))

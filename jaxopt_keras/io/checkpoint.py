@@ -1,0 +1,241 @@
+"""What a Keras file holds, read into one object: :class:`KerasCheckpoint`.
+
+Each format's reader (:mod:`~jaxopt_keras.io.hdf5`, :mod:`~jaxopt_keras.io.archive`,
+:mod:`~jaxopt_keras.io.tfcheckpoint`) gathers the raw pieces: the configs,
+the model's weights in ``model.weights`` order, which of them are trainable,
+and the optimizer's weights in Keras's order.  :func:`assemble` checks the
+optimizer's weights against what the optimizer of that config, over those
+trainable variables, has (count and shapes), names each by the Keras
+variable it belongs to, and returns the checkpoint; or raises, naming the
+file and what does not match.
+
+The numerics family: ``"legacy"`` (OptimizerV2) and ``"current"`` (TF-Keras
+>= 2.11) are read from the config as :func:`~jaxopt_keras.optimizers.deserialize`
+reads them; ``"keras3"`` from the file (written by Keras 3).  A family is
+ported when the optimizers layer has classes for it
+(:func:`has_numerics`: ``jaxopt_keras.optimizers.classes.BASES``); the
+keras3 family has none yet, so its files are read with positional names
+after ``iteration`` and ``learning_rate``, and porting them raises
+``NotImplementedError``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from jaxopt_keras.io.errors import KerasFileError
+from jaxopt_keras.optimizers import deserialize
+from jaxopt_keras.optimizers.config import config_family, without_custom_prefix
+from jaxopt_keras.optimizers.classes import BASES, make_class
+from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
+from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
+from jaxopt_keras.registry import find
+
+FAMILIES = ("legacy", "current", "keras3")
+
+KERAS3_MISSING = (
+    "this file was written by Keras 3, whose optimizers have numerics of their own (the 'keras3' family), "
+    "which this version of jaxopt_keras does not have yet: read_keras gives its weights, but no optimizer "
+    "or state can be built from it."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasCheckpoint:
+    """What a Keras file holds about a model and its optimizer.
+
+    Attributes:
+      path: the file read.
+      kind: ``"h5"`` (``model.save("m.h5")``), ``"keras"`` (a ``.keras``
+        archive), ``"weights.h5"`` (``save_weights("w.weights.h5")``) or
+        ``"tf_checkpoint"`` (``tf.train.Checkpoint``, TF-format
+        ``save_weights``, a SavedModel's variables).
+      config: the optimizer's serialization (``{"class_name", "config", ...}``),
+        what :func:`~jaxopt_keras.optimizers.deserialize` takes; hyperparameters
+        the file stores as variables (a TF checkpoint's learning rate, ...) are
+        in it.
+      family: ``"legacy"``, ``"current"`` or ``"keras3"``.
+      iterations: the optimizer's step count.
+      optimizer_weights: the optimizer's weights in Keras's order (what its
+        ``set_weights`` takes; Keras 3: ``optimizer.variables``), keyed by
+        Keras's name for each without the optimizer's name scope and the
+        ``:0``: legacy ``iter``, ``dense/kernel/m``; current ``iteration``,
+        ``m/dense/kernel``; keras3 ``iteration``, ``learning_rate``, then
+        ``vars/<i>``.
+      model_weights: the model's weights in ``model.weights`` order, keyed by
+        variable path (``dense/kernel``, ``batch_normalization/moving_mean``).
+      trainable: the keys of ``model_weights`` the optimizer has slots for, in
+        ``model.trainable_variables`` order.
+      model_config: the model's config, when the file has it.
+      keras_version: the Keras version that wrote the file, when it says.
+    """
+
+    path: str | None
+    kind: str
+    config: dict | None
+    family: str
+    iterations: int
+    optimizer_weights: dict
+    model_weights: dict
+    trainable: tuple
+    model_config: dict | None = None
+    keras_version: str | None = None
+
+    def __repr__(self) -> str:
+        name = (self.config or {}).get("class_name")
+        return (
+            f"KerasCheckpoint({self.path!r}, kind={self.kind!r}, optimizer={name!r}, family={self.family!r}, "
+            f"iterations={self.iterations}, {len(self.optimizer_weights)} optimizer weights, "
+            f"{len(self.model_weights)} model weights)"
+        )
+
+
+def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
+    """The numerics family of a config written by TF-Keras (or by Keras 3, if ``keras3``)."""
+    if keras3:
+        return "keras3"
+    config = without_custom_prefix(optimizer_config, {})
+    inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
+    if isinstance(inner.get("inner_optimizer"), Mapping):  # a loss-scale wrapper: its inner optimizer's
+        return family_of(inner["inner_optimizer"], False)
+    return "legacy" if config_family(config, inner) == "legacy" else "current"
+
+
+def has_numerics(family: str) -> bool:
+    """Whether the optimizers layer has classes (so specs and weights lists) for ``family``."""
+    return family in BASES
+
+
+def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapping[str, Any] | None = None) -> Any:
+    """Our optimizer object for a Keras config in ``family``.
+
+    Raises:
+      NotImplementedError: a family without classes here (keras3, for now).
+      ValueError: a class this library does not have (and ``custom_objects``
+        does not supply).
+    """
+    if not has_numerics(family):
+        raise NotImplementedError(KERAS3_MISSING if family == "keras3" else f"no optimizers of family {family!r}.")
+    if family in ("legacy", "current"):
+        return deserialize(dict(config), custom_objects=custom_objects, use_legacy_optimizer=family == "legacy")
+    entry = find(str(config.get("class_name")), family)
+    if entry is None:
+        raise ValueError(f"Unknown optimizer {config.get('class_name')!r} in the {family} family.")
+    return make_class(entry, family).from_config(dict(config.get("config") or {}), custom_objects=custom_objects)
+
+
+def _inner(optimizer: Any) -> Any:
+    """The optimizer whose weights a file lists (a loss-scale wrapper's inner one)."""
+    return optimizer.inner_optimizer if isinstance(optimizer, LossScaleOptimizer) else optimizer
+
+
+def layout_of(optimizer: Any, shapes: Sequence[tuple], dtypes: Sequence[Any]) -> list[tuple[Weight, tuple, Any]]:
+    """``(entry, expected shape, expected dtype or None)`` for each entry of the optimizer's weights list."""
+    opt = _inner(optimizer)
+    spec, args = opt._spec, opt._args
+    slots = {s.name: s for s in spec.slots}
+    out = []
+    for w in keras_layout(spec, args, shapes):
+        if w.kind in ("iterations", "scalar", "hyper"):
+            out.append((w, (), None))
+        elif w.kind == "slot":
+            abstract = jax.ShapeDtypeStruct(tuple(shapes[w.index]), dtypes[w.index])
+            made = jax.eval_shape(lambda p, s=slots[w.name]: s.init(p, args), abstract)
+            out.append((w, tuple(made.shape), dtypes[w.index]))
+        else:
+            out.append((w, tuple(shapes[w.index]), dtypes[w.index]))
+    return out
+
+
+def _describe(config: Mapping[str, Any]) -> str:
+    return str(config.get("class_name"))
+
+
+def assemble(
+    path: Any,
+    kind: str,
+    *,
+    optimizer_config: dict | None,
+    model_config: dict | None,
+    model_weights: dict,
+    trainable: Sequence[str],
+    values: Sequence[np.ndarray] | None,
+    keras3: bool = False,
+    family: str | None = None,
+    file_hyperparams: Mapping[str, Any] | None = None,
+    keras_version: str | None = None,
+    missing_optimizer: str = "",
+) -> KerasCheckpoint:
+    """The checkpoint from a reader's raw pieces, checked (see the module docstring).
+
+    Raises:
+      KerasFileError: no optimizer section or config, or weights that do not
+        fit the optimizer of the config over the trainable variables.
+    """
+    if values is None or not len(values):
+        raise KerasFileError(path, missing_optimizer or "the file holds no optimizer state.")
+    if optimizer_config is None:
+        raise KerasFileError(
+            path,
+            "the file holds the optimizer's weights but not its config (class and hyperparameters): "
+            "pass config= (the optimizer's serialization, or the model's config with its compile_config).",
+        )
+    optimizer_config = dict(optimizer_config)
+    if file_hyperparams:
+        inner = dict(optimizer_config.get("config") or {})
+        for k, v in file_hyperparams.items():
+            if not isinstance(inner.get(k), Mapping):  # a schedule's config stays
+                inner[k] = np.asarray(v).item()
+        optimizer_config["config"] = inner
+    family = family or family_of(optimizer_config, keras3)
+    values = [np.asarray(v) for v in values]
+    iterations = int(values[0])
+    if not has_numerics(family):
+        names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
+        if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
+            names[1] = "learning_rate"
+    else:
+        names = _checked_names(path, optimizer_config, family, model_weights, trainable, values)
+    return KerasCheckpoint(
+        path=None if path is None else str(path),
+        kind=kind,
+        config=optimizer_config,
+        family=family,
+        iterations=iterations,
+        optimizer_weights=dict(zip(names, values)),
+        model_weights=dict(model_weights),
+        trainable=tuple(trainable),
+        model_config=model_config,
+        keras_version=keras_version,
+    )
+
+
+def _checked_names(path, optimizer_config, family, model_weights, trainable, values) -> list[str]:
+    try:
+        optimizer = keras_optimizer(optimizer_config, family)
+    except (ValueError, TypeError) as e:
+        raise KerasFileError(path, f"its optimizer config cannot be read: {e}") from e
+    shapes = [np.shape(model_weights[k]) for k in trainable]
+    dtypes = [np.asarray(model_weights[k]).dtype for k in trainable]
+    layout = layout_of(optimizer, shapes, dtypes)
+    spec = _inner(optimizer)._spec
+    if len(layout) != len(values):
+        raise KerasFileError(
+            path,
+            f"the file holds {len(values)} optimizer weights, but {_describe(optimizer_config)} ({family} family) "
+            f"over the {len(trainable)} trainable variables {list(trainable)} has {len(layout)}: "
+            f"{[keras_name(spec, w, trainable[w.index] if w.index >= 0 else '') for w, _, _ in layout]}.",
+        )
+    names = []
+    for (w, shape, _), value in zip(layout, values):
+        name = keras_name(spec, w, trainable[w.index] if w.index >= 0 else "")
+        if tuple(np.shape(value)) != shape:
+            raise KerasFileError(
+                path, f"optimizer weight {len(names)} ({name}) has shape {np.shape(value)}; the optimizer's is {shape}."
+            )
+        names.append(name)
+    return names

@@ -1,0 +1,149 @@
+"""What Keras's files leave to be known: layer groups, variable names, trainability, configs.
+
+Keras's ``.keras`` archives and ``.weights.h5`` files store a layer's
+variables as ``layers/<group>/vars/<i>``: the group is named after the layer's
+class (``dense``, ``dense_1``, ``conv2d``), not the layer, and the variables
+by position.  The names come from the model's config (the layers in order,
+their names and flags) and from each layer class's variables, in the order
+the class creates them (below).  A class not listed here keeps positional
+names (``my_layer/0``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Mapping
+
+# Snake-case class name -> the variables it creates, in order.
+LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
+    "dense": ("kernel", "bias"),
+    "einsum_dense": ("kernel", "bias"),
+    "conv1d": ("kernel", "bias"),
+    "conv2d": ("kernel", "bias"),
+    "conv3d": ("kernel", "bias"),
+    "conv1d_transpose": ("kernel", "bias"),
+    "conv2d_transpose": ("kernel", "bias"),
+    "conv3d_transpose": ("kernel", "bias"),
+    "embedding": ("embeddings",),
+    "batch_normalization": ("gamma", "beta", "moving_mean", "moving_variance"),
+    "layer_normalization": ("gamma", "beta"),
+    "group_normalization": ("gamma", "beta"),
+}
+# Variables Keras creates with trainable=False (no optimizer slots).
+NON_TRAINABLE = frozenset({"moving_mean", "moving_variance"})
+# Config flags that drop a variable: (flag, variable) pairs, dropped when the flag is false.
+_FLAGS = (("use_bias", "bias"), ("scale", "gamma"), ("center", "beta"))
+MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+
+
+def snake_case(name: str) -> str:
+    """Keras's ``to_snake_case`` of a class name (``BatchNormalization`` -> ``batch_normalization``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def group_class(group: str) -> str:
+    """The snake-case class of a group name (``dense_3`` -> ``dense``)."""
+    return re.sub(r"_\d+$", "", group)
+
+
+def variable_names(class_snake: str, layer_config: Mapping[str, Any] | None, count: int) -> list[str]:
+    """The names of a layer's ``count`` stored variables, by class and config flags; positions otherwise."""
+    names = list(LAYER_VARIABLES.get(class_snake, ()))
+    config = layer_config or {}
+    for flag, variable in _FLAGS:
+        if config.get(flag) is False and variable in names:
+            names.remove(variable)
+    if len(names) != count:
+        return [str(i) for i in range(count)]
+    return names
+
+
+def strip_variable_name(name: str) -> str:
+    """A TF variable name without its ``:0`` (``dense/kernel:0`` -> ``dense/kernel``)."""
+    return name[:-2] if name.endswith(":0") else name
+
+
+def is_trainable(name: str) -> bool:
+    """Whether a variable named ``.../<var>`` gets optimizer slots, by the variable's name."""
+    return name.rsplit("/", 1)[-1] not in NON_TRAINABLE
+
+
+def frozen_layers(model_config: Mapping[str, Any] | None) -> set[str]:
+    """The names of the layers the model config marks ``trainable: false`` (nested ones included)."""
+    out: set[str] = set()
+
+    def walk(layers, frozen):
+        for layer in layers:
+            config = layer.get("config") or {}
+            off = frozen or config.get("trainable") is False
+            if off and "name" in config:
+                out.add(config["name"])
+            walk(layer_configs(layer) or [], off)
+
+    walk(layer_configs(model_config) or [], False)
+    return out
+
+
+def layer_configs(model_config: Mapping[str, Any] | None) -> list[dict] | None:
+    """The layer configs of a model config, in ``model.layers`` order; ``None`` if it is not a model's."""
+    if not isinstance(model_config, Mapping):
+        return None
+    config = model_config.get("config")
+    if isinstance(config, Mapping) and isinstance(config.get("layers"), list):
+        return list(config["layers"])
+    if isinstance(config, list):  # TF1-era Sequential: the config is the list of layers
+        return list(config)
+    return None
+
+
+def load_json(value: Any, what: str) -> Any:
+    """A dict from a dict, a JSON string, or the path of a JSON file."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8")
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        return json.loads(value)
+    if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+        with open(value) as f:
+            return json.load(f)
+    raise ValueError(f"{what} must be a dict, a JSON string or the path of a JSON file; received {value!r:.80}")
+
+
+def split_config(config: Any) -> tuple[dict | None, dict | None]:
+    """``(optimizer config, model config)`` found in what a user or a file gives.
+
+    Accepted: an optimizer's serialization (``{"class_name", "config"}``); a
+    model's config (``config.json`` of a ``.keras``, ``model.to_json()``),
+    with its ``compile_config``; a compile config (``{"optimizer": ...}``); an
+    ``.h5`` file's ``training_config`` (``{"optimizer_config": ...}``); or a
+    dict with ``"model"`` and/or ``"optimizer"`` holding those.
+    """
+    if config is None:
+        return None, None
+    config = load_json(config, "config")
+    optimizer = model = None
+    if "model" in config or ("optimizer" in config and "class_name" not in config):
+        model = config.get("model")
+        model = None if model is None else load_json(model, "config['model']")
+        optimizer = config.get("optimizer")
+        if isinstance(optimizer, str) and not optimizer.lstrip().startswith("{"):
+            optimizer = {"class_name": optimizer, "config": {}}
+        optimizer = None if optimizer is None else load_json(optimizer, "config['optimizer']")
+    elif "optimizer_config" in config:
+        optimizer = dict(config["optimizer_config"])
+    elif layer_configs(config) is not None or "compile_config" in config:
+        model = config
+    else:
+        optimizer = config
+    if model is not None and optimizer is None:
+        compile_config = model.get("compile_config") or {}
+        if isinstance(compile_config.get("optimizer"), Mapping):
+            optimizer = dict(compile_config["optimizer"])
+    if optimizer is not None and "class_name" not in optimizer:
+        raise ValueError(f"An optimizer config needs a 'class_name'; received keys {sorted(optimizer)}.")
+    return optimizer, model

@@ -1,0 +1,227 @@
+"""From a :class:`~jaxopt_keras.io.checkpoint.KerasCheckpoint` to JAX, and back.
+
+* :func:`optimizer_from_keras`: the Keras class instance of the config, in
+  its family; ``.transformation`` is the functional optimizer.
+* :func:`params_from_keras`: a parameter tree holding the file's weights.
+* :func:`state_from_keras`: ``tx.init(params)`` with every slot, per-optimizer
+  scalar and step count taken from the file.
+* :func:`keras_weights`: the reverse, a state's weights list in Keras's order.
+
+Parameters and Keras variables are paired by :mod:`~jaxopt_keras.io.matching`.
+Every value is checked (count, shape, dtype) before anything is built, and
+placed like the leaf it replaces: a parameter sharded over a mesh gets its
+value, and its slots, sharded the same way, device by device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.algorithms.driver import OptimizerState
+from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.io.checkpoint import KerasCheckpoint, keras_optimizer, layout_of
+from jaxopt_keras.io.errors import KerasFileError
+from jaxopt_keras.io.matching import match
+from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
+from jaxopt_keras.optimizers.weights import keras_name, read_iterations, with_iterations
+from jaxopt_keras.transforms.accumulation import AccumulationState
+from jaxopt_keras.transforms.ema import EmaState
+
+Names = Mapping[Any, str] | Callable[[str], str | None] | None
+
+# Where each kind of weights-list entry lives in a state: (state type, field).
+_PER_VARIABLE = {"average": (EmaState, "average"), "accumulator": (AccumulationState, "accumulators")}
+
+
+def optimizer_from_keras(checkpoint: KerasCheckpoint, custom_objects: Mapping[str, Any] | None = None) -> Any:
+    """The Keras optimizer of the checkpoint's config, as our class of its family.
+
+    ``optimizer_from_keras(ckpt).transformation`` is the functional
+    optimizer (``jaxopt_keras.legacy.adam(...)`` for a legacy Adam config).
+
+    Raises:
+      NotImplementedError: a Keras 3 file (family ``"keras3"``; not yet here).
+    """
+    return keras_optimizer(checkpoint.config, checkpoint.family, custom_objects)
+
+
+def place_like(value: Any, like: Any) -> jax.Array:
+    """``value`` as an array in ``like``'s dtype, on ``like``'s devices and sharding (shard by shard)."""
+    value = np.asarray(value)
+    if isinstance(like, jax.Array) and not isinstance(like, jax.core.Tracer) and like.committed:
+        return jax.device_put(value, like.sharding)
+    return jnp.asarray(value)
+
+
+def _dtype_error(checkpoint, what: str, file_dtype: Any, ours: Any) -> KerasFileError:
+    return KerasFileError(
+        checkpoint.path,
+        f"{what} is {np.dtype(file_dtype).name} in the file, but {np.dtype(ours).name} in the parameters' state; "
+        "cast the parameters (or ask for slot_dtype) to match.",
+    )
+
+
+def params_from_keras(params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> Any:
+    """``params`` with each leaf replaced by the file's weight it matches, placed like the leaf.
+
+    ``params`` may hold the trainable parameters, or the moving statistics
+    too (a flax linen ``{"params": ..., "batch_stats": ...}``); every leaf
+    must match a weight of the file, of the same shape and dtype.
+    """
+    shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
+    keys = match(params, shapes, names, require_all=False, path=checkpoint.path)
+    flat, treedef = jax.tree_util.tree_flatten(params)
+    out = []
+    for key, leaf in zip(keys, flat):
+        value = checkpoint.model_weights[key]
+        if np.dtype(value.dtype) != np.dtype(jnp.asarray(leaf).dtype):
+            raise _dtype_error(checkpoint, f"weight {key!r}", value.dtype, jnp.asarray(leaf).dtype)
+        out.append(place_like(value, leaf))
+    return treedef.unflatten(out)
+
+
+def trainable_order(params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[int]:
+    """For each trainable Keras variable, in Keras's order, the index of its leaf in ``params``."""
+    shapes = {k: np.shape(checkpoint.model_weights[k]) for k in checkpoint.trainable}
+    all_shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
+    keys = match(params, shapes, names, all_keras=all_shapes, path=checkpoint.path)
+    where = {k: i for i, k in enumerate(keys)}
+    return [where[k] for k in checkpoint.trainable]
+
+
+def _keras_optimizer_of(tx_or_optimizer: Any, checkpoint: KerasCheckpoint) -> Any:
+    opt = tx_or_optimizer if hasattr(tx_or_optimizer, "_spec") or isinstance(tx_or_optimizer, LossScaleOptimizer) else None
+    opt = opt if opt is not None else optimizer_from_keras(checkpoint)
+    return opt.inner_optimizer if isinstance(opt, LossScaleOptimizer) else opt
+
+
+def _layout(opt: Any, params: Any, order: list[int]) -> list:
+    flat = jax.tree_util.tree_leaves(params)
+    shapes = [np.shape(flat[i]) for i in order]
+    dtypes = [jnp.asarray(flat[i]).dtype for i in order]
+    return layout_of(opt, shapes, dtypes)
+
+
+def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> Any:
+    """An optimizer state for ``tx`` over ``params``, holding the file's optimizer state.
+
+    The result has the structure of ``tx.init(params)`` (``tx`` may wrap or
+    chain the optimizer: its Keras state is found inside by type) and holds
+    every slot, per-optimizer scalar and step count of the file; each slot
+    is placed like its parameter.  The hyperparameters are ``tx``'s: build
+    it with :func:`optimizer_from_keras` (``.transformation``) to continue
+    with the file's.
+
+    Args:
+      tx: the transformation (``optimizer_from_keras(ckpt).transformation``,
+        or an equivalent ``jaxopt_keras`` factory's, alone or wrapped).
+      params: the parameter tree the optimizer updates (a flax linen
+        ``params`` dict, an ``nnx.state(model, nnx.Param)``, any pytree),
+        with the file's shapes.
+      checkpoint: from :func:`~jaxopt_keras.io.read_keras`.
+      names: pairs the default matching rule cannot find
+        (:mod:`~jaxopt_keras.io.matching`).
+
+    Raises:
+      KerasFileError: the parameters and the file's trainable variables, or
+        the optimizer's weights and what the optimizer has, differ in count,
+        shape or dtype.  The message names both sides.
+    """
+    opt = _keras_optimizer_of(None, checkpoint)
+    order = trainable_order(params, checkpoint, names)
+    layout = _layout(opt, params, order)
+    values = list(checkpoint.optimizer_weights.values())
+    if len(layout) != len(values):
+        raise KerasFileError(
+            checkpoint.path,
+            f"the file holds {len(values)} optimizer weights ({list(checkpoint.optimizer_weights)}); "
+            f"the optimizer over these parameters has {len(layout)}.",
+        )
+    target = tx.init(params)
+    core = find_state(target, OptimizerState, required=False)
+    if core is None:
+        raise TypeError("tx.init(params) holds no jaxopt_keras optimizer state: pass a jaxopt_keras transformation.")
+    slot_trees = {f: jax.tree_util.tree_flatten(getattr(core.slots, f)) for f in core.slots._fields if getattr(core.slots, f) is not None}
+    per_variable = {
+        kind: (cls, field, jax.tree_util.tree_flatten(getattr(sub, field)))
+        for kind, (cls, field) in _PER_VARIABLE.items()
+        if (sub := find_state(target, cls, required=False)) is not None
+    }
+    new_slots = {f: list(leaves) for f, (leaves, _) in slot_trees.items()}
+    new_lists = {kind: list(v[2][0]) for kind, v in per_variable.items()}
+    scalars = dict(core.scalars)
+    hypers = {}
+    for (w, shape, _), (key, value) in zip(layout, checkpoint.optimizer_weights.items()):
+        if w.kind == "iterations":
+            continue
+        if w.kind == "hyper":  # Keras 3's learning_rate variable: the file's value wins over the config's
+            hypers[w.name] = np.asarray(value)
+            continue
+        if w.kind == "scalar":
+            like = scalars[w.name]
+        elif w.kind == "slot":
+            like = slot_trees[w.name][0][order[w.index]]
+        elif w.kind in new_lists:
+            like = new_lists[w.kind][order[w.index]]
+        else:
+            raise KerasFileError(checkpoint.path, f"the file has {key!r}, for which tx's state has no place.")
+        if tuple(np.shape(value)) != tuple(np.shape(like)):
+            raise KerasFileError(checkpoint.path, f"optimizer weight {key!r} has shape {np.shape(value)}; the state's is {np.shape(like)}.")
+        if w.kind != "scalar" and np.dtype(value.dtype) != np.dtype(like.dtype):
+            raise _dtype_error(checkpoint, f"optimizer weight {key!r}", value.dtype, like.dtype)
+        placed = place_like(np.asarray(value, like.dtype), like)
+        if w.kind == "scalar":
+            scalars[w.name] = placed
+        elif w.kind == "slot":
+            new_slots[w.name][order[w.index]] = placed
+        else:
+            new_lists[w.kind][order[w.index]] = placed
+    slots = core.slots._replace(**{f: slot_trees[f][1].unflatten(v) for f, v in new_slots.items()})
+    state = replace_state(
+        target, OptimizerState, lambda c: c._replace(slots=slots, scalars=scalars, hyperparams=c.hyperparams.replace(**hypers))
+    )
+    for kind, leaves in new_lists.items():
+        cls, field, (_, treedef) = per_variable[kind]
+        state = replace_state(state, cls, lambda s, f=field, t=treedef, v=leaves: s._replace(**{f: t.unflatten(v)}))
+    state = with_iterations(state, checkpoint.iterations, opt._args.get("gradient_accumulation_steps"))
+    if opt._spec.after_load is not None:
+        state = replace_state(state, OptimizerState, opt._spec.after_load)
+    return state
+
+
+def _iteration_dtype(opt: Any) -> Any:
+    """Keras 3 counts steps in an int32 variable; TF-Keras in an int64 one."""
+    return np.int32 if opt._spec.family == "keras3" else np.int64
+
+
+def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[tuple[str, np.ndarray]]:
+    """The optimizer's weights list of ``state`` in Keras's order: ``[(name, value)]``.
+
+    The reverse of :func:`state_from_keras`: the entry kinds and order of the
+    checkpoint's optimizer (or of ``tx_or_optimizer``, one of our Keras
+    optimizer objects), the values from ``state``.  Names are the family's
+    (``iter``, ``dense/kernel/m``; ``iteration``, ``m/dense/kernel``).
+    """
+    opt = _keras_optimizer_of(tx_or_optimizer, checkpoint)
+    order = trainable_order(params, checkpoint, names)
+    core = find_state(state, OptimizerState)
+    out = []
+    for w, _, dtype in _layout(opt, params, order):
+        name = keras_name(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
+        if w.kind == "iterations":
+            value = np.asarray(read_iterations(state)).astype(_iteration_dtype(opt))
+        elif w.kind == "hyper":
+            value = np.asarray(core.hyperparams[w.name])
+        elif w.kind == "scalar":
+            value = np.asarray(core.scalars[w.name])
+        elif w.kind == "slot":
+            value = np.asarray(jax.tree_util.tree_leaves(getattr(core.slots, w.name))[order[w.index]])
+        else:
+            cls, field = _PER_VARIABLE[w.kind]
+            value = np.asarray(jax.tree_util.tree_leaves(getattr(find_state(state, cls), field))[order[w.index]])
+        out.append((name, value))
+    return out

@@ -1,0 +1,82 @@
+"""Writes Keras 3 files for test_io_read_keras3.py, in a fresh process (the JAX backend is fixed at import).
+
+Usage: ``python keras3_files.py DIRECTORY``.  Prints ``RESULT <json>``: per
+case, the files written and what the live objects held (the optimizer's
+variables in order, the model's weights, the trainable ones, the step count).
+"""
+
+import json
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def small(dtype=None):
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(3, activation="tanh", dtype=dtype)(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2, dtype=dtype)(x))
+
+
+def big():
+    tok, img = keras.Input((5,), dtype="int32", name="tok"), keras.Input((6, 6, 1), name="img")
+    e = keras.layers.Flatten()(keras.layers.LayerNormalization()(keras.layers.Embedding(10, 4)(tok)))
+    c = keras.layers.Flatten()(keras.layers.BatchNormalization()(keras.layers.Conv2D(2, 3)(img)))
+    return keras.Model([tok, img], keras.layers.Dense(2)(keras.layers.Concatenate()([e, c])))
+
+
+def nested():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="tanh", name="inner_dense")], name="block")
+    return keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)], name="outer")
+
+
+O = keras.optimizers
+CASES = {
+    "adam": (small, lambda: O.Adam(0.01, clipnorm=1.0)),
+    "sgd_schedule": (small, lambda: O.SGD(O.schedules.ExponentialDecay(0.1, 10, 0.9), momentum=0.9)),
+    "nadam": (small, lambda: O.Nadam(0.01)),
+    "adam_accumulation": (small, lambda: O.Adam(0.01, gradient_accumulation_steps=2)),
+    "adamw_ema": (small, lambda: O.AdamW(0.01, use_ema=True)),  # compiled without XLA (Keras 3.15 + EMA bug)
+    "big": (big, lambda: O.RMSprop(0.01, momentum=0.9, centered=True)),
+    "nested": (nested, lambda: O.Adam(0.01)),
+    "bfloat16": (lambda: small("bfloat16"), lambda: O.Adam(0.01)),
+}
+
+
+def plain(v):
+    return np.asarray(v).astype(np.float64 if np.asarray(v).dtype.kind == "V" or "bfloat16" in str(np.asarray(v).dtype) else np.asarray(v).dtype).tolist()
+
+
+def main(directory):
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, (make_model, make_opt) in CASES.items():
+        keras.utils.set_random_seed(0)
+        model = make_model()
+        model.compile(optimizer=make_opt(), loss="mse", jit_compile=name != "adamw_ema")
+        if name == "big":
+            x = [rng.integers(0, 10, (24, 5)).astype("int32"), rng.normal(size=(24, 6, 6, 1)).astype("float32")]
+        else:
+            x = rng.normal(size=(24, 4)).astype("float32")
+        model.fit(x, rng.normal(size=(24, 2)).astype("float32"), batch_size=8, epochs=1, shuffle=False, verbose=0)
+        opt = model.optimizer
+        paths = {"keras": os.path.join(directory, f"{name}.keras"), "weights.h5": os.path.join(directory, f"{name}.weights.h5")}
+        model.save(paths["keras"])
+        model.save_weights(paths["weights.h5"])
+        out[name] = {
+            "paths": paths,
+            "config": json.loads(model.to_json()),
+            "optimizer": keras.optimizers.serialize(opt),
+            "variables": [[v.path, plain(v.value)] for v in opt.variables],
+            "weights": [[w.path, plain(w.value)] for w in model.weights],
+            "trainable": [w.path for w in model.trainable_weights],
+            "iterations": int(np.asarray(opt.iterations)),
+        }
+    print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

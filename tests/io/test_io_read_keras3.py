@@ -1,0 +1,105 @@
+"""read_keras on the .keras and .weights.h5 files Keras 3 writes (in a subprocess, JAX backend).
+
+The reader gives family ``"keras3"``, the raw step counter, the optimizer's
+variables in Keras 3's order (``optimizer.variables``: iteration, learning
+rate unless it is a schedule, then the rest, sorted as numbers), and the
+model's weights.  The optimizer's weights are keyed by Keras 3's names for
+them (the variable's path with ``_``, and the slot), which end Keras 3's own
+paths.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxopt_keras import io
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "keras3_files.py")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("keras3"))
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run([sys.executable, SCRIPT, directory], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+CASES = ["adam", "sgd_schedule", "nadam", "adam_accumulation", "adamw_ema", "big", "nested", "bfloat16"]
+
+
+def check(ckpt, truth):
+    assert ckpt.family == "keras3"
+    assert ckpt.keras_version is None or ckpt.keras_version.startswith("3")
+    variables = truth["variables"]
+    assert ckpt.iterations == int(variables[0][1])
+    assert len(ckpt.optimizer_weights) == len(variables)
+    keys = list(ckpt.optimizer_weights)
+    assert keys[0] == "iteration"
+    schedule = isinstance(truth["optimizer"]["config"]["learning_rate"], dict)
+    assert (keys[1] == "learning_rate") == (not schedule)
+    for key, (path, _) in zip(keys[2:], variables[2:]):
+        last = path.split("/")[-1]
+        assert last.endswith(key) or (key == "u_product" and last.startswith("variable")), (key, path)
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), variables):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+    weights = truth["weights"]
+    assert len(ckpt.model_weights) == len(weights)
+    for (key, value), (path, expected) in zip(ckpt.model_weights.items(), weights):
+        assert path.endswith(key), (key, path)
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+    assert len(ckpt.trainable) == len(truth["trainable"])
+    assert all(p.endswith(k) for k, p in zip(ckpt.trainable, truth["trainable"]))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_keras_archive(written, case):
+    truth = written[case]
+    ckpt = io.read_keras(truth["paths"]["keras"])
+    assert ckpt.kind == "keras"
+    check(ckpt, truth)
+    assert ckpt.config["class_name"] == truth["optimizer"]["class_name"]
+    if case == "adam_accumulation":  # the stored counter counts calls; Keras's iterations property, updates
+        assert ckpt.iterations == 3 and truth["iterations"] == 1
+    if case == "bfloat16":
+        assert all(str(v.dtype) == "bfloat16" for k, v in list(ckpt.optimizer_weights.items())[2:])
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_weights_h5_with_config(written, case):
+    truth = written[case]
+    config = {"model": truth["config"], "optimizer": truth["optimizer"]}
+    ckpt = io.read_keras(truth["paths"]["weights.h5"], config=config)
+    assert ckpt.kind == "weights.h5"
+    check(ckpt, truth)
+
+
+def test_weights_h5_without_config(written):
+    with pytest.raises(io.KerasFileError, match="config="):
+        io.read_keras(written["adam"]["paths"]["weights.h5"])
+    with pytest.raises(io.KerasFileError, match="order of its layers"):  # several layer classes: the order is in the config
+        io.read_keras(written["big"]["paths"]["weights.h5"], config=written["big"]["optimizer"])
+
+
+def test_a_keras3_file_ports_into_the_keras3_family(written):
+    ckpt = io.read_keras(written["adam"]["paths"]["keras"])
+    opt = io.optimizer_from_keras(ckpt)
+    assert type(opt).__module__ == "jaxopt_keras.optimizers.keras3" and type(opt).__name__ == "Adam"
+    params = {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}
+    params = io.params_from_keras(params, ckpt)
+    np.testing.assert_array_equal(params["Dense_1"]["bias"], ckpt.model_weights["dense_1/bias"])
+    state = io.state_from_keras(opt.transformation, params, ckpt)
+    slots = io.keras_weights(opt, params, state, ckpt)
+    assert [n for n, _ in slots] == list(ckpt.optimizer_weights)
+    for (_, ours), theirs in zip(slots, ckpt.optimizer_weights.values()):
+        np.testing.assert_array_equal(ours, np.asarray(theirs).astype(ours.dtype))

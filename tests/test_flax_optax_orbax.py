@@ -1,0 +1,211 @@
+"""Our states in flax (serialization, linen TrainState, nnx.Optimizer), optax (tree_utils,
+inject_hyperparams, MultiSteps, chain) and orbax (save and restore, with and without a target)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import pytest
+from flax import linen as nn
+from flax import nnx, serialization
+from flax.training import train_state
+
+import jaxopt_keras as jk
+from helpers import all_factories
+from jaxopt_keras import io
+
+PARAMS = {"Dense_0": {"kernel": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3), "bias": jnp.zeros(3)}, "scale": jnp.ones(())}
+
+
+def grads(i):
+    return jax.tree_util.tree_map(lambda p: jnp.cos(jnp.arange(p.size, dtype=p.dtype).reshape(p.shape) + i), PARAMS)
+
+
+def run(tx, params, state, start, n, step=None):
+    step = step or jax.jit(lambda p, s, g: (lambda u, s: (optax.apply_updates(p, u), s))(*tx.update(g, s, p)))
+    for i in range(start, start + n):
+        params, state = step(params, state, grads(i))
+    return params, state
+
+
+def assert_trees_equal(a, b):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+TRANSFORMS = [(n, f) for n, f in all_factories()] + [
+    ("current.adam+ema+clip", lambda: jk.adam(use_ema=True, clipnorm=1.0)),
+    ("current.adamw+accumulation", lambda: jk.adamw(weight_decay=0.01, gradient_accumulation_steps=2)),
+    ("current.adafactor", lambda: jk.adafactor()),
+    ("legacy.nadam", lambda: jk.legacy.nadam()),
+]
+
+
+@pytest.mark.parametrize("name,factory", TRANSFORMS, ids=[n for n, _ in TRANSFORMS])
+def test_flax_serialization_round_trips_and_continues(name, factory):
+    tx = factory()
+    params, state = run(tx, PARAMS, tx.init(PARAMS), 0, 3)
+    restored = serialization.from_bytes(tx.init(PARAMS), serialization.to_bytes(state))
+    assert_trees_equal(state, restored)
+    assert_trees_equal(run(tx, params, state, 3, 3), run(tx, params, jax.tree_util.tree_map(jnp.asarray, restored), 3, 3))
+
+
+def test_flat_layout_state_serializes():
+    flat, layout = jk.flat.ravel(PARAMS)
+    tx = jk.legacy.adam()
+    state = tx.init(flat)
+    restored = serialization.from_bytes(tx.init(flat), serialization.to_bytes(state))
+    assert_trees_equal(state, restored)
+
+
+def test_linen_train_state():
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(1)(jnp.tanh(nn.Dense(3)(x)))
+
+    x, y = jnp.linspace(-1, 1, 8).reshape(2, 4), jnp.ones((2, 1))
+    model = Net()
+    ts = train_state.TrainState.create(apply_fn=model.apply, params=model.init(jax.random.key(0), x)["params"], tx=jk.legacy.adam(0.01, decay=1e-3))
+
+    @jax.jit
+    def step(ts):
+        g = jax.grad(lambda p: jnp.mean((ts.apply_fn({"params": p}, x) - y) ** 2))(ts.params)
+        return ts.apply_gradients(grads=g)
+
+    for _ in range(3):
+        ts = step(ts)
+    assert int(ts.opt_state.iterations) == 3
+    ts = ts.replace(opt_state=jk.set_hyperparams(ts.opt_state, learning_rate=0.5))
+    blob = serialization.to_bytes(ts)
+    back = serialization.from_bytes(ts, blob)
+    assert float(jk.get_hyperparams(back.opt_state)["learning_rate"]) == 0.5
+    assert_trees_equal(step(ts).params, step(back.replace(opt_state=jax.tree_util.tree_map(jnp.asarray, back.opt_state))).params)
+
+
+class Net(nnx.Module):
+    def __init__(self, rngs):
+        self.hidden = nnx.Linear(4, 3, rngs=rngs)
+        self.out = nnx.Linear(3, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(jnp.tanh(self.hidden(x)))
+
+
+def test_nnx_optimizer_hyperparameters():
+    x, y = jnp.linspace(-1, 1, 8).reshape(2, 4), jnp.ones((2, 1))
+    model = Net(nnx.Rngs(0))
+    tx = jk.adam(0.01)
+    optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+    def loss(m):
+        return jnp.mean((m(x) - y) ** 2)
+
+    optimizer.update(model, nnx.grad(loss)(model))
+    assert isinstance(jk.get_hyperparams(optimizer.opt_state)["learning_rate"], jax.Array)
+    optimizer.opt_state = jk.set_hyperparams(optimizer.opt_state, learning_rate=0.05, beta_1=0.5)
+    assert isinstance(optimizer.opt_state.hyperparams.learning_rate, nnx.Variable)  # wrappers kept
+    optimizer.opt_state = optax.tree_utils.tree_set(optimizer.opt_state, beta_2=0.9)
+    params = nnx.as_pure(nnx.state(model, nnx.Param))
+    state = nnx.as_pure(optimizer.opt_state)
+    grads = nnx.grad(loss)(model)
+    optimizer.update(model, grads)  # the next update merges the new state
+    updates, _ = tx.update(nnx.as_pure(nnx.state(grads, nnx.Param)), state, params)
+    assert_trees_equal(nnx.as_pure(nnx.state(model, nnx.Param)), optax.apply_updates(params, updates))
+    hp = jk.get_hyperparams(optimizer.opt_state)
+    assert float(hp["learning_rate"]) == np.float32(0.05) and float(hp["beta_2"]) == np.float32(0.9)
+
+
+def test_optax_tree_utils_find_hyperparameters_by_name():
+    tx = jk.chain(jk.clip_by_norm(1.0), jk.adam(0.01, beta_1=0.8))
+    state = tx.init(PARAMS)
+    assert float(optax.tree_utils.tree_get(state, "learning_rate")) == np.float32(0.01)
+    assert float(optax.tree_utils.tree_get(state, "beta_1")) == np.float32(0.8)
+    new = optax.tree_utils.tree_set(state, learning_rate=0.5, beta_1=0.7)
+    assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
+    # dtypes kept, derived values follow: the same state set_hyperparams gives.
+    assert_trees_equal(new, jk.set_hyperparams(state, learning_rate=0.5, beta_1=0.7))
+    traces = []
+
+    @jax.jit
+    def step(p, s, g):
+        traces.append(1)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s
+
+    p, s = step(PARAMS, state, grads(0))
+    step(p, optax.tree_utils.tree_set(s, learning_rate=0.1), grads(1))
+    assert len(traces) == 1
+
+
+def test_optax_inject_hyperparams():
+    """Our state already holds the hyperparameters; inject_hyperparams drives them from its own."""
+    injected = optax.inject_hyperparams(jk.legacy.adam)(learning_rate=0.01, decay=1e-3)
+    plain = jk.legacy.adam(learning_rate=0.01, decay=1e-3)
+    si, sp = injected.init(PARAMS), plain.init(PARAMS)
+    step_i = jax.jit(injected.update)
+    pi = pp = PARAMS
+    for i in range(4):
+        if i == 2:
+            si.hyperparams["learning_rate"] = jnp.asarray(0.5)
+            sp = jk.set_hyperparams(sp, learning_rate=0.5)
+        ui, si = step_i(grads(i), si, pi)
+        up, sp = plain.update(grads(i), sp, pp)
+        pi, pp = optax.apply_updates(pi, ui), optax.apply_updates(pp, up)
+    for a, b in zip(jax.tree_util.tree_leaves(pi), jax.tree_util.tree_leaves(pp)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    plain_call = optax.inject_hyperparams(jk.adam)(learning_rate=1e-2)  # no extra arguments needed
+    jax.jit(plain_call.update)(grads(0), plain_call.init(PARAMS), PARAMS)
+    # Arguments the state does not hold are static.
+    clipped = optax.inject_hyperparams(jk.adam, static_args=("clipnorm",))(learning_rate=0.01, clipnorm=1.0)
+    jax.jit(clipped.update)(grads(0), clipped.init(PARAMS), PARAMS)
+    unclipped = optax.inject_hyperparams(jk.adam)(learning_rate=0.01, clipnorm=1.0)
+    with pytest.raises(TypeError, match="static_args"):
+        jax.jit(unclipped.update)(grads(0), unclipped.init(PARAMS), PARAMS)
+
+
+def test_optax_multisteps():
+    tx = optax.MultiSteps(jk.legacy.adam(0.01), every_k_schedule=2)
+    inner = jk.legacy.adam(0.01)
+    params, state = run(tx, PARAMS, tx.init(PARAMS), 0, 4)
+    ref, ref_state = PARAMS, inner.init(PARAMS)
+    for k in (0, 2):
+        g = jax.tree_util.tree_map(lambda a, b: (a + b) / 2, grads(k), grads(k + 1))
+        u, ref_state = inner.update(g, ref_state, ref)
+        ref = optax.apply_updates(ref, u)
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert float(optax.tree_utils.tree_get(state, "learning_rate")) == np.float32(0.01)
+
+
+def test_optax_chain_both_ways():
+    ours_in_optax = optax.chain(optax.clip_by_global_norm(1.0), jk.legacy.sgd(0.1, momentum=0.9))
+    optax_in_ours = jk.chain(optax.clip_by_global_norm(1.0), jk.legacy.sgd(0.1, momentum=0.9))
+    a, _ = run(ours_in_optax, PARAMS, ours_in_optax.init(PARAMS), 0, 3)
+    b, _ = run(optax_in_ours, PARAMS, optax_in_ours.init(PARAMS), 0, 3)
+    assert_trees_equal(a, b)
+    mixed = jk.chain(jk.legacy.adam(0.01), optax.scale(2.0))
+    c, _ = run(mixed, PARAMS, mixed.init(PARAMS), 0, 2)
+    assert not np.allclose(c["scale"], PARAMS["scale"])
+
+
+@pytest.mark.parametrize("target", [True, False], ids=["with_target", "without_target"])
+def test_orbax_round_trip_continues_bit_for_bit(tmp_path, target):
+    tx = jk.adam(0.01, use_ema=True, clipnorm=1.0)
+    step = jax.jit(lambda p, s, g: (lambda u, s: (optax.apply_updates(p, u), s))(*tx.update(g, s, p)))
+    params, state = run(tx, PARAMS, tx.init(PARAMS), 0, 3, step)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "ckpt", {"params": params, "opt_state": state})
+    checkpointer.wait_until_finished()
+    if target:
+        abstract = jax.eval_shape(lambda: {"params": params, "opt_state": state})
+        restored = checkpointer.restore(tmp_path / "ckpt", abstract)
+    else:
+        raw = checkpointer.restore(tmp_path / "ckpt")
+        restored = io.state_from_tree({"params": PARAMS, "opt_state": tx.init(PARAMS)}, raw)
+    assert_trees_equal(restored, {"params": params, "opt_state": state})
+    assert_trees_equal(run(tx, params, state, 3, 4, step), run(tx, restored["params"], restored["opt_state"], 3, 4, step))
