@@ -7,8 +7,9 @@ under test:
   piecewise constant, exponential with ``decay_rate=0.5`` and a staircase) are
   recomputed operation by operation with NumPy float32 scalars, whose
   arithmetic is IEEE single precision with one rounding per operation and no
-  fused multiply-adds: the schedule must match bit for bit, eagerly, under
-  ``jit`` and under ``vmap``;
+  fused multiply-adds, in both TF numerics (TF's eager arithmetic, and the
+  arithmetic grappler leaves inside ``tf.function``): the schedule must match
+  bit for bit, eagerly, under ``jit`` and under ``vmap``;
 * cosine decay and SGDR are recomputed in float64 from their definitions (the
   SGDR period found by walking the periods, not by TF's ``log`` formula), to
   a few float32 epsilons of the peak rate.
@@ -78,93 +79,139 @@ def assert_bitwise(actual, expected, what):
 # ---------------------------------------------------------------------------
 
 
-def ref_inverse_time(lr0, decay_steps, decay_rate, staircase, step):
-    p = F32(step) / F32(decay_steps)
+# Each reference takes `graph`: False for TF's eager arithmetic ("tf_eager"),
+# True for the arithmetic TF runs inside tf.function ("tf_function"): grappler
+# has made `x / C` into `x * fl(1/C)` and pushed constants into products
+# (jaxopt_keras/schedules/_grappler.py).
+
+
+def div(x, c, graph):
+    """``x / c``, or grappler's ``x * fl(1/c)`` for a constant ``c``."""
+    return x * (F32(1) / c) if graph else x / c
+
+
+def ref_inverse_time(lr0, decay_steps, decay_rate, staircase, step, graph):
+    p = div(F32(step), F32(decay_steps), graph)
     if staircase:
-        p = np.floor(p)
+        return F32(lr0) / (F32(1) + F32(decay_rate) * np.floor(p))
+    if graph:  # decay_rate * (s * R) -> s * fl(decay_rate * R)
+        return F32(lr0) / (F32(1) + F32(step) * (F32(decay_rate) * (F32(1) / F32(decay_steps))))
     return F32(lr0) / (F32(1) + F32(decay_rate) * p)
 
 
-def ref_polynomial_linear(lr0, decay_steps, end, cycle, step):
+def ref_polynomial_linear(lr0, decay_steps, end, cycle, step, graph):
     s = F32(step)
     d = F32(decay_steps)
     if cycle:
-        d = d * (F32(1) if s == 0 else np.ceil(s / F32(decay_steps)))
+        d = d * (F32(1) if s == 0 else np.ceil(div(s, F32(decay_steps), graph)))
+        p = s / d  # not a constant: a division in the graph too
     else:
-        s = min(s, d)
-    p = s / d
+        p = div(min(s, d), d, graph)
     return (F32(lr0) - F32(end)) * (F32(1) - p) + F32(end)
 
 
-def ref_exponential_halving(lr0, decay_steps, step):
+def ref_exponential_halving(lr0, decay_steps, step, graph):
     # 0.5 ** k is exact, so any faithful pow gives it exactly.
-    k = int(np.floor(F32(step) / F32(decay_steps)))
+    k = int(np.floor(div(F32(step), F32(decay_steps), graph)))
     return F32(lr0) * F32(math.ldexp(1.0, -k))
 
 
-def ref_piecewise(boundaries, values, step):
+def ref_piecewise(boundaries, values, step, graph):
     for b, v in zip(boundaries, values):
         if step <= b:
             return F32(v)
     return F32(values[-1])
 
 
+# (label, schedule given its numerics, reference of (step, graph))
 ALGEBRAIC = [
     (
         "inverse_time",
-        S.InverseTimeDecay(0.1, 10, 0.5),
-        lambda s: ref_inverse_time(0.1, 10, 0.5, False, s),
+        lambda n: S.InverseTimeDecay(0.1, 10, 0.5, numerics=n),
+        lambda s, g: ref_inverse_time(0.1, 10, 0.5, False, s, g),
     ),
     (
         # decay_rate * p is inexact here: a fused multiply-add would show.
         "inverse_time_0.3",
-        S.InverseTimeDecay(0.07, 7, 0.3),
-        lambda s: ref_inverse_time(0.07, 7, 0.3, False, s),
+        lambda n: S.InverseTimeDecay(0.07, 7, 0.3, numerics=n),
+        lambda s, g: ref_inverse_time(0.07, 7, 0.3, False, s, g),
     ),
     (
         "inverse_time_staircase",
-        S.InverseTimeDecay(0.1, 7, 0.3, staircase=True),
-        lambda s: ref_inverse_time(0.1, 7, 0.3, True, s),
+        lambda n: S.InverseTimeDecay(0.1, 7, 0.3, staircase=True, numerics=n),
+        lambda s, g: ref_inverse_time(0.1, 7, 0.3, True, s, g),
     ),
     (
-        # Reaches decay_steps: 1 - 300/300 must be exactly 0 (a reciprocal
-        # multiply gives a tiny non-zero).
+        # Reaches decay_steps: eagerly, 1 - 300/300 must be exactly 0 (XLA's
+        # own reciprocal multiply would give a tiny non-zero, as TF's graph does).
         "polynomial",
-        S.PolynomialDecay(0.1, 300, end_learning_rate=0.001),
-        lambda s: ref_polynomial_linear(0.1, 300, 0.001, False, s),
+        lambda n: S.PolynomialDecay(0.1, 300, end_learning_rate=0.001, numerics=n),
+        lambda s, g: ref_polynomial_linear(0.1, 300, 0.001, False, s, g),
+    ),
+    (
+        "polynomial_41",
+        lambda n: S.PolynomialDecay(0.1, 41, end_learning_rate=0.001, numerics=n),
+        lambda s, g: ref_polynomial_linear(0.1, 41, 0.001, False, s, g),
     ),
     (
         "polynomial_cycle",
-        S.PolynomialDecay(0.1, 70, cycle=True),
-        lambda s: ref_polynomial_linear(0.1, 70, 0.0001, True, s),
+        lambda n: S.PolynomialDecay(0.1, 70, cycle=True, numerics=n),
+        lambda s, g: ref_polynomial_linear(0.1, 70, 0.0001, True, s, g),
+    ),
+    (
+        # In the graph, 7k * fl(1/7) rounds above k for some k: that cycle ends a step late.
+        "polynomial_cycle_7",
+        lambda n: S.PolynomialDecay(0.1, 7, cycle=True, numerics=n),
+        lambda s, g: ref_polynomial_linear(0.1, 7, 0.0001, True, s, g),
     ),
     (
         "polynomial_cycle_fractional_steps",
-        S.PolynomialDecay(0.05, 33.3, end_learning_rate=0.01, cycle=True),
-        lambda s: ref_polynomial_linear(0.05, 33.3, 0.01, True, s),
+        lambda n: S.PolynomialDecay(0.05, 33.3, end_learning_rate=0.01, cycle=True, numerics=n),
+        lambda s, g: ref_polynomial_linear(0.05, 33.3, 0.01, True, s, g),
     ),
     (
         "exponential_staircase_halving",
-        S.ExponentialDecay(0.1, 30, 0.5, staircase=True),
-        lambda s: ref_exponential_halving(0.1, 30, s),
+        lambda n: S.ExponentialDecay(0.1, 30, 0.5, staircase=True, numerics=n),
+        lambda s, g: ref_exponential_halving(0.1, 30, s, g),
+    ),
+    (
+        # In the graph, 41k * fl(1/41) rounds below k for some k: that stair comes a step late.
+        "exponential_staircase_halving_41",
+        lambda n: S.ExponentialDecay(0.1, 41, 0.5, staircase=True, numerics=n),
+        lambda s, g: ref_exponential_halving(0.1, 41, s, g),
     ),
     (
         "piecewise",
-        S.PiecewiseConstantDecay([100, 250, 399], [1.0, 0.5, 0.1, 0.01]),
-        lambda s: ref_piecewise([100, 250, 399], [1.0, 0.5, 0.1, 0.01], s),
+        lambda n: S.PiecewiseConstantDecay([100, 250, 399], [1.0, 0.5, 0.1, 0.01], numerics=n),
+        lambda s, g: ref_piecewise([100, 250, 399], [1.0, 0.5, 0.1, 0.01], s, g),
     ),
 ]
 
 
-@pytest.mark.parametrize("label,schedule,ref", ALGEBRAIC, ids=[a[0] for a in ALGEBRAIC])
-def test_algebraic_schedules_bit_exact_eager_jit_vmap(label, schedule, ref):
-    expected = np.array([ref(int(s)) for s in STEPS], dtype=np.float32)
+@pytest.mark.parametrize("numerics", ["tf_eager", "tf_function"])
+@pytest.mark.parametrize("label,make,ref", ALGEBRAIC, ids=[a[0] for a in ALGEBRAIC])
+def test_algebraic_schedules_bit_exact_eager_jit_vmap(label, make, ref, numerics):
+    schedule = make(numerics)
+    expected = np.array([ref(int(s), numerics == "tf_function") for s in STEPS], dtype=np.float32)
     assert_bitwise(jit_scalar(schedule, STEPS), expected, f"{label} jit")
     assert_bitwise(jit_vmap(schedule, STEPS), expected, f"{label} jit(vmap)")
     # Float steps (the legacy family's tf.cast(iterations, float32)).
     assert_bitwise(jit_scalar(schedule, STEPS.astype(np.float32)), expected, f"{label} jit, float steps")
     sub = STEPS[::19]
     assert_bitwise(eager(schedule, sub), expected[::19], f"{label} eager")
+
+
+def test_graph_numerics_move_boundaries():
+    # The references above are not vacuous: at these steps the two TF numerics
+    # part ways by a whole stair, or a whole cycle.
+    late_stair = [k * 41 for k in range(1, 10) if F32(k * 41) * (F32(1) / F32(41)) < k]
+    assert late_stair, "no late stair below step 400"
+    for k41 in late_stair:
+        assert ref_exponential_halving(0.1, 41, k41, True) == 2 * ref_exponential_halving(0.1, 41, k41, False)
+    late_cycle = [k * 7 for k in range(1, 57) if F32(k * 7) * (F32(1) / F32(7)) > k]
+    assert late_cycle, "no late cycle below step 400"
+    for k7 in late_cycle:
+        assert ref_polynomial_linear(0.1, 7, 0.0001, True, k7, True) > 10 * ref_polynomial_linear(0.1, 7, 0.0001, True, k7, False)
 
 
 def test_polynomial_sqrt_reaches_end_rate_under_jit():
@@ -177,9 +224,10 @@ def test_polynomial_sqrt_reaches_end_rate_under_jit():
         assert_bitwise(got, np.full(3, F32(0.0001)), "PolynomialDecay(power=0.5) at/after decay_steps")
 
 
-def test_step_known_at_compile_time():
+@pytest.mark.parametrize("numerics", ["tf_eager", "tf_function"])
+def test_step_known_at_compile_time(numerics):
     # A constant step lets XLA fold everything; the numbers must not change.
-    for s in (S.PolynomialDecay(0.1, 300, power=0.5), S.InverseTimeDecay(0.07, 7, 0.3)):
+    for s in (S.PolynomialDecay(0.1, 300, power=0.5, numerics=numerics), S.InverseTimeDecay(0.07, 7, 0.3, numerics=numerics)):
         for k in (0, 150, 299, 300, 301):
             assert_bitwise(jax.jit(lambda s=s, k=k: s(k))(), np.asarray(s(k)), f"{s} at constant step {k}")
 
@@ -258,6 +306,113 @@ def test_traced_step_inside_scan_matches_eager():
 
 
 # ---------------------------------------------------------------------------
+# Numerics: which Keras arithmetic a schedule reproduces.
+# ---------------------------------------------------------------------------
+
+# ExponentialDecay(0.1, 41, 0.5, staircase=True) at step 41: TF's graph
+# computes floor(41 * fl(1/41)) = 0, a stair late; eagerly floor(41 / 41) = 1.
+LATE, ON_TIME = F32(0.1), F32(0.05)
+
+
+def staircase_41(**kwargs):
+    return S.ExponentialDecay(0.1, 41, 0.5, staircase=True, **kwargs)
+
+
+def test_numerics_argument():
+    assert staircase_41().numerics is None
+    for numerics in S.NUMERICS:
+        s = staircase_41(numerics=numerics)
+        assert s.numerics == numerics
+        assert s.get_config() == staircase_41().get_config()  # not in the config
+        assert f"numerics={numerics!r}" in repr(s)
+        assert s != staircase_41() and s == staircase_41(numerics=numerics)
+    with pytest.raises(ValueError, match="`numerics` must be None or one of"):
+        staircase_41(numerics="graph")
+    with pytest.raises(ValueError, match="`numerics` must be None or one of"):
+        staircase_41().evaluate(3, "eager")
+    with pytest.raises(TypeError):  # keyword only: the positional arguments stay Keras's
+        S.ExponentialDecay(0.1, 41, 0.5, True, None, "tf_eager")
+
+
+def test_evaluate_picks_the_numerics():
+    step = jnp.int32(41)
+    unset = staircase_41()
+    assert unset(step) == LATE  # called directly: tf_function
+    assert unset.evaluate(step, None) == LATE
+    assert unset.evaluate(step, "tf_function") == LATE
+    assert unset.evaluate(step, "tf_eager") == ON_TIME
+    # The schedule's own numerics wins over its caller's.
+    own = staircase_41(numerics="tf_eager")
+    assert own(step) == ON_TIME
+    assert own.evaluate(step, "tf_function") == ON_TIME
+
+
+def test_keras3_numerics_is_xla_on_keras3_code():
+    # Keras 3's code as it is: under jit XLA makes step / 41 into step * fl(1/41)
+    # (as it does for Keras 3); eagerly, it divides.
+    s = staircase_41(numerics="keras3")
+    assert jax.jit(s)(jnp.int32(41)) == LATE
+    assert s(jnp.int32(41)) == ON_TIME
+    # A Python float is jnp.asarray's: float64 with x64 on (TF makes it float32).
+    with jax.enable_x64(True):
+        assert S.CosineDecay(0.1, 10, numerics="keras3")(3).dtype == jnp.float64
+        assert S.CosineDecay(0.1, 10)(3).dtype == jnp.float32
+
+
+def test_optimizers_evaluate_in_their_family_numerics():
+    from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS, learning_rate_at
+
+    assert DEFAULT_NUMERICS == {"legacy": "tf_function", "current": "tf_function", "keras3": "keras3"}
+    it = jnp.int32(41)
+    for family in ("legacy", "current"):
+        assert learning_rate_at(staircase_41(), it, None, jnp.float32, family) == LATE
+        assert learning_rate_at(staircase_41(numerics="tf_eager"), it, None, jnp.float32, family) == ON_TIME
+    keras3 = jax.jit(lambda it: learning_rate_at(staircase_41(), it, None, jnp.float32, "keras3"))
+    assert keras3(it) == LATE and learning_rate_at(staircase_41(), it, None, jnp.float32, "keras3") == ON_TIME
+    # Through the optimizers: SGD's update is -lr * grad.
+    for factory in (jaxopt_keras.sgd, jaxopt_keras.legacy.sgd):
+        for numerics, expected in ((None, LATE), ("tf_eager", ON_TIME)):
+            opt = factory(learning_rate=staircase_41(numerics=numerics))
+
+            def body(state, _):
+                u, state = opt.update(jnp.ones(()), state, jnp.zeros(()))
+                return state, u
+
+            _, updates = jax.jit(lambda: jax.lax.scan(body, opt.init(jnp.zeros(())), None, length=42))()
+            assert float(updates[41]) == -expected, (factory, numerics)
+            assert float(updates[40]) == -F32(0.1)
+
+
+def test_accumulation_passes_the_numerics_on():
+    from jaxopt_keras.keras.pipeline import MicroStepSchedule
+
+    # Keras 3's gradient accumulation: update k + 1 reads the schedule at call (k + 1) * 2 - 1.
+    micro = MicroStepSchedule(staircase_41(), 2)
+    assert micro.evaluate(jnp.int32(20), "tf_eager") == ON_TIME
+    assert micro.evaluate(jnp.int32(20), "tf_function") == LATE == micro(jnp.int32(20))
+
+
+def test_schedule_of_your_own_is_called_as_it_is():
+    h = Halving(0.4, 5)
+    for numerics in (None, *S.NUMERICS):
+        assert h.evaluate(7, numerics) == h(7)
+
+    class Doubled(S.ExponentialDecay):
+        def __call__(self, step):
+            return 2 * super().__call__(step)  # the built-in's own numerics, or tf_function
+
+    assert Doubled(0.1, 41, 0.5, staircase=True).evaluate(jnp.int32(41), "tf_eager") == 2 * LATE
+
+    class Unfinished(S.LearningRateSchedule):
+        def get_config(self):
+            return {}
+
+    for call in (lambda: Unfinished()(1), lambda: Unfinished().evaluate(1, "keras3")):
+        with pytest.raises(NotImplementedError, match="must override `__call__"):
+            call()
+
+
+# ---------------------------------------------------------------------------
 # Dtypes.
 # ---------------------------------------------------------------------------
 
@@ -304,8 +459,9 @@ def test_integer_initial_learning_rate_is_rejected():
         S.CosineDecay(0, 10, warmup_target=0.1, warmup_steps=5),
         S.CosineDecayRestarts(1, 10),
     ):
-        with pytest.raises(TypeError, match="initial_learning_rate"):
-            s(3)
+        for numerics in S.NUMERICS:
+            with pytest.raises(TypeError, match="initial_learning_rate"):
+                s.evaluate(3, numerics)
 
 
 def test_piecewise_boundaries_follow_step_dtype():
@@ -392,27 +548,29 @@ SCHEDULE_ARGS = {
 @pytest.mark.parametrize("class_name", sorted(SCHEDULE_ARGS))
 def test_config_round_trip(class_name):
     cls = getattr(S, class_name)
-    params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "numerics")]
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(SCHEDULE_ARGS[class_name], st.integers(0, 20_000))
-    def check(kwargs, step):
-        s = cls(**kwargs)
+    @given(SCHEDULE_ARGS[class_name], st.integers(0, 20_000), st.sampled_from([None, *S.NUMERICS]))
+    def check(kwargs, step, numerics):
+        s = cls(**kwargs, numerics=numerics)
         config = s.get_config()
-        # The config holds exactly the constructor's arguments, with the given values.
+        # The config holds exactly the constructor's Keras arguments, with the
+        # given values; `numerics` is ours and stays out of it.
         assert sorted(config) == sorted(params)
         for key, value in kwargs.items():
             assert config[key] == value, key
         rebuilt = cls.from_config(config)
-        assert type(rebuilt) is cls and rebuilt.get_config() == config and rebuilt == s
+        assert type(rebuilt) is cls and rebuilt.get_config() == config and rebuilt.numerics is None
+        assert rebuilt == cls(**kwargs) and (rebuilt == s) == (numerics is None)
         # Through serialize/deserialize, both forms, and through JSON.
         for legacy in (False, True):
             blob = S.serialize(s, use_legacy_format=legacy)
             assert blob["class_name"] == class_name and blob["config"] == config
-            assert S.deserialize(blob) == s
-            assert S.deserialize(json.loads(json.dumps(blob))) == s
-        # Same arguments, same numbers.
-        assert_bitwise(np.asarray(rebuilt(step)), np.asarray(s(step)), f"{class_name} rebuilt at {step}")
+            assert S.deserialize(blob) == rebuilt
+            assert S.deserialize(json.loads(json.dumps(blob))) == rebuilt
+        # Same arguments, same numbers (the rebuilt schedule leaves the numerics to its caller).
+        assert_bitwise(np.asarray(rebuilt.evaluate(step, numerics)), np.asarray(s(step)), f"{class_name} rebuilt at {step}")
 
     check()
 
@@ -569,6 +727,8 @@ HOSTILE = [
     ("config not a dict", {"class_name": "ExponentialDecay", "config": "__import__('os')"}, "'config'"),
     ("config a list", {"class_name": "ExponentialDecay", "config": [0.1, 10, 0.5]}, "'config'"),
     ("config unknown key", {"class_name": "ExponentialDecay", "config": dict(GOOD, command="rm -rf /")}, "'config'"),
+    # `numerics` is an argument of ours, never in a Keras config.
+    ("config numerics", {"class_name": "ExponentialDecay", "config": dict(GOOD, numerics="tf_eager")}, "'config'"),
     ("config non-str key", {"class_name": "ExponentialDecay", "config": {**GOOD, 1: 2}}, "'config'"),
 ]
 

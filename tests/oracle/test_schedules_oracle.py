@@ -1,10 +1,10 @@
 """``jaxopt_keras.schedules`` against ``tf_keras.optimizers.schedules``.
 
-Values.  Every schedule class in several configurations, at steps 0..500,
-fed both as the current optimizer family passes them (the integer
-``iterations``; int64 in TF, int32/int64 here) and as the legacy family does
-(``tf.cast(iterations, var_dtype)``, a float step).  TF is run eagerly, one
-scalar step per call, which is how an optimizer calls a schedule.  Ours is
+Values, ``"tf_eager"`` numerics.  Every schedule class in several
+configurations, at steps 0..500, fed both as the current optimizer family
+passes them (the integer ``iterations``; int64 in TF, int32/int64 here) and
+as the legacy family does (``tf.cast(iterations, var_dtype)``, a float
+step).  TF is run eagerly, one scalar step per call.  Ours is
 evaluated under ``jit`` one scalar at a time (``lax.map``, as inside a
 training step), under ``jit(vmap)`` over all steps, and eagerly on every
 25th step; those three must agree bit for bit with each other.
@@ -114,10 +114,11 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sign_mask = np.array(np.iinfo(ints).max, ints)
 
     def ordered(x):
-        i = x.view(ints)
-        return np.where(i < 0, -(i & sign_mask), i).astype(np.float64)
+        i = x.view(ints).astype(np.int64)
+        return np.where(i < 0, -(i & sign_mask), i)
 
-    return np.abs(ordered(a) - ordered(b))
+    # In integers: float64 would round away the last bits of a float64's pattern.
+    return np.abs(ordered(a) - ordered(b)).astype(np.float64)
 
 
 def tf_values(schedule, steps, kind: str, float_dtype) -> np.ndarray:
@@ -167,7 +168,7 @@ def check_against_tf(case_id, name, exact, ours, theirs, steps, float_dtype):
 
 @pytest.mark.parametrize("case_id,name,kwargs,exact", CASES, ids=IDS)
 def test_values_float32(case_id, name, kwargs, exact):
-    ours = getattr(S, name)(**kwargs)
+    ours = getattr(S, name)(**kwargs, numerics="tf_eager")
     theirs = getattr(TS, name)(**kwargs)
     check_against_tf(case_id, name, exact, ours, theirs, STEPS, np.float32)
 
@@ -188,7 +189,7 @@ def _as_float64(kwargs: dict) -> dict:
 def test_values_float64(case_id, name, kwargs, exact):
     kwargs = _as_float64(kwargs)
     with jax.enable_x64(True):
-        ours = getattr(S, name)(**kwargs)
+        ours = getattr(S, name)(**kwargs, numerics="tf_eager")
         theirs = getattr(TS, name)(**kwargs)
         check_against_tf(case_id, name, exact, ours, theirs, STEPS_F64, np.float64)
 
@@ -202,7 +203,7 @@ SOME_STEPS = np.arange(0, 501, 20)
 
 def assert_same_values(ours, tf_schedule, exact, label):
     expected = tf_values(tf_schedule, SOME_STEPS, "int", np.float32)
-    got = our_values(ours, SOME_STEPS, "int", np.float32)
+    got = our_values(lambda step: ours.evaluate(step, "tf_eager"), SOME_STEPS, "int", np.float32)
     assert got.dtype == expected.dtype, label
     if exact:
         assert np.all(ulp_distance(got, expected) == 0), f"{label}: {got} != {expected}"
@@ -295,6 +296,7 @@ E2E = [
 @pytest.mark.parametrize("family", ["current", "legacy"])
 @pytest.mark.parametrize("opt,name,kwargs", E2E, ids=[e[1] for e in E2E])
 def test_optimizer_with_schedule(report, family, opt, name, kwargs):
+    # TF runs eagerly here: the schedule's tf_eager numerics.
     factory = jk.legacy.sgd if family == "legacy" else jk.sgd
     compare(
         report,
@@ -302,6 +304,6 @@ def test_optimizer_with_schedule(report, family, opt, name, kwargs):
         family,
         opt,
         dict(learning_rate=getattr(TS, name)(**kwargs), momentum=0.9),
-        lambda: factory(learning_rate=getattr(S, name)(**kwargs), momentum=0.9),
+        lambda: factory(learning_rate=getattr(S, name)(**kwargs, numerics="tf_eager"), momentum=0.9),
         np.float32,
     )
