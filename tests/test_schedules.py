@@ -294,6 +294,16 @@ def test_transcendental_schedules_match_definition(label, schedule, ref):
     assert_bitwise(eager(schedule, STEPS[::23]), got[::23], f"{label} eager vs jit")
 
 
+@pytest.mark.parametrize("t_mul", [2.2009673280695234, 1.7902496854812693, 2.906876687817828, 1.1052775792179124, 1.4822987492324184])
+def test_sgdr_first_restart_on_time(t_mul):
+    # Eagerly TF computes log(1 - 1 * (1 - t_mul)) / log(t_mul) = log(t_mul) / log(t_mul)
+    # = 1 at step == first_decay_steps: a restart, the rate back to its peak.  XLA's
+    # log of the constant t_mul and of the computed value once differed in the last bit.
+    s = S.CosineDecayRestarts(0.1, 1000, t_mul=t_mul, numerics="tf_eager")
+    got = jit_scalar(s, np.array([999, 1000]))
+    assert got[1] == F32(0.1) and got[0] < F32(1e-5), got
+
+
 def test_traced_step_inside_scan_matches_eager():
     # The optimizers call the schedule on the traced iteration counter.
     s = S.CosineDecayRestarts(0.1, 20, t_mul=1.5, m_mul=0.8, alpha=0.1)

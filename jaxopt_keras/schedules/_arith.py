@@ -9,6 +9,11 @@ XLA's rewrites, as Keras 3 gets them: :mod:`._keras3`.)
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import math
+import sys
 from typing import Any
 
 import jax
@@ -188,3 +193,42 @@ def _pow(x: jax.Array, exponent: jax.Array, zero: jax.Array) -> jax.Array:
     be special-cased by LLVM (rewrite 4 above).
     """
     return jnp.power(x, exponent + zero)
+
+
+# TF's CPU kernels for scalars call the C library: XLA's runtime `pow` and
+# `cos` give the same bits, its `log` does not (it differs in the last bit on
+# about 12% of float32 inputs).  That matters only where a floor of a ratio of
+# logs lands on an integer: SGDR's first restart, whose arguments are known
+# when tracing.
+
+
+@functools.lru_cache(maxsize=None)
+def _c_logf() -> Any:
+    """The C library's ``logf``, or ``None`` where it cannot be loaded."""
+    name = "libm.so.6" if sys.platform.startswith("linux") else ctypes.util.find_library("m")
+    try:
+        logf = ctypes.CDLL(name).logf
+    except (OSError, AttributeError, TypeError):
+        return None
+    logf.restype, logf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return logf
+
+
+def _c_log(value: np.ndarray) -> np.ndarray:
+    """``log`` of a float32/float64 NumPy scalar, as TF's CPU kernel computes it: C's ``logf``/``log``.
+
+    Without a loadable C library, float32 falls back to the correctly rounded
+    value, which glibc's ``logf`` gives on all but ~0.6% of inputs.
+    """
+    logf = _c_logf() if value.dtype == np.float32 else None
+    if logf is not None:
+        return np.float32(logf(float(value)))
+    return np.asarray(math.log(float(value)), value.dtype)
+
+
+def _log(x: jax.Array, *known: np.ndarray) -> jax.Array:
+    """``log(x)``, with TF's value (:func:`_c_log`) where ``x`` is one of the ``known`` constants."""
+    out = jnp.log(x)
+    for c in known:
+        out = jnp.where(x == c, _c_log(c), out)
+    return out

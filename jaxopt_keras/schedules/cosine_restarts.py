@@ -7,14 +7,17 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_keras.schedules import _keras3 as k3
 from jaxopt_keras.schedules._arith import (
     _cast,
+    _c_log,
     _cast_np,
     _convert,
     _div,
     _float_dtype,
+    _log,
     _mul,
     _mul_add,
     _opaque,
@@ -79,6 +82,18 @@ class CosineDecayRestarts(LearningRateSchedule):
         )
         return geometric, initial, first, alpha, t_mul, m_mul, pi, s, _runtime_zero(s)
 
+    def _log_t_mul(self, dtype: Any, graph: bool) -> tuple[np.ndarray, np.ndarray]:
+        """TF's log(t_mul), and log_arg at the first restart (step == first_decay_steps).
+
+        Where the floor of log(log_arg) / log(t_mul) lands on 1, the last bit
+        of each log decides the restart; TF's kernel computes them with the C
+        library, XLA's log differs (`_arith._log`).
+        """
+        first, t_mul = _cast_np(self.first_decay_steps, dtype), _cast_np(self._t_mul, dtype)
+        one = np.ones((), dtype)
+        fraction = first * (one / first) if graph else first / first
+        return _c_log(t_mul), one - fraction * (one - t_mul)
+
     def _tf_eager(self, step: Any) -> jax.Array:
         geometric, initial, first, alpha, t_mul, m_mul, pi, s, zero = self._tf_operands(step)
         fraction = _div(s, first, zero)
@@ -88,7 +103,8 @@ class CosineDecayRestarts(LearningRateSchedule):
         else:
             # 1 - fraction * (1 - t_mul), without an FMA.
             log_arg = _mul_add(-fraction, 1.0 - t_mul, jnp.ones_like(s), zero)
-            i_restart = jnp.floor(_div(jnp.log(log_arg), jnp.log(t_mul), zero))
+            log_t, first_arg = self._log_t_mul(s.dtype, graph=False)
+            i_restart = jnp.floor(_div(_log(log_arg, first_arg), jnp.asarray(log_t), zero))
             # Hidden, or XLA rewrites `x / t_mul**i` as `x * t_mul**-i`.
             (t_pow,) = _opaque(t_mul**i_restart)
             sum_r = _div(1.0 - t_pow, 1.0 - t_mul, zero)
@@ -109,7 +125,8 @@ class CosineDecayRestarts(LearningRateSchedule):
         else:
             one_minus_t = 1.0 - t_mul  # folded
             log_arg = 1.0 - _mul(fraction, one_minus_t, zero)
-            i_restart = jnp.floor(_mul(jnp.log(log_arg), 1.0 / jnp.log(t_mul), zero))
+            log_t, first_arg = self._log_t_mul(s.dtype, graph=True)  # log(t_mul) folded by TF's kernel
+            i_restart = jnp.floor(_mul(_log(log_arg, first_arg), jnp.asarray(1 / log_t), zero))
             (t_pow,) = _opaque(t_mul**i_restart)
             sum_r = _mul(1.0 - t_pow, 1.0 / one_minus_t, zero)
             fraction = _div(fraction - sum_r, t_pow, zero)  # not a constant: a true division

@@ -249,6 +249,11 @@ NUMERICS_CASES = [
     ("sgdr_t1_alpha", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=150, t_mul=1.0, m_mul=0.9, alpha=0.05)),
     ("sgdr_t1.5", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=70, t_mul=1.5, m_mul=0.8, alpha=0.01)),
     ("sgdr_t1.3", "CosineDecayRestarts", dict(initial_learning_rate=0.03, first_decay_steps=53, t_mul=1.3, m_mul=0.7)),
+    # XLA's log(t_mul) differs from TF's in the last bit: the first restart
+    # (log_arg == t_mul) must still come on time eagerly, and a step late in
+    # TF's graph for the second (log(t) * fl(1/log(t)) < 1).
+    ("sgdr_first_restart", "CosineDecayRestarts", dict(initial_learning_rate=0.003588371677324176, first_decay_steps=1119, t_mul=2.2009673280695234, m_mul=0.639464073263811, alpha=0.17763850241523416)),
+    ("sgdr_late_restart", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=1339, t_mul=1.7902496854812693)),
 ]
 NUMERICS_IDS = [c[0] for c in NUMERICS_CASES]
 # In float64 too, one of each kind (TF-Keras's own float64 PolynomialDecay(cycle=True)
@@ -257,7 +262,7 @@ NUMERICS_F64 = [
     c
     for c in NUMERICS_CASES
     if c[0] in {"exp", "exp_staircase_41", "poly_p2", "poly_p3", "poly_p-1", "poly_p1.7", "inv", "inv_staircase_41",
-                "cos", "cos_alpha", "sgdr_t1_41", "sgdr_t1.5", "sgdr_t1.3"}
+                "cos", "cos_alpha", "sgdr_t1_41", "sgdr_t1.5", "sgdr_t1.3", "sgdr_first_restart"}
 ]
 
 # (numerics, dtype name) -> [steps compared, steps where the reference's two ways of running differ, of how many]
