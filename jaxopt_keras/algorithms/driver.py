@@ -52,6 +52,12 @@ class OptimizerState(NamedTuple):
 # --------------------------------------------------------------------------
 
 
+# The numerics a family's optimizer evaluates a schedule in, unless the
+# schedule has its own (`jaxopt_keras.schedules.base`): TF-Keras's optimizers
+# as `model.fit` runs them (inside tf.function), Keras 3's under jit.
+DEFAULT_NUMERICS = {"legacy": "tf_function", "current": "tf_function", "keras3": "keras3"}
+
+
 def learning_rate_at(
     lr_source: Any, iterations: jax.Array, hyperparams: Hyperparams, dtype: Any, family: str, time_decay: bool = False
 ) -> jax.Array:
@@ -60,12 +66,14 @@ def learning_rate_at(
     Legacy (``OptimizerV2._decayed_lr``): a schedule is called with
     ``tf.cast(iterations, var_dtype)``, then ``lr / (1 + decay * iterations)``.
     Current and Keras 3: the schedule is called with the integer
-    ``iterations``.  A plain callable receives the integer step count in every
-    family.  A float learning rate lives in the state as a float32 variable.
+    ``iterations``.  A schedule computes in the family's
+    :data:`DEFAULT_NUMERICS` unless it was given its own.  A plain callable
+    receives the integer step count in every family.  A float learning rate
+    lives in the state as a float32 variable.
     """
     if isinstance(lr_source, LearningRateSchedule):
         step = iterations.astype(dtype) if family == "legacy" else iterations
-        lr = jnp.asarray(lr_source(step))
+        lr = jnp.asarray(lr_source.evaluate(step, DEFAULT_NUMERICS[family]))
     elif is_schedule(lr_source):
         lr = jnp.asarray(lr_source(iterations))
     else:

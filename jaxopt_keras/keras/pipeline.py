@@ -68,7 +68,13 @@ class MicroStepSchedule(LearningRateSchedule):
         self.schedule, self.steps = schedule, steps
 
     def __call__(self, step):
-        return self.schedule(step * self.steps + (self.steps - 1))
+        return self.schedule(self._call_count(step))
+
+    def evaluate(self, step, numerics=None):
+        return self.schedule.evaluate(self._call_count(step), numerics)
+
+    def _call_count(self, step):
+        return step * self.steps + (self.steps - 1)
 
     def get_config(self) -> dict:
         return {"schedule": self.schedule.get_config(), "steps": self.steps}

@@ -11,9 +11,9 @@ import inspect
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_keras.algorithms.driver import learning_rate_at
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
@@ -296,7 +296,12 @@ class Optimizer(GradientsMixin, ConfigMixin, KerasOptimizer):
     def _get_learning_rate(self) -> Any:
         if self._learning_rate_is_schedule():
             schedule = self._args["learning_rate"]
-            return StateView("current_learning_rate:0", lambda: jnp.asarray(schedule(self._iterations_value())), _read_only)
+            # As the step computes it (the family's numerics; no hyperparameter is read).
+            return StateView(
+                "current_learning_rate:0",
+                lambda: learning_rate_at(schedule, self._iterations_value(), None, None, self._family),
+                _read_only,
+            )
         return self._hyper_view("learning_rate")
 
     def _put_learning_rate(self, value: Any) -> None:

@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.families import ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer, python_scalar
@@ -103,7 +104,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     def _get_learning_rate(self) -> Any:
         lr = self._args["learning_rate"]
         if isinstance(lr, LearningRateSchedule):
-            return jnp.asarray(lr(read_iterations(self._state)))
+            return jnp.asarray(lr.evaluate(read_iterations(self._state), DEFAULT_NUMERICS["keras3"]))
         if is_zero_arg_callable(lr):
             return lr()
         return self._hyper_view("learning_rate")

@@ -1,39 +1,49 @@
-"""Learning-rate schedules with TF-Keras's arguments, configs and arithmetic.
+"""Learning-rate schedules with Keras's arguments, configs and arithmetic.
 
 Each schedule is a callable of the step count, jittable, returning a scalar
-array.  As in TF-Keras, the arithmetic runs in the dtype of
-``initial_learning_rate``: float32 for a Python float (``tf.convert_to_tensor``
-of a Python float), float64 for a NumPy/JAX float64 value (when x64 is on);
-an integer ``initial_learning_rate`` is refused with a ``TypeError`` (TF-Keras
-fails on it too, deep in its arithmetic).  Python numbers become tensors as in TF (``tf.cast`` rounds a Python float to
-float32 first, a number meeting a tensor in arithmetic is converted straight
-to its dtype), and the order of operations follows
-``tf_keras.optimizers.schedules``, so the algebraic schedules (piecewise
-constant, inverse time, polynomial with ``power=1``) agree with TF-Keras bit
-for bit.  Those using ``pow``/``cos``/``log`` depend on XLA's and Eigen's
-implementations of those functions; on x86-64 with jax 0.10 and TF 2.21 they
-too agree bit for bit with TF-Keras evaluated one step at a time (TF itself
-differs in the last bits when handed a vector of steps).
+array, and computes Keras's values bit for bit in one of three numerics
+(``NUMERICS``), each what one way of running Keras computes:
 
-The same numbers come out eagerly, under ``jit`` and under ``vmap``: the
-helpers below keep XLA from rewriting divisions and from fusing multiplies
-and adds into FMAs, which it otherwise does when the schedule is traced.
+* ``"tf_function"``: TF-Keras inside ``tf.function`` (``model.fit``), after
+  TensorFlow's grappler has rewritten the schedule's arithmetic
+  (``_grappler.py``); the default of the legacy and current families;
+* ``"tf_eager"``: TF-Keras run eagerly (``run_eagerly=True``, an eager
+  training loop): the schedule's code operation by operation;
+* ``"keras3"``: Keras 3 on the JAX backend under ``jit``; the default of the
+  Keras 3 family.
+
+``numerics=`` on a schedule picks one (it is not part of the config);
+``None``, the default, lets the optimizer decide
+(``jaxopt_keras.algorithms.driver.DEFAULT_NUMERICS``), and a schedule called
+directly uses ``"tf_function"``.  Each schedule's module has its three
+formulas side by side.
+
+In the TF numerics the arithmetic runs, as in TF-Keras, in the dtype of
+``initial_learning_rate``: float32 for a Python float, float64 for a
+NumPy/JAX float64 value (when x64 is on).  Python numbers become tensors as
+in TF (``tf.cast`` rounds a Python float to float32 first, a number meeting
+a tensor in arithmetic is converted straight to its dtype).  The same
+numbers come out eagerly, under ``jit`` and under ``vmap``: the helpers of
+``_arith.py`` keep XLA from rewriting divisions and from fusing multiplies
+and adds into FMAs.  The ``"keras3"`` numerics is Keras 3's ``jnp`` code as
+it is, so it is what Keras 3 computes under ``jit`` (and, run eagerly, what
+Keras 3 computes eagerly).  An integer ``initial_learning_rate`` is refused
+with a ``TypeError``.
 
 Reachable as ``jaxopt_keras.schedules`` and ``jaxopt_keras.optimizers.schedules``.
 """
 
-from jaxopt_keras.schedules.base import LearningRateSchedule
-from jaxopt_keras.schedules.decay import (
-    CosineDecay,
-    CosineDecayRestarts,
-    ExponentialDecay,
-    InverseTimeDecay,
-    PiecewiseConstantDecay,
-    PolynomialDecay,
-)
+from jaxopt_keras.schedules.base import NUMERICS, LearningRateSchedule
+from jaxopt_keras.schedules.cosine import CosineDecay
+from jaxopt_keras.schedules.cosine_restarts import CosineDecayRestarts
+from jaxopt_keras.schedules.exponential import ExponentialDecay
+from jaxopt_keras.schedules.inverse_time import InverseTimeDecay
+from jaxopt_keras.schedules.piecewise import PiecewiseConstantDecay
+from jaxopt_keras.schedules.polynomial import PolynomialDecay
 from jaxopt_keras.schedules.serialization import deserialize, serialize
 
 __all__ = [
+    "NUMERICS",
     "LearningRateSchedule",
     "ExponentialDecay",
     "PiecewiseConstantDecay",

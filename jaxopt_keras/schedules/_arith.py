@@ -1,12 +1,19 @@
 """TensorFlow's conversions and operation order, reproduced under XLA.
 
-The schedules compute in TF's dtypes and rounding order; these helpers say
-how TF converts a Python number (``tf.cast`` vs ``tf.convert_to_tensor``) and
-keep XLA from rewriting the arithmetic when a schedule is traced.
+The TF numerics (``"tf_eager"``, ``"tf_function"``) compute in TF's dtypes
+and rounding order; these helpers say how TF converts a Python number
+(``tf.cast`` vs ``tf.convert_to_tensor``) and keep XLA from rewriting the
+arithmetic when a schedule is traced.  (The ``"keras3"`` numerics wants
+XLA's rewrites, as Keras 3 gets them: :mod:`._keras3`.)
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
+import math
+import sys
 from typing import Any
 
 import jax
@@ -113,7 +120,7 @@ def _step(step: Any, dtype: Any) -> jax.Array:
 
 # XLA would otherwise compute some schedules differently from TF-Keras (and
 # from themselves run eagerly) when jitted, which is how optimizers call them.
-# Three rewrites matter; each helper below defeats one of them.
+# Four rewrites matter; each helper below defeats one of them.
 #
 # 1. ``x / c`` for a compile-time constant ``c`` becomes ``x * (1 / c)``, and
 #    ``log(c)``, ``c1 - c2`` ... are folded at compile time.  The reciprocal is
@@ -123,14 +130,23 @@ def _step(step: Any, dtype: Any) -> jax.Array:
 #    (a scalar divisor of a batch of steps, e.g. under ``vmap``) becomes
 #    ``x * broadcast(1 / y)``.  -> `_opaque` on the power, `_div`.
 # 3. XLA:CPU lets LLVM contract a multiply feeding an add into one FMA (one
-#    rounding where TF rounds twice).  -> `_mul_add`.
+#    rounding where TF rounds twice).  -> `_mul_add`, `_mul`.
+# 4. `_opaque` only holds during XLA's HLO passes: XLA removes the barrier
+#    before it emits code, and LLVM then sees the constants again.  It
+#    special-cases ``pow(x, c)`` for a constant exponent (``c`` = 2, 0.5, -1
+#    give ``x * x``, ``sqrt(x)``, ``1 / x``, which differ from ``pow`` in the
+#    last bit).  -> `_pow`: the exponent ``+ zero``, a runtime value.
+#    (Checked on jax 0.10: a constant *base* of ``pow`` and a constant
+#    argument of ``log`` give the same bits as runtime ones; only exponents
+#    are special-cased.)
 
 
 def _opaque(*values: jax.Array) -> tuple[jax.Array, ...]:
     """The values, hidden from XLA's algebraic simplifier (an optimization barrier).
 
     Constants passed through it are runtime values to the simplifier, so it
-    neither folds them nor rewrites divisions by them.
+    neither folds them nor rewrites divisions by them.  Not to LLVM, which
+    sees them once XLA has dropped the barrier (rewrite 4): see `_pow`.
     """
     return jax.lax.optimization_barrier(values)
 
@@ -163,3 +179,56 @@ def _div(a: jax.Array, b: jax.Array, zero: jax.Array) -> jax.Array:
     shape, so ``x / broadcast(b)`` is not turned into ``x * (1 / b)``.
     """
     return a / (b + zero)
+
+
+def _mul(a: jax.Array, b: jax.Array, zero: jax.Array) -> jax.Array:
+    """``a * b`` rounded on its own, whatever consumes it (no FMA contraction)."""
+    return a * b + zero
+
+
+def _pow(x: jax.Array, exponent: jax.Array, zero: jax.Array) -> jax.Array:
+    """``pow(x, exponent)`` with a runtime exponent, as TF's ``Pow`` kernel computes it.
+
+    XLA's runtime ``pow`` gives the bits of TF's; a constant exponent would
+    be special-cased by LLVM (rewrite 4 above).
+    """
+    return jnp.power(x, exponent + zero)
+
+
+# TF's CPU kernels for scalars call the C library: XLA's runtime `pow` and
+# `cos` give the same bits, its `log` does not (it differs in the last bit on
+# about 12% of float32 inputs).  That matters only where a floor of a ratio of
+# logs lands on an integer: SGDR's first restart, whose arguments are known
+# when tracing.
+
+
+@functools.lru_cache(maxsize=None)
+def _c_logf() -> Any:
+    """The C library's ``logf``, or ``None`` where it cannot be loaded."""
+    name = "libm.so.6" if sys.platform.startswith("linux") else ctypes.util.find_library("m")
+    try:
+        logf = ctypes.CDLL(name).logf
+    except (OSError, AttributeError, TypeError):
+        return None
+    logf.restype, logf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return logf
+
+
+def _c_log(value: np.ndarray) -> np.ndarray:
+    """``log`` of a float32/float64 NumPy scalar, as TF's CPU kernel computes it: C's ``logf``/``log``.
+
+    Without a loadable C library, float32 falls back to the correctly rounded
+    value, which glibc's ``logf`` gives on all but ~0.6% of inputs.
+    """
+    logf = _c_logf() if value.dtype == np.float32 else None
+    if logf is not None:
+        return np.float32(logf(float(value)))
+    return np.asarray(math.log(float(value)), value.dtype)
+
+
+def _log(x: jax.Array, *known: np.ndarray) -> jax.Array:
+    """``log(x)``, with TF's value (:func:`_c_log`) where ``x`` is one of the ``known`` constants."""
+    out = jnp.log(x)
+    for c in known:
+        out = jnp.where(x == c, _c_log(c), out)
+    return out

@@ -7,14 +7,12 @@ from typing import Any, Mapping
 
 from jaxopt_keras.core.resolve import resolve_class
 from jaxopt_keras.schedules.base import LearningRateSchedule
-from jaxopt_keras.schedules.decay import (
-    CosineDecay,
-    CosineDecayRestarts,
-    ExponentialDecay,
-    InverseTimeDecay,
-    PiecewiseConstantDecay,
-    PolynomialDecay,
-)
+from jaxopt_keras.schedules.cosine import CosineDecay
+from jaxopt_keras.schedules.cosine_restarts import CosineDecayRestarts
+from jaxopt_keras.schedules.exponential import ExponentialDecay
+from jaxopt_keras.schedules.inverse_time import InverseTimeDecay
+from jaxopt_keras.schedules.piecewise import PiecewiseConstantDecay
+from jaxopt_keras.schedules.polynomial import PolynomialDecay
 
 
 _SCHEDULES: dict[str, type] = {
@@ -106,12 +104,13 @@ def deserialize(
         what="learning rate schedule",
     )
     if _SCHEDULES.get(cls.__name__) is cls:
-        params = inspect.signature(cls.__init__).parameters
+        # Keras's arguments only: `numerics` is ours and never in a config.
+        params = set(inspect.signature(cls.__init__).parameters) - {"self", "numerics"}
         for key in inner:
-            if not isinstance(key, str) or key == "self" or key not in params:
+            if not isinstance(key, str) or key not in params:
                 raise ValueError(
                     f"Field 'config' of the serialized {cls.__name__} has the key {key!r}, "
-                    f"which is not an argument of {cls.__name__}: {sorted(set(params) - {'self'})}."
+                    f"which is not an argument of {cls.__name__}: {sorted(params)}."
                 )
     if hasattr(cls, "from_config"):
         return cls.from_config(inner)

@@ -2,6 +2,8 @@
 
 The TF side runs eagerly (op by op, no ``tf.function``): that is how each
 Keras formula is defined, and the current-family Nadam is only right eagerly.
+(``run_tf(..., graph=True)`` runs it as ``model.fit`` does, for the
+schedules' ``"tf_function"`` numerics.)
 The JAX side runs all steps in one jitted ``lax.scan``.
 """
 
@@ -46,14 +48,26 @@ def make_problem(dtype, steps: int = STEPS, seed: int = 0, shapes=SHAPES):
     return params, grads
 
 
-def run_tf(make_opt: Callable[[], Any], params, grads):
-    """Final params after ``len(grads)`` eager ``apply_gradients`` calls."""
+def run_tf(make_opt: Callable[[], Any], params, grads, graph: bool = False):
+    """Final params after ``len(grads)`` ``apply_gradients`` calls.
+
+    Eager by default.  ``graph=True`` runs each step as ``model.fit`` does: in
+    a ``tf.function`` that returns a value, so that grappler rewrites it as
+    it rewrites a train step (a function without outputs is optimized less).
+    """
     import tensorflow as tf
 
     opt = make_opt()
     vs = [tf.Variable(p) for p in params]
+
+    def step(g):
+        opt.apply_gradients(zip(g, vs))
+        return vs[0].read_value()
+
+    if graph:
+        step = tf.function(step)
     for g in grads:
-        opt.apply_gradients([(tf.constant(x), v) for x, v in zip(g, vs)])
+        step([tf.constant(x) for x in g])
     return [v.numpy() for v in vs], opt
 
 

@@ -1,10 +1,10 @@
 """``jaxopt_keras.schedules`` against ``tf_keras.optimizers.schedules``.
 
-Values.  Every schedule class in several configurations, at steps 0..500,
-fed both as the current optimizer family passes them (the integer
-``iterations``; int64 in TF, int32/int64 here) and as the legacy family does
-(``tf.cast(iterations, var_dtype)``, a float step).  TF is run eagerly, one
-scalar step per call, which is how an optimizer calls a schedule.  Ours is
+Values, ``"tf_eager"`` numerics.  Every schedule class in several
+configurations, at steps 0..500, fed both as the current optimizer family
+passes them (the integer ``iterations``; int64 in TF, int32/int64 here) and
+as the legacy family does (``tf.cast(iterations, var_dtype)``, a float
+step).  TF is run eagerly, one scalar step per call.  Ours is
 evaluated under ``jit`` one scalar at a time (``lax.map``, as inside a
 training step), under ``jit(vmap)`` over all steps, and eagerly on every
 25th step; those three must agree bit for bit with each other.
@@ -35,15 +35,27 @@ Float64 (``initial_learning_rate`` an ``np.float64``, x64 on; TF fed the same
 values): same split with float64's eps (~2.2e-16 x peak, i.e. ~1e-15
 relative at worst).
 
+The three numerics, steps 0..2000, bit for bit, on configurations where
+they part ways (``NUMERICS_CASES``; float32, and float64 for one of each
+kind): ``"tf_function"`` against TF-Keras inside a ``tf.function`` that
+returns the rate (as ``model.fit`` runs it), for integer steps and the
+legacy family's float32 and float64 steps; ``"tf_eager"`` against TF-Keras
+eagerly; ``"keras3"`` against Keras 3 on the JAX backend under ``jax.jit``
+(and eagerly), in a subprocess (``keras3_schedules_runner.py``).
+
 Serialization: ``serialize`` equals TF-Keras's (both forms), and
 ``deserialize`` rebuilds equal schedules from TF-Keras's new and legacy
 output and from Keras 3's.  End to end: SGD with a schedule, both families,
-against TF-Keras over 300 steps.
+against eager TF-Keras over 300 steps; and float64 SGD and Adam, both
+families, against TF-Keras applying gradients inside ``tf.function``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +65,7 @@ import tensorflow as tf
 import tf_keras
 
 import jaxopt_keras as jk
-from harness import compare
+from harness import agreement, compare, jax_factory, make_problem, run_jax, run_tf, tf_class
 from jaxopt_keras import schedules as S
 
 TS = tf_keras.optimizers.schedules
@@ -114,10 +126,11 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     sign_mask = np.array(np.iinfo(ints).max, ints)
 
     def ordered(x):
-        i = x.view(ints)
-        return np.where(i < 0, -(i & sign_mask), i).astype(np.float64)
+        i = x.view(ints).astype(np.int64)
+        return np.where(i < 0, -(i & sign_mask), i)
 
-    return np.abs(ordered(a) - ordered(b))
+    # In integers: float64 would round away the last bits of a float64's pattern.
+    return np.abs(ordered(a) - ordered(b)).astype(np.float64)
 
 
 def tf_values(schedule, steps, kind: str, float_dtype) -> np.ndarray:
@@ -129,17 +142,19 @@ def tf_values(schedule, steps, kind: str, float_dtype) -> np.ndarray:
     return np.array([schedule(t).numpy() for t in tensors])
 
 
-def our_values(schedule, steps, kind: str, float_dtype) -> np.ndarray:
-    """Ours under jit (scalar steps); asserts jit(vmap) and eager give the same bits."""
+def our_values(schedule, steps, kind: str, float_dtype, consistency: bool = True, eager_stride: int = EAGER_STRIDE) -> np.ndarray:
+    """Ours under jit (scalar steps); asserts jit(vmap) and eager give the same bits
+    (unless ``consistency`` is false)."""
     if kind == "int":
         arr = jnp.asarray(steps, jnp.int64 if jax.config.jax_enable_x64 else jnp.int32)
     else:
         arr = jnp.asarray(steps, float_dtype)
     mapped = np.asarray(jax.jit(lambda xs: jax.lax.map(schedule, xs))(arr))
-    vmapped = np.asarray(jax.jit(jax.vmap(schedule))(arr))
-    eager = np.array([np.asarray(schedule(arr[i])) for i in range(0, len(steps), EAGER_STRIDE)])
-    assert np.all(ulp_distance(vmapped, mapped) == 0), f"{schedule}: jit(vmap) != jit(lax.map)"
-    assert np.all(ulp_distance(eager, mapped[::EAGER_STRIDE]) == 0), f"{schedule}: eager != jit"
+    if consistency:
+        vmapped = np.asarray(jax.jit(jax.vmap(schedule))(arr))
+        eager = np.array([np.asarray(schedule(arr[i])) for i in range(0, len(steps), eager_stride)])
+        assert np.all(ulp_distance(vmapped, mapped) == 0), f"{schedule}: jit(vmap) != jit(lax.map)"
+        assert np.all(ulp_distance(eager, mapped[::eager_stride]) == 0), f"{schedule}: eager != jit"
     return mapped
 
 
@@ -167,7 +182,7 @@ def check_against_tf(case_id, name, exact, ours, theirs, steps, float_dtype):
 
 @pytest.mark.parametrize("case_id,name,kwargs,exact", CASES, ids=IDS)
 def test_values_float32(case_id, name, kwargs, exact):
-    ours = getattr(S, name)(**kwargs)
+    ours = getattr(S, name)(**kwargs, numerics="tf_eager")
     theirs = getattr(TS, name)(**kwargs)
     check_against_tf(case_id, name, exact, ours, theirs, STEPS, np.float32)
 
@@ -188,9 +203,207 @@ def _as_float64(kwargs: dict) -> dict:
 def test_values_float64(case_id, name, kwargs, exact):
     kwargs = _as_float64(kwargs)
     with jax.enable_x64(True):
-        ours = getattr(S, name)(**kwargs)
+        ours = getattr(S, name)(**kwargs, numerics="tf_eager")
         theirs = getattr(TS, name)(**kwargs)
         check_against_tf(case_id, name, exact, ours, theirs, STEPS_F64, np.float64)
+
+
+# ---------------------------------------------------------------------------
+# The three numerics, steps 0..2000, bit for bit.
+# ---------------------------------------------------------------------------
+
+LONG_STEPS = np.arange(0, 2001)
+
+# Where the numerics part ways (docs/numerics.md, "Learning-rate schedules"):
+# grappler's reciprocal multiply moves stairs, cycles and restarts when
+# decay_steps is 41 or 7; ConvertPow makes each special power a case of its
+# own; alpha == 0 and t_mul == 1 change which constants are folded.
+NUMERICS_CASES = [
+    ("exp", "ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=100, decay_rate=0.96)),
+    ("exp_37", "ExponentialDecay", dict(initial_learning_rate=1e-3, decay_steps=37, decay_rate=0.5)),
+    ("exp_staircase_41", "ExponentialDecay", dict(initial_learning_rate=0.01, decay_steps=41, decay_rate=0.5, staircase=True)),
+    ("exp_growth", "ExponentialDecay", dict(initial_learning_rate=0.01, decay_steps=300, decay_rate=2.0)),
+    ("piecewise", "PiecewiseConstantDecay", dict(boundaries=[300, 900], values=[0.1, 0.01, 0.001])),
+    ("poly", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1000, end_learning_rate=1e-4)),
+    ("poly_p2", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1000, end_learning_rate=1e-4, power=2.0)),
+    ("poly_p3", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1000, end_learning_rate=1e-4, power=3.0)),
+    ("poly_p3_end0", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1000, end_learning_rate=0.0, power=3.0)),
+    ("poly_p0.5", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1000, end_learning_rate=1e-4, power=0.5)),
+    ("poly_p-0.5", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=1000, end_learning_rate=1e-4, power=-0.5)),
+    ("poly_p-1", "PolynomialDecay", dict(initial_learning_rate=0.21329447627067566, decay_steps=2584, end_learning_rate=0.0, power=-1.0)),
+    ("poly_p1.7", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=777, end_learning_rate=0.001, power=1.7)),
+    ("poly_p2_slow", "PolynomialDecay", dict(initial_learning_rate=0.002067162189632654, decay_steps=1019, end_learning_rate=0.0009249482592521529, power=2.0)),
+    ("poly_cycle_7", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=7, end_learning_rate=1e-4, cycle=True)),
+    ("poly_p0.5_cycle", "PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=300, end_learning_rate=1e-4, power=0.5, cycle=True)),
+    ("poly_p0.5_cycle_173", "PolynomialDecay", dict(initial_learning_rate=0.6776704788208008, decay_steps=173, end_learning_rate=0.07241472247264547, power=0.5, cycle=True)),
+    ("poly_p2_cycle_frac", "PolynomialDecay", dict(initial_learning_rate=0.22428709268569946, decay_steps=469.5, end_learning_rate=0.0, power=2.0, cycle=True)),
+    ("poly_p-1_cycle", "PolynomialDecay", dict(initial_learning_rate=0.026654822751879692, decay_steps=26, end_learning_rate=0.0, power=-1.0, cycle=True)),
+    ("inv", "InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=100, decay_rate=0.5)),
+    ("inv_0.3", "InverseTimeDecay", dict(initial_learning_rate=0.07, decay_steps=7, decay_rate=0.3)),
+    ("inv_staircase_41", "InverseTimeDecay", dict(initial_learning_rate=0.1, decay_steps=41, decay_rate=0.5, staircase=True)),
+    ("cos", "CosineDecay", dict(initial_learning_rate=0.1, decay_steps=1000)),
+    ("cos_alpha", "CosineDecay", dict(initial_learning_rate=0.1, decay_steps=1500, alpha=0.1)),
+    ("cos_warmup", "CosineDecay", dict(initial_learning_rate=0.01, decay_steps=1000, alpha=0.1, warmup_target=0.1, warmup_steps=200)),
+    ("sgdr", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=100)),
+    ("sgdr_t1_41", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=41, t_mul=1.0)),
+    ("sgdr_t1_alpha", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=150, t_mul=1.0, m_mul=0.9, alpha=0.05)),
+    ("sgdr_t1.5", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=70, t_mul=1.5, m_mul=0.8, alpha=0.01)),
+    ("sgdr_t1.3", "CosineDecayRestarts", dict(initial_learning_rate=0.03, first_decay_steps=53, t_mul=1.3, m_mul=0.7)),
+    # XLA's log(t_mul) differs from TF's in the last bit: the first restart
+    # (log_arg == t_mul) must still come on time eagerly, and a step late in
+    # TF's graph for the second (log(t) * fl(1/log(t)) < 1).
+    ("sgdr_first_restart", "CosineDecayRestarts", dict(initial_learning_rate=0.003588371677324176, first_decay_steps=1119, t_mul=2.2009673280695234, m_mul=0.639464073263811, alpha=0.17763850241523416)),
+    ("sgdr_late_restart", "CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=1339, t_mul=1.7902496854812693)),
+]
+NUMERICS_IDS = [c[0] for c in NUMERICS_CASES]
+# In float64 too, one of each kind (TF-Keras's own float64 PolynomialDecay(cycle=True)
+# fails in a graph: tf.where meets a float32 1.0).
+NUMERICS_F64 = [
+    c
+    for c in NUMERICS_CASES
+    if c[0] in {"exp", "exp_staircase_41", "poly_p2", "poly_p3", "poly_p-1", "poly_p1.7", "inv", "inv_staircase_41",
+                "cos", "cos_alpha", "sgdr_t1_41", "sgdr_t1.5", "sgdr_t1.3", "sgdr_first_restart"}
+]
+
+# (numerics, dtype name) -> [steps compared, steps where the reference's two ways of running differ, of how many]
+NUMERICS_SEEN: dict[tuple[str, str], list[int]] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _numerics_summary(report):
+    yield
+    for (numerics, dtype), (steps, moved, of) in sorted(NUMERICS_SEEN.items()):
+        reference = "Keras 3 jit vs eager" if numerics == "keras3" else "TF graph vs eager"
+        report(f"schedules  numerics={numerics:11s} {dtype}: bit for bit on {steps} steps ({reference}: {moved} of {of} differ)")
+
+
+def tf_graph_values(schedule, steps, step_dtype, float_dtype) -> np.ndarray:
+    """TF-Keras inside a ``tf.function`` that returns the rate, as ``model.fit`` runs it.
+
+    The function has an output, so grappler rewrites the schedule as in a
+    train step.  For speed, one call maps the schedule over all the steps
+    (``tf.map_fn``: a loop whose body is the schedule on one scalar step);
+    every 50th step is also computed by a call of its own, and must agree.
+    """
+    cast = int if step_dtype == np.int64 else float
+    out = tf.as_dtype(float_dtype)
+    mapped = tf.function(lambda xs: tf.map_fn(schedule, xs, fn_output_signature=out))
+    values = mapped(tf.constant(steps, step_dtype)).numpy()
+    one = tf.function(lambda step: schedule(step)).get_concrete_function(tf.TensorSpec([], step_dtype))
+    single = np.array([one(tf.constant(cast(s), step_dtype)).numpy() for s in steps[::50]])
+    assert np.all(ulp_distance(values[::50], single) == 0), "tf.map_fn in a tf.function != one tf.function call per step"
+    return values
+
+
+def our_numerics_values(schedule, numerics, steps, step_dtype) -> np.ndarray:
+    """Ours under jit (scalar steps); with integer steps, asserts that jit(vmap)
+    and eager (every 100th step) give the same bits."""
+    lr = lambda step: schedule.evaluate(step, numerics)  # noqa: E731
+    if step_dtype == np.int64:
+        return our_values(lr, steps, "int", step_dtype, eager_stride=100)
+    return our_values(lr, steps, "float", step_dtype, consistency=False)
+
+
+def assert_bits(got, expected, label, steps):
+    assert got.dtype == expected.dtype, f"{label}: dtype {got.dtype} != TF's {expected.dtype}"
+    bad = np.flatnonzero(ulp_distance(got, expected) != 0)
+    assert bad.size == 0, (
+        f"{label}: {bad.size} of {len(steps)} steps differ, first at step {steps[bad[0]]}: "
+        f"ours {got[bad[0]]!r}, TF {expected[bad[0]]!r}"
+    )
+
+
+def _step_kinds(name, float_dtype):
+    """(step dtype, steps for tf_function, steps for tf_eager) the families feed.
+
+    tf_function: the integer count (current family) and ``tf.cast(iterations,
+    float64)`` (legacy, float64 variables) on every step,
+    ``tf.cast(iterations, float32)`` (legacy, float32 variables) on every
+    10th.  tf_eager: TF's eager calls are the slow part of this test, and
+    tf_eager is compared on every step 0..500 above, so here every integer
+    step for PolynomialDecay (whose special powers used to miss on a few
+    steps beyond 500), every 10th otherwise, and every 20th float step.
+    """
+    eager_int = LONG_STEPS if name == "PolynomialDecay" else LONG_STEPS[::10]
+    kinds = [(np.int64, LONG_STEPS, eager_int), (np.float64, LONG_STEPS, LONG_STEPS[::20])]
+    if float_dtype == np.float32:
+        kinds.append((np.float32, LONG_STEPS[::10], LONG_STEPS[::20]))
+    return kinds
+
+
+def check_tf_numerics(case_id, name, kwargs, float_dtype):
+    theirs = getattr(TS, name)(**kwargs)
+    ours = getattr(S, name)(**kwargs)
+    dtype_name = np.dtype(float_dtype).name
+    for step_dtype, graph_steps, eager_steps in _step_kinds(name, float_dtype):
+        kind = "int" if step_dtype == np.int64 else "float"
+        label = f"{case_id} {np.dtype(step_dtype).name} steps"
+        with jax.enable_x64(float_dtype == np.float64 or step_dtype == np.float64):
+            graph = tf_graph_values(theirs, graph_steps, step_dtype, float_dtype)
+            eager = tf_values(theirs, eager_steps, kind, step_dtype)
+            assert_bits(our_numerics_values(ours, "tf_function", graph_steps, step_dtype), graph, f"tf_function {label}", graph_steps)
+            assert_bits(our_numerics_values(ours, "tf_eager", eager_steps, step_dtype), eager, f"tf_eager {label}", eager_steps)
+        NUMERICS_SEEN.setdefault(("tf_function", dtype_name), [0, 0, 0])[0] += len(graph_steps)
+        NUMERICS_SEEN.setdefault(("tf_eager", dtype_name), [0, 0, 0])[0] += len(eager_steps)
+        if kind == "int":
+            moved = int(np.sum(ulp_distance(graph[np.isin(graph_steps, eager_steps)], eager) != 0))
+            for numerics in ("tf_function", "tf_eager"):
+                NUMERICS_SEEN[(numerics, dtype_name)][1] += moved
+                NUMERICS_SEEN[(numerics, dtype_name)][2] += len(eager_steps)
+
+
+@pytest.mark.parametrize("case_id,name,kwargs", NUMERICS_CASES, ids=NUMERICS_IDS)
+def test_tf_numerics_float32(case_id, name, kwargs):
+    check_tf_numerics(case_id, name, kwargs, np.float32)
+
+
+@pytest.mark.parametrize("case_id,name,kwargs", NUMERICS_F64, ids=[c[0] for c in NUMERICS_F64])
+def test_tf_numerics_float64(case_id, name, kwargs):
+    check_tf_numerics(case_id, name, _as_float64(kwargs), np.float64)
+
+
+@pytest.fixture(scope="module")
+def keras3_jax_values():
+    """Keras 3's values of every NUMERICS_CASES schedule on the JAX backend (one subprocess)."""
+    cases = [[name, kwargs] for _, name, kwargs in NUMERICS_CASES]
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="", JAX_PLATFORMS="cpu")
+    env.pop("JAX_ENABLE_X64", None)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_schedules_runner.py"),
+         json.dumps(cases), str(len(LONG_STEPS))],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+
+    def values(raw, dtype):
+        return np.asarray(raw, np.dtype(f"u{np.dtype(dtype).itemsize}")).view(dtype)
+
+    return {
+        case_id: (values(jitted, dtype), values(eager, dtype))
+        for case_id, jitted, eager, dtype in zip(NUMERICS_IDS, out["jit"], out["eager"], out["dtype"])
+    }
+
+
+@pytest.mark.parametrize("case_id,name,kwargs", NUMERICS_CASES, ids=NUMERICS_IDS)
+def test_keras3_numerics(case_id, name, kwargs, keras3_jax_values):
+    # As Keras 3's optimizer runs it: a jitted call per step, an int32 step.
+    # Our optimizers evaluate it inside a jitted step (lax.map stands for it).
+    ours = getattr(S, name)(**kwargs, numerics="keras3")
+    jitted, eager = keras3_jax_values[case_id]
+    steps = jnp.asarray(LONG_STEPS, jnp.int32)
+    mapped = np.asarray(jax.jit(lambda xs: jax.lax.map(ours, xs))(steps))
+    assert_bits(mapped, jitted, f"keras3 {case_id}, jit(lax.map)", LONG_STEPS)
+    lr = jax.jit(lambda step: ours(step))
+    assert_bits(np.array([lr(s) for s in steps[::10]]), jitted[::10], f"keras3 {case_id}, jit per step", LONG_STEPS[::10])
+    # Run eagerly, it is what Keras 3 computes eagerly (run_eagerly=True).
+    strided = LONG_STEPS[::100]
+    assert_bits(np.array([np.asarray(ours(s)) for s in steps[::100]]), eager, f"keras3 {case_id}, eager", strided)
+    seen = NUMERICS_SEEN.setdefault(("keras3", jitted.dtype.name), [0, 0, 0])
+    seen[0] += len(LONG_STEPS)
+    seen[1] += int(np.sum(ulp_distance(jitted[::100], eager) != 0))
+    seen[2] += len(strided)
 
 
 # ---------------------------------------------------------------------------
@@ -202,7 +415,7 @@ SOME_STEPS = np.arange(0, 501, 20)
 
 def assert_same_values(ours, tf_schedule, exact, label):
     expected = tf_values(tf_schedule, SOME_STEPS, "int", np.float32)
-    got = our_values(ours, SOME_STEPS, "int", np.float32)
+    got = our_values(lambda step: ours.evaluate(step, "tf_eager"), SOME_STEPS, "int", np.float32)
     assert got.dtype == expected.dtype, label
     if exact:
         assert np.all(ulp_distance(got, expected) == 0), f"{label}: {got} != {expected}"
@@ -295,6 +508,7 @@ E2E = [
 @pytest.mark.parametrize("family", ["current", "legacy"])
 @pytest.mark.parametrize("opt,name,kwargs", E2E, ids=[e[1] for e in E2E])
 def test_optimizer_with_schedule(report, family, opt, name, kwargs):
+    # TF runs eagerly here: the schedule's tf_eager numerics.
     factory = jk.legacy.sgd if family == "legacy" else jk.sgd
     compare(
         report,
@@ -302,6 +516,44 @@ def test_optimizer_with_schedule(report, family, opt, name, kwargs):
         family,
         opt,
         dict(learning_rate=getattr(TS, name)(**kwargs), momentum=0.9),
-        lambda: factory(learning_rate=getattr(S, name)(**kwargs), momentum=0.9),
+        lambda: factory(learning_rate=getattr(S, name)(**kwargs, numerics="tf_eager"), momentum=0.9),
         np.float32,
     )
+
+
+# As model.fit runs the optimizer: each step in a tf.function that returns a
+# value (harness.run_tf(graph=True)), float64 variables, 200 steps.  The
+# schedules differ from their eager values on many of these steps (and
+# ExponentialDecay(staircase, 41) by a whole factor on steps 41, 82 and 164).
+E2E_GRAPH = [
+    ("PolynomialDecay", dict(initial_learning_rate=0.1, decay_steps=150, end_learning_rate=1e-4, power=1.7)),
+    ("CosineDecayRestarts", dict(initial_learning_rate=0.1, first_decay_steps=70, t_mul=1.5, m_mul=0.8, alpha=0.01)),
+    ("ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=41, decay_rate=0.5, staircase=True)),
+]
+GRAPH_TOLERANCE = 1e-14  # of the distance moved; TF's graph also rewrites Adam's own scalars
+
+
+@pytest.mark.parametrize("family", ["current", "legacy"])
+@pytest.mark.parametrize("opt", ["SGD", "Adam"])
+@pytest.mark.parametrize("name,kwargs", E2E_GRAPH, ids=[e[0] for e in E2E_GRAPH])
+def test_optimizer_with_schedule_as_model_fit_runs_it(report, family, opt, name, kwargs):
+    tf_kwargs = dict(learning_rate=getattr(TS, name)(**kwargs))
+    if opt == "SGD":
+        tf_kwargs["momentum"] = 0.9
+    with jax.enable_x64(True):
+        params, grads = make_problem(np.float64, steps=200)
+        theirs, _ = run_tf(lambda: tf_class(family, opt)(**tf_kwargs), params, grads, graph=True)
+
+        def ours(numerics):
+            schedule = getattr(S, name)(**kwargs, numerics=numerics)
+            return run_jax(jax_factory(family, opt)(**dict(tf_kwargs, learning_rate=schedule)), params, grads)[0]
+
+        before = agreement(ours("tf_eager"), theirs, params)  # the schedule as TF computes it eagerly
+        after = agreement(ours(None), theirs, params)  # the family's default: tf_function
+    report(
+        f"schedules  {family} {opt}(learning_rate={name}) float64 vs TF in tf.function, 200 steps: "
+        f"rel {after.relative:.1e} (tf_eager schedule: {before.relative:.1e})"
+    )
+    assert after.moved > 0.01
+    assert after.relative <= GRAPH_TOLERANCE, f"{after.relative:.2e} of the distance moved"
+    assert before.relative > 100 * GRAPH_TOLERANCE, "the eager schedule should not match the graph this well"
