@@ -153,14 +153,25 @@ class WeightsList:
         out = []
         start = 0
         listed = {s.name: s.listed for s in self._spec.slots}
+        has = [self._variable_slots(v) for v in self._variables]
         for size in self._batches:
             for group in self._spec.weight_order(self._args):
                 for i in range(start, start + size):
                     for slot in group:
-                        if listed[slot](self._variables[i].shape):
+                        if slot in has[i] and listed[slot](self._variables[i].shape):
                             out.append((name_fn(slot, self._variables[i]), *slot_entry(slot, i)))
             start += size
         return out
+
+    def _variable_paths(self, params: Any) -> list[str]:
+        """A routed spec's ``paths``: each variable's own ``path``, as Keras 3 routes,
+        for the variables whose values are ``params`` (all, or the batch being built)."""
+        paths = [v.path for v in self._variables]
+        return paths[len(paths) - len(jax.tree_util.tree_leaves(params)) :]
+
+    def _variable_slots(self, var: Variable) -> tuple[str, ...]:
+        """The slots ``var`` has (a routed spec gives some variables fewer)."""
+        return self._spec.leaf_slots(self._spec.leaf_route(var.path, var.shape, self._args), self._args)
 
     def _scalar_entries(self, prefix: str) -> list[Entry]:
         return [(f"{prefix}{s.name}:0", *scalar_entry(s.name)) for s in self._spec.scalars if s.in_weights]
@@ -248,4 +259,6 @@ class WeightsList:
             raise KeyError(f"The optimizer has no slots for variable {getattr(var, 'name', var)}.")
         if slot_name not in self.get_slot_names():
             raise KeyError(f"'{slot_name}': this optimizer's slots are {self.get_slot_names()}.")
+        if slot_name not in self._variable_slots(var):
+            raise KeyError(f"'{slot_name}': variable {var.path} has the slots {list(self._variable_slots(var))}.")
         return self._view(self._slot_name(slot_name, var), *slot_entry(slot_name, self._index[key]))
