@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Iterator, Mapping
 
 from jaxopt_keras.algorithms import adadelta, adafactor, adagrad, adam, adamax, adamw, ftrl, lamb, lion, muon, nadam, rmsprop, sgd
+from jaxopt_keras.algorithms import schedule_free_adamw
 from jaxopt_keras.algorithms.spec import Spec
 
 
@@ -68,6 +69,7 @@ _ENTRIES: list[Entry] = [
     Entry("Adafactor", "adafactor", adafactor, _specs(current=adafactor.CURRENT, keras3=adafactor.KERAS3)),
     Entry("Lamb", "lamb", lamb, _specs(keras3=lamb.KERAS3)),
     Entry("Muon", "muon", muon, _specs(keras3=muon.KERAS3)),
+    Entry("ScheduleFreeAdamW", "schedule_free_adamw", schedule_free_adamw, _specs(keras3=schedule_free_adamw.KERAS3)),
 ]
 # fmt: on
 
