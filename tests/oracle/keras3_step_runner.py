@@ -7,9 +7,11 @@ label to its final parameters and optimizer variables (``optimizer.variables``
 order, as nested lists with their dtypes).
 
 A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
-"initial_variables"?}``; ``initial_variables`` (a list of arrays in
+"initial_variables"?, "ours"?}``; ``initial_variables`` (a list of arrays in
 ``optimizer.variables`` order) replaces the freshly built ones, to continue a
-run from a weights list.
+run from a weights list.  With ``"ours": true`` the same steps run our
+``jaxopt_keras.optimizers.keras3`` class instead, which has the same API
+(for runs that need both sides under one ``XLA_FLAGS``).
 """
 
 import json
@@ -22,6 +24,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+import jaxopt_keras  # noqa: E402
+from jaxopt_keras.optimizers import keras3 as ours  # noqa: E402
 
 from harness import make_problem  # noqa: E402
 from keras3_problem import SCHEDULES, variable_names  # noqa: E402
@@ -36,9 +41,12 @@ def run(case):
     if "schedule" in case:
         kind, config = case["schedule"]
         kwargs["learning_rate"] = getattr(keras.optimizers.schedules, SCHEDULES[kind])(**config)
-    opt = getattr(keras.optimizers, case["name"])(**kwargs)
+    if case.get("ours"):
+        opt, make_variable = getattr(ours, case["name"])(**kwargs), jaxopt_keras.Variable
+    else:
+        opt, make_variable = getattr(keras.optimizers, case["name"])(**kwargs), keras.Variable
     names = variable_names([tuple(s) for s in case["shapes"]])
-    variables = [keras.Variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
+    variables = [make_variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
     opt.build(variables)
     opt_values = [v.value for v in opt.variables]
     if "initial_variables" in case:
