@@ -122,21 +122,25 @@ def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     return Hyperparams.create(primary, dtypes, spec.derived)
 
 
-def leaf_routes(spec: Spec, args: Mapping[str, Any], tree: Any, treedef: Any, shapes: list) -> list[Route]:
-    """Each leaf's :class:`Route` (all alike unless the spec routes).
+def leaf_routes(spec: Spec, args: Mapping[str, Any], tree: Any, treedef: Any, shapes: list) -> tuple[list[Route], list]:
+    """Each leaf's :class:`Route` (all alike unless the spec routes), and its path.
 
     A routed spec sees each leaf's path: ``args["paths"]`` (a tree of strings,
     or a function of ``tree`` returning one) where given, else the keys
     leading to the leaf in ``tree`` joined by ``"/"``.
+
+    Raises:
+      ValueError: a given path is not a string (naming the leaf's keys).
     """
     if spec.route is None:
-        return [spec.leaf_route("", (), args)] * len(shapes)
+        return [spec.leaf_route("", (), args)] * len(shapes), [""] * len(shapes)
+    keys = leaf_paths(tree, is_leaf=base.is_none)
     paths = args.get("paths")
-    if paths is None:
-        names = leaf_paths(tree, is_leaf=base.is_none)
-    else:
-        names = given_paths(paths(tree) if callable(paths) else paths, treedef)
-    return [spec.leaf_route(path, tuple(shape), args) for path, shape in zip(names, shapes)]
+    names = keys if paths is None else given_paths(paths(tree) if callable(paths) else paths, treedef)
+    for key, path in zip(keys, names):
+        if not isinstance(path, str):
+            raise ValueError(f"`paths` gives the parameter at {key!r} the path {path!r}: a variable's path is a string.")
+    return [spec.leaf_route(path, tuple(shape), args) for path, shape in zip(names, shapes)], names
 
 
 # --------------------------------------------------------------------------
@@ -178,7 +182,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
 
     def init(params):
         leaves, treedef = jax.tree_util.tree_flatten(params)
-        routes = leaf_routes(spec, args, params, treedef, [np.shape(p) for p in leaves])
+        routes, _ = leaf_routes(spec, args, params, treedef, [np.shape(p) for p in leaves])
         has = [spec.leaf_slots(r, args) for r in routes]
         slots = spec.slots_type(
             **{
@@ -213,7 +217,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
             mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
         slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
         shapes = [np.shape(g) if p is None else np.shape(p) for g, p in zip(grads, param_leaves)]
-        routes = leaf_routes(spec, args, updates if params is None else params, treedef, shapes)
+        routes, paths = leaf_routes(spec, args, updates if params is None else params, treedef, shapes)
 
         by_dtype: dict[Any, Any] = {}
         scalars = state.scalars
@@ -246,6 +250,12 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
             slots_i = spec.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
             c = coeffs(dtype)
             route = routes[i]
+            missing = [spec.keras_slot_name(f) for f in spec.leaf_slots(route, args) if getattr(slots_i, f) is None]
+            if spec.route is not None and missing:
+                raise ValueError(
+                    f"{name} cannot step the variable {paths[i]!r} of shape {tuple(np.shape(g))}: its state has "
+                    f"no {missing} (it was initialized for other parameters, paths or arguments)."
+                )
             if isinstance(g, IndexedSlices):
                 g = g.with_values(jnp.asarray(g.values).astype(dtype))
                 math = route.sparse_update

@@ -151,8 +151,17 @@ def test_paths_override_the_keys_and_must_fit_the_tree():
     assert state.slots.v == [None, None]
     with pytest.raises(ValueError, match="shaped like the parameters"):
         jk.keras3.muon(paths={"a": "b"}).init(params)
-    with pytest.raises(ValueError, match="Muon routes each variable by its path .* received path 7 for a variable of shape \\(4, 3\\)"):
+    with pytest.raises(ValueError, match="`paths` gives the parameter at '0' the path 7: a variable's path is a string"):
         jk.keras3.muon(paths=[7, "b"]).init(params)
+
+
+def test_a_variable_its_state_cannot_step_is_named():
+    """A state built for other paths (here the matrix took the Muon path, without
+    velocity) cannot step a variable that now takes the AdamW path."""
+    params = [jnp.ones((4, 3)), jnp.ones((6, 4))]
+    state = jk.keras3.muon(paths=["dense/kernel", "table"]).init(params)
+    with pytest.raises(ValueError, match="Muon cannot step the variable 'embedding' of shape \\(6, 4\\): its state has no \\['velocity'\\]"):
+        jk.keras3.muon(paths=["dense/kernel", "embedding"]).update(params, state, params)
 
 
 def test_functional_and_class_agree():
