@@ -64,7 +64,7 @@ def _functions(family: str, indent: str = "", static: bool = False) -> list[str]
 def _classes(family: str, base: str, indent: str = "") -> list[str]:
     lines = []
     for e in entries(family):
-        sig = signature(e.specs[family], e.class_name)
+        sig = signature(e.specs[family], e.class_name, functional=False)
         lines.append(f"{indent}class {e.class_name}({base}):")
         lines.append(f"{indent}    def __init__({_params(sig, self_first=True)}) -> None: ...")
     return lines

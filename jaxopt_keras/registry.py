@@ -20,7 +20,8 @@ import dataclasses
 from types import ModuleType
 from typing import Iterator, Mapping
 
-from jaxopt_keras.algorithms import adadelta, adafactor, adagrad, adam, adamax, adamw, ftrl, lion, nadam, rmsprop, sgd
+from jaxopt_keras.algorithms import adadelta, adafactor, adagrad, adam, adamax, adamw, ftrl, lamb, lion, muon, nadam, rmsprop, sgd
+from jaxopt_keras.algorithms import schedule_free_adamw
 from jaxopt_keras.algorithms.spec import Spec
 
 
@@ -66,6 +67,9 @@ _ENTRIES: list[Entry] = [
     Entry("AdamW", "adamw", adamw, _specs(current=adamw.CURRENT, keras3=adamw.KERAS3), aliases=("experimentalAdamW",)),
     Entry("Lion", "lion", lion, _specs(current=lion.CURRENT, keras3=lion.KERAS3)),
     Entry("Adafactor", "adafactor", adafactor, _specs(current=adafactor.CURRENT, keras3=adafactor.KERAS3)),
+    Entry("Lamb", "lamb", lamb, _specs(keras3=lamb.KERAS3)),
+    Entry("Muon", "muon", muon, _specs(keras3=muon.KERAS3)),
+    Entry("ScheduleFreeAdamW", "schedule_free_adamw", schedule_free_adamw, _specs(keras3=schedule_free_adamw.KERAS3)),
 ]
 # fmt: on
 

@@ -6,8 +6,11 @@ at a time: it keeps the slots and the step count in an
 parameter dtype (the learning rate with its schedule and legacy ``decay``
 applied, the hyperparameters cast as Keras casts them), dispatches
 row-sparse gradients to the sparse math, and applies the current family's
-weight decay before the step, as Keras does.  Clipping, EMA and the rest of
-Keras's pipeline are transforms chained around it
+weight decay before the step, as Keras does.  A routed spec (Keras 3's Muon)
+chooses per parameter, from its path and shape, which math runs, which slots
+it has and which weight-decay rate applies
+(:class:`~jaxopt_keras.algorithms.spec.Route`).  Clipping, EMA and the rest
+of Keras's pipeline are transforms chained around it
 (:mod:`jaxopt_keras.keras.pipeline`).
 """
 
@@ -19,10 +22,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.algorithms.spec import Route, Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
 from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
+from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.core.state import count_dtype, first_dtype, placed_like, safe_add
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
@@ -94,7 +98,7 @@ def decay_term(p: jax.Array, weight_decay: jax.Array, lr: jax.Array) -> jax.Arra
 
 def coefficients(spec: Spec, state: OptimizerState, lr_source: Any, statics: Mapping[str, Any], dtype: Any) -> Any:
     """The spec's :class:`Coefficients` for one parameter dtype."""
-    values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k != "weight_decay"}
+    values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k not in spec.decay_rates}
     values.update({k: v.astype(dtype) for k, v in state.scalars.items()})
     values["learning_rate"] = learning_rate_at(
         lr_source, state.iterations, state.hyperparams, dtype, spec.family, spec.time_decay
@@ -119,10 +123,32 @@ def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     if spec.time_decay:
         # `_decayed_lr`: tf.cast(self._initial_decay, var_dtype) rounds through float32.
         primary["decay"], dtypes["decay"] = args["decay"], np.float32
-    if args.get("weight_decay") is not None:
-        # `_apply_weight_decay`: tf.cast(self.weight_decay, dtype), through float32.
-        primary["weight_decay"], dtypes["weight_decay"] = args["weight_decay"], np.float32
+    for name in spec.decay_rates:
+        if args.get(name) is not None:
+            # `_apply_weight_decay`: tf.cast(self.weight_decay, dtype), through float32.
+            primary[name], dtypes[name] = args[name], np.float32
     return Hyperparams.create(primary, dtypes, spec.derived)
+
+
+def leaf_routes(spec: Spec, args: Mapping[str, Any], tree: Any, treedef: Any, shapes: list) -> tuple[list[Route], list]:
+    """Each leaf's :class:`Route` (all alike unless the spec routes), and its path.
+
+    A routed spec sees each leaf's path: ``args["paths"]`` (a tree of strings,
+    or a function of ``tree`` returning one) where given, else the keys
+    leading to the leaf in ``tree`` joined by ``"/"``.
+
+    Raises:
+      ValueError: a given path is not a string (naming the leaf's keys).
+    """
+    if spec.route is None:
+        return [spec.leaf_route("", (), args)] * len(shapes), [""] * len(shapes)
+    keys = leaf_paths(tree, is_leaf=base.is_none)
+    paths = args.get("paths")
+    names = keys if paths is None else given_paths(paths(tree) if callable(paths) else paths, treedef)
+    for key, path in zip(keys, names):
+        if not isinstance(path, str):
+            raise ValueError(f"`paths` gives the parameter at {key!r} the path {path!r}: a variable's path is a string.")
+    return [spec.leaf_route(path, tuple(shape), args) for path, shape in zip(names, shapes)], names
 
 
 # --------------------------------------------------------------------------
@@ -152,7 +178,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     fields = spec.slots_type._fields
     statics = {s.name: s.of(args) for s in spec.statics}
     dedup = spec.sparse_dedup(args)
-    decays = args.get("weight_decay") is not None
+    decays = any(args.get(rate) is not None for rate in spec.decay_rates)
     decay_mask = args.get("weight_decay_mask")
     slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
 
@@ -163,9 +189,16 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         return placed_like(value, p)
 
     def init(params):
+        leaves, treedef = jax.tree_util.tree_flatten(params)
+        routes, _ = leaf_routes(spec, args, params, treedef, [np.shape(p) for p in leaves])
+        has = [spec.leaf_slots(r, args) for r in routes]
         slots = spec.slots_type(
             **{
-                s.name: (jax.tree_util.tree_map(lambda p, s=s: make_slot(s, p), params) if s.name in active else None)
+                s.name: (
+                    treedef.unflatten([make_slot(s, p) if s.name in h else None for p, h in zip(leaves, has)])
+                    if s.name in active
+                    else None
+                )
                 for s in spec.slots
             }
         )
@@ -191,6 +224,8 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
             mask = decay_mask(params) if callable(decay_mask) else decay_mask
             mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
         slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
+        shapes = [np.shape(g) if p is None else np.shape(p) for g, p in zip(grads, param_leaves)]
+        routes, paths = leaf_routes(spec, args, updates if params is None else params, treedef, shapes)
 
         by_dtype: dict[Any, Any] = {}
         scalars = state.scalars
@@ -222,19 +257,27 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
                 p = jnp.asarray(p).astype(dtype)
             slots_i = spec.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
             c = coeffs(dtype)
+            route = routes[i]
+            missing = [spec.keras_slot_name(f) for f in spec.leaf_slots(route, args) if getattr(slots_i, f) is None]
+            if spec.route is not None and missing:
+                raise ValueError(
+                    f"{name} cannot step the variable {paths[i]!r} of shape {tuple(np.shape(g))}: its state has "
+                    f"no {missing} (it was initialized for other parameters, paths or arguments)."
+                )
             if isinstance(g, IndexedSlices):
                 g = g.with_values(jnp.asarray(g.values).astype(dtype))
-                math = spec.sparse_update
+                math = route.sparse_update
                 if dedup or math is None:
                     g = deduplicate(g)
                 if math is None:  # Keras has no sparse path here: it densifies
-                    g, math = g.to_dense(), spec.update
+                    g, math = g.to_dense(), route.update
             else:
-                g, math = g.astype(dtype), spec.update
-            if decays and mask_leaves[i]:
+                g, math = g.astype(dtype), route.update
+            rate = route.weight_decay
+            if decays and mask_leaves[i] and args.get(rate) is not None:
                 # Optimizer._apply_weight_decay, before the step.
                 p = jnp.asarray(p)
-                decayed = p - decay_term(p, state.hyperparams["weight_decay"], c.learning_rate)
+                decayed = p - decay_term(p, state.hyperparams[rate], c.learning_rate)
                 delta, new_slots_i = math(g, decayed, slots_i, c)
                 delta = base.add_update(decayed, delta) - p  # exact whenever the result is within 2x of p
             else:

@@ -107,6 +107,36 @@ UpdateFn = Callable[[jax.Array, "jax.Array | None", Any, Any], tuple[Any, Any]]
 
 
 @dataclasses.dataclass(frozen=True)
+class Route:
+    """How the driver steps one parameter: a routed spec picks one per parameter.
+
+    Most algorithms step every parameter alike (their spec's ``update``);
+    Keras 3's Muon steps 2-D matrices with Newton-Schulz and the others with
+    AdamW, with their own slots and their own weight-decay rate.
+
+    Attributes:
+      update: the math for this parameter, as :attr:`Spec.update`.
+      slots: the slots this parameter has (``None``: every active slot); the
+        others hold ``None`` in the state for it and are not in the weights list.
+      weight_decay: the argument holding this parameter's decoupled
+        weight-decay rate (one of the spec's ``decay_rates``; no decay when
+        that argument is ``None``).
+      sparse_update: the row-sparse math, as :attr:`Spec.sparse_update`.
+    """
+
+    update: UpdateFn
+    slots: tuple[str, ...] | None = None
+    weight_decay: str = "weight_decay"
+    sparse_update: UpdateFn | None = None
+
+
+RouteFn = Callable[[str, tuple[int, ...], Mapping[str, Any]], Route]
+
+# Arguments of the functional factories only: the classes know their variables.
+FUNCTIONAL_ONLY = ("paths",)
+
+
+@dataclasses.dataclass(frozen=True)
 class Spec:
     """One algorithm in one numerics family: Keras metadata plus its math.
 
@@ -173,6 +203,19 @@ class Spec:
         momentum, which scatter-adds the rows as they come).
       elementwise: the math treats every element alike (so it runs on the
         flat layout); ``False`` when it needs tensor shapes (Adafactor).
+      route: ``route(path, shape, args) -> Route``: the math, slots and decay
+        rate of each parameter, from its path (see
+        :mod:`jaxopt_keras.core.paths`; the Keras layer passes each
+        ``Variable.path``), its shape and the constructor arguments.  ``None``:
+        every parameter takes ``update``, every slot and ``weight_decay``.  A
+        routed spec takes a ``paths=`` argument (a tree of strings shaped like
+        the parameters, or a function of the parameters returning one) that
+        overrides the paths of the tree's keys.
+      decay_rates: the arguments that are decoupled weight-decay rates (kept
+        in the state as float32 when set, read by the routes'
+        ``weight_decay``); ``("weight_decay",)`` but for Muon.
+      config_order: the algorithm's config keys in the order Keras's
+        ``get_config`` lists them, where it differs from ``defaults``.
     """
 
     family: Family
@@ -202,6 +245,9 @@ class Spec:
     sparse_update: UpdateFn | None = None
     sparse_dedup: Callable[[Mapping[str, Any]], bool] = always
     elementwise: bool = True
+    route: RouteFn | None = None
+    decay_rates: tuple[str, ...] = ("weight_decay",)
+    config_order: tuple[str, ...] = ()
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
@@ -213,6 +259,8 @@ class Spec:
             raise TypeError(f"slot_order {self.slot_order} does not list slots {names}")
         if "learning_rate" not in self.defaults:
             raise TypeError("a spec's defaults start with learning_rate")
+        if self.route is not None and "paths" not in self.extra_args:
+            object.__setattr__(self, "extra_args", {**self.extra_args, "paths": None})
 
     # -- what exists for given arguments -----------------------------------
     def active_slots(self, args: Mapping[str, Any]) -> tuple[str, ...]:
@@ -224,6 +272,17 @@ class Spec:
         active = set(self.active_slots(args))
         groups = (tuple(n for n in g if n in active) for g in self.slot_order)
         return tuple(g for g in groups if g)
+
+    def leaf_route(self, path: str, shape: tuple[int, ...], args: Mapping[str, Any]) -> Route:
+        """The :class:`Route` of the parameter at ``path`` with ``shape``."""
+        if self.route is None:
+            return Route(self.update, None, "weight_decay", self.sparse_update)
+        return self.route(path, tuple(shape), args)
+
+    def leaf_slots(self, route: Route, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """The slots that exist for a parameter taking ``route``."""
+        active = self.active_slots(args)
+        return active if route.slots is None else tuple(n for n in active if n in route.slots)
 
     def keras_slot_name(self, field: str) -> str:
         """Keras's name of the slot held in ``field``."""

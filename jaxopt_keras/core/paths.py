@@ -1,34 +1,48 @@
-"""A parameter's path: its keys in the params pytree, joined by ``/``.
+"""A parameter's path: the keys that lead to it in its tree, joined by ``"/"``.
 
-The functional counterpart of Keras 3's ``variable.path``
-(``{"encoder": {"embedding": {"embeddings": x}}}`` gives
-``encoder/embedding/embeddings``), used where Keras 3 chooses by path (Muon's
-exclusions, ``MultiOptimizer``'s routing).
+Keras 3 decides some things by a variable's path (Muon sends embeddings and
+the layers named in ``exclude_layers`` to its AdamW step).  A parameter in a
+pytree has no name of its own; its path plays that part:
+``{"encoder": {"embedding": {"embeddings": w}}}`` gives ``w`` the path
+``encoder/embedding/embeddings``, and the third entry of a list has the path
+``2``.  Everything that needs paths computes them here.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import jax
 
 
-def key_name(key: Any) -> str:
-    """One path component: a dict key, an attribute name, or an index."""
-    for attr in ("key", "name", "idx"):
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)
+def key_name(entry: Any) -> str:
+    """One entry of a JAX key path as text: a dict key, a sequence index or an attribute name."""
+    for field in ("key", "idx", "name"):
+        if hasattr(entry, field):
+            return str(getattr(entry, field))
+    return str(entry)
 
 
-def leaf_paths(tree: Any, is_leaf: Any = None) -> list[str]:
-    """The path of every leaf of ``tree``, in ``tree_leaves`` order."""
-    with_paths, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
-    return ["/".join(key_name(k) for k in path) for path, _ in with_paths]
+def leaf_paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
+    """The path of every leaf of ``tree``, in ``tree_leaves`` order (``""`` for a bare leaf)."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)
+    return ["/".join(key_name(k) for k in path) for path, _ in flat]
 
 
-def paths_of(tree: Any, paths: Any = None, is_leaf: Any = None) -> list[str]:
-    """``leaf_paths(tree)``, or the strings of ``paths`` (a pytree shaped like ``tree``)."""
+def given_paths(paths: Any, treedef: Any, what: str = "parameters") -> list[Any]:
+    """The leaves of a user's ``paths`` tree, one per leaf of ``treedef``.
+
+    Raises:
+      ValueError: ``paths`` is not shaped like the parameters.
+    """
+    try:
+        return treedef.flatten_up_to(paths)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"`paths` must be a tree of strings shaped like the {what} ({treedef}); received {paths!r}.") from e
+
+
+def paths_of(tree: Any, paths: Any = None, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
+    """``leaf_paths(tree)``, or the strings of ``paths`` (a tree shaped like ``tree``)."""
     if paths is None:
         return leaf_paths(tree, is_leaf)
-    return jax.tree_util.tree_structure(tree, is_leaf=is_leaf).flatten_up_to(paths)
+    return given_paths(paths, jax.tree_util.tree_structure(tree, is_leaf=is_leaf))

@@ -133,13 +133,16 @@ def _inner(optimizer: Any) -> Any:
     return optimizer.inner_optimizer if isinstance(optimizer, LossScaleOptimizer) else optimizer
 
 
-def layout_of(optimizer: Any, shapes: Sequence[tuple], dtypes: Sequence[Any]) -> list[tuple[Weight, tuple, Any]]:
-    """``(entry, expected shape, expected dtype or None)`` for each entry of the optimizer's weights list."""
+def layout_of(
+    optimizer: Any, shapes: Sequence[tuple], dtypes: Sequence[Any], paths: Sequence[str] | None = None
+) -> list[tuple[Weight, tuple, Any]]:
+    """``(entry, expected shape, expected dtype or None)`` for each entry of the optimizer's weights list
+    (``paths``: the variables' Keras paths, for optimizers that route by path)."""
     opt = _inner(optimizer)
     spec, args = opt._spec, opt._args
     slots = {s.name: s for s in spec.slots}
     out = []
-    for w in keras_layout(spec, args, shapes):
+    for w in keras_layout(spec, args, shapes, paths=paths):
         if w.kind in ("iterations", "scalar", "hyper"):
             out.append((w, (), None))
         elif w.kind == "slot":
@@ -221,7 +224,7 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
         raise KerasFileError(path, f"its optimizer config cannot be read: {e}") from e
     shapes = [np.shape(model_weights[k]) for k in trainable]
     dtypes = [np.asarray(model_weights[k]).dtype for k in trainable]
-    layout = layout_of(optimizer, shapes, dtypes)
+    layout = layout_of(optimizer, shapes, dtypes, list(trainable))
     spec = _inner(optimizer)._spec
     if len(layout) != len(values):
         raise KerasFileError(

@@ -15,7 +15,7 @@ value, and its slots, sharded the same way, device by device.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Sequence, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -99,11 +99,11 @@ def _keras_optimizer_of(tx_or_optimizer: Any, checkpoint: KerasCheckpoint) -> An
     return opt.inner_optimizer if isinstance(opt, LossScaleOptimizer) else opt
 
 
-def _layout(opt: Any, params: Any, order: list[int]) -> list:
+def _layout(opt: Any, params: Any, order: list[int], paths: Sequence[str]) -> list:
     flat = jax.tree_util.tree_leaves(params)
     shapes = [np.shape(flat[i]) for i in order]
     dtypes = [jnp.asarray(flat[i]).dtype for i in order]
-    return layout_of(opt, shapes, dtypes)
+    return layout_of(opt, shapes, dtypes, paths)
 
 
 def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> Any:
@@ -133,7 +133,7 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     """
     opt = _keras_optimizer_of(None, checkpoint)
     order = trainable_order(params, checkpoint, names)
-    layout = _layout(opt, params, order)
+    layout = _layout(opt, params, order, checkpoint.trainable)
     values = list(checkpoint.optimizer_weights.values())
     if len(layout) != len(values):
         raise KerasFileError(
@@ -210,7 +210,7 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
     order = trainable_order(params, checkpoint, names)
     core = find_state(state, OptimizerState)
     out = []
-    for w, _, dtype in _layout(opt, params, order):
+    for w, _, dtype in _layout(opt, params, order, checkpoint.trainable):
         name = keras_name(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
         if w.kind == "iterations":
             value = np.asarray(read_iterations(state)).astype(_iteration_dtype(opt))

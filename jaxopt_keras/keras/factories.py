@@ -17,7 +17,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, Spec
 from jaxopt_keras.core.hyperparams import with_hyperparams
 from jaxopt_keras.core.transform import GradientTransformation
 from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments
@@ -32,18 +32,21 @@ FAMILY_NAMES = {"legacy": "TF-Keras, legacy", "current": "TF-Keras >= 2.11", "ke
 _P = inspect.Parameter
 
 
-def signature(spec: Spec, class_name: str) -> inspect.Signature:
+def signature(spec: Spec, class_name: str, functional: bool = True) -> inspect.Signature:
     """The constructor signature of ``class_name`` in ``spec``'s family.
 
     The algorithm's arguments (positional or keyword, with ``name`` where
     Keras puts it), then the family's shared arguments and the class's own
-    extras (keyword-only), then ``**kwargs``.
+    extras (keyword-only), then ``**kwargs``.  The class (``functional=False``)
+    leaves out the factories' own arguments (a routed spec's ``paths``).
     """
     own = list(spec.defaults.items())
     at = len(own) if spec.name_index is None else spec.name_index
     own.insert(at, ("name", None if spec.family == "keras3" else class_name))  # Keras 3 names itself
     params = [_P(k, _P.POSITIONAL_OR_KEYWORD, default=v, annotation=_annotation(k, v)) for k, v in own]
     shared = {**BASE_ARGS[spec.family], **spec.base_defaults, **spec.extra_args}
+    if not functional:
+        shared = {k: v for k, v in shared.items() if k not in FUNCTIONAL_ONLY}
     params += [
         _P(k, _P.KEYWORD_ONLY, default=v, annotation=_annotation(k, v)) for k, v in shared.items() if k not in spec.defaults
     ]
@@ -57,6 +60,14 @@ _ANNOTATIONS = {
     "name": "str | None",
     "ema_overwrite_frequency": "int | None",
     "gradient_accumulation_steps": "int | None",
+    "paths": Any,
+    "weight_decay": "float | None",
+    "adam_weight_decay": "float | None",
+    "exclude_layers": "list[str] | None",
+    "rms_rate": "float | None",
+    "adam_lr_ratio": float,
+    "ns_steps": int,
+    "warmup_steps": int,
 }
 
 

@@ -31,7 +31,7 @@ def make_class(entry: Entry, family: str) -> type:
     if key in _CACHE and _CACHE[key]._entry is entry:
         return _CACHE[key]
     spec = entry.specs[family]
-    sig = signature(spec, entry.class_name)
+    sig = signature(spec, entry.class_name, functional=False)
     doc = (
         f"{entry.class_name}, as ``{KERAS_MODULES[family]}.{entry.class_name}``.\n\n"
         f"Takes Keras's arguments; the step it computes is "

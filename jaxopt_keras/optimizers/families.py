@@ -83,7 +83,8 @@ class ConfigMixin:
 
     def _algorithm_config(self) -> dict:
         config = {}
-        for key in self._spec.defaults:
+        order = self._spec.config_order
+        for key in [k for k in self._spec.defaults if k not in order] + [k for k in order if k in self._spec.defaults]:
             if key == "learning_rate":
                 config[key] = self._serialize_learning_rate()
             elif key in self._spec.config_when_set:

@@ -116,8 +116,10 @@ class KerasOptimizer(WeightsList):
     def _transformation_args(self) -> dict:
         """The arguments the transformation is built from (the constructor's, checked)."""
         args = dict(self._args)
-        if args.get("weight_decay") is not None:
+        if any(args.get(rate) is not None for rate in self._spec.decay_rates):
             args["weight_decay_mask"] = self._decay_mask
+        if self._spec.route is not None:
+            args["paths"] = self._variable_paths
         return args
 
     def _rebuild(self) -> None:
@@ -356,7 +358,7 @@ class KerasOptimizer(WeightsList):
             self._put_learning_rate(value)
         elif name in self._hyper_names():
             self._set_numeric_hyper(name, value)
-        elif name in self._STATIC:
+        elif name in self._STATIC or any(s.name == name and s.value is None for s in self._spec.statics):
             self._set_static(name, value)
         elif name == "iterations":
             self._set_iterations(value.value if isinstance(value, Variable) else value)

@@ -62,6 +62,7 @@ def keras_layout(
     shapes: Sequence[tuple],
     batches: Sequence[int] | None = None,
     skip: Sequence[int] = (),
+    paths: Sequence[str] | None = None,
 ) -> list[Weight]:
     """The entries of the weights list, in Keras's order.
 
@@ -72,7 +73,8 @@ def keras_layout(
     the slots in :attr:`Spec.slot_order`, per build batch (``batches``: the
     sizes of successive builds, by default one build of every variable).
     Variables in ``skip`` (Keras 3's ``overwrite_with_gradient``) have no
-    slots and no average.
+    slots and no average.  A routed spec (Muon) gives each variable the slots
+    of its route, decided by its path (``paths``) and shape.
     """
     n = len(shapes)
     keras3 = spec.family == "keras3"
@@ -88,12 +90,14 @@ def keras_layout(
     if not keras3:
         out += scalars
     listed = {s.name: s.listed for s in spec.slots}
+    paths = [""] * n if paths is None else list(paths)
+    has = [spec.leaf_slots(spec.leaf_route(paths[i], tuple(shapes[i]), args), args) for i in range(n)]
     start = 0
     for size in [n] if batches is None else batches:
         for group in spec.weight_order(args):
             for i in range(start, start + size):
                 for slot in group:
-                    if i not in skip and listed[slot](tuple(shapes[i])):
+                    if i not in skip and slot in has[i] and listed[slot](tuple(shapes[i])):
                         out.append(Weight("slot", slot, i))
         start += size
     return out + scalars if keras3 else out
@@ -247,7 +251,8 @@ class WeightsList:
         """``(name, read(state), write(state, value) -> state)`` in Keras's order."""
         shapes = [v.shape for v in self._variables]
         out = []
-        for w in keras_layout(self._spec, self._args, shapes, self._batches, self._stateless_variables()):
+        paths = [v.path for v in self._variables]
+        for w in keras_layout(self._spec, self._args, shapes, self._batches, self._stateless_variables(), paths):
             variable = self._variables[w.index]._shared_name if w.index >= 0 else ""
             out.append((self._weight_name(w, variable), *self._access(w)))
         return out
@@ -274,6 +279,16 @@ class WeightsList:
         if weight.kind == "accumulator":
             return list_entry(AccumulationState, "accumulators", weight.index)
         return slot_entry(weight.name, weight.index)
+
+    def _variable_paths(self, params: Any) -> list[str]:
+        """A routed spec's ``paths``: each variable's own ``path``, as Keras 3 routes,
+        for the variables whose values are ``params`` (all, or the batch being built)."""
+        paths = [v.path for v in self._variables]
+        return paths[len(paths) - len(jax.tree_util.tree_leaves(params)) :]
+
+    def _variable_slots(self, var: Variable) -> tuple[str, ...]:
+        """The slots ``var`` has (a routed spec gives some variables fewer)."""
+        return self._spec.leaf_slots(self._spec.leaf_route(var.path, var.shape, self._args), self._args)
 
     def _view(self, name: str, read: Callable, write: Callable) -> StateView:
         def write_state(value):
@@ -358,5 +373,7 @@ class WeightsList:
             raise KeyError(f"The optimizer has no slots for variable {getattr(var, 'name', var)}.")
         if slot_name not in self.get_slot_names():
             raise KeyError(f"'{slot_name}': this optimizer's slots are {self.get_slot_names()}.")
+        if slot_name not in self._variable_slots(var):
+            raise KeyError(f"'{slot_name}': variable {var.path} has the slots {list(self._variable_slots(var))}.")
         weight = Weight("slot", slot_name, self._index[key])
         return self._view(self._weight_name(weight, var._shared_name), *slot_entry(slot_name, self._index[key]))

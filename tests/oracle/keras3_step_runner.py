@@ -7,11 +7,13 @@ label to its final parameters and optimizer variables (``optimizer.variables``
 order, as nested lists with their dtypes).
 
 A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
-"config"?, "inf_steps"?, "initial_variables"?}``; ``config`` (a serialized
-optimizer) replaces ``name``/``kwargs``; at ``inf_steps`` the first gradient
-is infinite; ``initial_variables`` (a list of arrays in
+"config"?, "inf_steps"?, "initial_variables"?, "ours"?}``; ``config`` (a
+serialized optimizer) replaces ``name``/``kwargs``; at ``inf_steps`` the first
+gradient is infinite; ``initial_variables`` (a list of arrays in
 ``optimizer.variables`` order) replaces the freshly built ones, to continue a
-run from a weights list.
+run from a weights list.  With ``"ours": true`` the same steps run our
+``jaxopt_keras.optimizers.keras3`` class instead, which has the same API
+(for runs that need both sides under one ``XLA_FLAGS``).
 """
 
 import json
@@ -24,6 +26,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+import jaxopt_keras  # noqa: E402
+from jaxopt_keras.optimizers import keras3 as ours  # noqa: E402
 
 from harness import make_problem  # noqa: E402
 from keras3_problem import SCHEDULES, variable_names  # noqa: E402
@@ -38,14 +43,15 @@ def run(case):
     if "schedule" in case:
         kind, config = case["schedule"]
         kwargs["learning_rate"] = getattr(keras.optimizers.schedules, SCHEDULES[kind])(**config)
+    library, make_variable = (ours, jaxopt_keras.Variable) if case.get("ours") else (keras.optimizers, keras.Variable)
     if "config" in case:
-        opt = keras.optimizers.deserialize(json.loads(json.dumps(case["config"])))
+        opt = library.deserialize(json.loads(json.dumps(case["config"])))
     else:
-        opt = getattr(keras.optimizers, case["name"])(**kwargs)
+        opt = getattr(library, case["name"])(**kwargs)
     for t in case.get("inf_steps", []):
         grads[t][0] = np.full_like(grads[t][0], np.inf)
     names = variable_names([tuple(s) for s in case["shapes"]])
-    variables = [keras.Variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
+    variables = [make_variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
     opt.build(variables)
     opt_values = [v.value for v in opt.variables]
     if "initial_variables" in case:
