@@ -8,22 +8,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.schedules import _keras3 as k3
-from jaxopt_keras.schedules._arith import (
-    _cast,
-    _convert,
-    _div,
-    _float_dtype,
-    _mul,
-    _mul_add,
-    _opaque,
-    _runtime_zero,
-    _step,
-)
+from jaxopt_keras.schedules._arith import _div, _mul, _mul_add
 from jaxopt_keras.schedules._grappler import reciprocal_mul
-from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules._rate_decay import RateDecay
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(RateDecay):
     """``lr0 / (1 + decay_rate * step / decay_steps)``.
 
     With ``staircase=True``, ``step / decay_steps`` is floored.
@@ -37,24 +27,6 @@ class InverseTimeDecay(LearningRateSchedule):
       numerics: ``None`` (the optimizer decides), ``"tf_function"``,
         ``"tf_eager"`` or ``"keras3"`` (:mod:`jaxopt_keras.schedules.base`).
     """
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None, *, numerics=None):
-        super().__init__(numerics)
-        self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
-        self.decay_rate = decay_rate
-        self.staircase = staircase
-        self.name = name
-
-    def _tf_operands(self, step: Any) -> tuple[jax.Array, ...]:
-        dtype = _float_dtype(self.initial_learning_rate, "InverseTimeDecay")
-        initial, decay_steps, decay_rate, s = _opaque(
-            _convert(self.initial_learning_rate, dtype),
-            _cast(self.decay_steps, dtype),
-            _cast(self.decay_rate, dtype),
-            _step(step, dtype),
-        )
-        return initial, decay_steps, decay_rate, s, _runtime_zero(s)
 
     def _tf_eager(self, step: Any) -> jax.Array:
         initial, decay_steps, decay_rate, s, zero = self._tf_operands(step)
@@ -74,22 +46,7 @@ class InverseTimeDecay(LearningRateSchedule):
         return _div(initial, 1 + t, zero)
 
     def _keras3(self, step: Any) -> jax.Array:
-        initial = k3.initial_rate(self.initial_learning_rate, "InverseTimeDecay")
-        dtype = initial.dtype
-        decay_steps = k3.cast(self.decay_steps, dtype)
-        decay_rate = k3.cast(self.decay_rate, dtype)
-        p = k3.cast(step, dtype) / decay_steps
-        if self.staircase:
-            p = jnp.floor(p)
-        const = k3.cast(jnp.array(1), dtype)
+        initial, decay_rate, p = self._keras3_operands(step)
+        const = k3.cast(jnp.array(1), initial.dtype)
         denom = jnp.add(const, jnp.multiply(decay_rate, p))
         return jnp.divide(initial, denom)
-
-    def get_config(self) -> dict:
-        return {
-            "initial_learning_rate": self.initial_learning_rate,
-            "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate,
-            "staircase": self.staircase,
-            "name": self.name,
-        }
