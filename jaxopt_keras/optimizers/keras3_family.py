@@ -32,7 +32,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.families import ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer, python_scalar
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import Weight, hyper_entry, keras_name, read_iterations
+from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
@@ -279,7 +279,8 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
             )
         state = self._state
         for (_, read, write), value in zip(entries, optimizer_variables):
-            state = write(state, jnp.asarray(value).astype(read(state).dtype))
+            like = read(state)
+            state = write(state, value if is_count(like) else jnp.asarray(value).astype(like.dtype))
         fn = self._lr_function()
         if fn is not None:
             state = hyper_entry("learning_rate")[1](state, fn())

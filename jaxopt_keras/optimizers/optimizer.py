@@ -36,7 +36,7 @@ from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
-from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.core.state import checked_count, find_state, replace_state
 from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipping
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
@@ -160,6 +160,8 @@ class KerasOptimizer(WeightsList):
         for a, b in zip(jax.tree_util.tree_leaves(self._state), jax.tree_util.tree_leaves(new_state)):
             if np.shape(a) != np.shape(b):
                 raise ValueError(f"State leaf shape {np.shape(b)} does not match the optimizer's {np.shape(a)}.")
+            if np.ndim(a) == 0 and np.issubdtype(np.dtype(a.dtype), np.integer):
+                checked_count(b, a.dtype, "the state's step counter")
         # Copies: the step donates the state's buffers, so the optimizer must own
         # them (a caller's arrays stay valid, and a buffer given twice is not
         # donated twice).

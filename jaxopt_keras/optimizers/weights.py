@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.algorithms.spec import Spec
-from jaxopt_keras.core.state import find_state, map_clocks, replace_state
+from jaxopt_keras.core.state import checked_count, find_state, map_clocks, replace_state
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState
@@ -148,16 +148,22 @@ def with_iterations(state: Any, value: Any, steps: int | None = None) -> Any:
 
     The optimizer step counts updates, which under gradient accumulation over
     ``steps`` calls is ``value // steps``; the accumulation and EMA clocks
-    count calls.  Each clock gets a fresh buffer: the step donates the state,
+    count calls.  A value the counter cannot hold raises ``ValueError``
+    (:func:`~jaxopt_keras.core.state.checked_count`): nothing wraps.  Each clock gets a fresh buffer: the step donates the state,
     and one buffer may not be donated twice.
     """
-    value = jnp.asarray(value)
+    value = checked_count(value, find_state(state, OptimizerState).iterations.dtype)
 
     def clock(x):
         v = value // steps if (steps and isinstance(x, OptimizerState)) else value
         return jnp.array(v, x.iterations.dtype, copy=True)
 
     return map_clocks(state, clock)
+
+
+def is_count(value: Any) -> bool:
+    """An integer entry: the step count (the only one a weights list has)."""
+    return np.issubdtype(np.dtype(value.dtype), np.integer)
 
 
 def slot_entry(slot: str, i: int) -> tuple[Callable, Callable]:
@@ -337,7 +343,8 @@ class WeightsList:
             w = np.asarray(w.value if isinstance(w, Variable) else w)
             if tuple(current.shape) != tuple(w.shape):
                 self._shape_error(name, current.shape, w.shape)
-            new_state = write(new_state, jnp.asarray(w).astype(current.dtype))
+            # The step count goes as given: its writer refuses what the counter cannot hold.
+            new_state = write(new_state, w if is_count(current) else jnp.asarray(w).astype(current.dtype))
         if entries:
             self._state = self._after_set_weights(new_state)
 
