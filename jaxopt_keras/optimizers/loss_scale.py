@@ -144,15 +144,17 @@ class LossScaleOptimizer:
         return [None if g is None else jnp.asarray(g) * reciprocal.astype(jnp.asarray(g).dtype) for g in grads]
 
     def compute_gradients(self, loss: Any, var_list: Sequence[Variable], tape: Any = None) -> list:
-        """Gradients of the scaled loss, unscaled."""
-        pairs = self._optimizer.compute_gradients(self.get_scaled_loss(loss), var_list, tape)
-        grads = self.get_unscaled_gradients([g for g, _ in pairs])
-        self._last_loss = self._optimizer._last_loss / self._scale.astype(jnp.asarray(self._optimizer._last_loss).dtype)
+        """Gradients of the scaled loss, unscaled (a non-scalar loss: of its sum)."""
+        with self._optimizer._lock:  # one scale for the loss and the gradients
+            pairs = self._optimizer.compute_gradients(self.get_scaled_loss(loss), var_list, tape)
+            grads = self.get_unscaled_gradients([g for g, _ in pairs])
+            self._last_loss = self._optimizer._last_loss / self._scale.astype(jnp.asarray(self._optimizer._last_loss).dtype)
         return list(zip(grads, [v for _, v in pairs]))
 
     def minimize(self, loss: Any, var_list: Sequence[Variable], tape: Any = None) -> Any:
-        self.apply_gradients(self.compute_gradients(loss, var_list, tape))
-        return self._last_loss
+        with self._optimizer._lock:
+            self.apply_gradients(self.compute_gradients(loss, var_list, tape))
+            return self._last_loss
 
     def apply_gradients(self, grads_and_vars, name: str | None = None, **kwargs: Any):
         """Applies the step when every gradient is finite; adjusts the loss scale.
@@ -207,6 +209,8 @@ class LossScaleOptimizer:
         config = dict(config)
         if "optimizer" in config and "inner_optimizer" not in config:  # TF 2.3 name
             config["inner_optimizer"] = config.pop("optimizer")
+        if "inner_optimizer" not in config:
+            raise ValueError(f"A serialized LossScaleOptimizer has no 'inner_optimizer' field: {sorted(config)}")
         inner = config.pop("inner_optimizer")
         if not isinstance(inner, KerasOptimizer):
             if not isinstance(inner, Mapping):

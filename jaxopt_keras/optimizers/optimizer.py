@@ -41,7 +41,7 @@ from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipp
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import WeightsList
+from jaxopt_keras.optimizers.weights import WeightsList, locked
 from jaxopt_keras.registry import Entry
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState, check_loss_scale_factor
@@ -147,11 +147,16 @@ class KerasOptimizer(WeightsList):
         return self._transformation
 
     @property
+    @locked
     def state(self) -> Any:
-        """The optimizer state over the registered variables."""
+        """The optimizer state over the registered variables.
+
+        Its buffers belong to the optimizer: the next step donates them, so read
+        what you need before stepping again (or copy it)."""
         return self._state
 
     @state.setter
+    @locked
     def state(self, new_state: Any) -> None:
         old_def = jax.tree_util.tree_structure(self._state)
         new_def = jax.tree_util.tree_structure(new_state)
@@ -176,6 +181,7 @@ class KerasOptimizer(WeightsList):
         return find_state(self._state if state is None else state, EmaState, required=False)
 
     @property
+    @locked
     def _hp(self) -> Hyperparams:
         return self._core().hyperparams
 
@@ -313,8 +319,13 @@ class KerasOptimizer(WeightsList):
         return tuple(self._hp.primary)
 
     def _hyper_view(self, name: str) -> StateView:
-        return StateView(f"{name}:0", lambda: self._hp[name], lambda value: self._set_numeric_hyper(name, value))
+        return StateView(f"{name}:0", lambda: self._hyper_value(name), lambda value: self._set_numeric_hyper(name, value))
 
+    @locked
+    def _hyper_value(self, name: str) -> jax.Array:
+        return jnp.array(self._hp[name], copy=True)  # a copy: the next step donates the state's buffers
+
+    @locked
     def _set_numeric_hyper(self, name: str, value: Any) -> None:
         self._set_hp(self._hp.replace(**{name: value}))
         if not isinstance(value, jax.core.Tracer):
@@ -342,10 +353,11 @@ class KerasOptimizer(WeightsList):
             raise AttributeError(name)
         if name == "lr":
             name = "learning_rate"
-        if name == "learning_rate":
-            return self._get_learning_rate()
-        if name in self._hyper_names():
-            return self._get_hyper(name)
+        with self._lock:
+            if name == "learning_rate":
+                return self._get_learning_rate()
+            if name in self._hyper_names():
+                return self._get_hyper(name)
         if name in args:
             return args[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
@@ -354,6 +366,11 @@ class KerasOptimizer(WeightsList):
         if name.startswith("_") or not self.__dict__.get("_initialized", False):
             object.__setattr__(self, name, value)
             return
+        with self._lock:
+            self._set_public(name, value)
+
+    def _set_public(self, name: str, value: Any) -> None:
+        """A public attribute's assignment: a hyperparameter, a structural argument, ``iterations``."""
         if name == "lr":
             name = "learning_rate"
         if name == "learning_rate":

@@ -11,6 +11,7 @@ list is a view of the one state the optimizer keeps: nothing is copied, and
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
@@ -130,6 +131,23 @@ def keras_name(spec: Spec, weight: Weight, variable: str = "") -> str:
     return f"{variable}/{weight.name}" if family == "legacy" else f"{weight.name}/{variable}"
 
 
+def locked(method: Callable) -> Callable:
+    """``method`` run under the optimizer's lock (``self._lock``, reentrant).
+
+    The jitted step donates the state's buffers: a thread reading or replacing
+    the state while another steps would see deleted arrays, and two steps
+    from one state would lose one.  Every method that reads or writes the
+    state takes the lock, so calls from several threads are serialised.
+    """
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class CallableList(list):
     """A list that returns itself when called (Keras's ``optimizer.variables()``)."""
 
@@ -235,9 +253,11 @@ class WeightsList:
     _ITER_NAME = "iteration"
 
     # -- iterations ----------------------------------------------------------
+    @locked
     def _iterations_value(self) -> jax.Array:
-        return read_iterations(self._state)
+        return jnp.array(read_iterations(self._state), copy=True)  # the next step donates the state's
 
+    @locked
     def _set_iterations(self, value: Any) -> None:
         self._state = self._write_iterations(self._state, value)
 
@@ -298,9 +318,14 @@ class WeightsList:
 
     def _view(self, name: str, read: Callable, write: Callable) -> StateView:
         def write_state(value):
-            self._state = write(self._state, value)
+            with self._lock:
+                self._state = write(self._state, value)
 
-        return StateView(name, lambda: read(self._state), write_state)
+        def read_state():
+            with self._lock:  # a copy: the next step donates the state's buffers
+                return jnp.array(read(self._state), copy=True)
+
+        return StateView(name, read_state, write_state)
 
     # -- the list ------------------------------------------------------------
     @property
@@ -315,6 +340,7 @@ class WeightsList:
         """Same as :attr:`weights`; callable too, as OptimizerV2's ``variables()``."""
         return CallableList(self.weights)
 
+    @locked
     def get_weights(self) -> list[np.ndarray]:
         """The weights' values as NumPy arrays (the step counter as int64, as Keras)."""
         if not self._built:
@@ -325,6 +351,7 @@ class WeightsList:
             out.append(value.astype(np.int64) if i == 0 else value)
         return out
 
+    @locked
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Sets all weights from a list in Keras's order; all or nothing.
 
