@@ -18,6 +18,7 @@ keeps the parameter as it was.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -41,6 +42,44 @@ class GradientTransformation(NamedTuple):
 
     init: Callable[[Params], OptState]
     update: Callable[..., tuple[Updates, OptState]]
+
+
+class Recipe(GradientTransformation):
+    """A :class:`GradientTransformation` that remembers the call that made it, and
+    pickles as that call.
+
+    Its ``init``/``update`` are closures, which pickle cannot store; the
+    public constructors (:func:`picklable`) record ``(constructor, args,
+    kwargs)`` instead, and unpickling calls the constructor again, giving an
+    equal transformation.  The arguments must pickle themselves (numbers,
+    schedules, other recipes; not a lambda).  It is a ``GradientTransformation``
+    (a NamedTuple of the two functions) in every other respect.
+    """
+
+    recipe: tuple  # (constructor, args, kwargs); set by `picklable`
+
+    def __reduce__(self):
+        constructor, args, kwargs = self.recipe
+        return _remake, (constructor, args, kwargs)
+
+
+def _remake(constructor: Callable[..., GradientTransformation], args: tuple, kwargs: dict) -> GradientTransformation:
+    return constructor(*args, **kwargs)
+
+
+def picklable(constructor: Callable[..., GradientTransformation]) -> Callable[..., GradientTransformation]:
+    """Decorates a public transformation constructor so that its result is a
+    :class:`Recipe` (pickles as the call).  The decorated function must be
+    reachable by its module and name (pickle looks it up there)."""
+
+    @functools.wraps(constructor)
+    def make(*args: Any, **kwargs: Any) -> GradientTransformation:
+        tx = constructor(*args, **kwargs)
+        out = Recipe(*tx)
+        out.recipe = (make, args, kwargs)
+        return out
+
+    return make
 
 
 class EmptyState(NamedTuple):
@@ -99,6 +138,7 @@ def densify(u: Any) -> Any:
     return u.to_dense() if isinstance(u, IndexedSlices) else u
 
 
+@picklable
 def identity() -> GradientTransformation:
     """The transform that returns its updates unchanged."""
 
@@ -113,6 +153,7 @@ def identity() -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
+@picklable
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Applies ``transforms`` one after another.
 

@@ -12,8 +12,10 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer
 from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.optimizers.families import loss_takes_values
@@ -119,14 +121,19 @@ class LossScaleOptimizer:
         return StateView("current_loss_scale:0", lambda: self._scale, self._set_scale)
 
     def _set_scale(self, value):
-        self._scale = jnp.asarray(value, jnp.float32)
+        with self._optimizer._lock:  # the step reads the scale
+            self._scale = jnp.asarray(value, jnp.float32)
+
+    def _set_counter(self, value):
+        with self._optimizer._lock:
+            self._counter = jnp.array(checked_count(value, np.int32, "good_steps"), copy=True)
 
     @property
     def dynamic_counter(self) -> StateView | None:
         """Finite steps since the scale last changed."""
         if not self._dynamic:
             return None
-        return StateView("good_steps:0", lambda: self._counter, lambda v: setattr(self, "_counter", jnp.asarray(v, jnp.int32)))
+        return StateView("good_steps:0", lambda: self._counter, self._set_counter)
 
     def get_scaled_loss(self, loss: Any) -> Any:
         """``loss * loss_scale``; a callable loss is wrapped (keeping its arity, see
@@ -188,6 +195,11 @@ class LossScaleOptimizer:
             object.__setattr__(self, name, value)
         else:
             setattr(self._optimizer, name, value)
+
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh LossScaleOptimizer around the inner optimizer's own
+        pickle (its config): the scale and the counter start over, as the state does."""
+        return LossScaleOptimizer, (self._optimizer, self._dynamic, self._initial_scale, self._growth_steps)
 
     # -- config -------------------------------------------------------------
     def serialized_name(self) -> str:

@@ -230,6 +230,11 @@ class LossScaleOptimizer:
         self.apply(grads, variables)
         return self.iterations
 
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh LossScaleOptimizer around the inner optimizer's own
+        pickle (its config), as Keras 3 pickles optimizers."""
+        return LossScaleOptimizer, (self.inner_optimizer, self.initial_scale, self.dynamic_growth_steps, self.name)
+
     # -- config ----------------------------------------------------------------
     def get_config(self) -> dict:
         """Keras 3's four keys."""

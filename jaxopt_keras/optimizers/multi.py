@@ -292,6 +292,12 @@ class MultiOptimizer:
             if vs:
                 opt.finalize_variable_values(vs)
 
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh MultiOptimizer over the map's pickle (each optimizer
+        a fresh one from its config), as Keras 3 pickles optimizers; a callable
+        map must pickle itself (a module-level function does)."""
+        return MultiOptimizer, (self.optimizer_map, self._loss_scale_factor, self.name)
+
     # -- config ----------------------------------------------------------------
     def get_config(self) -> dict:
         if not isinstance(self.optimizer_map, OptimizerMap):

@@ -34,6 +34,7 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.gradients import check_gradient, check_indices
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import checked_count, find_state, replace_state
@@ -260,11 +261,22 @@ class KerasOptimizer(WeightsList):
             key = self._var_key(v)
             if key not in self._index:
                 self._unknown_variable(v)
-            if isinstance(g, (IndexedSlices, jax.Array)):
-                grads[self._index[key]] = g  # no per-gradient dispatch on the hot path
-            else:
-                grads[self._index[key]] = jnp.asarray(g.value if isinstance(g, Variable) else g)
+            if not isinstance(g, (IndexedSlices, jax.Array)):
+                g = jnp.asarray(g.value if isinstance(g, Variable) else g)
+            self._check_gradient(g, v)
+            grads[self._index[key]] = g
         return grads
+
+    def _check_gradient(self, g: Any, variable: Variable) -> None:
+        """Shape and dtype against the variable (and, eagerly, a sparse gradient's
+        indices), before the step: the error names the variable."""
+        value = variable.value
+        if isinstance(g, jax.Array) and g.shape == value.shape and g.dtype.kind != "c":
+            return  # the hot path's common case: nothing for check_gradient to refuse
+        where = f"variable '{variable.path}'"
+        check_gradient(g, value, where, self._family)
+        if isinstance(g, IndexedSlices):
+            check_indices(g, where)
 
     def _unknown_variable(self, variable: Variable) -> None:
         raise KeyError(f"The optimizer does not know variable {variable.name}.")
@@ -423,6 +435,13 @@ class KerasOptimizer(WeightsList):
 
     def get_config(self) -> dict:
         raise NotImplementedError
+
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh optimizer made from :meth:`get_config`, in every
+        family (Keras 3 pickles its optimizers so): the configuration travels,
+        the variables and the state (slots, ``iterations``) do not.  Carry those
+        with ``get_weights``/``set_weights`` or the state (orbax, ``io``)."""
+        return type(self).from_config, (self.get_config(),)
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__} name={self._name!r}>"
