@@ -147,3 +147,10 @@ def test_the_wrappers_pickle():
     wrapped = round_trip(mixed_precision.LossScaleOptimizer(O.Adam(0.1)))
     mixed_precision.LossScaleOptimizer(O.Adam(0.1))  # the original's inner optimizer is not marked twice
     assert wrapped.inner_optimizer._is_wrapped_by_loss_scale_optimizer
+
+
+def test_a_rebuilt_transformation_without_its_call_says_so():
+    """``_replace`` (or ``tree_unflatten``) makes a transformation that does not
+    know the call that made it: pickling it is a clear PicklingError."""
+    with pytest.raises(pickle.PicklingError, match="does not record the call"):
+        pickle.dumps(jk.adam(0.1)._replace())

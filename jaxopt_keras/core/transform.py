@@ -19,6 +19,7 @@ keeps the parameter as it was.
 from __future__ import annotations
 
 import functools
+import pickle
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -59,6 +60,8 @@ class Recipe(GradientTransformation):
     recipe: tuple  # (constructor, args, kwargs); set by `picklable`
 
     def __reduce__(self):
+        if "recipe" not in self.__dict__:  # rebuilt by tree_unflatten or _replace: the call is unknown
+            raise pickle.PicklingError("This transformation does not record the call that made it; pickle the original.")
         constructor, args, kwargs = self.recipe
         return _remake, (constructor, args, kwargs)
 
