@@ -25,6 +25,7 @@ import numpy as np
 from jaxopt_keras.algorithms.spec import Route, Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
+from jaxopt_keras.core.gradients import check_gradients
 from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
@@ -220,6 +221,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         grads, treedef = base.flatten_updates(updates)
         n = len(grads)
         param_leaves = treedef.flatten_up_to(params) if params is not None else [None] * n
+        check_gradients(grads, param_leaves, lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), spec.family)
         if decays:
             mask = decay_mask(params) if callable(decay_mask) else decay_mask
             mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)

@@ -155,14 +155,17 @@ def current_advance(scalars: dict, c: Coefficients) -> dict:
 
 
 @jax.jit
-def _u_product_after(beta_1: jax.Array, iterations: jax.Array, dtype_of: jax.Array) -> jax.Array:
-    """``prod_{i=1..iterations} u_i``, multiplied in order in ``dtype_of``'s dtype.
+def u_product_loop(beta_1: jax.Array, iterations: jax.Array, dtype_of: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(prod_{i=1..iterations} u_i, trips)``: the product multiplied in order in
+    ``dtype_of``'s dtype, and how many factors the loop multiplied.
 
     The product falls geometrically (each factor is below ``beta_1 < 1``) and
     reaches exactly 0 after a few thousand factors in float32 and float64, and
-    stays there: the loop stops at that point, so its time does not grow with
-    ``iterations`` (nor does it for ``beta_1 == 1``, where the factors reach
-    exactly 1).
+    stays there: the loop stops at that point, so its trip count (and time) is
+    bounded whatever ``iterations`` is (so it is for ``beta_1 == 1``, where the
+    factors reach exactly 1, and for a non-finite product).  The counter starts
+    at 0 and never exceeds ``iterations``, so it cannot overflow, even at the
+    counter's maximum.
     """
     dtype = dtype_of.dtype
     one = jnp.ones([], dtype)
@@ -176,8 +179,8 @@ def _u_product_after(beta_1: jax.Array, iterations: jax.Array, dtype_of: jax.Arr
         u = _u_at(beta_1, i, 1, dtype)
         return i + 1, prod * u, u
 
-    _, prod, _ = jax.lax.while_loop(cond, body, (jnp.zeros_like(iterations), one, jnp.zeros([], dtype)))
-    return prod
+    trips, prod, _ = jax.lax.while_loop(cond, body, (jnp.zeros_like(iterations), one, jnp.zeros([], dtype)))
+    return prod, trips
 
 
 def current_restore_u_product(state: Any) -> Any:
@@ -188,7 +191,7 @@ def current_restore_u_product(state: Any) -> Any:
     accumulated in order and in its dtype, exactly as the uninterrupted run.
     """
     u = state.scalars["u_product"]
-    prod = _u_product_after(state.hyperparams["beta_1"].astype(u.dtype), state.iterations, u)
+    prod, _ = u_product_loop(state.hyperparams["beta_1"].astype(u.dtype), state.iterations, u)
     return state._replace(scalars=dict(state.scalars, u_product=prod))
 
 

@@ -18,6 +18,48 @@ def _lookup(name: str, table: Mapping[str, Any]) -> Any | None:
     return lowered.get(name.lower())
 
 
+def check_serialized(config: Any, what: str) -> dict:
+    """The fields of a serialized ``{"class_name", "config", "module", "registered_name"}``
+    dict, checked before anything reads them: ``config`` (a dict, ``None`` read as
+    ``{}``), ``class_name`` (a string), ``module`` and ``registered_name`` (a
+    string or ``None``).
+
+    Every reader of a config calls this first, so a malformed field is a
+    ``ValueError`` naming it, never a ``TypeError`` from a lookup
+    (``unhashable type: 'list'``).
+
+    Returns:
+      The inner config, as a dict.
+
+    Raises:
+      ValueError: ``config`` is not a dict, or a field has the wrong type or is
+        missing; the message names the field and ``what`` was being read.
+    """
+    if not isinstance(config, Mapping):
+        raise ValueError(
+            f"Could not interpret serialized {what}: expected a dict, received "
+            f"{type(config).__name__}: {config!r}"
+        )
+    if "class_name" not in config:
+        raise ValueError(f"Serialized {what} has no 'class_name' field: {dict(config)!r}")
+    class_name = config["class_name"]
+    if not isinstance(class_name, str):
+        raise ValueError(f"Field 'class_name' of a serialized {what} must be a string, received {class_name!r}.")
+    inner = config.get("config", {})
+    if inner is None:
+        inner = {}
+    if not isinstance(inner, Mapping):
+        raise ValueError(f"Field 'config' of a serialized {what} must be a dict, received {inner!r}.")
+    for field in ("module", "registered_name"):
+        value = config.get(field)
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                f"Field {field!r} of a serialized {what} must be a string or None, "
+                f"received {value!r}."
+            )
+    return dict(inner)
+
+
 def resolve_class(
     config: Any,
     *,
@@ -47,29 +89,10 @@ def resolve_class(
         class name that is neither ours nor in ``custom_objects``.  The message
         names the offending field.
     """
-    if not isinstance(config, Mapping):
-        raise ValueError(
-            f"Could not interpret serialized {what}: expected a dict, received "
-            f"{type(config).__name__}: {config!r}"
-        )
-    if "class_name" not in config:
-        raise ValueError(f"Serialized {what} has no 'class_name' field: {dict(config)!r}")
+    inner = check_serialized(config, what)
     class_name = config["class_name"]
-    if not isinstance(class_name, str):
-        raise ValueError(f"Field 'class_name' of a serialized {what} must be a string, received {class_name!r}.")
-    inner = config.get("config", {})
-    if inner is None:
-        inner = {}
-    if not isinstance(inner, Mapping):
-        raise ValueError(f"Field 'config' of a serialized {what} must be a dict, received {inner!r}.")
     registered = config.get("registered_name")
     module = config.get("module")
-    for field, value in (("module", module), ("registered_name", registered)):
-        if value is not None and not isinstance(value, str):
-            raise ValueError(
-                f"Field {field!r} of a serialized {what} must be a string or None, "
-                f"received {value!r}."
-            )
 
     custom = dict(custom_objects or {})
     for name in (registered, class_name):

@@ -27,8 +27,12 @@ class IndexedSlices:
 
     Args:
       values: ``[k, *dense_shape[1:]]``.
-      indices: ``[k]`` integer row indices; an index ``>= dense_shape[0]`` is
-        padding and is ignored.
+      indices: ``[k]`` integer row indices; an index outside
+        ``[0, dense_shape[0])`` (``dense_shape[0]`` by convention, or a
+        negative one) is padding and is ignored by the functional
+        transformations; the Keras layer refuses a negative index or one above
+        ``dense_shape[0]`` before its step (TensorFlow's kernels raise for
+        them), see :func:`jaxopt_keras.core.gradients.check_indices`.
       dense_shape: the shape of the dense tensor (static).
     """
 
@@ -79,18 +83,19 @@ def is_sparse(x: Any) -> bool:
 
 
 def gather(x: jax.Array, indices: jax.Array) -> jax.Array:
-    """``x[indices]``; padding rows read as zeros."""
-    return x.at[indices].get(mode="fill", fill_value=0)
+    """``x[indices]``; padding rows (an index outside ``[0, len(x))``, negative
+    ones included) read as zeros."""
+    return x.at[indices].get(mode="fill", fill_value=0, wrap_negative_indices=False)
 
 
 def scatter_add(x: jax.Array, indices: jax.Array, rows: jax.Array) -> jax.Array:
-    """``x[indices] += rows``; padding rows are dropped."""
-    return x.at[indices].add(rows.astype(x.dtype), mode="drop")
+    """``x[indices] += rows``; padding rows (out of range, negative included) are dropped."""
+    return x.at[indices].add(rows.astype(x.dtype), mode="drop", wrap_negative_indices=False)
 
 
 def scatter_set(x: jax.Array, indices: jax.Array, rows: jax.Array) -> jax.Array:
-    """``x[indices] = rows``; padding rows are dropped."""
-    return x.at[indices].set(rows.astype(x.dtype), mode="drop")
+    """``x[indices] = rows``; padding rows (out of range, negative included) are dropped."""
+    return x.at[indices].set(rows.astype(x.dtype), mode="drop", wrap_negative_indices=False)
 
 
 def on_rows(update, g: "IndexedSlices", p: Any, slots: Any, c: Any, *, with_params: bool = False):

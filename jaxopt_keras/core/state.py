@@ -36,6 +36,38 @@ def local_step(count: jax.Array, k: int, dtype: Any) -> jax.Array:
     return safe_add(count, k).astype(dtype)
 
 
+def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
+    """``value`` as a step count of ``dtype``, refusing what the counter cannot hold.
+
+    Without x64 the counter is int32 (:func:`count_dtype`): a count beyond
+    ``2**31 - 1`` would wrap (``2**31`` to ``-2**31``, ``2**32 + 7`` to 7) and
+    the following steps would compute with a wrong ``t``.  Stepping saturates
+    at the maximum (:func:`safe_add`); a count given from outside is refused.
+    A traced value (under ``jit``) is cast as it is: data cannot raise.
+
+    Raises:
+      ValueError: ``value`` is not a scalar, not a whole number, or outside
+        ``dtype``'s range (the message names ``what`` and how to count further).
+    """
+    dtype = np.dtype(dtype)
+    if isinstance(value, jax.core.Tracer):
+        return value.astype(dtype)
+    v = np.asarray(value)
+    if v.shape != ():
+        raise ValueError(f"`{what}` must be a scalar; received shape {v.shape}.")
+    if v.dtype.kind not in "iub" and not (v.dtype.kind == "f" and np.isfinite(v) and v == np.floor(v)):
+        raise ValueError(f"`{what}` must be a whole number; received {v.item()!r}.")
+    info = np.iinfo(dtype)
+    count = int(v)
+    if not info.min <= count <= info.max:
+        hint = " (enable x64, `jax.config.update('jax_enable_x64', True)`, to count to 2**63 - 1)" if info.bits < 64 else ""
+        raise ValueError(
+            f"`{what}` = {count} is outside the range of the optimizer's step counter ({dtype.name}: "
+            f"{info.min} to {info.max}){hint}."
+        )
+    return np.asarray(count, dtype)
+
+
 def is_clock(x: Any) -> bool:
     """A NamedTuple state with an ``iterations`` field (a step counter)."""
     return isinstance(x, tuple) and "iterations" in getattr(x, "_fields", ())

@@ -18,6 +18,8 @@ keeps the parameter as it was.
 
 from __future__ import annotations
 
+import functools
+import pickle
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -41,6 +43,46 @@ class GradientTransformation(NamedTuple):
 
     init: Callable[[Params], OptState]
     update: Callable[..., tuple[Updates, OptState]]
+
+
+class Recipe(GradientTransformation):
+    """A :class:`GradientTransformation` that remembers the call that made it, and
+    pickles as that call.
+
+    Its ``init``/``update`` are closures, which pickle cannot store; the
+    public constructors (:func:`picklable`) record ``(constructor, args,
+    kwargs)`` instead, and unpickling calls the constructor again, giving an
+    equal transformation.  The arguments must pickle themselves (numbers,
+    schedules, other recipes; not a lambda).  It is a ``GradientTransformation``
+    (a NamedTuple of the two functions) in every other respect.
+    """
+
+    recipe: tuple  # (constructor, args, kwargs); set by `picklable`
+
+    def __reduce__(self):
+        if "recipe" not in self.__dict__:  # rebuilt by tree_unflatten or _replace: the call is unknown
+            raise pickle.PicklingError("This transformation does not record the call that made it; pickle the original.")
+        constructor, args, kwargs = self.recipe
+        return _remake, (constructor, args, kwargs)
+
+
+def _remake(constructor: Callable[..., GradientTransformation], args: tuple, kwargs: dict) -> GradientTransformation:
+    return constructor(*args, **kwargs)
+
+
+def picklable(constructor: Callable[..., GradientTransformation]) -> Callable[..., GradientTransformation]:
+    """Decorates a public transformation constructor so that its result is a
+    :class:`Recipe` (pickles as the call).  The decorated function must be
+    reachable by its module and name (pickle looks it up there)."""
+
+    @functools.wraps(constructor)
+    def make(*args: Any, **kwargs: Any) -> GradientTransformation:
+        tx = constructor(*args, **kwargs)
+        out = Recipe(*tx)
+        out.recipe = (make, args, kwargs)
+        return out
+
+    return make
 
 
 class EmptyState(NamedTuple):
@@ -99,6 +141,7 @@ def densify(u: Any) -> Any:
     return u.to_dense() if isinstance(u, IndexedSlices) else u
 
 
+@picklable
 def identity() -> GradientTransformation:
     """The transform that returns its updates unchanged."""
 
@@ -113,6 +156,7 @@ def identity() -> GradientTransformation:
     return GradientTransformation(init, update)
 
 
+@picklable
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Applies ``transforms`` one after another.
 

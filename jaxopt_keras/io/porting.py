@@ -187,7 +187,10 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     for kind, leaves in new_lists.items():
         cls, field, (_, treedef) = per_variable[kind]
         state = replace_state(state, cls, lambda s, f=field, t=treedef, v=leaves: s._replace(**{f: t.unflatten(v)}))
-    state = with_iterations(state, checkpoint.iterations, opt._args.get("gradient_accumulation_steps"))
+    try:
+        state = with_iterations(state, checkpoint.iterations, opt._args.get("gradient_accumulation_steps"))
+    except ValueError as e:  # a step count the counter cannot hold (int32 without x64)
+        raise KerasFileError(checkpoint.path, f"the optimizer's step count: {e}") from None
     if opt._spec.after_load is not None:
         state = replace_state(state, OptimizerState, opt._spec.after_load)
     return state

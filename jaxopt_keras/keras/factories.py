@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, Spec
 from jaxopt_keras.core.hyperparams import with_hyperparams
-from jaxopt_keras.core.transform import GradientTransformation
+from jaxopt_keras.core.transform import GradientTransformation, picklable
 from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.registry import Entry, entries, find
@@ -176,6 +176,9 @@ def make_factory(entry: Entry, family: str) -> Callable[..., GradientTransformat
         tx = build_transformation(spec, checked, named["name"] or entry.class_name)
         return with_hyperparams(tx, injected) if injected else tx
 
+    factory.__name__ = factory.__qualname__ = entry.function
+    factory.__module__ = MODULES[family]
+    factory = picklable(factory)  # its result pickles as this call (the factory pickles by name)
     factory.entry = entry
     factory.__signature__ = sig
     factory.__name__ = factory.__qualname__ = entry.function

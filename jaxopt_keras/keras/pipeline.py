@@ -14,6 +14,7 @@ from typing import Any, Mapping
 from jaxopt_keras.algorithms.driver import scale_by_keras
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.gradients import with_checked_gradients
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.transforms import clipping
 from jaxopt_keras.transforms.accumulation import accumulate_gradients, scale_by_loss_scale_factor
@@ -105,7 +106,8 @@ def build_transformation(spec: Spec, args: Mapping[str, Any], name: str = "optim
         parts.append(scale_by_loss_scale_factor(args["loss_scale_factor"]))
     if steps:
         step = base.chain(*inner) if len(inner) > 1 else inner[0]
-        parts.append(accumulate_gradients(step, steps, compute_every_call=spec.family == "keras3"))
+        accumulate = accumulate_gradients(step, steps, compute_every_call=spec.family == "keras3")
+        parts.append(with_checked_gradients(accumulate, spec.family))  # checked before they are summed
     else:
         parts.extend(inner)
     if args.get("use_ema"):

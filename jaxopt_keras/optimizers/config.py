@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxopt_keras.core.resolve import resolve_class
+from jaxopt_keras.core.resolve import check_serialized, resolve_class
 from jaxopt_keras.optimizers.classes import classes, is_registry_class
 from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.registry import entries, find
@@ -138,9 +138,10 @@ def deserialize_optimizer(
     config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, family: str | None, default: str = "current"
 ) -> Any:
     """An optimizer (not a loss-scale wrapper) from its config; the family read from it unless given."""
+    check_serialized(config, "optimizer")
     custom = dict(custom_objects or {})
     config = without_custom_prefix(config, custom)
-    inner_config = config.get("config") if isinstance(config.get("config"), Mapping) else {}
+    inner_config = config.get("config") or {}
     family = config_family(config, inner_config, default) if family is None else family
     cls, inner = resolve_class(
         config,

@@ -11,13 +11,14 @@ import inspect
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.driver import learning_rate_at
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import Weight, keras_name
+from jaxopt_keras.optimizers.weights import Weight, keras_name, locked
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
 from jaxopt_keras.schedules import serialize as serialize_schedule
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
@@ -35,14 +36,14 @@ def loss_takes_values(loss: Callable) -> bool:
 class GradientsMixin:
     """TF-Keras's ``compute_gradients`` and ``minimize`` (Keras 3 has neither)."""
 
-
-
     def compute_gradients(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> list:
         """``[(gradient, variable)]`` of ``loss`` with respect to the variables' values.
 
         ``loss`` is either a callable of the list of values, or Keras-style a
         callable of no arguments that reads the variables (their values are
-        swapped for tracers while the gradient is taken).
+        swapped for tracers while the gradient is taken, under the optimizer's
+        lock).  A non-scalar loss is differentiated as its sum, as TF-Keras's
+        ``tape.gradient`` does: ``grad = d(sum(loss))/d(var)``.
         """
         if tape is not None:
             raise ValueError("JAX has no gradient tape: pass `loss` as a callable.")
@@ -63,8 +64,13 @@ class GradientsMixin:
                 for v, x in zip(var_list, saved):
                     v._value = x
 
-        value, grads = jax.value_and_grad(f)([v.value for v in var_list])
-        self._last_loss = value
+        def summed(values):
+            value = f(values)
+            return jnp.sum(value), value
+
+        with self._lock:  # other threads must not see the tracers
+            (_, value), grads = jax.value_and_grad(summed, has_aux=True)([v.value for v in var_list])
+            self._last_loss = value
         return list(zip(grads, var_list))
 
     def minimize(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> jax.Array:
@@ -73,9 +79,10 @@ class GradientsMixin:
         Returns:
           The loss value before the step.
         """
-        grads_and_vars = self.compute_gradients(loss, var_list, tape)
-        self.apply_gradients(grads_and_vars)
-        return self._last_loss
+        with self._lock:  # the loss and the step it returns belong together
+            grads_and_vars = self.compute_gradients(loss, var_list, tape)
+            self.apply_gradients(grads_and_vars)
+            return self._last_loss
 
 
 class ConfigMixin:
@@ -271,6 +278,7 @@ class Optimizer(GradientsMixin, ConfigMixin, KerasOptimizer):
             f"training loop or use legacy optimizer `jaxopt_keras.optimizers.legacy.{type(self).__name__}."
         )
 
+    @locked
     def exclude_from_weight_decay(self, var_list: Sequence[Variable] | None = None, var_names: Sequence[str] | None = None) -> None:
         """Exempts variables (by identity, or by regex on their names) from weight decay.
 
@@ -282,6 +290,7 @@ class Optimizer(GradientsMixin, ConfigMixin, KerasOptimizer):
         ids = [id(v) for v in var_list] if var_list else []
         self._weight_decay_exclude = (ids, list(var_names or []))
 
+    @locked
     def finalize_variable_values(self, var_list: Sequence[Variable]) -> None:
         """With ``use_ema``, overwrites the variables with their moving averages."""
         if not self._args.get("use_ema") or not self.built:

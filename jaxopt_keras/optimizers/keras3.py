@@ -10,6 +10,7 @@ which Keras wrote it is read as a Keras 3 config, and ``get(None)`` is
 from typing import Any, Mapping
 
 from jaxopt_keras import schedules
+from jaxopt_keras.core.resolve import check_serialized
 from jaxopt_keras.optimizers import classes as _classes
 from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer as Optimizer
@@ -49,8 +50,7 @@ def deserialize(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | N
       ValueError: an unknown class (Keras 3 returns the class name instead),
         a foreign ``module``, or a malformed config; nothing is built then.
     """
-    if not isinstance(config, Mapping):
-        raise ValueError(f"Could not interpret serialized optimizer: expected a dict, received {config!r}")
+    check_serialized(config, "optimizer")
     name = config.get("class_name")
     key = name.lower() if isinstance(name, str) else None
     if key not in WRAPPERS or (custom_objects and name in custom_objects):
@@ -67,9 +67,15 @@ def deserialize(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | N
         members = inner.get("optimizer_map") or {}
         if not isinstance(members, Mapping):
             raise ValueError(f"Field 'optimizer_map' of a serialized OptimizerMap must be a dict, received {members!r}.")
+        for key, member in [("default_optimizer", inner.get("default_optimizer")), *members.items()]:
+            if not isinstance(key, str) or not isinstance(member, Mapping):
+                where = "Field 'default_optimizer'" if key == "default_optimizer" else f"Entry {key!r} of field 'optimizer_map'"
+                raise ValueError(f"{where} of a serialized OptimizerMap must be an optimizer config (a dict) under a string key, received {member!r}.")
         default = deserialize(inner.get("default_optimizer"), custom_objects)
         return OptimizerMap(default, {k: deserialize(v, custom_objects) for k, v in members.items()})
     rest = {k: v for k, v in inner.items() if k != "optimizer_map"}
+    if not isinstance(inner.get("optimizer_map"), Mapping):
+        raise ValueError(f"Field 'optimizer_map' of a serialized MultiOptimizer must be an OptimizerMap config (a dict), received {inner.get('optimizer_map')!r}.")
     return MultiOptimizer(deserialize(inner.get("optimizer_map"), custom_objects), **rest)
 
 

@@ -32,7 +32,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.families import ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer, python_scalar
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import Weight, hyper_entry, keras_name, read_iterations
+from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
@@ -104,7 +104,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     def _get_learning_rate(self) -> Any:
         lr = self._args["learning_rate"]
         if isinstance(lr, LearningRateSchedule):
-            return jnp.asarray(lr.evaluate(read_iterations(self._state), DEFAULT_NUMERICS["keras3"]))
+            return jnp.asarray(lr.evaluate(self._iterations_value(), DEFAULT_NUMERICS["keras3"]))
         if is_zero_arg_callable(lr):
             return lr()
         return self._hyper_view("learning_rate")
@@ -131,7 +131,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     def iterations(self) -> Any:
         """Updates taken: the call count, divided by ``gradient_accumulation_steps`` when set."""
         steps = self._args.get("gradient_accumulation_steps")
-        raw = StateView(f"{self._name}/iteration", lambda: read_iterations(self._state), self._set_iterations)
+        raw = StateView(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
         return raw if not steps else jnp.floor_divide(raw.value, steps)
 
     # -- variables -------------------------------------------------------------
@@ -148,6 +148,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     def weights(self) -> list[StateView]:
         return [self._view(*entry) for entry in self._weight_entries()]
 
+    @locked
     def get_weights(self) -> list[np.ndarray]:
         return [np.array(read(self._state)) for _, read, _ in self._weight_entries()]
 
@@ -249,8 +250,9 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
             with self._lock:
                 self._build_for(pairs, kept)
                 self._run(kept)
-        return StateView(f"{self._name}/iteration", lambda: read_iterations(self._state), self._set_iterations)
+        return StateView(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
 
+    @locked
     def stateless_apply(self, optimizer_variables: Sequence[Any], grads: Sequence[Any], trainable_variables: Sequence[Any]):
         """One step as a pure function of values: ``(new trainable values, new optimizer variables)``.
 
@@ -279,7 +281,8 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
             )
         state = self._state
         for (_, read, write), value in zip(entries, optimizer_variables):
-            state = write(state, jnp.asarray(value).astype(read(state).dtype))
+            like = read(state)
+            state = write(state, value if is_count(like) else jnp.asarray(value).astype(like.dtype))
         fn = self._lr_function()
         if fn is not None:
             state = hyper_entry("learning_rate")[1](state, fn())
@@ -293,6 +296,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
         factor = self._args.get("loss_scale_factor")
         return loss if factor is None else loss * factor
 
+    @locked
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
         """Exempts variables (by identity, or by ``re.search`` on the last part of their path).
 
@@ -314,6 +318,7 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
             for v in self._variables
         ]
 
+    @locked
     def finalize_variable_values(self, var_list: Sequence[Variable]) -> None:
         """With ``use_ema``, overwrites the variables with their moving averages."""
         if not self._args.get("use_ema") or not self.built:

@@ -12,8 +12,10 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer
 from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.optimizers.families import loss_takes_values
@@ -119,14 +121,19 @@ class LossScaleOptimizer:
         return StateView("current_loss_scale:0", lambda: self._scale, self._set_scale)
 
     def _set_scale(self, value):
-        self._scale = jnp.asarray(value, jnp.float32)
+        with self._optimizer._lock:  # the step reads the scale
+            self._scale = jnp.asarray(value, jnp.float32)
+
+    def _set_counter(self, value):
+        with self._optimizer._lock:
+            self._counter = jnp.array(checked_count(value, np.int32, "good_steps"), copy=True)
 
     @property
     def dynamic_counter(self) -> StateView | None:
         """Finite steps since the scale last changed."""
         if not self._dynamic:
             return None
-        return StateView("good_steps:0", lambda: self._counter, lambda v: setattr(self, "_counter", jnp.asarray(v, jnp.int32)))
+        return StateView("good_steps:0", lambda: self._counter, self._set_counter)
 
     def get_scaled_loss(self, loss: Any) -> Any:
         """``loss * loss_scale``; a callable loss is wrapped (keeping its arity, see
@@ -144,15 +151,17 @@ class LossScaleOptimizer:
         return [None if g is None else jnp.asarray(g) * reciprocal.astype(jnp.asarray(g).dtype) for g in grads]
 
     def compute_gradients(self, loss: Any, var_list: Sequence[Variable], tape: Any = None) -> list:
-        """Gradients of the scaled loss, unscaled."""
-        pairs = self._optimizer.compute_gradients(self.get_scaled_loss(loss), var_list, tape)
-        grads = self.get_unscaled_gradients([g for g, _ in pairs])
-        self._last_loss = self._optimizer._last_loss / self._scale.astype(jnp.asarray(self._optimizer._last_loss).dtype)
+        """Gradients of the scaled loss, unscaled (a non-scalar loss: of its sum)."""
+        with self._optimizer._lock:  # one scale for the loss and the gradients
+            pairs = self._optimizer.compute_gradients(self.get_scaled_loss(loss), var_list, tape)
+            grads = self.get_unscaled_gradients([g for g, _ in pairs])
+            self._last_loss = self._optimizer._last_loss / self._scale.astype(jnp.asarray(self._optimizer._last_loss).dtype)
         return list(zip(grads, [v for _, v in pairs]))
 
     def minimize(self, loss: Any, var_list: Sequence[Variable], tape: Any = None) -> Any:
-        self.apply_gradients(self.compute_gradients(loss, var_list, tape))
-        return self._last_loss
+        with self._optimizer._lock:
+            self.apply_gradients(self.compute_gradients(loss, var_list, tape))
+            return self._last_loss
 
     def apply_gradients(self, grads_and_vars, name: str | None = None, **kwargs: Any):
         """Applies the step when every gradient is finite; adjusts the loss scale.
@@ -187,6 +196,11 @@ class LossScaleOptimizer:
         else:
             setattr(self._optimizer, name, value)
 
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh LossScaleOptimizer around the inner optimizer's own
+        pickle (its config): the scale and the counter start over, as the state does."""
+        return LossScaleOptimizer, (self._optimizer, self._dynamic, self._initial_scale, self._growth_steps)
+
     # -- config -------------------------------------------------------------
     def serialized_name(self) -> str:
         """TF-Keras's class name: ``LossScaleOptimizer`` around a legacy optimizer, else ``LossScaleOptimizerV3``."""
@@ -207,6 +221,8 @@ class LossScaleOptimizer:
         config = dict(config)
         if "optimizer" in config and "inner_optimizer" not in config:  # TF 2.3 name
             config["inner_optimizer"] = config.pop("optimizer")
+        if "inner_optimizer" not in config:
+            raise ValueError(f"A serialized LossScaleOptimizer has no 'inner_optimizer' field: {sorted(config)}")
         inner = config.pop("inner_optimizer")
         if not isinstance(inner, KerasOptimizer):
             if not isinstance(inner, Mapping):

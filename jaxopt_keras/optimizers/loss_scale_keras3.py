@@ -12,6 +12,7 @@ its ``variables`` list.  The rule is
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -19,10 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
 from jaxopt_keras.optimizers.multi import MultiOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.transforms.loss_scale import all_finite, loss_scale_optimizer_keras3, next_loss_scale_keras3
 
 # The base optimizer's arguments, which configs of Keras 3 before 3.12 carry:
@@ -91,6 +94,7 @@ class LossScaleOptimizer:
         self._counter = jnp.zeros([], jnp.int32)
         self._built = False
         self._step = jax.jit(self.stateless_apply)
+        self._lock = threading.RLock()  # one call at a time (see weights.locked)
 
     # -- the inner optimizer's surface ------------------------------------------
     @property
@@ -109,6 +113,7 @@ class LossScaleOptimizer:
     def built(self) -> bool:
         return self._built
 
+    @locked
     def build(self, var_list: Sequence[Variable]) -> None:
         self.inner_optimizer.build(var_list)
         self._built = True
@@ -134,8 +139,9 @@ class LossScaleOptimizer:
             ]
         return views
 
+    @locked
     def _set_counter(self, value: Any) -> None:
-        self._counter = jnp.asarray(value, jnp.int32)
+        self._counter = jnp.array(checked_count(value, np.int32, "step_counter"), copy=True)
 
     def _set_scale(self, value: Any) -> None:
         self._scale = jnp.asarray(value, jnp.float32)
@@ -148,15 +154,19 @@ class LossScaleOptimizer:
     def loss_scale(self) -> StateView:
         return StateView(f"{self.name}/dynamic_scale", lambda: self._scale, self._set_scale)
 
+    @locked
     def get_weights(self) -> list[np.ndarray]:
         return [np.array(v.value) for v in self.variables]
 
+    @locked
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Its own four variables, then the inner optimizer's; all or nothing."""
         weights = list(weights)
         own = len(self._own_views())
         if len(weights) != len(self.variables):
             raise ValueError(f"Expected {len(self.variables)} weights for {self.name}, received {len(weights)}.")
+        if self._built:
+            checked_count(weights[2], np.int32, "step_counter")  # before anything changes
         self.inner_optimizer.set_weights(weights[own:])
         if self._built:
             self._set_counter(weights[2])
@@ -190,6 +200,7 @@ class LossScaleOptimizer:
         new_scale, new_counter = next_loss_scale_keras3(scale, counter, finite, self.dynamic_growth_steps)
         return new_values, [own[0], own[1], new_counter, new_scale] + list(new_inner)
 
+    @locked
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Variable] | None = None) -> None:
         """``stateless_apply`` on the variables' values, written back."""
         grads = list(grads)
@@ -218,6 +229,11 @@ class LossScaleOptimizer:
         grads, variables = zip(*grads_and_vars)
         self.apply(grads, variables)
         return self.iterations
+
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh LossScaleOptimizer around the inner optimizer's own
+        pickle (its config), as Keras 3 pickles optimizers."""
+        return LossScaleOptimizer, (self.inner_optimizer, self.initial_scale, self.dynamic_growth_steps, self.name)
 
     # -- config ----------------------------------------------------------------
     def get_config(self) -> dict:

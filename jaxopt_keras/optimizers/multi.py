@@ -13,6 +13,7 @@ transformations.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -20,9 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
 from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.transforms.routing import multi_optimizer, route
 
 
@@ -114,6 +117,7 @@ class MultiOptimizer:
         self._iterations = jnp.zeros([], jnp.int32)
         self._variables: list[Variable] = []
         self._owner: list[int] = []  # optimizer index of each variable, in build order
+        self._lock = threading.RLock()  # one call at a time (see weights.locked)
 
     # -- members -------------------------------------------------------------
     @property
@@ -149,6 +153,7 @@ class MultiOptimizer:
     def built(self) -> bool:
         return bool(self._variables)
 
+    @locked
     def build(self, var_list: Sequence[Variable]) -> None:
         """Routes each variable and builds every optimizer on its own, in ``var_list`` order.
 
@@ -183,8 +188,9 @@ class MultiOptimizer:
             StateView(f"{self.name}/learning_rate", lambda: jnp.zeros([], jnp.float32), lambda v: None),
         ]
 
+    @locked
     def _set_iterations(self, value: Any) -> None:
-        self._iterations = jnp.asarray(value, jnp.int32)
+        self._iterations = jnp.array(checked_count(value, np.int32), copy=True)
 
     @property
     def variables(self) -> list[StateView]:
@@ -194,15 +200,18 @@ class MultiOptimizer:
     def iterations(self) -> StateView:
         return self._own_views()[0]
 
+    @locked
     def get_weights(self) -> list[np.ndarray]:
         return [np.array(v.value) for v in self.variables]
 
+    @locked
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Its own variables, then each optimizer's slice; all or nothing."""
         weights = list(weights)
         sizes = [len(opt.variables) for opt in self._optimizers]
         if len(weights) != 2 + sum(sizes):
             raise ValueError(f"Expected {2 + sum(sizes)} weights for {self.name}, received {len(weights)}.")
+        checked_count(weights[0], np.int32)  # before anything changes
         saved = [opt.get_weights() if opt.built else None for opt in self._optimizers]
         try:
             start = 2
@@ -218,6 +227,7 @@ class MultiOptimizer:
         self._set_iterations(weights[0])
 
     # -- applying --------------------------------------------------------------
+    @locked
     def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Variable] | None = None) -> None:
         grads = list(grads)
         if not grads:
@@ -281,6 +291,12 @@ class MultiOptimizer:
         for opt, vs in zip(self._optimizers, self._groups(list(var_list))):
             if vs:
                 opt.finalize_variable_values(vs)
+
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh MultiOptimizer over the map's pickle (each optimizer
+        a fresh one from its config), as Keras 3 pickles optimizers; a callable
+        map must pickle itself (a module-level function does)."""
+        return MultiOptimizer, (self.optimizer_map, self._loss_scale_factor, self.name)
 
     # -- config ----------------------------------------------------------------
     def get_config(self) -> dict:

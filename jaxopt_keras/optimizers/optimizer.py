@@ -34,14 +34,15 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.gradients import check_gradient, check_indices
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
-from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.core.state import checked_count, find_state, replace_state
 from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipping
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.optimizers.weights import WeightsList
+from jaxopt_keras.optimizers.weights import WeightsList, locked
 from jaxopt_keras.registry import Entry
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState, check_loss_scale_factor
@@ -147,11 +148,16 @@ class KerasOptimizer(WeightsList):
         return self._transformation
 
     @property
+    @locked
     def state(self) -> Any:
-        """The optimizer state over the registered variables."""
+        """The optimizer state over the registered variables.
+
+        Its buffers belong to the optimizer: the next step donates them, so read
+        what you need before stepping again (or copy it)."""
         return self._state
 
     @state.setter
+    @locked
     def state(self, new_state: Any) -> None:
         old_def = jax.tree_util.tree_structure(self._state)
         new_def = jax.tree_util.tree_structure(new_state)
@@ -160,6 +166,8 @@ class KerasOptimizer(WeightsList):
         for a, b in zip(jax.tree_util.tree_leaves(self._state), jax.tree_util.tree_leaves(new_state)):
             if np.shape(a) != np.shape(b):
                 raise ValueError(f"State leaf shape {np.shape(b)} does not match the optimizer's {np.shape(a)}.")
+            if np.ndim(a) == 0 and np.issubdtype(np.dtype(a.dtype), np.integer):
+                checked_count(b, a.dtype, "the state's step counter")
         # Copies: the step donates the state's buffers, so the optimizer must own
         # them (a caller's arrays stay valid, and a buffer given twice is not
         # donated twice).
@@ -174,6 +182,7 @@ class KerasOptimizer(WeightsList):
         return find_state(self._state if state is None else state, EmaState, required=False)
 
     @property
+    @locked
     def _hp(self) -> Hyperparams:
         return self._core().hyperparams
 
@@ -252,11 +261,22 @@ class KerasOptimizer(WeightsList):
             key = self._var_key(v)
             if key not in self._index:
                 self._unknown_variable(v)
-            if isinstance(g, (IndexedSlices, jax.Array)):
-                grads[self._index[key]] = g  # no per-gradient dispatch on the hot path
-            else:
-                grads[self._index[key]] = jnp.asarray(g.value if isinstance(g, Variable) else g)
+            if not isinstance(g, (IndexedSlices, jax.Array)):
+                g = jnp.asarray(g.value if isinstance(g, Variable) else g)
+            self._check_gradient(g, v)
+            grads[self._index[key]] = g
         return grads
+
+    def _check_gradient(self, g: Any, variable: Variable) -> None:
+        """Shape and dtype against the variable (and, eagerly, a sparse gradient's
+        indices), before the step: the error names the variable."""
+        value = variable.value
+        if isinstance(g, jax.Array) and g.shape == value.shape and g.dtype.kind != "c":
+            return  # the hot path's common case: nothing for check_gradient to refuse
+        where = f"variable '{variable.path}'"
+        check_gradient(g, value, where, self._family)
+        if isinstance(g, IndexedSlices):
+            check_indices(g, where)
 
     def _unknown_variable(self, variable: Variable) -> None:
         raise KeyError(f"The optimizer does not know variable {variable.name}.")
@@ -311,8 +331,13 @@ class KerasOptimizer(WeightsList):
         return tuple(self._hp.primary)
 
     def _hyper_view(self, name: str) -> StateView:
-        return StateView(f"{name}:0", lambda: self._hp[name], lambda value: self._set_numeric_hyper(name, value))
+        return StateView(f"{name}:0", lambda: self._hyper_value(name), lambda value: self._set_numeric_hyper(name, value))
 
+    @locked
+    def _hyper_value(self, name: str) -> jax.Array:
+        return jnp.array(self._hp[name], copy=True)  # a copy: the next step donates the state's buffers
+
+    @locked
     def _set_numeric_hyper(self, name: str, value: Any) -> None:
         self._set_hp(self._hp.replace(**{name: value}))
         if not isinstance(value, jax.core.Tracer):
@@ -340,10 +365,11 @@ class KerasOptimizer(WeightsList):
             raise AttributeError(name)
         if name == "lr":
             name = "learning_rate"
-        if name == "learning_rate":
-            return self._get_learning_rate()
-        if name in self._hyper_names():
-            return self._get_hyper(name)
+        with self._lock:
+            if name == "learning_rate":
+                return self._get_learning_rate()
+            if name in self._hyper_names():
+                return self._get_hyper(name)
         if name in args:
             return args[name]
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
@@ -352,6 +378,11 @@ class KerasOptimizer(WeightsList):
         if name.startswith("_") or not self.__dict__.get("_initialized", False):
             object.__setattr__(self, name, value)
             return
+        with self._lock:
+            self._set_public(name, value)
+
+    def _set_public(self, name: str, value: Any) -> None:
+        """A public attribute's assignment: a hyperparameter, a structural argument, ``iterations``."""
         if name == "lr":
             name = "learning_rate"
         if name == "learning_rate":
@@ -404,6 +435,13 @@ class KerasOptimizer(WeightsList):
 
     def get_config(self) -> dict:
         raise NotImplementedError
+
+    def __reduce__(self) -> tuple:
+        """Pickles as a fresh optimizer made from :meth:`get_config`, in every
+        family (Keras 3 pickles its optimizers so): the configuration travels,
+        the variables and the state (slots, ``iterations``) do not.  Carry those
+        with ``get_weights``/``set_weights`` or the state (orbax, ``io``)."""
+        return type(self).from_config, (self.get_config(),)
 
     def __repr__(self) -> str:
         return f"<{type(self).__module__}.{type(self).__name__} name={self._name!r}>"

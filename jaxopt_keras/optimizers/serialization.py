@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from jaxopt_keras.core.resolve import resolve_class
+from jaxopt_keras.core.resolve import check_serialized, resolve_class
 from jaxopt_keras.optimizers.config import (
     LOSS_SCALE_MODULES,
     LOSS_SCALE_NAMES,
@@ -83,8 +83,7 @@ def deserialize(
     use_legacy_optimizer = kwargs.pop("use_legacy_optimizer", None)
     if kwargs:
         raise TypeError(f"Invalid keyword arguments: {kwargs}")
-    if not isinstance(config, Mapping):
-        raise ValueError(f"Could not interpret serialized optimizer: expected a dict, received {config!r}")
+    check_serialized(config, "optimizer")
     custom = dict(custom_objects or {})
     config = without_custom_prefix(config, custom)
     class_name = config.get("class_name")

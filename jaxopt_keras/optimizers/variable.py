@@ -97,6 +97,8 @@ class Variable:
 
     # -- writing -----------------------------------------------------------
     def _check(self, value: Any) -> jax.Array:
+        if jnp.issubdtype(self.dtype, jnp.integer) and not isinstance(value, jax.core.Tracer):
+            self._check_range(np.asarray(value.value if isinstance(value, Variable) else value))
         new = jnp.asarray(value)
         if new.shape != self.shape:
             raise ValueError(
@@ -104,6 +106,16 @@ class Variable:
                 f"shape {self.shape}, and the assigned value shape {new.shape} are incompatible."
             )
         return jnp.array(new, dtype=self.dtype, copy=True)  # owned, as in __init__
+
+    def _check_range(self, value: np.ndarray) -> None:
+        """An integer variable (the step count) takes no value its dtype would wrap."""
+        info = np.iinfo(self.dtype)
+        if value.size and np.issubdtype(value.dtype, np.number) and (value.min() < info.min or value.max() > info.max):
+            hint = " (enable x64 to count to 2**63 - 1)" if info.bits < 64 else ""
+            raise ValueError(
+                f"Cannot assign value to variable '{self.name}': {value.max() if value.max() > info.max else value.min()} "
+                f"is outside the range of its dtype {np.dtype(self.dtype).name} ({info.min} to {info.max}){hint}."
+            )
 
     def assign(self, value: Any) -> "Variable":
         """Replaces the value (same shape; converted to the variable's dtype)."""

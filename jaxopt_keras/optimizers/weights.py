@@ -11,6 +11,7 @@ list is a view of the one state the optimizer keeps: nothing is copied, and
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
@@ -19,7 +20,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.algorithms.spec import Spec
-from jaxopt_keras.core.state import find_state, map_clocks, replace_state
+from jaxopt_keras.core.state import checked_count, find_state, map_clocks, replace_state
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState
@@ -130,6 +131,23 @@ def keras_name(spec: Spec, weight: Weight, variable: str = "") -> str:
     return f"{variable}/{weight.name}" if family == "legacy" else f"{weight.name}/{variable}"
 
 
+def locked(method: Callable) -> Callable:
+    """``method`` run under the optimizer's lock (``self._lock``, reentrant).
+
+    The jitted step donates the state's buffers: a thread reading or replacing
+    the state while another steps would see deleted arrays, and two steps
+    from one state would lose one.  Every method that reads or writes the
+    state takes the lock, so calls from several threads are serialised.
+    """
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class CallableList(list):
     """A list that returns itself when called (Keras's ``optimizer.variables()``)."""
 
@@ -148,16 +166,22 @@ def with_iterations(state: Any, value: Any, steps: int | None = None) -> Any:
 
     The optimizer step counts updates, which under gradient accumulation over
     ``steps`` calls is ``value // steps``; the accumulation and EMA clocks
-    count calls.  Each clock gets a fresh buffer: the step donates the state,
+    count calls.  A value the counter cannot hold raises ``ValueError``
+    (:func:`~jaxopt_keras.core.state.checked_count`): nothing wraps.  Each clock gets a fresh buffer: the step donates the state,
     and one buffer may not be donated twice.
     """
-    value = jnp.asarray(value)
+    value = checked_count(value, find_state(state, OptimizerState).iterations.dtype)
 
     def clock(x):
         v = value // steps if (steps and isinstance(x, OptimizerState)) else value
         return jnp.array(v, x.iterations.dtype, copy=True)
 
     return map_clocks(state, clock)
+
+
+def is_count(value: Any) -> bool:
+    """An integer entry: the step count (the only one a weights list has)."""
+    return np.issubdtype(np.dtype(value.dtype), np.integer)
 
 
 def slot_entry(slot: str, i: int) -> tuple[Callable, Callable]:
@@ -229,9 +253,11 @@ class WeightsList:
     _ITER_NAME = "iteration"
 
     # -- iterations ----------------------------------------------------------
+    @locked
     def _iterations_value(self) -> jax.Array:
-        return read_iterations(self._state)
+        return jnp.array(read_iterations(self._state), copy=True)  # the next step donates the state's
 
+    @locked
     def _set_iterations(self, value: Any) -> None:
         self._state = self._write_iterations(self._state, value)
 
@@ -292,9 +318,14 @@ class WeightsList:
 
     def _view(self, name: str, read: Callable, write: Callable) -> StateView:
         def write_state(value):
-            self._state = write(self._state, value)
+            with self._lock:
+                self._state = write(self._state, value)
 
-        return StateView(name, lambda: read(self._state), write_state)
+        def read_state():
+            with self._lock:  # a copy: the next step donates the state's buffers
+                return jnp.array(read(self._state), copy=True)
+
+        return StateView(name, read_state, write_state)
 
     # -- the list ------------------------------------------------------------
     @property
@@ -309,6 +340,7 @@ class WeightsList:
         """Same as :attr:`weights`; callable too, as OptimizerV2's ``variables()``."""
         return CallableList(self.weights)
 
+    @locked
     def get_weights(self) -> list[np.ndarray]:
         """The weights' values as NumPy arrays (the step counter as int64, as Keras)."""
         if not self._built:
@@ -319,6 +351,7 @@ class WeightsList:
             out.append(value.astype(np.int64) if i == 0 else value)
         return out
 
+    @locked
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Sets all weights from a list in Keras's order; all or nothing.
 
@@ -337,7 +370,8 @@ class WeightsList:
             w = np.asarray(w.value if isinstance(w, Variable) else w)
             if tuple(current.shape) != tuple(w.shape):
                 self._shape_error(name, current.shape, w.shape)
-            new_state = write(new_state, jnp.asarray(w).astype(current.dtype))
+            # The step count goes as given: its writer refuses what the counter cannot hold.
+            new_state = write(new_state, w if is_count(current) else jnp.asarray(w).astype(current.dtype))
         if entries:
             self._state = self._after_set_weights(new_state)
 

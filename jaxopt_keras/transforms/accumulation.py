@@ -56,6 +56,7 @@ def check_loss_scale_factor(loss_scale_factor: Any) -> None:
         raise ValueError(f"`loss_scale_factor` must be a positive number. Received: loss_scale_factor={loss_scale_factor}")
 
 
+@base.picklable
 def accumulate_gradients(
     inner: base.GradientTransformation, steps: int, compute_every_call: bool = False
 ) -> base.GradientTransformation:
@@ -120,6 +121,7 @@ def accumulate_gradients(
     return base.GradientTransformation(init, update)
 
 
+@base.picklable
 def scale_by_loss_scale_factor(loss_scale_factor: float) -> base.GradientTransformation:
     """Divides every gradient by ``loss_scale_factor`` (Keras 3: ``g / scale``).
 

@@ -10,6 +10,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.sparse import IndexedSlices
 
 
+@base.picklable
 def aggregate_gradients(
     axis_name: Any, reduction: Literal["sum", "mean"] = "sum"
 ) -> base.GradientTransformation:

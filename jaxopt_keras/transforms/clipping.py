@@ -28,6 +28,7 @@ def _as(value: float, dtype) -> jax.Array:
     return jnp.asarray(np.asarray(value, dtype))
 
 
+@base.picklable
 def clip_by_value(clipvalue: float) -> base.GradientTransformation:
     """Clips each gradient element to ``[-clipvalue, clipvalue]``.
 
@@ -51,6 +52,7 @@ def clip_by_value(clipvalue: float) -> base.GradientTransformation:
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
 
+@base.picklable
 def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
     """Clips each gradient tensor to L2 norm at most ``clipnorm``.
 
@@ -106,6 +108,7 @@ def global_norm(updates) -> jax.Array:
     return jnp.sqrt(jnp.sum(halves) * jnp.asarray(2.0, dtype))
 
 
+@base.picklable
 def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
     """Scales all gradients together so their global L2 norm is at most the threshold.
 
@@ -134,6 +137,7 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
 
+@base.picklable
 def clip_by_global_norm_keras3(global_clipnorm: float) -> base.GradientTransformation:
     """Keras 3's global-norm clipping (``BaseOptimizer._clip_by_global_norm``)::
 

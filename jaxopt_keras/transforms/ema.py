@@ -53,6 +53,7 @@ def check_ema_arguments(ema_momentum: Any, ema_overwrite_frequency: Any, family:
         )
 
 
+@base.picklable
 def ema(
     ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None, accumulation_steps: int = 1
 ) -> base.GradientTransformation:
@@ -126,6 +127,7 @@ def ema(
     return base.GradientTransformation(init, update)
 
 
+@base.picklable
 def ema_keras3(
     ema_momentum: float = 0.99, ema_overwrite_frequency: int | None = None, accumulation_steps: int = 1
 ) -> base.GradientTransformation:

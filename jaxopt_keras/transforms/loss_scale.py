@@ -80,6 +80,7 @@ def next_loss_scale(scale: jax.Array, counter: jax.Array, finite: jax.Array, gro
     return new_scale.astype(scale.dtype), new_counter
 
 
+@base.picklable
 def loss_scale_optimizer(
     inner: base.GradientTransformation,
     initial_scale: float = DEFAULT_INITIAL_SCALE,
@@ -160,6 +161,7 @@ def next_loss_scale_keras3(scale: jax.Array, counter: jax.Array, finite: jax.Arr
     return new_scale.astype(scale.dtype), new_counter
 
 
+@base.picklable
 def loss_scale_optimizer_keras3(
     inner: base.GradientTransformation,
     initial_scale: float = DEFAULT_INITIAL_SCALE,

@@ -35,6 +35,7 @@ def route(path: str, patterns: Mapping[str, Any], default: Any) -> Any:
     return found[0] if found else default
 
 
+@base.picklable
 def multi_optimizer(
     optimizer_map: Mapping[str, base.GradientTransformation],
     default: base.GradientTransformation,

@@ -36,6 +36,7 @@ class WeightDecayState(NamedTuple):
     hyperparams: Hyperparams
 
 
+@base.picklable
 def decoupled_weight_decay(
     weight_decay: float,
     learning_rate: Any = 0.001,

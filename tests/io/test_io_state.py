@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -169,3 +171,24 @@ def test_write_keras_then_read_keras_gives_the_state_back(files, tmp_path, name,
         np.testing.assert_array_equal(ours, theirs)
     for key, leaf in zip(["dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel"], jax.tree_util.tree_leaves(params)):
         np.testing.assert_array_equal(back.model_weights[key], leaf)
+
+
+def test_a_step_count_beyond_the_counter_is_refused_not_wrapped(files):
+    """Without x64 the counter is int32: a file's 2**31 (or 2**32 + 7) used to
+    become -2**31 (or 7), and the next steps computed with that ``t``."""
+    ckpt = io.read_keras(files["legacy"]["h5"])
+    tx = io.optimizer_from_keras(ckpt).transformation
+    params = io.params_from_keras(wide_params(), ckpt)
+    for count in (2**31, 2**32 + 7):
+        big = dataclasses.replace(ckpt, iterations=count, optimizer_weights={**ckpt.optimizer_weights, "iter": np.int64(count)})
+        with pytest.raises(io.KerasFileError, match=f"{count} is outside the range"):
+            io.state_from_keras(tx, params, big)
+        opt = io.optimizer_from_keras(big)
+        opt.build([jk.Variable(ckpt.model_weights[k]) for k in ckpt.trainable])
+        before = opt.get_weights()
+        with pytest.raises(ValueError, match=f"{count} is outside the range"):
+            opt.set_weights(list(big.optimizer_weights.values()))
+        for a, b in zip(before, opt.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    at_max = dataclasses.replace(ckpt, iterations=2**31 - 1)
+    assert int(jk.optimizers.weights.read_iterations(io.state_from_keras(tx, params, at_max))) == 2**31 - 1

@@ -1,0 +1,127 @@
+"""Step counts the counter cannot hold are refused, everywhere a count comes in
+(the issue's failure 2).
+
+Without x64 JAX has no int64, so the step counter is int32.  Stepping
+saturates at ``2**31 - 1``; loading used to wrap (``set_weights([2**31])``
+gave ``-2**31`` and ``2**32 + 7`` gave 7, and the next steps produced
+non-finite parameters).  Our choice: refuse such a count with a ValueError
+naming the range and how to count further (x64), and change nothing.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from jaxopt_keras import optimizers as O
+from jaxopt_keras.core.state import checked_count
+
+TOO_BIG = [np.int64(2**31), 2**32 + 7, np.int64(2**40), -(2**31) - 1]
+CLASSES = [O.legacy.Adam, O.Adam, O.Nadam, O.keras3.Adam, O.keras3.Nadam]
+
+
+def built(cls, **kwargs):
+    var = [jk.Variable(np.ones((3, 2), np.float32), name="dense/kernel")]
+    opt = cls(**kwargs)
+    opt.build(var)
+    opt.apply_gradients(zip([np.full((3, 2), 0.5, np.float32)], var))
+    return opt, var
+
+
+def snapshot(opt):
+    return [np.array(w) for w in opt.get_weights()], jax.tree_util.tree_map(np.array, opt.state)
+
+
+def assert_unchanged(opt, before):
+    weights, state = snapshot(opt)
+    for a, b in zip(before[0], weights):
+        np.testing.assert_array_equal(a, b)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, before[1], state)
+
+
+@pytest.mark.parametrize("count", TOO_BIG, ids=str)
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
+def test_set_weights_refuses_a_count_beyond_int32(cls, count):
+    opt, _ = built(cls)
+    before = snapshot(opt)
+    weights = opt.get_weights()
+    weights[0] = count
+    with pytest.raises(ValueError, match=rf"`iterations` = {int(count)} is outside the range .*int32.*x64"):
+        opt.set_weights(weights)
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
+def test_the_iterations_attribute_refuses_it_too(cls):
+    opt, _ = built(cls)
+    before = snapshot(opt)
+    for count in TOO_BIG:
+        with pytest.raises(ValueError, match="outside the range"):
+            opt.iterations = count
+        if hasattr(opt.iterations, "assign"):
+            with pytest.raises(ValueError, match="outside the range"):
+                opt.iterations.assign(count)
+    assert_unchanged(opt, before)
+
+
+def test_the_state_setter_refuses_it_too():
+    opt, _ = built(O.Adam)
+    before = snapshot(opt)
+    state = jax.tree_util.tree_map(lambda x: np.asarray(x, np.int64) + 2**31 if np.ndim(x) == 0 and np.issubdtype(x.dtype, np.integer) else x, opt.state)
+    with pytest.raises(ValueError, match="step counter"):
+        opt.state = state
+    assert_unchanged(opt, before)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: f"{c.__module__.rsplit('.', 1)[-1]}.{c.__name__}")
+def test_the_counter_maximum_loads_and_the_next_steps_stay_finite(cls):
+    opt, var = built(cls)
+    weights = opt.get_weights()
+    weights[0] = np.int64(2**31 - 1)
+    opt.set_weights(weights)
+    assert int(opt.iterations.numpy()) == 2**31 - 1
+    for _ in range(3):
+        opt.apply_gradients(zip([np.full((3, 2), 0.5, np.float32)], var))
+    assert int(opt.iterations.numpy()) == 2**31 - 1  # saturates, as stepping always did
+    assert np.all(np.isfinite(var[0].numpy()))
+
+
+def test_keras3_stateless_apply_refuses_it_eagerly():
+    opt, var = built(O.keras3.Adam)
+    values = [np.array(v) for v in opt.variables]
+    values[0] = np.int64(2**31)
+    with pytest.raises(ValueError, match="outside the range"):
+        opt.stateless_apply(values, [np.ones((3, 2), np.float32)], [var[0].value])
+
+
+def test_gradient_accumulation_checks_the_call_count():
+    opt, _ = built(O.Adam, gradient_accumulation_steps=2)
+    weights = opt.get_weights()
+    weights[0] = np.int64(2**31)
+    with pytest.raises(ValueError, match="outside the range"):
+        opt.set_weights(weights)
+
+
+def test_with_x64_the_same_counts_load_exactly():
+    with jax.enable_x64(True):
+        opt, var = built(O.Adam)
+        weights = opt.get_weights()
+        weights[0] = np.int64(2**32 + 7)
+        opt.set_weights(weights)
+        assert int(opt.get_weights()[0]) == 2**32 + 7
+        opt.apply_gradients(zip([np.full((3, 2), 0.5, np.float32)], var))
+        assert int(opt.get_weights()[0]) == 2**32 + 8
+        assert np.all(np.isfinite(var[0].numpy()))
+
+
+def test_checked_count():
+    assert checked_count(np.int64(5), np.int32) == 5
+    assert checked_count(7.0, np.int32) == 7
+    for bad in (3.5, float("nan"), np.ones(2), "3"):
+        with pytest.raises(ValueError):
+            checked_count(bad, np.int32)
+    traced = jax.jit(lambda x: checked_count(x, jnp.int32))(jnp.int32(3))  # data cannot raise under jit
+    assert int(traced) == 3
