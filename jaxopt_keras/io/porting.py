@@ -23,13 +23,13 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.state import find_state, replace_state
-from jaxopt_keras.io.checkpoint import KerasCheckpoint, keras_optimizer, layout_of
+from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, inner_optimizer_of, keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.matching import match
-from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
-from jaxopt_keras.optimizers.weights import keras_name, read_iterations, with_iterations
+from jaxopt_keras.optimizers.weights import read_iterations, with_iterations
 from jaxopt_keras.transforms.accumulation import AccumulationState
 from jaxopt_keras.transforms.ema import EmaState
+from jaxopt_keras.transforms.loss_scale import LossScaleState
 
 Names = Mapping[Any, str] | Callable[[str], str | None] | None
 
@@ -43,8 +43,11 @@ def optimizer_from_keras(checkpoint: KerasCheckpoint, custom_objects: Mapping[st
     ``optimizer_from_keras(ckpt).transformation`` is the functional
     optimizer (``jaxopt_keras.legacy.adam(...)`` for a legacy Adam config).
 
+    A Keras 3 file gives a class of ``jaxopt_keras.optimizers.keras3`` (a
+    ``LossScaleOptimizer`` of one, for a wrapped optimizer).
+
     Raises:
-      NotImplementedError: a Keras 3 file (family ``"keras3"``; not yet here).
+      NotImplementedError: a Keras 3 ``MultiOptimizer``.
     """
     return keras_optimizer(checkpoint.config, checkpoint.family, custom_objects)
 
@@ -94,9 +97,8 @@ def trainable_order(params: Any, checkpoint: KerasCheckpoint, names: Names = Non
 
 
 def _keras_optimizer_of(tx_or_optimizer: Any, checkpoint: KerasCheckpoint) -> Any:
-    opt = tx_or_optimizer if hasattr(tx_or_optimizer, "_spec") or isinstance(tx_or_optimizer, LossScaleOptimizer) else None
-    opt = opt if opt is not None else optimizer_from_keras(checkpoint)
-    return opt.inner_optimizer if isinstance(opt, LossScaleOptimizer) else opt
+    opt = tx_or_optimizer if hasattr(inner_optimizer_of(tx_or_optimizer), "_spec") else None
+    return inner_optimizer_of(opt if opt is not None else optimizer_from_keras(checkpoint))
 
 
 def _layout(opt: Any, params: Any, order: list[int], paths: Sequence[str]) -> list:
@@ -187,10 +189,20 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     for kind, leaves in new_lists.items():
         cls, field, (_, treedef) = per_variable[kind]
         state = replace_state(state, cls, lambda s, f=field, t=treedef, v=leaves: s._replace(**{f: t.unflatten(v)}))
+    if checkpoint.loss_scale is not None and find_state(state, LossScaleState, required=False) is not None:
+        state = replace_state(state, LossScaleState, lambda s: _with_loss_scale(s, checkpoint.loss_scale))
     state = with_iterations(state, checkpoint.iterations, opt._args.get("gradient_accumulation_steps"))
     if opt._spec.after_load is not None:
         state = replace_state(state, OptimizerState, opt._spec.after_load)
     return state
+
+
+def _with_loss_scale(state: LossScaleState, loss_scale: Mapping[str, Any]) -> LossScaleState:
+    """A Keras 3 loss-scale optimizer's scale and growth counter, from the file."""
+    return state._replace(
+        loss_scale=jnp.asarray(loss_scale["dynamic_scale"], state.loss_scale.dtype),
+        counter=jnp.asarray(loss_scale["step_counter"], state.counter.dtype),
+    )
 
 
 def _iteration_dtype(opt: Any) -> Any:
@@ -211,7 +223,7 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
     core = find_state(state, OptimizerState)
     out = []
     for w, _, dtype in _layout(opt, params, order, checkpoint.trainable):
-        name = keras_name(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
+        name = entry_key(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
         if w.kind == "iterations":
             value = np.asarray(read_iterations(state)).astype(_iteration_dtype(opt))
         elif w.kind == "hyper":
