@@ -207,6 +207,18 @@ def _vars(group: Any) -> list[Any]:
     return [v[k] for k in sorted(v.keys(), key=lambda k: int(k) if k.isdigit() else -1)]
 
 
+def _numbered_vars(group: Any, where: str, path: Any) -> list[Any]:
+    """:func:`_vars`, checked: Keras numbers a ``vars`` group's datasets 0 to n-1 (a gap would shift the rest)."""
+    nodes = _vars(group)
+    names = [n.name.rsplit("/", 1)[-1] for n in nodes]
+    gaps = sorted(set(range(len(nodes))) - {int(n) for n in names if n.isdigit()})
+    if gaps:
+        raise KerasFileError(
+            path, f"'{where}/vars' has no variable {gaps[0]}: it holds {sorted(names, key=lambda n: int(n) if n.isdigit() else -1)} (Keras numbers them from 0)."
+        )
+    return nodes
+
+
 def _layer_order(container: Any, configs: list | None, path: Any) -> list[tuple[str, dict | None]]:
     """``(group name, layer config)`` in ``model.layers`` order."""
     groups = list(container.keys())
@@ -286,7 +298,8 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
         if "vars" in og and "name" in og["vars"].attrs:
             keras3[0] = True
         # A loss-scale wrapper stores its inner optimizer's weights under inner_optimizer (which Keras loads last).
-        values = [dataset(n) for n in _vars(og["inner_optimizer"] if "inner_optimizer" in og else og)] or None
+        where = "optimizer/inner_optimizer" if "inner_optimizer" in og else "optimizer"
+        values = [dataset(n) for n in _numbered_vars(og["inner_optimizer"] if "inner_optimizer" in og else og, where, path)] or None
         loss_scale = _keras3_loss_scale(og, path) if keras3[0] and "inner_optimizer" in og else None
     return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3[0], loss_scale=loss_scale)
 
@@ -294,7 +307,7 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
 def _keras3_loss_scale(og: Any, path: Any) -> dict:
     """A Keras 3 ``LossScaleOptimizer``'s own variables: ``vars/0..3`` are its unused iteration and
     learning rate, ``step_counter`` and ``dynamic_scale``; a copy of the inner optimizer's follows."""
-    outer, inner = _vars(og), _vars(og["inner_optimizer"])
+    outer, inner = _vars(og), _numbered_vars(og["inner_optimizer"], "optimizer/inner_optimizer", path)
     if len(outer) != len(inner) + 4:
         raise KerasFileError(
             path,

@@ -10,30 +10,11 @@ paths.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxopt_keras import io
-
-SCRIPT = os.path.join(os.path.dirname(__file__), "keras3_files.py")
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("keras3"))
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run([sys.executable, SCRIPT, directory], capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
-
 
 CASES = ["adam", "sgd_schedule", "nadam", "adam_accumulation", "adamw_ema", "big", "nested", "bfloat16"]
 
@@ -103,3 +84,38 @@ def test_a_keras3_file_ports_into_the_keras3_family(written):
     assert [n for n, _ in slots] == list(ckpt.optimizer_weights)
     for (_, ours), theirs in zip(slots, ckpt.optimizer_weights.values()):
         np.testing.assert_array_equal(ours, np.asarray(theirs).astype(ours.dtype))
+
+
+def test_loss_scale_optimizer(written):
+    """A Keras 3 LossScaleOptimizer: its inner optimizer's variables are the weights list, its scale and
+    counter are read from its own (``optimizer/vars/2`` and ``3``), and both go into the wrapper's state."""
+    truth = written["loss_scale"]
+    ckpt = io.read_keras(truth["paths"]["keras"])
+    opt = io.optimizer_from_keras(ckpt)
+    assert type(opt).__name__ == "LossScaleOptimizer" and type(opt.inner_optimizer).__name__ == "Adam"
+    inner = truth["inner_variables"]
+    assert len(ckpt.optimizer_weights) == len(inner)
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), inner):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+    counter, scale = truth["variables"][2][1], truth["variables"][3][1]
+    assert ckpt.loss_scale == {"step_counter": counter, "dynamic_scale": scale}
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    state = io.state_from_keras(opt.transformation, params, ckpt)
+    assert float(state.loss_scale) == scale and int(state.counter) == counter
+    assert int(state.inner.iterations) == ckpt.iterations == truth["iterations"]
+
+
+def test_adafactor_keys_are_unique(written):
+    """Keras 3 names Adafactor's r and c by their variable's name alone (``kernel``, ``bias``: not unique);
+    the checkpoint keys them ``dense_kernel_r``, ``dense_kernel_c``; 1-D variables' r and c are int32 placeholders."""
+    truth = written["adafactor"]
+    ckpt = io.read_keras(truth["paths"]["keras"])
+    assert len(ckpt.optimizer_weights) == len(truth["variables"]) == 2 + 4 * 3
+    keys = list(ckpt.optimizer_weights)
+    kernel, bias = (t.replace("/", "_") for t in ckpt.trainable[:2])  # dense_<n>_kernel: one process writes all cases
+    assert keys[2:8] == [f"{kernel}_r", f"{kernel}_c", f"{kernel}_velocity", f"{bias}_r", f"{bias}_c", f"{bias}_velocity"]
+    assert ckpt.optimizer_weights[f"{bias}_r"].dtype == np.int32
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), truth["variables"]):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
