@@ -100,14 +100,18 @@ class KerasCheckpoint:
 
 
 def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
-    """The numerics family of a config written by TF-Keras (or by Keras 3, if ``keras3``)."""
+    """The numerics family of a config: ``"keras3"`` if the file says Keras 3 wrote it (``keras3``),
+    else as :func:`~jaxopt_keras.optimizers.deserialize` reads the config (a legacy module or key,
+    ``is_legacy_optimizer``, ``jit_compile``: TF-Keras; ``loss_scale_factor`` or
+    ``gradient_accumulation_steps`` without those: Keras 3); a config that says nothing is TF-Keras's
+    current family's."""
     if keras3:
         return "keras3"
     config = without_custom_prefix(optimizer_config, {})
     inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
     if isinstance(inner.get("inner_optimizer"), Mapping):  # a loss-scale wrapper: its inner optimizer's
         return family_of(inner["inner_optimizer"], False)
-    return "legacy" if config_family(config, inner) == "legacy" else "current"
+    return config_family(config, inner)
 
 
 def has_numerics(family: str) -> bool:

@@ -119,3 +119,26 @@ def test_adafactor_keys_are_unique(written):
     assert ckpt.optimizer_weights[f"{bias}_r"].dtype == np.int32
     for value, (_, expected) in zip(ckpt.optimizer_weights.values(), truth["variables"]):
         np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+
+
+def test_a_keras3_config_tells_the_family_where_the_file_does_not(written, tmp_path):
+    """A weights file without Keras 3's name attributes (as TF-Keras writes them): Keras 3's config
+    (``loss_scale_factor``, ``gradient_accumulation_steps``, no ``jit_compile``) still says keras3;
+    TF-Keras's current config (``jit_compile``, ``is_legacy_optimizer``) says current."""
+    import shutil
+
+    import h5py
+
+    path = shutil.copy(written["adam"]["paths"]["weights.h5"], tmp_path / "plain.weights.h5")
+    with h5py.File(path, "r+") as f:
+        groups = []
+        f.visit(groups.append)
+        for name in groups:
+            f[name].attrs.pop("name", None)
+    config = {"model": written["adam"]["config"], "optimizer": written["adam"]["optimizer"]}
+    assert io.read_keras(path, config=config).family == "keras3"
+    current = dict(written["adam"]["optimizer"], config=dict(written["adam"]["optimizer"]["config"], jit_compile=False, is_legacy_optimizer=False))
+    for key in ("loss_scale_factor", "gradient_accumulation_steps"):
+        current["config"].pop(key)
+    with pytest.raises(io.KerasFileError, match="10 optimizer weights.*current family.*has 9"):  # no learning_rate variable there
+        io.read_keras(path, config={"model": written["adam"]["config"], "optimizer": current})
