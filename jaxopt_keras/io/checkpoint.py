@@ -217,7 +217,7 @@ def assemble(
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
-    if not has_numerics(family):
+    if not has_numerics(family) or _routes_by_path(optimizer_config):
         names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"
@@ -236,6 +236,14 @@ def assemble(
         keras_version=keras_version,
         loss_scale=loss_scale,
     )
+
+
+def _routes_by_path(config: Mapping[str, Any]) -> bool:
+    """A Keras 3 ``MultiOptimizer`` config (alone or in a loss-scale wrapper): read, not ported yet."""
+    inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
+    if isinstance(inner.get("inner_optimizer"), Mapping):
+        return _routes_by_path(inner["inner_optimizer"])
+    return str(config.get("class_name")).lower() == "multioptimizer"
 
 
 def _checked_names(path, optimizer_config, family, model_weights, trainable, values) -> list[str]:

@@ -3,8 +3,10 @@
 Usage: ``python keras3_io_runner.py train DIRECTORY CASES_JSON`` trains each
 case ``BEFORE`` steps with ``train_on_batch``, saves ``<case>.keras`` and
 ``<case>.weights.h5``, and continues to ``BEFORE + AFTER``;
-``python keras3_io_runner.py continue JOBS_JSON`` loads each job's file with
-``keras.saving.load_model`` and trains it from its step count to ``stop``.
+``python keras3_io_runner.py continue JOBS_JSON`` loads each job's file
+(``keras.saving.load_model``; a ``.weights.h5`` with ``load_weights`` into
+the case's model, compiled, its optimizer built) and trains it from
+``start`` to ``stop``.
 Prints ``RESULT <json>``.
 """
 
@@ -48,13 +50,18 @@ def train(model, start, stop):
         model.train_on_batch(XS[i], YS[i])
 
 
+def compiled(label):
+    keras.utils.set_random_seed(0)
+    dtype = DTYPES.get(label)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh", dtype=dtype), keras.layers.Dense(2, dtype=dtype)])
+    model.compile(optimizer=optimizer(label), loss="mse")
+    return model
+
+
 def main_train(directory, labels):
     out = {}
     for label in labels:
-        keras.utils.set_random_seed(0)
-        dtype = DTYPES.get(label)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh", dtype=dtype), keras.layers.Dense(2, dtype=dtype)])
-        model.compile(optimizer=optimizer(label), loss="mse")
+        model = compiled(label)
         train(model, 0, BEFORE)
         files = {"keras": os.path.join(directory, f"{label}.keras"), "weights.h5": os.path.join(directory, f"{label}.weights.h5")}
         model.save(files["keras"])
@@ -74,7 +81,12 @@ def main_train(directory, labels):
 def main_continue(jobs):
     out = []
     for job in jobs:
-        model = keras.saving.load_model(job["path"])
+        if job["path"].endswith(".weights.h5"):  # Keras 3 loads an optimizer's weights once it is built
+            model = compiled(job["label"])
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(job["path"])
+        else:
+            model = keras.saving.load_model(job["path"])
         loaded = [plain(v.value) for v in model.optimizer.variables]
         train(model, job["start"], job["stop"])
         out.append({"variables_at_load": loaded, "end": values(model)})
