@@ -116,7 +116,11 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     every slot, per-optimizer scalar and step count of the file; each slot
     is placed like its parameter.  The hyperparameters are ``tx``'s: build
     it with :func:`optimizer_from_keras` (``.transformation``) to continue
-    with the file's.
+    with the file's; a Keras 3 file's ``learning_rate`` variable is the
+    exception, its value wins (as when Keras 3 loads it).  A Keras 3
+    ``LossScaleOptimizer``'s scale and growth counter
+    (:attr:`~jaxopt_keras.io.KerasCheckpoint.loss_scale`) go into ``tx``'s
+    loss-scale state, when it has one.
 
     Args:
       tx: the transformation (``optimizer_from_keras(ckpt).transformation``,

@@ -155,3 +155,36 @@ def test_a_multi_optimizer_is_read_but_not_ported(written):
         np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
     with pytest.raises(NotImplementedError, match="MultiOptimizer"):
         io.optimizer_from_keras(ckpt)
+
+
+def test_a_loss_scale_optimizer_written_back_holds_both_copies(written, tmp_path):
+    """write_keras writes a Keras 3 LossScaleOptimizer as Keras 3 does: ``optimizer/vars`` = its own
+    (iteration 0, learning rate 0, step counter, scale) then the inner optimizer's, and the inner
+    optimizer's again in ``optimizer/inner_optimizer/vars``; the state's scale and counter, not the file's."""
+    import io as _io
+    import zipfile
+
+    import h5py
+
+    from jaxopt_keras.io.hdf5 import dataset
+
+    ckpt = io.read_keras(written["loss_scale"]["paths"]["keras"])
+    opt = io.optimizer_from_keras(ckpt)
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    state = io.state_from_keras(opt.transformation, params, ckpt)
+    state = state._replace(loss_scale=jnp.float32(4096.0), counter=jnp.int32(1))
+    path = io.write_keras(tmp_path / "back.keras", opt, params, state, like=ckpt)
+    back = io.read_keras(path)
+    assert back.loss_scale == {"step_counter": 1, "dynamic_scale": 4096.0}
+    with zipfile.ZipFile(path) as z, h5py.File(_io.BytesIO(z.read("model.weights.h5"))) as f:
+        outer = [dataset(f["optimizer/vars"][str(i)]) for i in range(len(f["optimizer/vars"]))]
+        inner = [dataset(f["optimizer/inner_optimizer/vars"][str(i)]) for i in range(len(f["optimizer/inner_optimizer/vars"]))]
+        assert dict(f["optimizer/vars"].attrs) == {"name": "loss_scale_optimizer"}
+    assert [o.dtype for o in outer[:4]] == [np.int32, np.float32, np.int32, np.float32]
+    assert [o.item() for o in outer[:4]] == [0, 0.0, 1, 4096.0]
+    assert len(outer) == len(inner) + 4 == len(ckpt.optimizer_weights) + 4
+    for a, b, c in zip(outer[4:], inner, ckpt.optimizer_weights.values()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(b, c)
