@@ -80,15 +80,16 @@ def write_archive(
     optimizer: list,
     optimizer_config: dict,
     own: Sequence[Any] = (),
+    optimizer_members: Mapping[str, list] | None = None,
 ) -> None:
     """A copy of the archive ``like`` with new weights, optimizer weights and optimizer config
-    (``own``: a Keras 3 loss-scale wrapper's own variables, see
-    :func:`~jaxopt_keras.io.hdf5.write_weights_store`)."""
+    (``own``: a Keras 3 loss-scale wrapper's own variables, ``optimizer_members``: a
+    ``MultiOptimizer``'s members' lists, see :func:`~jaxopt_keras.io.hdf5.write_weights_store`)."""
     members = _members(like)
     config = _json(members, CONFIG, like)
     config.setdefault("compile_config", {})["optimizer"] = optimizer_config
     members[CONFIG] = json.dumps(config).encode("utf-8")
-    members[WEIGHTS] = write_weights_store(members[WEIGHTS], f"{like}!{WEIGHTS}", model_weights, optimizer, config, own)
+    members[WEIGHTS] = write_weights_store(members[WEIGHTS], f"{like}!{WEIGHTS}", model_weights, optimizer, config, own, optimizer_members)
     tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
     try:
         with zipfile.ZipFile(tmp, "w") as z:

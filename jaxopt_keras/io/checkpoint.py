@@ -33,7 +33,6 @@ from jaxopt_keras.optimizers import deserialize
 from jaxopt_keras.optimizers.config import config_family, without_custom_prefix
 from jaxopt_keras.optimizers.classes import BASES
 from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
-from jaxopt_keras.optimizers.multi import MultiOptimizer
 from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
 
 FAMILIES = ("legacy", "current", "keras3")
@@ -123,8 +122,7 @@ def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapp
     """Our optimizer object for a Keras config in ``family``.
 
     Raises:
-      NotImplementedError: a family without classes here; a Keras 3
-        ``MultiOptimizer`` (its members' weights are not ported yet).
+      NotImplementedError: a family without classes here.
       ValueError: a class this library does not have (and ``custom_objects``
         does not supply).
     """
@@ -132,10 +130,7 @@ def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapp
         raise NotImplementedError(KERAS3_MISSING if family == "keras3" else f"no optimizers of family {family!r}.")
     if family in ("legacy", "current"):
         return deserialize(dict(config), custom_objects=custom_objects, use_legacy_optimizer=family == "legacy")
-    optimizer = deserialize_keras3(dict(config), custom_objects=custom_objects)
-    if isinstance(inner_optimizer_of(optimizer), MultiOptimizer):
-        raise NotImplementedError("a Keras 3 MultiOptimizer's state cannot be ported yet: port each member's parameters separately.")
-    return optimizer
+    return deserialize_keras3(dict(config), custom_objects=custom_objects)
 
 
 def inner_optimizer_of(optimizer: Any) -> Any:
@@ -217,7 +212,7 @@ def assemble(
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
-    if not has_numerics(family) or _routes_by_path(optimizer_config):
+    if not has_numerics(family) or routes_by_path(optimizer_config):
         names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"
@@ -238,11 +233,12 @@ def assemble(
     )
 
 
-def _routes_by_path(config: Mapping[str, Any]) -> bool:
-    """A Keras 3 ``MultiOptimizer`` config (alone or in a loss-scale wrapper): read, not ported yet."""
+def routes_by_path(config: Mapping[str, Any]) -> bool:
+    """A Keras 3 ``MultiOptimizer`` config (alone or in a loss-scale wrapper): its weights list is its own
+    ``iteration`` and ``learning_rate``, then each member's; the checkpoint names them by position."""
     inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
     if isinstance(inner.get("inner_optimizer"), Mapping):
-        return _routes_by_path(inner["inner_optimizer"])
+        return routes_by_path(inner["inner_optimizer"])
     return str(config.get("class_name")).lower() == "multioptimizer"
 
 

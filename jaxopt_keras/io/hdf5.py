@@ -325,14 +325,18 @@ def write_weights_store(
     optimizer: list,
     model_config: dict | None,
     own: Sequence[Any] = (),
+    members: Mapping[str, list] | None = None,
 ) -> bytes:
     """The weights store ``data`` (bytes) with new layer and optimizer values.
 
     ``optimizer`` is ``[(name, value)]``, written to ``optimizer/vars`` and,
     for a loss-scale wrapper, to ``optimizer/inner_optimizer/vars`` too; a
     Keras 3 wrapper's own variables (``own``: iteration, learning rate,
-    step counter, scale) lead its ``optimizer/vars``.  bfloat16 values are
-    stored as Keras 3 stores them (2-byte opaque data, ``dtype`` attribute).
+    step counter, scale) lead its ``optimizer/vars``.  A Keras 3
+    ``MultiOptimizer`` also stores each member's under
+    ``optimizer/optimizers/<group>/vars``, named by the member
+    (``members``: name -> ``[(name, value)]``).  bfloat16 values are stored
+    as Keras 3 stores them (2-byte opaque data, ``dtype`` attribute).
     """
     require_h5py("Writing .keras files")
     buffer = _io.BytesIO(data)
@@ -347,6 +351,11 @@ def write_weights_store(
         groups = [(f["optimizer"], list(own) + values)]
         if "inner_optimizer" in f["optimizer"]:
             groups.append((f["optimizer"]["inner_optimizer"], values))
+        for og in _member_groups(f["optimizer"]):
+            name = _text(og["vars"].attrs.get("name", og.name.rsplit("/", 1)[-1]))
+            if name not in (members or {}):
+                raise KerasFileError(path, f"the file's optimizer member {name!r} is none of the optimizer's: {sorted(members or {})}.")
+            groups.append((og, [value for _, value in members[name]]))
         for og, listed in groups:
             attrs = dict(og["vars"].attrs) if "vars" in og else {}
             if "vars" in og:
@@ -357,6 +366,12 @@ def write_weights_store(
             for i, value in enumerate(listed):
                 write_dataset(v, str(i), value)
     return buffer.getvalue()
+
+
+def _member_groups(og: Any) -> list[Any]:
+    """A ``MultiOptimizer``'s members' groups (``optimizers/<group>``, in a loss-scale wrapper's inner one too)."""
+    out = [og["optimizers"][g] for g in og["optimizers"]] if "optimizers" in og else []
+    return out + (_member_groups(og["inner_optimizer"]) if "inner_optimizer" in og else [])
 
 
 def write_dataset(group: Any, name: str, value: Any) -> None:

@@ -26,11 +26,11 @@ import numpy as np
 from jaxopt_keras.core.hyperparams import get_hyperparams
 from jaxopt_keras.core.state import find_state
 from jaxopt_keras.io.archive import write_archive
-from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint, has_numerics
+from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint, has_numerics, routes_by_path
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
 from jaxopt_keras.io.matching import match
-from jaxopt_keras.io.porting import Names, keras_weights
+from jaxopt_keras.io.porting import Names, keras_weights, member_weights
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
@@ -80,10 +80,10 @@ def _loss_scale_variables(checkpoint: KerasCheckpoint, state: Any) -> list:
     return [np.int32(0), np.float32(0.0), np.asarray(counter, np.int32), np.asarray(scale, np.float32)]
 
 
-def _write_weights_file(path: Any, checkpoint: KerasCheckpoint, model_weights: dict, entries: list, own: list) -> None:
+def _write_weights_file(path: Any, checkpoint: KerasCheckpoint, model_weights: dict, entries: list, own: list, members: dict | None) -> None:
     """A copy of the ``.weights.h5`` ``like`` with new values, renamed into place when complete."""
     with open(checkpoint.path, "rb") as f:
-        data = write_weights_store(f.read(), checkpoint.path, model_weights, entries, checkpoint.model_config, own)
+        data = write_weights_store(f.read(), checkpoint.path, model_weights, entries, checkpoint.model_config, own, members)
     tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as f:
@@ -152,13 +152,14 @@ def write_keras(
     config = _optimizer_config(tx_or_optimizer, state, checkpoint)
     entries = keras_weights(tx_or_optimizer, params, state, checkpoint, names)
     own = _loss_scale_variables(checkpoint, state)
+    members = dict(member_weights(params, state, checkpoint, names)) if routes_by_path(checkpoint.config) else None
     if checkpoint.kind == "weights.h5":
-        _write_weights_file(path, checkpoint, model_weights, entries, own)
+        _write_weights_file(path, checkpoint, model_weights, entries, own, members)
     elif checkpoint.kind == "h5":
         with open_file(checkpoint.path, checkpoint.path) as f:
             training = json_attr(f, "training_config") or {}
         training["optimizer_config"] = config
         write_saved_model(path, checkpoint.path, model_weights, _h5_names(checkpoint, config, entries), training)
     else:
-        write_archive(path, checkpoint.path, model_weights, entries, config, own)
+        write_archive(path, checkpoint.path, model_weights, entries, config, own, members)
     return os.fspath(path)

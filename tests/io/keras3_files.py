@@ -45,7 +45,7 @@ CASES = {
     "bfloat16": (lambda: small("bfloat16"), lambda: O.Adam(0.01)),
     "loss_scale": (small, lambda: O.LossScaleOptimizer(O.Adam(0.01), initial_scale=1024.0, dynamic_growth_steps=2)),
     "adafactor": (small, lambda: O.Adafactor(0.01)),
-    "multi": (small, lambda: O.MultiOptimizer(O.OptimizerMap(O.SGD(0.05, momentum=0.9), {"dense/kernel": O.Adam(0.01)}))),
+    "multi": (small, lambda: O.MultiOptimizer(O.OptimizerMap(O.SGD(0.05, momentum=0.9), {".*kernel": O.Adam(0.01)}))),
 }
 
 

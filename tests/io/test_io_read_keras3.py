@@ -10,11 +10,14 @@ paths.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxopt_keras import io
+from jaxopt_keras.algorithms.driver import OptimizerState
+from jaxopt_keras.core.state import find_state
 
 CASES = ["adam", "sgd_schedule", "nadam", "adam_accumulation", "adamw_ema", "big", "nested", "bfloat16"]
 
@@ -144,17 +147,29 @@ def test_a_keras3_config_tells_the_family_where_the_file_does_not(written, tmp_p
         io.read_keras(path, config={"model": written["adam"]["config"], "optimizer": current})
 
 
-def test_a_multi_optimizer_is_read_but_not_ported(written):
+def test_a_multi_optimizer_is_read_and_ported(written):
     """Keras 3 saves a MultiOptimizer's variables (its own iteration and learning rate, then each
-    member's); they are read in order, positionally named; porting them raises NotImplementedError."""
+    member's); they are read in order, positionally named, and ported member by member: each member's
+    state over its own parameters, routed by their Keras paths (here Adam for the kernels, SGD for the biases)."""
     truth = written["multi"]
     ckpt = io.read_keras(truth["paths"]["keras"])
     assert ckpt.family == "keras3" and ckpt.config["class_name"] == "MultiOptimizer"
     assert len(ckpt.optimizer_weights) == len(truth["variables"])
     for value, (_, expected) in zip(ckpt.optimizer_weights.values(), truth["variables"]):
         np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
-    with pytest.raises(NotImplementedError, match="MultiOptimizer"):
-        io.optimizer_from_keras(ckpt)
+    assert type(io.optimizer_from_keras(ckpt)).__name__ == "MultiOptimizer"
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    tx = io.transformation_from_keras(ckpt, params)
+    state = io.state_from_keras(tx, params, ckpt)
+    adam, sgd = (find_state(s, OptimizerState) for s in state)
+    assert [x.shape for x in jax.tree_util.tree_leaves(adam.slots)] == [(4, 3), (3, 2)] * 2  # momentum, velocity
+    assert [x.shape for x in jax.tree_util.tree_leaves(sgd.slots)] == [(3,), (2,)]  # momentum
+    back = io.keras_weights(tx, params, state, ckpt)
+    assert len(back) == len(truth["variables"])
+    for (_, ours), (_, expected) in zip(back, truth["variables"]):
+        np.testing.assert_array_equal(np.asarray(ours, np.float64), np.asarray(expected, np.float64))
 
 
 def test_a_loss_scale_optimizer_written_back_holds_both_copies(written, tmp_path):

@@ -23,6 +23,8 @@ CASES = {
     "SGD_schedule": ("SGD", dict(learning_rate=dict(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.9), momentum=0.5), None),
     "RMSprop": ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True), None),
     "LossScale_Adam": ("Adam", dict(learning_rate=0.01), "LossScaleOptimizer"),
+    # Adam for the kernels (a pattern: each case's layers are numbered anew), SGD for the rest.
+    "Multi": ("Adam", dict(learning_rate=0.01), "MultiOptimizer"),
     "SGD_bfloat16": ("SGD", dict(learning_rate=0.05, momentum=0.9), None),  # Adam: beta_2 is 1.0 in bfloat16
 }
 # The model's dtype where it is not float32.

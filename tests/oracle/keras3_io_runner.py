@@ -31,6 +31,9 @@ def optimizer(label):
     if isinstance(kwargs.get("learning_rate"), dict):
         kwargs["learning_rate"] = keras.optimizers.schedules.ExponentialDecay(**kwargs["learning_rate"])
     opt = getattr(keras.optimizers, name)(**kwargs)
+    if wrapper == "MultiOptimizer":
+        default = keras.optimizers.SGD(0.05, momentum=0.9)
+        opt = keras.optimizers.MultiOptimizer(keras.optimizers.OptimizerMap(default, {".*kernel": opt}))
     if wrapper == "LossScaleOptimizer":
         opt = keras.optimizers.LossScaleOptimizer(opt, initial_scale=1024.0, dynamic_growth_steps=4)
     return opt

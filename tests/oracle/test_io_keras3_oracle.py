@@ -90,9 +90,9 @@ def port(r, label, kind):
     config = {"model": r["config"], "optimizer": r["optimizer"]} if kind == "weights.h5" else None
     ckpt = io.read_keras(r["files"][kind], config=config)
     assert ckpt.family == "keras3" and ckpt.kind == kind
-    opt = io.optimizer_from_keras(ckpt)
     params = io.params_from_keras(flax_params(dtype_of(label)), ckpt)
-    return ckpt, opt.transformation, params, io.state_from_keras(opt.transformation, params, ckpt)
+    tx = io.transformation_from_keras(ckpt, params)  # optimizer_from_keras(ckpt).transformation, a MultiOptimizer routed
+    return ckpt, tx, params, io.state_from_keras(tx, params, ckpt)
 
 
 def continue_in_jax(tx, params, state, start, stop):
