@@ -64,8 +64,9 @@ class KerasCheckpoint:
         ``set_weights`` takes; Keras 3: ``optimizer.variables``), keyed by
         Keras's name for each without the optimizer's name scope and the
         ``:0``: legacy ``iter``, ``dense/kernel/m``; current ``iteration``,
-        ``m/dense/kernel``; keras3 ``iteration``, ``learning_rate``, then
-        ``vars/<i>``.
+        ``m/dense/kernel``; keras3 ``iteration``, ``learning_rate``,
+        ``dense_kernel_momentum`` (a ``MultiOptimizer``'s by position after
+        its own two: ``vars/<i>``).
       model_weights: the model's weights in ``model.weights`` order, keyed by
         variable path (``dense/kernel``, ``batch_normalization/moving_mean``).
       trainable: the keys of ``model_weights`` the optimizer has slots for, in
