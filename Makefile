@@ -1,8 +1,8 @@
 # `make demo`, `make test` and `make bench` each create .venv when it is missing
 # and install what they need (the stamp files make the install a no-op when
 # nothing changed).  `make demo` runs the quickstart, then ports a TF-Keras
-# model into flax nnx (examples/port_keras_model.py, under a minute; writes
-# build/port_keras_model.png).  `make bench` runs the full benchmark suite (one to two
+# and a Keras 3 model into flax nnx (examples/port_keras_model.py, under a
+# minute; writes build/port_keras_model.png).  `make bench` runs the full benchmark suite (one to two
 # hours, most of it compiling per-leaf programs for the trees of many leaves;
 # writes docs/performance.md, its plots and benchmarks/results.json);
 # `make bench-quick` a few-minute check that writes to build/bench-quick/.

@@ -14,7 +14,7 @@ import io as _io
 import json
 import os
 import zipfile
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -73,13 +73,23 @@ def read_archive(path: Any) -> dict:
     return raw
 
 
-def write_archive(path: Any, like: Any, model_weights: Mapping[str, np.ndarray], optimizer: list, optimizer_config: dict) -> None:
-    """A copy of the archive ``like`` with new weights, optimizer weights and optimizer config."""
+def write_archive(
+    path: Any,
+    like: Any,
+    model_weights: Mapping[str, np.ndarray],
+    optimizer: list,
+    optimizer_config: dict,
+    own: Sequence[Any] = (),
+    optimizer_members: Mapping[str, list] | None = None,
+) -> None:
+    """A copy of the archive ``like`` with new weights, optimizer weights and optimizer config
+    (``own``: a Keras 3 loss-scale wrapper's own variables, ``optimizer_members``: a
+    ``MultiOptimizer``'s members' lists, see :func:`~jaxopt_keras.io.hdf5.write_weights_store`)."""
     members = _members(like)
     config = _json(members, CONFIG, like)
     config.setdefault("compile_config", {})["optimizer"] = optimizer_config
     members[CONFIG] = json.dumps(config).encode("utf-8")
-    members[WEIGHTS] = write_weights_store(members[WEIGHTS], f"{like}!{WEIGHTS}", model_weights, optimizer, config)
+    members[WEIGHTS] = write_weights_store(members[WEIGHTS], f"{like}!{WEIGHTS}", model_weights, optimizer, config, own, optimizer_members)
     tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
     try:
         with zipfile.ZipFile(tmp, "w") as z:

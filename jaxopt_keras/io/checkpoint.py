@@ -11,12 +11,13 @@ file and what does not match.
 
 The numerics family: ``"legacy"`` (OptimizerV2) and ``"current"`` (TF-Keras
 >= 2.11) are read from the config as :func:`~jaxopt_keras.optimizers.deserialize`
-reads them; ``"keras3"`` from the file (written by Keras 3).  A family is
-ported when the optimizers layer has classes for it
-(:func:`has_numerics`: ``jaxopt_keras.optimizers.classes.BASES``); the
-keras3 family has none yet, so its files are read with positional names
-after ``iteration`` and ``learning_rate``, and porting them raises
-``NotImplementedError``.
+reads them; ``"keras3"`` from the file (written by Keras 3), whose config is
+read by :func:`jaxopt_keras.optimizers.keras3.deserialize` (a
+``LossScaleOptimizer`` included).  A family is ported when the optimizers
+layer has classes for it (:func:`has_numerics`:
+``jaxopt_keras.optimizers.classes.BASES``); a family without is read with
+positional names after ``iteration`` and ``learning_rate``, and porting it
+raises ``NotImplementedError``.
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ import numpy as np
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers import deserialize
 from jaxopt_keras.optimizers.config import config_family, without_custom_prefix
-from jaxopt_keras.optimizers.classes import BASES, make_class
-from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
+from jaxopt_keras.optimizers.classes import BASES
+from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
 from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
-from jaxopt_keras.registry import find
 
 FAMILIES = ("legacy", "current", "keras3")
 
@@ -64,14 +64,18 @@ class KerasCheckpoint:
         ``set_weights`` takes; Keras 3: ``optimizer.variables``), keyed by
         Keras's name for each without the optimizer's name scope and the
         ``:0``: legacy ``iter``, ``dense/kernel/m``; current ``iteration``,
-        ``m/dense/kernel``; keras3 ``iteration``, ``learning_rate``, then
-        ``vars/<i>``.
+        ``m/dense/kernel``; keras3 ``iteration``, ``learning_rate``,
+        ``dense_kernel_momentum`` (a ``MultiOptimizer``'s by position after
+        its own two: ``vars/<i>``).
       model_weights: the model's weights in ``model.weights`` order, keyed by
         variable path (``dense/kernel``, ``batch_normalization/moving_mean``).
       trainable: the keys of ``model_weights`` the optimizer has slots for, in
         ``model.trainable_variables`` order.
       model_config: the model's config, when the file has it.
       keras_version: the Keras version that wrote the file, when it says.
+      loss_scale: a Keras 3 ``LossScaleOptimizer``'s own state,
+        ``{"step_counter": int, "dynamic_scale": float}`` (its inner
+        optimizer's weights are ``optimizer_weights``); ``None`` otherwise.
     """
 
     path: str | None
@@ -84,6 +88,7 @@ class KerasCheckpoint:
     trainable: tuple
     model_config: dict | None = None
     keras_version: str | None = None
+    loss_scale: dict | None = None
 
     def __repr__(self) -> str:
         name = (self.config or {}).get("class_name")
@@ -95,14 +100,18 @@ class KerasCheckpoint:
 
 
 def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
-    """The numerics family of a config written by TF-Keras (or by Keras 3, if ``keras3``)."""
+    """The numerics family of a config: ``"keras3"`` if the file says Keras 3 wrote it (``keras3``),
+    else as :func:`~jaxopt_keras.optimizers.deserialize` reads the config (a legacy module or key,
+    ``is_legacy_optimizer``, ``jit_compile``: TF-Keras; ``loss_scale_factor`` or
+    ``gradient_accumulation_steps`` without those: Keras 3); a config that says nothing is TF-Keras's
+    current family's."""
     if keras3:
         return "keras3"
     config = without_custom_prefix(optimizer_config, {})
     inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
     if isinstance(inner.get("inner_optimizer"), Mapping):  # a loss-scale wrapper: its inner optimizer's
         return family_of(inner["inner_optimizer"], False)
-    return "legacy" if config_family(config, inner) == "legacy" else "current"
+    return config_family(config, inner)
 
 
 def has_numerics(family: str) -> bool:
@@ -114,7 +123,7 @@ def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapp
     """Our optimizer object for a Keras config in ``family``.
 
     Raises:
-      NotImplementedError: a family without classes here (keras3, for now).
+      NotImplementedError: a family without classes here.
       ValueError: a class this library does not have (and ``custom_objects``
         does not supply).
     """
@@ -122,15 +131,21 @@ def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapp
         raise NotImplementedError(KERAS3_MISSING if family == "keras3" else f"no optimizers of family {family!r}.")
     if family in ("legacy", "current"):
         return deserialize(dict(config), custom_objects=custom_objects, use_legacy_optimizer=family == "legacy")
-    entry = find(str(config.get("class_name")), family)
-    if entry is None:
-        raise ValueError(f"Unknown optimizer {config.get('class_name')!r} in the {family} family.")
-    return make_class(entry, family).from_config(dict(config.get("config") or {}), custom_objects=custom_objects)
+    return deserialize_keras3(dict(config), custom_objects=custom_objects)
 
 
-def _inner(optimizer: Any) -> Any:
-    """The optimizer whose weights a file lists (a loss-scale wrapper's inner one)."""
-    return optimizer.inner_optimizer if isinstance(optimizer, LossScaleOptimizer) else optimizer
+def inner_optimizer_of(optimizer: Any) -> Any:
+    """The optimizer whose weights a file lists (a loss-scale wrapper's inner one, in either family)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def entry_key(spec: Any, weight: Weight, variable: str) -> str:
+    """The checkpoint's key for a weights-list entry: Keras's name (:func:`~jaxopt_keras.optimizers.weights.keras_name`),
+    except where Keras 3 names a slot by its variable's name alone (Adafactor's ``r`` and ``c``, so not
+    unique): ``<variable path with _>_<slot>`` (``dense_kernel_r``)."""
+    if spec.family == "keras3" and weight.kind == "slot" and not spec.keras_slot_name(weight.name):
+        return f"{variable.replace('/', '_')}_{weight.name}"
+    return keras_name(spec, weight, variable)
 
 
 def layout_of(
@@ -138,7 +153,7 @@ def layout_of(
 ) -> list[tuple[Weight, tuple, Any]]:
     """``(entry, expected shape, expected dtype or None)`` for each entry of the optimizer's weights list
     (``paths``: the variables' Keras paths, for optimizers that route by path)."""
-    opt = _inner(optimizer)
+    opt = inner_optimizer_of(optimizer)
     spec, args = opt._spec, opt._args
     slots = {s.name: s for s in spec.slots}
     out = []
@@ -172,6 +187,7 @@ def assemble(
     file_hyperparams: Mapping[str, Any] | None = None,
     keras_version: str | None = None,
     missing_optimizer: str = "",
+    loss_scale: dict | None = None,
 ) -> KerasCheckpoint:
     """The checkpoint from a reader's raw pieces, checked (see the module docstring).
 
@@ -197,7 +213,7 @@ def assemble(
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
-    if not has_numerics(family):
+    if not has_numerics(family) or routes_by_path(optimizer_config):
         names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"
@@ -214,7 +230,17 @@ def assemble(
         trainable=tuple(trainable),
         model_config=model_config,
         keras_version=keras_version,
+        loss_scale=loss_scale,
     )
+
+
+def routes_by_path(config: Mapping[str, Any]) -> bool:
+    """A Keras 3 ``MultiOptimizer`` config (alone or in a loss-scale wrapper): its weights list is its own
+    ``iteration`` and ``learning_rate``, then each member's; the checkpoint names them by position."""
+    inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
+    if isinstance(inner.get("inner_optimizer"), Mapping):
+        return routes_by_path(inner["inner_optimizer"])
+    return str(config.get("class_name")).lower() == "multioptimizer"
 
 
 def _checked_names(path, optimizer_config, family, model_weights, trainable, values) -> list[str]:
@@ -225,17 +251,17 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
     shapes = [np.shape(model_weights[k]) for k in trainable]
     dtypes = [np.asarray(model_weights[k]).dtype for k in trainable]
     layout = layout_of(optimizer, shapes, dtypes, list(trainable))
-    spec = _inner(optimizer)._spec
+    spec = inner_optimizer_of(optimizer)._spec
     if len(layout) != len(values):
         raise KerasFileError(
             path,
             f"the file holds {len(values)} optimizer weights, but {_describe(optimizer_config)} ({family} family) "
             f"over the {len(trainable)} trainable variables {list(trainable)} has {len(layout)}: "
-            f"{[keras_name(spec, w, trainable[w.index] if w.index >= 0 else '') for w, _, _ in layout]}.",
+            f"{[entry_key(spec, w, trainable[w.index] if w.index >= 0 else '') for w, _, _ in layout]}.",
         )
     names = []
     for (w, shape, _), value in zip(layout, values):
-        name = keras_name(spec, w, trainable[w.index] if w.index >= 0 else "")
+        name = entry_key(spec, w, trainable[w.index] if w.index >= 0 else "")
         if tuple(np.shape(value)) != shape:
             raise KerasFileError(
                 path, f"optimizer weight {len(names)} ({name}) has shape {np.shape(value)}; the optimizer's is {shape}."

@@ -22,7 +22,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -207,6 +207,18 @@ def _vars(group: Any) -> list[Any]:
     return [v[k] for k in sorted(v.keys(), key=lambda k: int(k) if k.isdigit() else -1)]
 
 
+def _numbered_vars(group: Any, where: str, path: Any) -> list[Any]:
+    """:func:`_vars`, checked: Keras numbers a ``vars`` group's datasets 0 to n-1 (a gap would shift the rest)."""
+    nodes = _vars(group)
+    names = [n.name.rsplit("/", 1)[-1] for n in nodes]
+    gaps = sorted(set(range(len(nodes))) - {int(n) for n in names if n.isdigit()})
+    if gaps:
+        raise KerasFileError(
+            path, f"'{where}/vars' has no variable {gaps[0]}: it holds {sorted(names, key=lambda n: int(n) if n.isdigit() else -1)} (Keras numbers them from 0)."
+        )
+    return nodes
+
+
 def _layer_order(container: Any, configs: list | None, path: Any) -> list[tuple[str, dict | None]]:
     """``(group name, layer config)`` in ``model.layers`` order."""
     groups = list(container.keys())
@@ -280,18 +292,52 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
         container(f["layers"], layer_configs(model_config), False, "")
     for node in _vars(f):  # the model's own variables
         weights[f"vars/{node.name.rsplit('/', 1)[-1]}"] = dataset(node)
-    values = None
+    values, loss_scale = None, None
     if "optimizer" in f:
         og = f["optimizer"]
         if "vars" in og and "name" in og["vars"].attrs:
             keras3[0] = True
         # A loss-scale wrapper stores its inner optimizer's weights under inner_optimizer (which Keras loads last).
-        values = [dataset(n) for n in _vars(og["inner_optimizer"] if "inner_optimizer" in og else og)] or None
-    return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3[0])
+        where = "optimizer/inner_optimizer" if "inner_optimizer" in og else "optimizer"
+        values = [dataset(n) for n in _numbered_vars(og["inner_optimizer"] if "inner_optimizer" in og else og, where, path)] or None
+        loss_scale = _keras3_loss_scale(og, path) if keras3[0] and "inner_optimizer" in og else None
+    return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3[0], loss_scale=loss_scale)
 
 
-def write_weights_store(data: bytes, path: Any, model_weights: Mapping[str, np.ndarray], optimizer: list, model_config: dict | None) -> bytes:
-    """The weights store ``data`` (bytes) with new layer and optimizer values."""
+def _keras3_loss_scale(og: Any, path: Any) -> dict:
+    """A Keras 3 ``LossScaleOptimizer``'s own variables: ``vars/0..3`` are its unused iteration and
+    learning rate, ``step_counter`` and ``dynamic_scale``; a copy of the inner optimizer's follows."""
+    outer, inner = _vars(og), _numbered_vars(og["inner_optimizer"], "optimizer/inner_optimizer", path)
+    if len(outer) != len(inner) + 4:
+        raise KerasFileError(
+            path,
+            f"a Keras 3 LossScaleOptimizer's 'optimizer/vars' holds {len(outer)} variables; with the inner "
+            f"optimizer's {len(inner)} it should hold {len(inner) + 4} (iteration, learning_rate, step_counter, "
+            "dynamic_scale, then the inner optimizer's).",
+        )
+    return {"step_counter": int(dataset(outer[2])), "dynamic_scale": float(dataset(outer[3]))}
+
+
+def write_weights_store(
+    data: bytes,
+    path: Any,
+    model_weights: Mapping[str, np.ndarray],
+    optimizer: list,
+    model_config: dict | None,
+    own: Sequence[Any] = (),
+    members: Mapping[str, list] | None = None,
+) -> bytes:
+    """The weights store ``data`` (bytes) with new layer and optimizer values.
+
+    ``optimizer`` is ``[(name, value)]``, written to ``optimizer/vars`` and,
+    for a loss-scale wrapper, to ``optimizer/inner_optimizer/vars`` too; a
+    Keras 3 wrapper's own variables (``own``: iteration, learning rate,
+    step counter, scale) lead its ``optimizer/vars``.  A Keras 3
+    ``MultiOptimizer`` also stores each member's under
+    ``optimizer/optimizers/<group>/vars``, named by the member
+    (``members``: name -> ``[(name, value)]``).  bfloat16 values are stored
+    as Keras 3 stores them (2-byte opaque data, ``dtype`` attribute).
+    """
     require_h5py("Writing .keras files")
     buffer = _io.BytesIO(data)
     with h5py.File(buffer, "r+") as f:
@@ -301,19 +347,40 @@ def write_weights_store(data: bytes, path: Any, model_weights: Mapping[str, np.n
         for key, node in zip(keys, nodes):
             if key in model_weights:
                 _assign(node, model_weights[key], path, key)
-        groups = [f["optimizer"]]
+        values = [value for _, value in optimizer]
+        groups = [(f["optimizer"], list(own) + values)]
         if "inner_optimizer" in f["optimizer"]:
-            groups.append(f["optimizer"]["inner_optimizer"])
-        for og in groups:
+            groups.append((f["optimizer"]["inner_optimizer"], values))
+        for og in _member_groups(f["optimizer"]):
+            name = _text(og["vars"].attrs.get("name", og.name.rsplit("/", 1)[-1]))
+            if name not in (members or {}):
+                raise KerasFileError(path, f"the file's optimizer member {name!r} is none of the optimizer's: {sorted(members or {})}.")
+            groups.append((og, [value for _, value in members[name]]))
+        for og, listed in groups:
             attrs = dict(og["vars"].attrs) if "vars" in og else {}
             if "vars" in og:
                 del og["vars"]
             v = og.create_group("vars")
             for k, a in attrs.items():
                 v.attrs[k] = a
-            for i, (_, value) in enumerate(optimizer):
-                v.create_dataset(str(i), data=np.asarray(value))
+            for i, value in enumerate(listed):
+                write_dataset(v, str(i), value)
     return buffer.getvalue()
+
+
+def _member_groups(og: Any) -> list[Any]:
+    """A ``MultiOptimizer``'s members' groups (``optimizers/<group>``, in a loss-scale wrapper's inner one too)."""
+    out = [og["optimizers"][g] for g in og["optimizers"]] if "optimizers" in og else []
+    return out + (_member_groups(og["inner_optimizer"]) if "inner_optimizer" in og else [])
+
+
+def write_dataset(group: Any, name: str, value: Any) -> None:
+    """A dataset as Keras writes it: bfloat16 as 2-byte opaque data with a ``dtype="bfloat16"`` attribute."""
+    value = np.asarray(value)
+    if value.dtype == ml_dtypes.bfloat16:
+        group.create_dataset(name, data=value.view(np.dtype("V2"))).attrs["dtype"] = "bfloat16"
+    else:
+        group.create_dataset(name, data=value)
 
 
 def _store_nodes(f: Any, model_config: dict | None, path: Any) -> list[Any]:

@@ -15,6 +15,7 @@ value, and its slots, sharded the same way, device by device.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence, Callable, Mapping
 
 import jax
@@ -23,13 +24,16 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.state import find_state, replace_state
-from jaxopt_keras.io.checkpoint import KerasCheckpoint, keras_optimizer, layout_of
+from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, inner_optimizer_of, keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError
-from jaxopt_keras.io.matching import match
-from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
-from jaxopt_keras.optimizers.weights import keras_name, read_iterations, with_iterations
+from jaxopt_keras.io.matching import leaves, match
+from jaxopt_keras.optimizers import serialize
+from jaxopt_keras.optimizers.multi import MultiOptimizer
+from jaxopt_keras.optimizers.weights import read_iterations, with_iterations
 from jaxopt_keras.transforms.accumulation import AccumulationState
 from jaxopt_keras.transforms.ema import EmaState
+from jaxopt_keras.transforms.loss_scale import LossScaleState, loss_scale_optimizer_keras3
+from jaxopt_keras.transforms.routing import multi_optimizer, route
 
 Names = Mapping[Any, str] | Callable[[str], str | None] | None
 
@@ -43,10 +47,76 @@ def optimizer_from_keras(checkpoint: KerasCheckpoint, custom_objects: Mapping[st
     ``optimizer_from_keras(ckpt).transformation`` is the functional
     optimizer (``jaxopt_keras.legacy.adam(...)`` for a legacy Adam config).
 
+    A Keras 3 file gives a class of ``jaxopt_keras.optimizers.keras3`` (a
+    ``LossScaleOptimizer`` of one, for a wrapped optimizer).
+
     Raises:
-      NotImplementedError: a Keras 3 file (family ``"keras3"``; not yet here).
+      NotImplementedError: a Keras 3 ``MultiOptimizer``.
     """
     return keras_optimizer(checkpoint.config, checkpoint.family, custom_objects)
+
+
+def transformation_from_keras(checkpoint: KerasCheckpoint, params: Any, names: Names = None) -> Any:
+    """The functional optimizer of the checkpoint, for ``params``: ``optimizer_from_keras(ckpt).transformation``;
+    for a Keras 3 ``MultiOptimizer``, its members routed by the Keras path of each leaf of ``params``
+    (its ``OptimizerMap`` keys are Keras paths or patterns, which a flax tree's own paths do not match).
+
+    Raises:
+      KerasFileError: parameters that do not match the file's variables.
+    """
+    opt = optimizer_from_keras(checkpoint)
+    multi = inner_optimizer_of(opt)
+    if not isinstance(multi, MultiOptimizer):
+        return opt.transformation
+    order = trainable_order(params, checkpoint, names)
+    paths = [p for p, _ in leaves(params)]
+    for k, i in enumerate(order):
+        paths[i] = checkpoint.trainable[k]
+    members = multi.optimizer_map
+    tx = multi_optimizer(
+        {key: members[key].transformation for key in members},
+        members.default_optimizer.transformation,
+        paths=jax.tree_util.tree_structure(params).unflatten(paths),
+        loss_scale_factor=multi.loss_scale_factor,
+    )
+    return tx if opt is multi else loss_scale_optimizer_keras3(tx, opt.initial_scale, opt.dynamic_growth_steps)
+
+
+def _members(params: Any, checkpoint: KerasCheckpoint, names: Names, multi: MultiOptimizer) -> list[tuple]:
+    """``(member, its params (the others None), its checkpoint, its names=)`` for each member of a
+    ``MultiOptimizer``, in Keras's order; a member's checkpoint holds its slice of the file's variables
+    (after the multi's own ``iteration`` and ``learning_rate``) and its trainable variables."""
+    order = trainable_order(params, checkpoint, names)
+    flat, treedef = jax.tree_util.tree_flatten(params)
+    own_paths = [p for p, _ in leaves(params)]
+    values = list(checkpoint.optimizer_weights.values())
+    shapes = {k: np.shape(checkpoint.model_weights[k]) for k in checkpoint.trainable}
+    dtypes = {k: np.asarray(checkpoint.model_weights[k]).dtype for k in checkpoint.trainable}
+    start, out = 2, []
+    for member in multi.optimizers:
+        mine = [k for k, key in enumerate(checkpoint.trainable) if route(key, multi.optimizer_map, multi.optimizer_map.default_optimizer) is member]
+        keys = [checkpoint.trainable[k] for k in mine]
+        layout = layout_of(member, [shapes[k] for k in keys], [dtypes[k] for k in keys], keys)
+        chunk = values[start : start + len(layout)]
+        start += len(layout)
+        if len(chunk) != len(layout):
+            break
+        sub = dataclasses.replace(
+            checkpoint,
+            config=serialize(member),
+            iterations=int(chunk[0]),
+            optimizer_weights=dict(zip([entry_key(member._spec, w, keys[w.index] if w.index >= 0 else "") for w, _, _ in layout], chunk)),
+            trainable=tuple(keys),
+            loss_scale=None,
+        )
+        leaf_of = {order[k]: checkpoint.trainable[k] for k in mine}
+        masked = treedef.unflatten([x if i in leaf_of else None for i, x in enumerate(flat)])
+        out.append((member, masked, sub, {own_paths[i]: key for i, key in leaf_of.items()}))
+    if start != len(values):
+        raise KerasFileError(
+            checkpoint.path, f"the file holds {len(values)} optimizer weights; {multi.name}'s own 2 and its members' make {start}."
+        )
+    return out
 
 
 def place_like(value: Any, like: Any) -> jax.Array:
@@ -94,9 +164,8 @@ def trainable_order(params: Any, checkpoint: KerasCheckpoint, names: Names = Non
 
 
 def _keras_optimizer_of(tx_or_optimizer: Any, checkpoint: KerasCheckpoint) -> Any:
-    opt = tx_or_optimizer if hasattr(tx_or_optimizer, "_spec") or isinstance(tx_or_optimizer, LossScaleOptimizer) else None
-    opt = opt if opt is not None else optimizer_from_keras(checkpoint)
-    return opt.inner_optimizer if isinstance(opt, LossScaleOptimizer) else opt
+    opt = tx_or_optimizer if hasattr(inner_optimizer_of(tx_or_optimizer), "_spec") else None
+    return inner_optimizer_of(opt if opt is not None else optimizer_from_keras(checkpoint))
 
 
 def _layout(opt: Any, params: Any, order: list[int], paths: Sequence[str]) -> list:
@@ -114,7 +183,11 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     every slot, per-optimizer scalar and step count of the file; each slot
     is placed like its parameter.  The hyperparameters are ``tx``'s: build
     it with :func:`optimizer_from_keras` (``.transformation``) to continue
-    with the file's.
+    with the file's; a Keras 3 file's ``learning_rate`` variable is the
+    exception, its value wins (as when Keras 3 loads it).  A Keras 3
+    ``LossScaleOptimizer``'s scale and growth counter
+    (:attr:`~jaxopt_keras.io.KerasCheckpoint.loss_scale`) go into ``tx``'s
+    loss-scale state, when it has one.
 
     Args:
       tx: the transformation (``optimizer_from_keras(ckpt).transformation``,
@@ -132,6 +205,8 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
         shape or dtype.  The message names both sides.
     """
     opt = _keras_optimizer_of(None, checkpoint)
+    if isinstance(opt, MultiOptimizer):
+        return _multi_state_from_keras(tx, params, checkpoint, names, opt)
     order = trainable_order(params, checkpoint, names)
     layout = _layout(opt, params, order, checkpoint.trainable)
     values = list(checkpoint.optimizer_weights.values())
@@ -187,6 +262,8 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     for kind, leaves in new_lists.items():
         cls, field, (_, treedef) = per_variable[kind]
         state = replace_state(state, cls, lambda s, f=field, t=treedef, v=leaves: s._replace(**{f: t.unflatten(v)}))
+    if checkpoint.loss_scale is not None and find_state(state, LossScaleState, required=False) is not None:
+        state = replace_state(state, LossScaleState, lambda s: _with_loss_scale(s, checkpoint.loss_scale))
     try:
         state = with_iterations(state, checkpoint.iterations, opt._args.get("gradient_accumulation_steps"))
     except ValueError as e:  # a step count the counter cannot hold (int32 without x64)
@@ -194,6 +271,26 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     if opt._spec.after_load is not None:
         state = replace_state(state, OptimizerState, opt._spec.after_load)
     return state
+
+
+def _multi_state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: Names, multi: MultiOptimizer) -> Any:
+    """``tx.init(params)`` of :func:`transformation_from_keras` (a tuple of the members' states, alone or
+    in a loss-scale state) holding the file's."""
+    target = tx.init(params)
+    wrapper = find_state(target, LossScaleState, required=False)
+    states = tuple(state_from_keras(m.transformation, p, sub, names=n) for m, p, sub, n in _members(params, checkpoint, names, multi))
+    if wrapper is None:
+        return states
+    wrapper = wrapper._replace(inner=states)
+    return _with_loss_scale(wrapper, checkpoint.loss_scale) if checkpoint.loss_scale is not None else wrapper
+
+
+def _with_loss_scale(state: LossScaleState, loss_scale: Mapping[str, Any]) -> LossScaleState:
+    """A Keras 3 loss-scale optimizer's scale and growth counter, from the file."""
+    return state._replace(
+        loss_scale=jnp.asarray(loss_scale["dynamic_scale"], state.loss_scale.dtype),
+        counter=jnp.asarray(loss_scale["step_counter"], state.counter.dtype),
+    )
 
 
 def _iteration_dtype(opt: Any) -> Any:
@@ -210,11 +307,17 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
     (``iter``, ``dense/kernel/m``; ``iteration``, ``m/dense/kernel``).
     """
     opt = _keras_optimizer_of(tx_or_optimizer, checkpoint)
+    if isinstance(opt, MultiOptimizer):
+        members = member_weights(params, state, checkpoint, names)
+        count = max(int(entries[0][1]) for _, entries in members)  # every call steps every member
+        return [("iteration", np.asarray(count, np.int32)), ("learning_rate", np.asarray(0.0, np.float32))] + [
+            e for _, entries in members for e in entries
+        ]
     order = trainable_order(params, checkpoint, names)
     core = find_state(state, OptimizerState)
     out = []
     for w, _, dtype in _layout(opt, params, order, checkpoint.trainable):
-        name = keras_name(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
+        name = entry_key(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
         if w.kind == "iterations":
             value = np.asarray(read_iterations(state)).astype(_iteration_dtype(opt))
         elif w.kind == "hyper":
@@ -228,3 +331,15 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
             value = np.asarray(jax.tree_util.tree_leaves(getattr(find_state(state, cls), field))[order[w.index]])
         out.append((name, value))
     return out
+
+
+def member_weights(params: Any, state: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[tuple[str, list]]:
+    """A Keras 3 ``MultiOptimizer``'s members' weights lists, ``[(member name, [(name, value)])]`` in
+    Keras's order, from ``state`` (:func:`transformation_from_keras`'s: a tuple of the members' states)."""
+    multi = inner_optimizer_of(optimizer_from_keras(checkpoint))
+    wrapper = find_state(state, LossScaleState, required=False)
+    states = wrapper.inner if wrapper is not None else state
+    return [
+        (member.name, keras_weights(member.transformation, p, s, sub, names=n))
+        for (member, p, sub, n), s in zip(_members(params, checkpoint, names, multi), states)
+    ]

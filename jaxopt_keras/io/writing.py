@@ -6,10 +6,13 @@ optimizer's weights list and the optimizer config's hyperparameters are
 replaced by the JAX run's.  ``tf_keras.models.load_model`` then rebuilds the
 model and optimizer and continues the same trajectory.
 
-Written: a TF-Keras ``.h5`` (``model.save``; both families) and a TF-Keras
-``.keras`` archive (current family: TF-Keras loads no legacy optimizer state
-from a ``.keras``).  A Keras 3 ``.keras`` needs the keras3 family's weights
-list (:func:`~jaxopt_keras.io.checkpoint.has_numerics`).
+Written: a TF-Keras ``.h5`` (``model.save``; both families), a ``.keras``
+archive (TF-Keras: current family, as TF-Keras loads no legacy optimizer
+state from one; Keras 3: every optimizer, a ``LossScaleOptimizer``'s scale
+and counter included) and a ``.weights.h5`` (TF-Keras current family, Keras
+3).  ``keras.saving.load_model`` (Keras 3) then continues the same way.  Not
+written: a Keras 3 ``.h5`` (Keras 3 restores no optimizer slots from one)
+and TF checkpoints.
 """
 
 from __future__ import annotations
@@ -21,15 +24,17 @@ import jax
 import numpy as np
 
 from jaxopt_keras.core.hyperparams import get_hyperparams
+from jaxopt_keras.core.state import find_state
 from jaxopt_keras.io.archive import write_archive
-from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint, has_numerics
+from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint, has_numerics, routes_by_path
 from jaxopt_keras.io.errors import KerasFileError
-from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model
+from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
 from jaxopt_keras.io.matching import match
-from jaxopt_keras.io.porting import Names, keras_weights
+from jaxopt_keras.io.porting import Names, keras_weights, member_weights
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
+from jaxopt_keras.transforms.loss_scale import LossScaleState
 
 
 def _optimizer_config(tx_or_optimizer: Any, state: Any, checkpoint: KerasCheckpoint) -> dict:
@@ -61,6 +66,34 @@ def _h5_names(checkpoint: KerasCheckpoint, config: dict, entries: list) -> list:
     return out
 
 
+def _loss_scale_variables(checkpoint: KerasCheckpoint, state: Any) -> list:
+    """A Keras 3 loss-scale wrapper's own variables (unused iteration and learning rate, step counter,
+    scale): the state's scale and counter, else the file's; ``[]`` for any other optimizer."""
+    if checkpoint.loss_scale is None:
+        return []
+    found = find_state(state, LossScaleState, required=False)
+    counter, scale = (
+        (found.counter, found.loss_scale)
+        if found is not None
+        else (checkpoint.loss_scale["step_counter"], checkpoint.loss_scale["dynamic_scale"])
+    )
+    return [np.int32(0), np.float32(0.0), np.asarray(counter, np.int32), np.asarray(scale, np.float32)]
+
+
+def _write_weights_file(path: Any, checkpoint: KerasCheckpoint, model_weights: dict, entries: list, own: list, members: dict | None) -> None:
+    """A copy of the ``.weights.h5`` ``like`` with new values, renamed into place when complete."""
+    with open(checkpoint.path, "rb") as f:
+        data = write_weights_store(f.read(), checkpoint.path, model_weights, entries, checkpoint.model_config, own, members)
+    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_keras(
     path: Any,
     tx_or_optimizer: Any,
@@ -82,37 +115,51 @@ def write_keras(
         Weights ``params`` does not hold keep ``like``'s values.
       state: the optimizer state (``tx.init``'s structure).
       like: a Keras file (or the :class:`~jaxopt_keras.io.KerasCheckpoint`
-        read from it) of the same model: a TF-Keras ``.h5`` or ``.keras``.
+        read from it) of the same model: a TF-Keras ``.h5``, a ``.keras``
+        (TF-Keras or Keras 3), or a ``.weights.h5`` (read with ``config=``);
+        the file written is of its kind.
       names: pairs the default matching rule cannot find.
 
     Returns:
       ``path``.
 
     Raises:
-      KerasFileError: parameters that do not match the file's variables.
-      NotImplementedError: ``like`` is a Keras 3 file or a TF checkpoint.
+      KerasFileError: parameters that do not match the file's variables; a
+        Keras 3 ``.h5`` (Keras 3 restores no optimizer slots from it: write
+        a ``.keras``).  Nothing is written then.
+      NotImplementedError: ``like`` is a TF checkpoint.
     """
     checkpoint = like if isinstance(like, KerasCheckpoint) else read_keras(like)
     if not has_numerics(checkpoint.family):
-        raise NotImplementedError("write_keras cannot write Keras 3 files yet: " + KERAS3_MISSING)
-    if checkpoint.kind not in ("h5", "keras"):
+        raise NotImplementedError("write_keras cannot write this file: " + KERAS3_MISSING)
+    if checkpoint.kind not in ("h5", "keras", "weights.h5"):
         raise NotImplementedError(
-            f"write_keras writes TF-Keras .h5 and .keras files; {checkpoint.path} is a {checkpoint.kind} "
-            "(write an .h5 with like= a file of the same model from model.save)."
+            f"write_keras writes .h5, .keras and .weights.h5 files; {checkpoint.path} is a {checkpoint.kind} "
+            "(write an .h5 or .keras with like= a file of the same model from model.save)."
         )
     if checkpoint.kind == "keras" and checkpoint.family == "legacy":
         raise KerasFileError(checkpoint.path, "TF-Keras loads no legacy optimizer state from a .keras file: write an .h5.")
+    if checkpoint.kind == "h5" and checkpoint.family == "keras3":
+        raise KerasFileError(
+            checkpoint.path,
+            "Keras 3 restores no optimizer slots from an .h5 file (only its iteration and learning rate): "
+            "write a .keras file, with like= the model saved by Keras 3 as .keras.",
+        )
     shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
     keys = match(params, shapes, names, require_all=False, path=checkpoint.path)
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
     model_weights = dict(zip(keys, leaves))
     config = _optimizer_config(tx_or_optimizer, state, checkpoint)
     entries = keras_weights(tx_or_optimizer, params, state, checkpoint, names)
-    if checkpoint.kind == "h5":
+    own = _loss_scale_variables(checkpoint, state)
+    members = dict(member_weights(params, state, checkpoint, names)) if routes_by_path(checkpoint.config) else None
+    if checkpoint.kind == "weights.h5":
+        _write_weights_file(path, checkpoint, model_weights, entries, own, members)
+    elif checkpoint.kind == "h5":
         with open_file(checkpoint.path, checkpoint.path) as f:
             training = json_attr(f, "training_config") or {}
         training["optimizer_config"] = config
         write_saved_model(path, checkpoint.path, model_weights, _h5_names(checkpoint, config, entries), training)
     else:
-        write_archive(path, checkpoint.path, model_weights, entries, config)
+        write_archive(path, checkpoint.path, model_weights, entries, config, own, members)
     return os.fspath(path)

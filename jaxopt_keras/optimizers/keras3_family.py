@@ -308,9 +308,9 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
             raise ValueError("`exclude_from_weight_decay()` can only be configued before the optimizer is built.")
         self._weight_decay_exclude = ([id(v) for v in var_list or []], list(var_names or []))
 
-    def _decay_mask(self, params: Any) -> list[bool]:
-        if self._weight_decay_exclude is None:
-            return [True] * len(self._variables)
+    def _decay_mask(self, params: Any) -> list[bool] | None:
+        if self._weight_decay_exclude is None:  # all of them: the transformation runs on any tree (a ported flax one)
+            return None
         ids, names = self._weight_decay_exclude
         pattern = re.compile("|".join(set(names))) if names else None
         return [

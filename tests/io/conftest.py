@@ -1,10 +1,29 @@
 """The io tests write their Keras files with TF-Keras, in the test (Keras 3 in a subprocess)."""
 
+import json
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402,F401
 
 tf.config.set_visible_devices([], "GPU")
+
+KERAS3_FILES = os.path.join(os.path.dirname(__file__), "keras3_files.py")
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory):
+    """Keras 3's own files (``keras3_files.py``, JAX backend, a fresh process) and what its live objects held."""
+    directory = str(tmp_path_factory.mktemp("keras3"))
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("XLA_FLAGS", None)
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    proc = subprocess.run([sys.executable, KERAS3_FILES, directory], capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])

@@ -43,6 +43,9 @@ CASES = {
     "big": (big, lambda: O.RMSprop(0.01, momentum=0.9, centered=True)),
     "nested": (nested, lambda: O.Adam(0.01)),
     "bfloat16": (lambda: small("bfloat16"), lambda: O.Adam(0.01)),
+    "loss_scale": (small, lambda: O.LossScaleOptimizer(O.Adam(0.01), initial_scale=1024.0, dynamic_growth_steps=2)),
+    "adafactor": (small, lambda: O.Adafactor(0.01)),
+    "multi": (small, lambda: O.MultiOptimizer(O.OptimizerMap(O.SGD(0.05, momentum=0.9), {".*kernel": O.Adam(0.01)}))),
 }
 
 
@@ -66,6 +69,9 @@ def main(directory):
         paths = {"keras": os.path.join(directory, f"{name}.keras"), "weights.h5": os.path.join(directory, f"{name}.weights.h5")}
         model.save(paths["keras"])
         model.save_weights(paths["weights.h5"])
+        if name == "adam":
+            paths["h5"] = os.path.join(directory, f"{name}.h5")
+            model.save(paths["h5"])
         out[name] = {
             "paths": paths,
             "config": json.loads(model.to_json()),
@@ -75,6 +81,8 @@ def main(directory):
             "trainable": [w.path for w in model.trainable_weights],
             "iterations": int(np.asarray(opt.iterations)),
         }
+        if hasattr(opt, "inner_optimizer"):
+            out[name]["inner_variables"] = [[v.path, plain(v.value)] for v in opt.inner_optimizer.variables]
     print("RESULT " + json.dumps(out))
 
 

@@ -10,30 +10,14 @@ paths.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxopt_keras import io
-
-SCRIPT = os.path.join(os.path.dirname(__file__), "keras3_files.py")
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    directory = str(tmp_path_factory.mktemp("keras3"))
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("XLA_FLAGS", None)
-    proc = subprocess.run([sys.executable, SCRIPT, directory], capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
-
+from jaxopt_keras.algorithms.driver import OptimizerState
+from jaxopt_keras.core.state import find_state
 
 CASES = ["adam", "sgd_schedule", "nadam", "adam_accumulation", "adamw_ema", "big", "nested", "bfloat16"]
 
@@ -103,3 +87,119 @@ def test_a_keras3_file_ports_into_the_keras3_family(written):
     assert [n for n, _ in slots] == list(ckpt.optimizer_weights)
     for (_, ours), theirs in zip(slots, ckpt.optimizer_weights.values()):
         np.testing.assert_array_equal(ours, np.asarray(theirs).astype(ours.dtype))
+
+
+def test_loss_scale_optimizer(written):
+    """A Keras 3 LossScaleOptimizer: its inner optimizer's variables are the weights list, its scale and
+    counter are read from its own (``optimizer/vars/2`` and ``3``), and both go into the wrapper's state."""
+    truth = written["loss_scale"]
+    ckpt = io.read_keras(truth["paths"]["keras"])
+    opt = io.optimizer_from_keras(ckpt)
+    assert type(opt).__name__ == "LossScaleOptimizer" and type(opt.inner_optimizer).__name__ == "Adam"
+    inner = truth["inner_variables"]
+    assert len(ckpt.optimizer_weights) == len(inner)
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), inner):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+    counter, scale = truth["variables"][2][1], truth["variables"][3][1]
+    assert ckpt.loss_scale == {"step_counter": counter, "dynamic_scale": scale}
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    state = io.state_from_keras(opt.transformation, params, ckpt)
+    assert float(state.loss_scale) == scale and int(state.counter) == counter
+    assert int(state.inner.iterations) == ckpt.iterations == truth["iterations"]
+
+
+def test_adafactor_keys_are_unique(written):
+    """Keras 3 names Adafactor's r and c by their variable's name alone (``kernel``, ``bias``: not unique);
+    the checkpoint keys them ``dense_kernel_r``, ``dense_kernel_c``; 1-D variables' r and c are int32 placeholders."""
+    truth = written["adafactor"]
+    ckpt = io.read_keras(truth["paths"]["keras"])
+    assert len(ckpt.optimizer_weights) == len(truth["variables"]) == 2 + 4 * 3
+    keys = list(ckpt.optimizer_weights)
+    kernel, bias = (t.replace("/", "_") for t in ckpt.trainable[:2])  # dense_<n>_kernel: one process writes all cases
+    assert keys[2:8] == [f"{kernel}_r", f"{kernel}_c", f"{kernel}_velocity", f"{bias}_r", f"{bias}_c", f"{bias}_velocity"]
+    assert ckpt.optimizer_weights[f"{bias}_r"].dtype == np.int32
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), truth["variables"]):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+
+
+def test_a_keras3_config_tells_the_family_where_the_file_does_not(written, tmp_path):
+    """A weights file without Keras 3's name attributes (as TF-Keras writes them): Keras 3's config
+    (``loss_scale_factor``, ``gradient_accumulation_steps``, no ``jit_compile``) still says keras3;
+    TF-Keras's current config (``jit_compile``, ``is_legacy_optimizer``) says current."""
+    import shutil
+
+    import h5py
+
+    path = shutil.copy(written["adam"]["paths"]["weights.h5"], tmp_path / "plain.weights.h5")
+    with h5py.File(path, "r+") as f:
+        groups = []
+        f.visit(groups.append)
+        for name in groups:
+            f[name].attrs.pop("name", None)
+    config = {"model": written["adam"]["config"], "optimizer": written["adam"]["optimizer"]}
+    assert io.read_keras(path, config=config).family == "keras3"
+    current = dict(written["adam"]["optimizer"], config=dict(written["adam"]["optimizer"]["config"], jit_compile=False, is_legacy_optimizer=False))
+    for key in ("loss_scale_factor", "gradient_accumulation_steps"):
+        current["config"].pop(key)
+    with pytest.raises(io.KerasFileError, match="10 optimizer weights.*current family.*has 9"):  # no learning_rate variable there
+        io.read_keras(path, config={"model": written["adam"]["config"], "optimizer": current})
+
+
+def test_a_multi_optimizer_is_read_and_ported(written):
+    """Keras 3 saves a MultiOptimizer's variables (its own iteration and learning rate, then each
+    member's); they are read in order, positionally named, and ported member by member: each member's
+    state over its own parameters, routed by their Keras paths (here Adam for the kernels, SGD for the biases)."""
+    truth = written["multi"]
+    ckpt = io.read_keras(truth["paths"]["keras"])
+    assert ckpt.family == "keras3" and ckpt.config["class_name"] == "MultiOptimizer"
+    assert len(ckpt.optimizer_weights) == len(truth["variables"])
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), truth["variables"]):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+    assert type(io.optimizer_from_keras(ckpt)).__name__ == "MultiOptimizer"
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    tx = io.transformation_from_keras(ckpt, params)
+    state = io.state_from_keras(tx, params, ckpt)
+    adam, sgd = (find_state(s, OptimizerState) for s in state)
+    assert [x.shape for x in jax.tree_util.tree_leaves(adam.slots)] == [(4, 3), (3, 2)] * 2  # momentum, velocity
+    assert [x.shape for x in jax.tree_util.tree_leaves(sgd.slots)] == [(3,), (2,)]  # momentum
+    back = io.keras_weights(tx, params, state, ckpt)
+    assert len(back) == len(truth["variables"])
+    for (_, ours), (_, expected) in zip(back, truth["variables"]):
+        np.testing.assert_array_equal(np.asarray(ours, np.float64), np.asarray(expected, np.float64))
+
+
+def test_a_loss_scale_optimizer_written_back_holds_both_copies(written, tmp_path):
+    """write_keras writes a Keras 3 LossScaleOptimizer as Keras 3 does: ``optimizer/vars`` = its own
+    (iteration 0, learning rate 0, step counter, scale) then the inner optimizer's, and the inner
+    optimizer's again in ``optimizer/inner_optimizer/vars``; the state's scale and counter, not the file's."""
+    import io as _io
+    import zipfile
+
+    import h5py
+
+    from jaxopt_keras.io.hdf5 import dataset
+
+    ckpt = io.read_keras(written["loss_scale"]["paths"]["keras"])
+    opt = io.optimizer_from_keras(ckpt)
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    state = io.state_from_keras(opt.transformation, params, ckpt)
+    state = state._replace(loss_scale=jnp.float32(4096.0), counter=jnp.int32(1))
+    path = io.write_keras(tmp_path / "back.keras", opt, params, state, like=ckpt)
+    back = io.read_keras(path)
+    assert back.loss_scale == {"step_counter": 1, "dynamic_scale": 4096.0}
+    with zipfile.ZipFile(path) as z, h5py.File(_io.BytesIO(z.read("model.weights.h5"))) as f:
+        outer = [dataset(f["optimizer/vars"][str(i)]) for i in range(len(f["optimizer/vars"]))]
+        inner = [dataset(f["optimizer/inner_optimizer/vars"][str(i)]) for i in range(len(f["optimizer/inner_optimizer/vars"]))]
+        assert dict(f["optimizer/vars"].attrs) == {"name": "loss_scale_optimizer"}
+    assert [o.dtype for o in outer[:4]] == [np.int32, np.float32, np.int32, np.float32]
+    assert [o.item() for o in outer[:4]] == [0, 0.0, 1, 4096.0]
+    assert len(outer) == len(inner) + 4 == len(ckpt.optimizer_weights) + 4
+    for a, b, c in zip(outer[4:], inner, ckpt.optimizer_weights.values()):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(b, c)

@@ -1,0 +1,38 @@
+"""The Keras 3 io oracle's training problem, shared by the test (TF imported) and the runner (Keras 3).
+
+No TensorFlow or Keras import here: the two sides import this module in
+different processes.  ``Dense(6, tanh) -> Dense(2)`` on fixed batches, and
+the cases: Keras 3 optimizers with options that exercise their state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BEFORE, AFTER, HALF, BATCH = 20, 60, 30, 16
+
+# label -> (class name, kwargs, wrapper).  A "schedule" kwarg is an ExponentialDecay config.
+CASES = {
+    "Adam": ("Adam", dict(learning_rate=0.01, clipnorm=1.0), None),
+    "AdamW": ("AdamW", dict(learning_rate=0.01, weight_decay=0.05), None),
+    "Nadam": ("Nadam", dict(learning_rate=0.01), None),
+    "SGD": ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True), None),
+    "Adafactor": ("Adafactor", dict(learning_rate=0.05), None),
+    "Adam_ema": ("Adam", dict(learning_rate=0.01, use_ema=True, ema_momentum=0.9), None),
+    "Adam_accumulation": ("Adam", dict(learning_rate=0.01, gradient_accumulation_steps=3), None),
+    "SGD_schedule": ("SGD", dict(learning_rate=dict(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.9), momentum=0.5), None),
+    "RMSprop": ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True), None),
+    "LossScale_Adam": ("Adam", dict(learning_rate=0.01), "LossScaleOptimizer"),
+    # Adam for the kernels (a pattern: each case's layers are numbered anew), SGD for the rest.
+    "Multi": ("Adam", dict(learning_rate=0.01), "MultiOptimizer"),
+    "SGD_bfloat16": ("SGD", dict(learning_rate=0.05, momentum=0.9), None),  # Adam: beta_2 is 1.0 in bfloat16
+}
+# The model's dtype where it is not float32.
+DTYPES = {"SGD_bfloat16": "bfloat16"}
+
+
+def batches() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    xs = rng.uniform(-1.0, 1.0, (BEFORE + AFTER, BATCH, 4))
+    ys = np.sin(2 * xs[..., :2]) + xs[..., 2:] * xs[..., :2]
+    return xs.astype(np.float32), ys.astype(np.float32)
