@@ -24,7 +24,7 @@ Dependencies: h5py (the ``io`` extra) for ``.h5`` and ``.keras``; TensorFlow
 each format; ``docs/flax.md`` the flax, nnx, optax and orbax interop.
 """
 
-from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint
+from jaxopt_keras.io.checkpoint import KerasCheckpoint
 from jaxopt_keras.io.errors import KerasFileError, MissingDependencyError
 from jaxopt_keras.io.porting import (
     keras_weights,
@@ -49,5 +49,4 @@ __all__ = [
     "state_from_tree",
     "KerasFileError",
     "MissingDependencyError",
-    "KERAS3_MISSING",
 ]

@@ -13,11 +13,7 @@ The numerics family: ``"legacy"`` (OptimizerV2) and ``"current"`` (TF-Keras
 >= 2.11) are read from the config as :func:`~jaxopt_keras.optimizers.deserialize`
 reads them; ``"keras3"`` from the file (written by Keras 3), whose config is
 read by :func:`jaxopt_keras.optimizers.keras3.deserialize` (a
-``LossScaleOptimizer`` included).  A family is ported when the optimizers
-layer has classes for it (:func:`has_numerics`:
-``jaxopt_keras.optimizers.classes.BASES``); a family without is read with
-positional names after ``iteration`` and ``learning_rate``, and porting it
-raises ``NotImplementedError``.
+``LossScaleOptimizer`` included).
 """
 
 from __future__ import annotations
@@ -31,17 +27,10 @@ import numpy as np
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers import deserialize
 from jaxopt_keras.optimizers.config import config_family, without_custom_prefix
-from jaxopt_keras.optimizers.classes import BASES
 from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
 from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
 
 FAMILIES = ("legacy", "current", "keras3")
-
-KERAS3_MISSING = (
-    "this file was written by Keras 3, whose optimizers have numerics of their own (the 'keras3' family), "
-    "which this version of jaxopt_keras does not have yet: read_keras gives its weights, but no optimizer "
-    "or state can be built from it."
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,21 +103,13 @@ def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
     return config_family(config, inner)
 
 
-def has_numerics(family: str) -> bool:
-    """Whether the optimizers layer has classes (so specs and weights lists) for ``family``."""
-    return family in BASES
-
-
 def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapping[str, Any] | None = None) -> Any:
     """Our optimizer object for a Keras config in ``family``.
 
     Raises:
-      NotImplementedError: a family without classes here.
       ValueError: a class this library does not have (and ``custom_objects``
         does not supply).
     """
-    if not has_numerics(family):
-        raise NotImplementedError(KERAS3_MISSING if family == "keras3" else f"no optimizers of family {family!r}.")
     if family in ("legacy", "current"):
         return deserialize(dict(config), custom_objects=custom_objects, use_legacy_optimizer=family == "legacy")
     return deserialize_keras3(dict(config), custom_objects=custom_objects)
@@ -213,7 +194,7 @@ def assemble(
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
-    if not has_numerics(family) or routes_by_path(optimizer_config):
+    if routes_by_path(optimizer_config):
         names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"

@@ -259,9 +259,9 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     state = replace_state(
         target, OptimizerState, lambda c: c._replace(slots=slots, scalars=scalars, hyperparams=c.hyperparams.replace(**hypers))
     )
-    for kind, leaves in new_lists.items():
+    for kind, kind_leaves in new_lists.items():
         cls, field, (_, treedef) = per_variable[kind]
-        state = replace_state(state, cls, lambda s, f=field, t=treedef, v=leaves: s._replace(**{f: t.unflatten(v)}))
+        state = replace_state(state, cls, lambda s, f=field, t=treedef, v=kind_leaves: s._replace(**{f: t.unflatten(v)}))
     if checkpoint.loss_scale is not None and find_state(state, LossScaleState, required=False) is not None:
         state = replace_state(state, LossScaleState, lambda s: _with_loss_scale(s, checkpoint.loss_scale))
     try:

@@ -26,7 +26,7 @@ import numpy as np
 from jaxopt_keras.core.hyperparams import get_hyperparams
 from jaxopt_keras.core.state import find_state
 from jaxopt_keras.io.archive import write_archive
-from jaxopt_keras.io.checkpoint import KERAS3_MISSING, KerasCheckpoint, has_numerics, routes_by_path
+from jaxopt_keras.io.checkpoint import KerasCheckpoint, routes_by_path
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
 from jaxopt_keras.io.matching import match
@@ -130,8 +130,6 @@ def write_keras(
       NotImplementedError: ``like`` is a TF checkpoint.
     """
     checkpoint = like if isinstance(like, KerasCheckpoint) else read_keras(like)
-    if not has_numerics(checkpoint.family):
-        raise NotImplementedError("write_keras cannot write this file: " + KERAS3_MISSING)
     if checkpoint.kind not in ("h5", "keras", "weights.h5"):
         raise NotImplementedError(
             f"write_keras writes .h5, .keras and .weights.h5 files; {checkpoint.path} is a {checkpoint.kind} "
