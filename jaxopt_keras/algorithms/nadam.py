@@ -254,6 +254,8 @@ LEGACY = Spec(
     scalars=(Scalar("momentum_cache", 1.0),),
     advance=legacy_advance,
     check_args=_check_legacy,
+    non_number_errors={"schedule_decay": TypeError},  # `schedule_decay < 0.0`
+    ignored=("decay",),  # TF-Keras overwrites it with `schedule_decay`
     # get_config reports the schedule decay as "decay"; reading a config back
     # must restore it (TF-Keras's own from_config resets it to 0.004).
     config_to_args={"decay": "schedule_decay"},

@@ -216,6 +216,14 @@ class Spec:
         ``weight_decay``); ``("weight_decay",)`` but for Muon.
       config_order: the algorithm's config keys in the order Keras's
         ``get_config`` lists them, where it differs from ``defaults``.
+      non_number_errors: numeric arguments Keras's constructor checks itself,
+        and the error it raises there for a non-number (``None``, a string, a
+        list): ``TypeError`` where it compares the value with a number,
+        ``ValueError`` where it tests its type (see
+        :func:`jaxopt_keras.keras.arguments.check_number_types`).
+      nullable: numeric arguments that may be ``None`` beyond the family's.
+      ignored: arguments Keras takes and ignores (legacy Nadam's ``decay``):
+        never checked.
     """
 
     family: Family
@@ -248,6 +256,9 @@ class Spec:
     route: RouteFn | None = None
     decay_rates: tuple[str, ...] = ("weight_decay",)
     config_order: tuple[str, ...] = ()
+    non_number_errors: Mapping[str, type] = dataclasses.field(default_factory=dict)
+    nullable: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
