@@ -197,6 +197,19 @@ def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
             raise ValueError(f"Expected {name} >= 0, received: {number}")
 
 
+def check_hyperparameter(spec: Spec, name: str, value: Any) -> None:
+    """The constructor's rules for one numeric hyperparameter set on its own
+    (``opt.beta_1 = 0.5`` on the Keras layer), with the constructor's errors.
+
+    Raises:
+      TypeError, ValueError: as :func:`check_number_types` and
+        :func:`check_number_values`.
+    """
+    if name in numeric_arguments(spec):
+        check_number_types(spec, {name: value})
+        check_number_values(spec, {name: value})
+
+
 def check_nonnegative(name: str, value: Any) -> None:
     """``ValueError`` for a negative number (schedules and ``None`` pass)."""
     if value is not None and not is_schedule(value) and value < 0:

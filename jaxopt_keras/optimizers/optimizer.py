@@ -37,7 +37,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import find_state, replace_state
-from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipping
+from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipping, check_hyperparameter
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers.variable import StateView, Variable
@@ -314,6 +314,7 @@ class KerasOptimizer(WeightsList):
         return StateView(f"{name}:0", lambda: self._hp[name], lambda value: self._set_numeric_hyper(name, value))
 
     def _set_numeric_hyper(self, name: str, value: Any) -> None:
+        check_hyperparameter(self._spec, name, value)
         self._set_hp(self._hp.replace(**{name: value}))
         if not isinstance(value, jax.core.Tracer):
             self._args[name] = python_scalar(value)
