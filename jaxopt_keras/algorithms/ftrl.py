@@ -205,6 +205,7 @@ LEGACY = Spec(
     needs_params=True,
     check_args=_check_legacy,
     non_number_errors=_COMPARED,
+    zero_arg_callables=("learning_rate", "beta"),  # the others are compared in the constructor
     statics=(Static("shrinkage", _shrinkage),),
     name_index=5,  # Keras: (..., l2_regularization_strength, name, l2_shrinkage_..., beta)
 )

@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxopt_keras.core.hyperparams import Derived
 from jaxopt_keras.core.state import filled
+from jaxopt_keras.schedules.base import takes_no_arguments, takes_the_step
 
 Family = Literal["legacy", "current", "keras3"]
 FAMILIES: tuple[Family, ...] = ("legacy", "current", "keras3")
@@ -224,6 +225,10 @@ class Spec:
       nullable: numeric arguments that may be ``None`` beyond the family's.
       ignored: arguments Keras takes and ignores (legacy Nadam's ``decay``):
         never checked.
+      zero_arg_callables: legacy: the hyperparameters OptimizerV2 accepts as
+        a zero-argument callable, called before every step (``_set_hyper``
+        values its constructor does not compare); ``None``: the learning
+        rate and ``float32_hyperparams``.
     """
 
     family: Family
@@ -259,6 +264,7 @@ class Spec:
     non_number_errors: Mapping[str, type] = dataclasses.field(default_factory=dict)
     nullable: tuple[str, ...] = ()
     ignored: tuple[str, ...] = ()
+    zero_arg_callables: tuple[str, ...] | None = None
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
@@ -298,6 +304,25 @@ class Spec:
     def keras_slot_name(self, field: str) -> str:
         """Keras's name of the slot held in ``field``."""
         return self.slot_names.get(field, field)
+
+    def callable_hyperparams(self) -> tuple[str, ...]:
+        """The hyperparameters that may be zero-argument callables (legacy family only)."""
+        if self.family != "legacy":
+            return ()
+        if self.zero_arg_callables is not None:
+            return self.zero_arg_callables
+        return ("learning_rate",) + self.float32_hyperparams
+
+    def is_host_callable(self, name: str, value: Any) -> bool:
+        """``value`` is a zero-argument callable hyperparameter ``name`` of this spec.
+
+        A learning rate that can take the step count (``lambda step: ...``)
+        is a schedule of the step instead (the functional API's meaning)."""
+        if name not in self.callable_hyperparams():
+            return False
+        if name == "learning_rate" and takes_the_step(value):
+            return False
+        return takes_no_arguments(value)
 
     def hyperparam_names(self) -> tuple[str, ...]:
         """The numeric hyperparameters kept in the state, learning rate first."""

@@ -167,6 +167,8 @@ def check_number_types(spec: Spec, args: Mapping[str, Any], skip: tuple[str, ...
             continue
         if name == "learning_rate" and (is_schedule(value) or callable(value)):
             continue
+        if spec.is_host_callable(name, value):
+            continue  # OptimizerV2's `_get_hyper` calls it at every step
         if not _is_number(value):
             raise _not_a_number(spec, name, value)
 
@@ -195,6 +197,33 @@ def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
             raise ValueError(f"Argument `{name}` must be in the range [0, 1]. Received: {name}={number}.")
         if name in NONNEGATIVE and number < 0:
             raise ValueError(f"Expected {name} >= 0, received: {number}")
+
+
+def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, Any]) -> None:
+    """The functional factories' rule: no hyperparameter is a zero-argument callable.
+
+    OptimizerV2 calls such a hyperparameter before every step.  A functional
+    transformation's ``update`` is traced once under ``jit``: the callable
+    would be called once, at trace time, and its value frozen into the
+    compiled step, which is never what it means.  The Keras classes call it on
+    the host before each jitted step; the functional way is to set the value
+    between steps with ``set_hyperparams`` (no recompilation).  A learning
+    rate that is a function of the step count (``lambda step: ...``) is a
+    schedule, and fine.
+
+    Raises:
+      TypeError: a zero-argument callable hyperparameter.
+    """
+    for name in spec.callable_hyperparams():
+        if spec.is_host_callable(name, args.get(name)):
+            raise TypeError(
+                f"`{name}` is a zero-argument callable. OptimizerV2 calls it before every step, but a "
+                "functional transformation is traced once, so it would be called once and its value frozen. "
+                f"Set the value between steps with jaxopt_keras.set_hyperparams(state, {name}=fn()) (no "
+                f"recompilation), or use the class jaxopt_keras.optimizers.legacy.{class_name}, which calls it "
+                "before each step."
+                + (" A learning rate may also be a function of the step: `lambda step: ...`." if name == "learning_rate" else "")
+            )
 
 
 def check_hyperparameter(spec: Spec, name: str, value: Any) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from typing import Any, ClassVar, Iterable, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -113,9 +113,33 @@ class KerasOptimizer(WeightsList):
         ids, names = self._weight_decay_exclude
         return [not (id(v) in ids or any(re.search(n, v.name) for n in names)) for v in self._variables]
 
+    def _host_callables(self) -> dict[str, Callable[[], Any]]:
+        """Hyperparameters given as zero-argument callables: called on the host
+        before each step, their values written into the state (no recompilation).
+
+        OptimizerV2's ``_get_hyper`` calls such a hyperparameter whenever it
+        reads it; the legacy family takes one for each of
+        ``Spec.callable_hyperparams`` (Keras 3 for the learning rate).
+        """
+        return {n: self._args[n] for n in self._spec.callable_hyperparams() if self._spec.is_host_callable(n, self._args.get(n))}
+
+    def _host_values(self) -> dict[str, Any]:
+        """The host callables' current values, checked as the constructor checks a number.
+
+        Raises:
+          TypeError, ValueError: a callable returned something the constructor refuses.
+        """
+        values = {}
+        for name, fn in self._host_callables().items():
+            value = python_scalar(fn())
+            check_hyperparameter(self._spec, name, value)
+            values[name] = value
+        return values
+
     def _transformation_args(self) -> dict:
-        """The arguments the transformation is built from (the constructor's, checked)."""
-        args = dict(self._args)
+        """The arguments the transformation is built from (the constructor's, checked;
+        a host callable's current value in its place)."""
+        args = {**self._args, **self._host_values()}
         if any(args.get(rate) is not None for rate in self._spec.decay_rates):
             args["weight_decay_mask"] = self._decay_mask
         if self._spec.route is not None:
@@ -273,6 +297,9 @@ class KerasOptimizer(WeightsList):
         return pairs, kept
 
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
+        values = self._host_values()
+        if values:
+            self._set_hp(self._hp.replace(**values))
         grads = self._grads_tree(kept)
         values = [v.value for v in self._variables]
         new_values, state = self._step(values, self._state, grads)
@@ -314,20 +341,27 @@ class KerasOptimizer(WeightsList):
         return StateView(f"{name}:0", lambda: self._hp[name], lambda value: self._set_numeric_hyper(name, value))
 
     def _set_numeric_hyper(self, name: str, value: Any) -> None:
+        if self._spec.is_host_callable(name, value):
+            # OptimizerV2's `_set_hyper` takes a callable: called from now on before each step.
+            current = python_scalar(value())
+            check_hyperparameter(self._spec, name, current)
+            self._set_hp(self._hp.replace(**{name: current}))
+            self._args[name] = value
+            return
         check_hyperparameter(self._spec, name, value)
         self._set_hp(self._hp.replace(**{name: value}))
         if not isinstance(value, jax.core.Tracer):
             self._args[name] = python_scalar(value)
 
     def _learning_rate_is_schedule(self) -> bool:
-        return is_schedule(self._args["learning_rate"])
+        return is_schedule(self._args["learning_rate"]) and "learning_rate" not in self._host_callables()
 
     def _set_learning_rate_source(self, value: Any) -> None:
         """Replaces a schedule by another, or a float by a schedule (a new step function)."""
         self._args["learning_rate"] = value
         values = dict(self._hp.primary)
         values.pop("learning_rate", None)
-        hp = init_hyperparams(self._spec, self._args)
+        hp = init_hyperparams(self._spec, {**self._args, **self._host_values()})
         hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
         self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
         self._rebuild()
