@@ -16,7 +16,7 @@ import pathlib
 
 TESTS = pathlib.Path(__file__).resolve().parent
 PACKAGE = TESTS.parent / "jaxopt_keras"
-OTHER_FOLDERS = {"distributed", "oracle"}
+OTHER_FOLDERS = {"distributed", "oracle", "fuzz"}
 
 
 def _python_files():
