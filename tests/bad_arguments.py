@@ -313,6 +313,17 @@ Every refusal happens in the constructor (class or factory alike: they raise
 the same error) and the message names the argument; nothing is built.  The
 same checks guard `opt.<hyperparameter> = value` and `set_hyperparams`.
 
+Not in the table: a zero-argument callable (`beta_1=lambda: 0.9`) is what
+OptimizerV2 accepts for its `_set_hyper` hyperparameters (the learning rate,
+the betas, `rho`, `momentum`, Ftrl's `beta`) and calls before every step; the
+legacy classes do the same (called on the host before each jitted step, the
+value written into the state: no recompilation).  The functional factories
+refuse it with a TypeError: a transformation is traced once, so the callable
+would be called once and frozen; set the value between steps with
+`jaxopt_keras.set_hyperparams(state, beta_1=...)` instead.  A learning rate
+that can take the step count (`lambda step: ...`) is a schedule of the step,
+in the factories and the classes.
+
 How to read a cell: `ok` (accepted, and the first step is finite), an error
 type (both raise it), `TypeError*` (Keras raises it only in its first step; we
 at construction), or `Keras → ours [reason]` where we differ on purpose
