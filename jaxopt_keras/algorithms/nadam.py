@@ -223,7 +223,8 @@ def current_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
     return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
 
 def _check_legacy(args: dict) -> dict:
-    if is_schedule(args.get("lr", args["learning_rate"])):
+    lr = args.get("lr", args["learning_rate"])
+    if is_schedule(lr) and not LEGACY.is_host_callable("learning_rate", lr):  # `lambda: 0.1` is fine
         raise ValueError(
             "The Nadam optimizer does not support tf.keras.optimizers.LearningRateSchedules "
             "as the learning rate."

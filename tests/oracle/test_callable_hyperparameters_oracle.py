@@ -20,6 +20,7 @@ CASES = [
     ("Adam", {"beta_1": lambda t: 0.9 - 0.1 * t, "beta_2": lambda t: 0.99, "learning_rate": lambda t: 0.05}),
     ("Adadelta", {"rho": lambda t: 0.5 + 0.1 * t, "learning_rate": lambda t: 1.0}),
     ("Ftrl", {"beta": lambda t: 0.1 * t, "learning_rate": lambda t: 0.2}),
+    ("Nadam", {"learning_rate": lambda t: 0.01 * (t + 1), "beta_2": lambda t: 0.99 - 0.01 * t}),
 ]
 
 
