@@ -100,7 +100,7 @@ def _state(opt):
 HYPER_ARGS = [(f, n, a) for f, n, a in ARGS if a in registry.find(n, f).specs[f].hyperparam_names() and a != "learning_rate"]
 
 
-@fuzz_settings(25)
+@fuzz_settings(20)
 @given(st.sampled_from(HYPER_ARGS), BAD)
 def test_bad_assignments_raise_what_the_constructor_raises_and_change_nothing(where, bad):
     family, name, arg = where
