@@ -75,7 +75,7 @@ def configs(draw):
     return name, family, kwargs, shapes, seed
 
 
-@fuzz_settings(12)
+@fuzz_settings(25)
 @given(configs())
 def test_random_configurations_match_tf_keras_in_float64(config):
     name, family, kwargs, shapes, seed = config
