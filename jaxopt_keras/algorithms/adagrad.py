@@ -92,6 +92,7 @@ LEGACY = Spec(
     adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=_check_legacy,
+    non_number_errors={"initial_accumulator_value": TypeError},  # `initial_accumulator_value < 0.0`
 )
 
 CURRENT = Spec(

@@ -157,6 +157,19 @@ def _check_legacy(args: dict) -> dict:
     return args
 
 
+# Keras's constructor compares these with 0: a non-number is a TypeError there.
+_COMPARED = {
+    k: TypeError
+    for k in (
+        "initial_accumulator_value",
+        "learning_rate_power",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "l2_shrinkage_regularization_strength",
+    )
+}
+
+
 def _shrinkage(args) -> bool:
     """The kernel choice (``FtrlV2`` when shrinkage > 0), fixed at construction."""
     return args["l2_shrinkage_regularization_strength"] > 0.0
@@ -191,6 +204,8 @@ LEGACY = Spec(
     time_decay=True,
     needs_params=True,
     check_args=_check_legacy,
+    non_number_errors=_COMPARED,
+    zero_arg_callables=("learning_rate", "beta"),  # the others are compared in the constructor
     statics=(Static("shrinkage", _shrinkage),),
     name_index=5,  # Keras: (..., l2_regularization_strength, name, l2_shrinkage_..., beta)
 )
@@ -213,7 +228,11 @@ CURRENT = Spec(
     update=current_update,
     needs_params=True,
     check_args=_check,
+    non_number_errors=_COMPARED,
 )
 
 
-KERAS3 = dataclasses.replace(CURRENT, family="keras3", sparse_update=None)
+# Keras 3 adds `beta` to a Python float (`self.beta + ...`): a non-number is a TypeError there.
+KERAS3 = dataclasses.replace(
+    CURRENT, family="keras3", sparse_update=None, non_number_errors={**_COMPARED, "beta": TypeError}
+)

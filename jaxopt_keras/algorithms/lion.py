@@ -60,6 +60,7 @@ CURRENT = Spec(
     update=current_update,
     sparse_update=current_sparse_update,
     check_args=_check,
+    non_number_errors={"beta_1": TypeError},  # `beta_1 <= 0`
 )
 
 

@@ -27,6 +27,7 @@ import re
 from typing import Any, Mapping, NamedTuple
 
 import jax
+import numpy as np
 import jax.numpy as jnp
 
 from jaxopt_keras.algorithms.spec import Coefficients, Route, Slot, Spec, Static, minus_one, one_minus
@@ -139,6 +140,10 @@ def route(path: str, shape: tuple[int, ...], args: Mapping[str, Any]) -> Route:
 
 def _check(args: dict) -> dict:
     args["exclude_layers"] = args["exclude_layers"] or []  # Keras 3: `exclude_layers or []`
+    steps = args["ns_steps"]
+    if not isinstance(steps, (int, np.integer)):
+        # Keras 3 fails in its first step, in `range(self.ns_steps)`.
+        raise TypeError(f"Argument `ns_steps` must be an integer. Received: ns_steps={steps!r}.")
     return args
 
 
@@ -193,5 +198,8 @@ KERAS3 = Spec(
     update=muon_update,
     route=route,
     check_args=_check,
+    nullable=("adam_weight_decay", "rms_rate"),  # no decay / no RMS matching
+    # Python arithmetic on these (`a * X`, `range(ns_steps)`): a non-number is a TypeError.
+    non_number_errors={k: TypeError for k in ("muon_a", "muon_b", "muon_c", "ns_steps")},
     elementwise=False,
 )

@@ -226,7 +226,8 @@ def current_sparse_update(g: IndexedSlices, p, s: NadamSlots, c: Coefficients):
     return -(m_hat * c.learning_rate / (jnp.sqrt(v_hat) + c.epsilon)), NadamSlots(m, v)
 
 def _check_legacy(args: dict) -> dict:
-    if is_schedule(args.get("lr", args["learning_rate"])):
+    lr = args.get("lr", args["learning_rate"])
+    if is_schedule(lr) and not LEGACY.is_host_callable("learning_rate", lr):  # `lambda: 0.1` is fine
         raise ValueError(
             "The Nadam optimizer does not support tf.keras.optimizers.LearningRateSchedules "
             "as the learning rate."
@@ -257,6 +258,8 @@ LEGACY = Spec(
     scalars=(Scalar("momentum_cache", 1.0),),
     advance=legacy_advance,
     check_args=_check_legacy,
+    non_number_errors={"schedule_decay": TypeError},  # `schedule_decay < 0.0`
+    ignored=("decay",),  # TF-Keras overwrites it with `schedule_decay`
     # get_config reports the schedule decay as "decay"; reading a config back
     # must restore it (TF-Keras's own from_config resets it to 0.004).
     config_to_args={"decay": "schedule_decay"},

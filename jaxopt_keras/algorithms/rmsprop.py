@@ -193,6 +193,7 @@ LEGACY = Spec(
     adjust_weights=pad_missing_iterations,
     time_decay=True,
     check_args=_check_legacy,
+    non_number_errors={"momentum": TypeError},  # `momentum < 0`
 )
 
 CURRENT = Spec(
@@ -207,6 +208,7 @@ CURRENT = Spec(
     update=current_update,
     sparse_update=current_sparse_update,
     base_defaults={"ema_overwrite_frequency": 100},  # TF-Keras's RMSprop default
+    non_number_errors={"momentum": TypeError},  # `if self.momentum > 0` (in build)
 )
 
 

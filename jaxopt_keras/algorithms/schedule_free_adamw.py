@@ -91,4 +91,5 @@ KERAS3 = Spec(
     # runtime scalar, divided as written: so these are constants here too.
     statics=(Static("beta_1"), Static("beta_2"), Static("epsilon"), Static("warmup_steps")),
     needs_params=True,
+    non_number_errors={"warmup_steps": TypeError},  # Python arithmetic on it
 )

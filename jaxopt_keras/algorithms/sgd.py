@@ -118,6 +118,7 @@ LEGACY = Spec(
     time_decay=True,
     check_args=_check_legacy,
     statics=(Static("nesterov"),),
+    non_number_errors={"momentum": TypeError},  # `momentum < 0`
 )
 
 CURRENT = Spec(
@@ -149,6 +150,7 @@ KERAS3 = dataclasses.replace(
     family="keras3",
     time_decay=False,
     check_args=_check_keras3,
+    non_number_errors={"momentum": ValueError},  # `not isinstance(momentum, float)`
     sparse_update=None,
     sparse_dedup=lambda a: True,
 )

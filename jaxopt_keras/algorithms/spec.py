@@ -26,6 +26,7 @@ import numpy as np
 
 from jaxopt_keras.core.hyperparams import Derived
 from jaxopt_keras.core.state import filled
+from jaxopt_keras.schedules.base import takes_no_arguments, takes_the_step
 
 Family = Literal["legacy", "current", "keras3"]
 FAMILIES: tuple[Family, ...] = ("legacy", "current", "keras3")
@@ -216,6 +217,18 @@ class Spec:
         ``weight_decay``); ``("weight_decay",)`` but for Muon.
       config_order: the algorithm's config keys in the order Keras's
         ``get_config`` lists them, where it differs from ``defaults``.
+      non_number_errors: numeric arguments Keras's constructor checks itself,
+        and the error it raises there for a non-number (``None``, a string, a
+        list): ``TypeError`` where it compares the value with a number,
+        ``ValueError`` where it tests its type (see
+        :func:`jaxopt_keras.keras.arguments.check_number_types`).
+      nullable: numeric arguments that may be ``None`` beyond the family's.
+      ignored: arguments Keras takes and ignores (legacy Nadam's ``decay``):
+        never checked.
+      zero_arg_callables: legacy: the hyperparameters OptimizerV2 accepts as
+        a zero-argument callable, called before every step (``_set_hyper``
+        values its constructor does not compare); ``None``: the learning
+        rate and ``float32_hyperparams``.
     """
 
     family: Family
@@ -248,6 +261,10 @@ class Spec:
     route: RouteFn | None = None
     decay_rates: tuple[str, ...] = ("weight_decay",)
     config_order: tuple[str, ...] = ()
+    non_number_errors: Mapping[str, type] = dataclasses.field(default_factory=dict)
+    nullable: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    zero_arg_callables: tuple[str, ...] | None = None
 
     def __post_init__(self):
         fields = tuple(getattr(self.slots_type, "_fields", ()))
@@ -287,6 +304,25 @@ class Spec:
     def keras_slot_name(self, field: str) -> str:
         """Keras's name of the slot held in ``field``."""
         return self.slot_names.get(field, field)
+
+    def callable_hyperparams(self) -> tuple[str, ...]:
+        """The hyperparameters that may be zero-argument callables (legacy family only)."""
+        if self.family != "legacy":
+            return ()
+        if self.zero_arg_callables is not None:
+            return self.zero_arg_callables
+        return ("learning_rate",) + self.float32_hyperparams
+
+    def is_host_callable(self, name: str, value: Any) -> bool:
+        """``value`` is a zero-argument callable hyperparameter ``name`` of this spec.
+
+        A learning rate that can take the step count (``lambda step: ...``)
+        is a schedule of the step instead (the functional API's meaning)."""
+        if name not in self.callable_hyperparams():
+            return False
+        if name == "learning_rate" and takes_the_step(value):
+            return False
+        return takes_no_arguments(value)
 
     def hyperparam_names(self) -> tuple[str, ...]:
         """The numeric hyperparameters kept in the state, learning rate first."""

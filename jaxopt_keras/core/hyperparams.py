@@ -44,13 +44,27 @@ def widest_float() -> np.dtype:
     return np.dtype(jnp.float64) if jax.config.jax_enable_x64 else np.dtype(jnp.float32)
 
 
-def _host_value(value: Any) -> float | None:
-    """A Python float for concrete scalars, ``None`` for traced values."""
+def check_scalar(name: str, value: Any) -> float | None:
+    """A concrete hyperparameter value as a Python float (``None`` for a traced value).
+
+    ``np.asarray(None, np.float32)`` is NaN and ``float("0.1")`` is 0.1:
+    without this check a bad value would become the hyperparameter silently.
+
+    Raises:
+      TypeError: not a number (``None``, a string, an object).
+      ValueError: a bool, an array of another shape than ``()``, NaN or an infinity.
+    """
     if isinstance(value, jax.core.Tracer):
         return None
-    arr = np.asarray(value)
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Hyperparameter `{name}` must be a number, not a bool. Received: {name}={value}.")
+    arr = None if value is None or isinstance(value, (str, bytes)) else np.asarray(value)
+    if arr is None or arr.dtype.kind not in "iuf":
+        raise TypeError(f"Hyperparameter `{name}` must be a number. Received: {name}={value!r} (of type {type(value).__name__}).")
     if arr.shape != ():
-        raise ValueError(f"Hyperparameters are scalars; received shape {arr.shape}.")
+        raise ValueError(f"Hyperparameters are scalars; received shape {arr.shape} for `{name}`.")
+    if not np.isfinite(arr):
+        raise ValueError(f"Hyperparameter `{name}` must be finite. Received: {name}={float(arr)}.")
     return float(arr)
 
 
@@ -171,7 +185,7 @@ class Hyperparams:
             if name in derived:
                 raise ValueError(f"{name!r} is computed from another hyperparameter; set that one instead.")
             value = unwrap(value)
-            host = _host_value(value)
+            host = check_scalar(name, value)
             sources[name] = value if host is None else host
             values[name] = _like(values[name], sources[name])
         for d in self._derived:
@@ -263,8 +277,14 @@ def set_hyperparams(state: Any, **values: Any) -> Any:
 
     Raises:
       ValueError: a name is held by no transform in ``state`` (for example
-        ``learning_rate`` when the learning rate is a schedule).
+        ``learning_rate`` when the learning rate is a schedule); a bool,
+        NaN, an infinity or a non-scalar value.
+      TypeError: a value that is not a number (``None``, a string).
+
+    Nothing is changed when it raises: ``state`` is not modified in place.
     """
+    for name, value in values.items():
+        check_scalar(name, unwrap(value))
     seen: set[str] = set()
 
     def swap(x):

@@ -9,8 +9,12 @@ argument gets the same error from either.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Mapping
+
+import jax
+import numpy as np
 
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.schedules.base import is_schedule
@@ -52,6 +56,187 @@ LEGACY_KWARGS = ("clipnorm", "clipvalue", "lr", "decay", "global_clipnorm")
 # Arguments of the legacy family that the current family refuses by name.
 LEGACY_ONLY = ("decay", "gradient_aggregator", "gradient_transformers")
 CLIP_ARGS = ("clipnorm", "clipvalue", "global_clipnorm")
+EMA_ARGS = ("ema_momentum", "ema_overwrite_frequency")
+
+
+# Numeric arguments that may be None (off), per family, beyond a spec's `nullable`.
+NULLABLE = {
+    "legacy": CLIP_ARGS + ("epsilon",),  # OptimizerV2: `epsilon or backend_config.epsilon()`
+    "current": CLIP_ARGS + ("weight_decay", "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps"),
+}
+NULLABLE["keras3"] = NULLABLE["current"]
+# Shared arguments each family's constructor compares with a number (a
+# non-number is a TypeError there).  The current family has no
+# `loss_scale_factor` or `gradient_accumulation_steps` (ours follow Keras 3):
+# TF-Keras refuses any value of them with a TypeError.
+COMPARED = {
+    "legacy": ("decay",) + CLIP_ARGS,
+    "current": ("ema_momentum", "loss_scale_factor", "gradient_accumulation_steps"),
+    "keras3": ("ema_momentum", "gradient_accumulation_steps"),
+}
+# Arguments whose own check, in Keras's words, refuses every non-number.
+OWN_CHECK = {"legacy": (), "current": ("ema_overwrite_frequency",), "keras3": ("learning_rate", "ema_overwrite_frequency")}
+# Where Keras only fails inside the first step's ops, the error each family's
+# ops raise for a non-number: legacy `_set_hyper` values go through
+# `tf.convert_to_tensor` (ValueError for a string or a list, TypeError for
+# None); other legacy values, and the current family's and Keras 3's strings
+# and lists, fail in arithmetic (TypeError); `tf.cast(None)` and Keras 3's
+# `convert_to_tensor(None)` raise ValueError.
+STEP_ERRORS: dict[str, dict[str, type]] = {
+    "legacy": {"none": TypeError, "string": TypeError, "other": TypeError},
+    "current": {"none": ValueError, "string": TypeError, "other": TypeError},
+    "keras3": {"none": ValueError, "string": TypeError, "other": TypeError},
+}
+# Moving-average coefficients and momenta: fractions in [0, 1].
+FRACTIONS = ("beta_1", "beta_2", "adam_beta_1", "adam_beta_2", "rho", "momentum", "ema_momentum")
+# Amounts a negative value of makes no sense (Keras accepts some, and computes NaN).
+NONNEGATIVE = (
+    "epsilon",
+    "epsilon_1",
+    "epsilon_2",
+    "clip_threshold",
+    "weight_decay",
+    "adam_weight_decay",
+    "initial_accumulator_value",
+    "schedule_decay",
+    "rms_rate",
+    "beta",
+)
+
+
+def numeric_arguments(spec: Spec) -> tuple[str, ...]:
+    """The spec's numeric constructor arguments (its own, then the family's shared ones)."""
+    everything = {**spec.defaults, **spec.extra_args, **BASE_ARGS[spec.family], **spec.base_defaults}
+    nullable = set(NULLABLE[spec.family]) | set(spec.nullable)
+    return tuple(
+        k
+        for k, v in everything.items()
+        if k not in spec.ignored
+        and (k in nullable or (isinstance(v, (int, float)) and not isinstance(v, bool)))
+    )
+
+
+def _is_number(value: Any) -> bool:
+    """A real scalar: a Python or NumPy number, or a 0-d numeric array (bools included)."""
+    if isinstance(value, (int, float, np.number, np.bool_)):
+        return True
+    return isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and value.dtype.kind in "biuf"
+
+
+def _numeric_string(value: str) -> bool:
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_a_number(spec: Spec, name: str, value: Any) -> Exception:
+    """The error Keras raises (at construction, or else in its first step) for a non-number."""
+    family = spec.family
+    error = spec.non_number_errors.get(name, TypeError if name in COMPARED[family] else None)
+    if error is None:
+        kind = "none" if value is None else "string" if isinstance(value, str) else "other"
+        if family == "legacy" and kind != "none" and name in ("learning_rate",) + spec.float32_hyperparams:
+            error = ValueError  # `_set_hyper`: tf.convert_to_tensor
+        elif family == "keras3" and kind == "string" and name in spec.float32_hyperparams + spec.decay_rates:
+            error = ValueError if not _numeric_string(value) else TypeError  # ops.cast of a string
+        else:
+            error = STEP_ERRORS[family][kind]
+    return error(f"Argument `{name}` must be a number. Received: {name}={value!r} (of type {type(value).__name__}).")
+
+
+def check_number_types(spec: Spec, args: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
+    """Every numeric argument is a number (or ``None`` where that means "off").
+
+    A learning rate may also be a schedule or a callable.  Runs before the
+    family's and the algorithm's own checks (which compare values).
+
+    Raises:
+      TypeError, ValueError: a non-number: ``None``, a string (``"0.1"``
+        included), a list or an array of more than one value; the type is the
+        one Keras raises for it, at construction or in its first step (see
+        ``STEP_ERRORS``).
+    """
+    nullable = set(NULLABLE[spec.family]) | set(spec.nullable)
+    for name in numeric_arguments(spec):
+        if name not in args or name in skip or name in OWN_CHECK[spec.family]:
+            continue
+        value = args[name]
+        if isinstance(value, jax.core.Tracer) or (value is None and name in nullable):
+            continue
+        if name == "learning_rate" and (is_schedule(value) or callable(value)):
+            continue
+        if spec.is_host_callable(name, value):
+            continue  # OptimizerV2's `_get_hyper` calls it at every step
+        if not _is_number(value):
+            raise _not_a_number(spec, name, value)
+
+
+def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
+    """Every numeric argument's value is usable: finite, not a bool, in its range.
+
+    Runs after Keras's own checks (so Keras's words come first); what it
+    refuses, Keras accepts and then computes NaN or nonsense with.
+
+    Raises:
+      ValueError: ``True``/``False`` for a number, NaN or an infinity, a
+        fraction (``FRACTIONS``) outside [0, 1], a negative amount
+        (``NONNEGATIVE``).
+    """
+    for name in numeric_arguments(spec):
+        value = args.get(name)
+        if value is None or isinstance(value, jax.core.Tracer) or not _is_number(value):
+            continue
+        if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
+            raise ValueError(f"Argument `{name}` must be a number, not a bool. Received: {name}={value}.")
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"Argument `{name}` must be finite. Received: {name}={number}.")
+        if name in FRACTIONS and not 0 <= number <= 1:
+            raise ValueError(f"Argument `{name}` must be in the range [0, 1]. Received: {name}={number}.")
+        if name in NONNEGATIVE and number < 0:
+            raise ValueError(f"Expected {name} >= 0, received: {number}")
+
+
+def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, Any]) -> None:
+    """The functional factories' rule: no hyperparameter is a zero-argument callable.
+
+    OptimizerV2 calls such a hyperparameter before every step.  A functional
+    transformation's ``update`` is traced once under ``jit``: the callable
+    would be called once, at trace time, and its value frozen into the
+    compiled step, which is never what it means.  The Keras classes call it on
+    the host before each jitted step; the functional way is to set the value
+    between steps with ``set_hyperparams`` (no recompilation).  A learning
+    rate that is a function of the step count (``lambda step: ...``) is a
+    schedule, and fine.
+
+    Raises:
+      TypeError: a zero-argument callable hyperparameter.
+    """
+    for name in spec.callable_hyperparams():
+        if spec.is_host_callable(name, args.get(name)):
+            raise TypeError(
+                f"`{name}` is a zero-argument callable. OptimizerV2 calls it before every step, but a "
+                "functional transformation is traced once, so it would be called once and its value frozen. "
+                f"Set the value between steps with jaxopt_keras.set_hyperparams(state, {name}=fn()) (no "
+                f"recompilation), or use the class jaxopt_keras.optimizers.legacy.{class_name}, which calls it "
+                "before each step."
+                + (" A learning rate may also be a function of the step: `lambda step: ...`." if name == "learning_rate" else "")
+            )
+
+
+def check_hyperparameter(spec: Spec, name: str, value: Any) -> None:
+    """The constructor's rules for one numeric hyperparameter set on its own
+    (``opt.beta_1 = 0.5`` on the Keras layer), with the constructor's errors.
+
+    Raises:
+      TypeError, ValueError: as :func:`check_number_types` and
+        :func:`check_number_values`.
+    """
+    if name in numeric_arguments(spec):
+        check_number_types(spec, {name: value})
+        check_number_values(spec, {name: value})
 
 
 def check_nonnegative(name: str, value: Any) -> None:
@@ -96,17 +281,20 @@ def _legacy(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
                 f"Unexpected keyword argument passed to optimizer: {k}. Allowed kwargs are {set(LEGACY_KWARGS)}."
             )
     args = {**spec.defaults, **BASE_ARGS["legacy"], **spec.extra_args, **given, **kwargs}
+    check_number_types(spec, args)
+    if "lr" in args:
+        check_number_types(spec, {"learning_rate": args["lr"]})
     for k in ("lr", "decay"):
-        if k in args:
+        if k in args and k not in spec.ignored:
             check_nonnegative(k, args[k])
     check_clipping(args, "legacy")
-    if args["decay"] is None:
-        args["decay"] = 0.0
     if "lr" in args:
         warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.", DeprecationWarning, stacklevel=5)
+    given_args = dict(args)
     args = spec.check_args(args)
     if "lr" in args:  # OptimizerV2 subclasses: `kwargs.get("lr", learning_rate)`
         args["learning_rate"] = args.pop("lr")
+    check_number_values(spec, {**given_args, "learning_rate": args["learning_rate"]})
     return args
 
 
@@ -130,13 +318,16 @@ def _current(spec: Spec, class_name: str, given: dict, kwargs: Mapping[str, Any]
             )
         raise TypeError(f"{k} is not a valid argument, kwargs should be empty  for `optimizer_experimental.Optimizer`.")
     args = {**BASE_ARGS["current"], **spec.base_defaults, **spec.defaults, **spec.extra_args, **given}
+    check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
     check_clipping(args, "current")
     check_nonnegative("weight_decay", args["weight_decay"])
     check_accumulation_steps(args["gradient_accumulation_steps"])
     check_loss_scale_factor(args["loss_scale_factor"])
     if args["use_ema"]:
         check_ema_arguments(args["ema_momentum"], args["ema_overwrite_frequency"])
-    return spec.check_args(args)
+    checked = spec.check_args(dict(args))
+    check_number_values(spec, args if args["use_ema"] else {k: v for k, v in args.items() if k not in EMA_ARGS})
+    return checked
 
 
 def check_learning_rate_keras3(lr: Any) -> None:
@@ -162,6 +353,7 @@ def _keras3(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
         raise ValueError(f"Argument(s) not recognized: {kwargs}")
     args = {**BASE_ARGS["keras3"], **spec.base_defaults, **spec.defaults, **spec.extra_args, **given}
     check_learning_rate_keras3(args["learning_rate"])
+    check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
     if not args["gradient_accumulation_steps"]:
         args["gradient_accumulation_steps"] = None
     check_accumulation_steps(args["gradient_accumulation_steps"])
@@ -170,7 +362,9 @@ def _keras3(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
         check_ema_arguments(args["ema_momentum"], args["ema_overwrite_frequency"], "keras3")
     check_clipping(args, "keras3")
     check_nonnegative("weight_decay", args["weight_decay"])
-    return spec.check_args(args)
+    checked = spec.check_args(dict(args))
+    check_number_values(spec, args if args["use_ema"] else {k: v for k, v in args.items() if k not in EMA_ARGS})
+    return checked
 
 
 def check_arguments(spec: Spec, class_name: str, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict:

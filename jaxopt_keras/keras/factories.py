@@ -20,7 +20,7 @@ import numpy as np
 from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, Spec
 from jaxopt_keras.core.hyperparams import with_hyperparams
 from jaxopt_keras.core.transform import GradientTransformation, picklable
-from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments
+from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments, refuse_zero_arg_callables
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.registry import Entry, entries, find
 
@@ -173,6 +173,7 @@ def make_factory(entry: Entry, family: str) -> Callable[..., GradientTransformat
         named, extra = bind(sig, args, kwargs)
         named, injected = split_injected(spec, named)
         checked = check_arguments(spec, entry.class_name, named, extra)
+        refuse_zero_arg_callables(spec, entry.class_name, checked)
         tx = build_transformation(spec, checked, named["name"] or entry.class_name)
         return with_hyperparams(tx, injected) if injected else tx
 

@@ -211,12 +211,19 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         return self._hyper_view("learning_rate")
 
     def _put_learning_rate(self, value: Any) -> None:
-        if is_schedule(value) or self._learning_rate_is_schedule():
+        if (is_schedule(value) and not self._spec.is_host_callable("learning_rate", value)) or self._learning_rate_is_schedule():
             self._set_learning_rate_source(value)
         else:
             self._set_numeric_hyper("learning_rate", value.value if isinstance(value, Variable) else value)
 
+    def _serialize_learning_rate(self) -> Any:
+        if "learning_rate" in self._host_callables():
+            return self._serialize_hyper("learning_rate")
+        return super()._serialize_learning_rate()
+
     def _serialize_hyper(self, key: str) -> Any:
+        if key in self._host_callables():  # `_serialize_hyperparameter` calls it
+            return self._host_values()[key]
         # Once its hyper variables exist (built, or read), OptimizerV2 reports their float32 values.
         if key in self._spec.float32_hyperparams or key == "learning_rate":
             if (self.built or self._hypers_read) and key in self._hp:

@@ -30,7 +30,7 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.families import ConfigMixin
-from jaxopt_keras.optimizers.optimizer import KerasOptimizer, python_scalar
+from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
@@ -90,12 +90,10 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
         return name
 
     # -- the learning rate ---------------------------------------------------
-    def _transformation_args(self) -> dict:
-        args = super()._transformation_args()
-        if is_zero_arg_callable(args["learning_rate"]):
-            # Called on the host before each step; the step reads the value from the state.
-            args["learning_rate"] = 0.0
-        return args
+    def _host_callables(self) -> dict[str, Callable[[], Any]]:
+        # Keras 3 calls a callable learning rate with no arguments (any callable but a schedule).
+        fn = self._lr_function()
+        return {} if fn is None else {"learning_rate": fn}
 
     def _lr_function(self) -> Callable[[], Any] | None:
         lr = self._args["learning_rate"]
@@ -197,12 +195,6 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
                 stacklevel=3,
             )
         return pairs, kept
-
-    def _run(self, kept) -> None:
-        fn = self._lr_function()
-        if fn is not None:
-            self._set_hp(self._hp.replace(learning_rate=python_scalar(fn())))
-        super()._run(kept)
 
     def _pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
         """Keras 3's ``apply`` on values: overwrite-with-gradient variables take

@@ -15,6 +15,8 @@ Where things are kept:
 * :attr:`state` is its state over the registered variables, in registration
   order.  It exists from construction (over no variables), so the numeric
   hyperparameters live there and only there;
+* hyperparameters are read and assigned as attributes through
+  :class:`~jaxopt_keras.optimizers.attributes.HyperAttributes`;
 * ``_args`` holds the constructor arguments as given: what ``get_config``
   reports (Keras keeps Python attributes beside its variables in the same
   way), and the static arguments the transformation is built from.
@@ -31,32 +33,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
+from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.gradients import check_gradient, check_indices
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import checked_count, find_state, replace_state
-from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments, check_clipping
+from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
-from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.attributes import HyperAttributes
+from jaxopt_keras.optimizers.variable import Variable
 from jaxopt_keras.optimizers.weights import WeightsList, locked
 from jaxopt_keras.registry import Entry
-from jaxopt_keras.schedules.base import is_schedule
-from jaxopt_keras.transforms.accumulation import AccumulationState, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import EmaState
 
 
-def python_scalar(value: Any) -> Any:
-    """A Python scalar for NumPy/JAX scalars; anything else unchanged."""
-    if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
-        return np.asarray(value).item()
-    return value
-
-
-class KerasOptimizer(WeightsList):
+class KerasOptimizer(HyperAttributes, WeightsList):
     """Behaviour shared by every Keras family; see :mod:`jaxopt_keras.optimizers.families`."""
 
     _entry: ClassVar[Entry]
@@ -115,8 +109,9 @@ class KerasOptimizer(WeightsList):
         return [not (id(v) in ids or any(re.search(n, v.name) for n in names)) for v in self._variables]
 
     def _transformation_args(self) -> dict:
-        """The arguments the transformation is built from (the constructor's, checked)."""
-        args = dict(self._args)
+        """The arguments the transformation is built from (the constructor's, checked;
+        a host callable's current value in its place)."""
+        args = {**self._args, **self._host_values()}
         if any(args.get(rate) is not None for rate in self._spec.decay_rates):
             args["weight_decay_mask"] = self._decay_mask
         if self._spec.route is not None:
@@ -293,6 +288,9 @@ class KerasOptimizer(WeightsList):
         return pairs, kept
 
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
+        values = self._host_values()
+        if values:
+            self._set_hp(self._hp.replace(**values))
         grads = self._grads_tree(kept)
         values = [v.value for v in self._variables]
         new_values, state = self._step(values, self._state, grads)
@@ -322,115 +320,6 @@ class KerasOptimizer(WeightsList):
         return self.iterations
 
     def _build_for(self, pairs, kept) -> None:
-        raise NotImplementedError
-
-    # ------------------------------------------------------------------
-    # Hyperparameters as attributes
-    # ------------------------------------------------------------------
-    def _hyper_names(self) -> tuple[str, ...]:
-        return tuple(self._hp.primary)
-
-    def _hyper_view(self, name: str) -> StateView:
-        return StateView(f"{name}:0", lambda: self._hyper_value(name), lambda value: self._set_numeric_hyper(name, value))
-
-    @locked
-    def _hyper_value(self, name: str) -> jax.Array:
-        return jnp.array(self._hp[name], copy=True)  # a copy: the next step donates the state's buffers
-
-    @locked
-    def _set_numeric_hyper(self, name: str, value: Any) -> None:
-        self._set_hp(self._hp.replace(**{name: value}))
-        if not isinstance(value, jax.core.Tracer):
-            self._args[name] = python_scalar(value)
-
-    def _learning_rate_is_schedule(self) -> bool:
-        return is_schedule(self._args["learning_rate"])
-
-    def _set_learning_rate_source(self, value: Any) -> None:
-        """Replaces a schedule by another, or a float by a schedule (a new step function)."""
-        self._args["learning_rate"] = value
-        values = dict(self._hp.primary)
-        values.pop("learning_rate", None)
-        hp = init_hyperparams(self._spec, self._args)
-        hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
-        self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
-        self._rebuild()
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached when normal lookup fails: hyperparameters and Keras attributes.
-        if name.startswith("_"):
-            raise AttributeError(name)
-        args = self.__dict__.get("_args")
-        if args is None:
-            raise AttributeError(name)
-        if name == "lr":
-            name = "learning_rate"
-        with self._lock:
-            if name == "learning_rate":
-                return self._get_learning_rate()
-            if name in self._hyper_names():
-                return self._get_hyper(name)
-        if name in args:
-            return args[name]
-        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name.startswith("_") or not self.__dict__.get("_initialized", False):
-            object.__setattr__(self, name, value)
-            return
-        with self._lock:
-            self._set_public(name, value)
-
-    def _set_public(self, name: str, value: Any) -> None:
-        """A public attribute's assignment: a hyperparameter, a structural argument, ``iterations``."""
-        if name == "lr":
-            name = "learning_rate"
-        if name == "learning_rate":
-            self._put_learning_rate(value)
-        elif name in self._hyper_names():
-            self._set_numeric_hyper(name, value)
-        elif name in self._STATIC or any(s.name == name and s.value is None for s in self._spec.statics):
-            self._set_static(name, value)
-        elif name == "iterations":
-            self._set_iterations(value.value if isinstance(value, Variable) else value)
-        else:
-            object.__setattr__(self, name, value)
-
-    def _set_static(self, name: str, value: Any) -> None:
-        if name in self._SLOT_SHAPING and self.built and value != self._args.get(name):
-            raise ValueError(f"`{name}` changes the optimizer's slots; it cannot change after the optimizer is built.")
-        new_args = dict(self._args, **{name: value})
-        if name in CLIP_ARGS:
-            check_clipping(new_args, self._family)
-        if name == "loss_scale_factor":
-            check_loss_scale_factor(value)
-        self._args = new_args
-        self._rebuild()
-        self._restructure_state()
-
-    def _restructure_state(self) -> None:
-        """Fits the state to a rebuilt transformation (clipping added or removed).
-
-        The transformation's chain has one part per configured feature, so its
-        state's structure can change; the stateful parts (the optimizer's, the
-        moving average's, the accumulator's) carry over unchanged.
-        """
-        fresh = self._transformation.init([v.value for v in self._variables])
-        if jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(self._state):
-            return
-        for cls in (OptimizerState, EmaState, AccumulationState):
-            old = find_state(self._state, cls, required=False)
-            if old is not None and find_state(fresh, cls, required=False) is not None:
-                fresh = replace_state(fresh, cls, lambda _, old=old: old)
-        self._state = fresh
-
-    def _get_hyper(self, name: str) -> Any:
-        raise NotImplementedError
-
-    def _get_learning_rate(self) -> Any:
-        raise NotImplementedError
-
-    def _put_learning_rate(self, value: Any) -> None:
         raise NotImplementedError
 
     def get_config(self) -> dict:

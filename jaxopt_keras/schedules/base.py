@@ -18,6 +18,8 @@ directly, it uses ``"tf_function"``.
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Mapping
 
 import jax
@@ -112,3 +114,32 @@ class LearningRateSchedule:
 def is_schedule(lr: Any) -> bool:
     """True for schedules and callables of the step (anything but a number)."""
     return isinstance(lr, LearningRateSchedule) or (callable(lr) and not isinstance(lr, (jax.Array, np.ndarray)))
+
+
+
+def _binds(value: Any, *args: Any) -> bool:
+    try:
+        inspect.signature(value).bind(*args)
+    except TypeError:
+        return False
+    return True
+
+
+def takes_no_arguments(value: Any) -> bool:
+    """True for a callable (not a schedule) that can be called with no arguments,
+    as OptimizerV2's ``_get_hyper`` calls a hyperparameter (``lambda: 0.1``)."""
+    if not callable(value) or isinstance(value, (LearningRateSchedule, jax.Array, np.ndarray)):
+        return False
+    try:
+        inspect.signature(value)
+    except (TypeError, ValueError):  # no signature (a builtin): taken as callable without arguments
+        return True
+    return _binds(value)
+
+
+def takes_the_step(value: Any) -> bool:
+    """True for a callable that can be called with the step count (``lambda step: ...``)."""
+    try:
+        return callable(value) and _binds(value, 0)
+    except (TypeError, ValueError):
+        return False

@@ -105,3 +105,18 @@ def test_errors():
         jk.set_hyperparams(scheduled, learning_rate=0.1)
     with pytest.raises(ValueError, match="scalars"):
         jk.set_hyperparams(state, learning_rate=np.ones(3))
+
+
+@pytest.mark.parametrize(
+    "value,error",
+    [(None, TypeError), ("0.1", TypeError), ("abc", TypeError), (object(), TypeError), (True, ValueError),
+     (float("nan"), ValueError), (float("inf"), ValueError), ([0.1, 0.2], ValueError)],
+)
+def test_set_hyperparams_refuses_non_numbers_and_changes_nothing(value, error):
+    """``np.asarray(None, float32)`` is NaN and ``float("0.1")`` parses: both used to land silently."""
+    tx = jk.adam(0.1)
+    state = tx.init([jnp.ones(2)])
+    before = jax.tree_util.tree_map(np.asarray, state)
+    with pytest.raises(error, match="beta_1"):
+        jk.set_hyperparams(state, learning_rate=0.5, beta_1=value)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: np.array_equal(a, b), state, before))

@@ -1,0 +1,183 @@
+"""Hyperparameters as attributes of the Keras optimizer object.
+
+``opt.beta_1``, ``opt.learning_rate = ...``, ``opt.lr``, ``opt.clipnorm = ...``:
+reading a numeric hyperparameter reads the state (where it lives, and only
+there); assigning one checks it as the constructor does and writes the
+state, so the jitted step does not recompile.  A structural argument
+(clipping, ``loss_scale_factor``, ...) rebuilds the transformation and fits
+the state to it.  A zero-argument callable hyperparameter (OptimizerV2's
+``_get_hyper`` calls one whenever it reads it) is called on the host before
+each step, its value written into the state.
+
+:class:`HyperAttributes` is a mixin of
+:class:`~jaxopt_keras.optimizers.optimizer.KerasOptimizer`, which provides
+``_spec``, ``_args``, ``_hp``/``_set_hp``, ``_rebuild``, ``_lock``, the state
+and the variables; the families (:mod:`jaxopt_keras.optimizers.families`,
+:mod:`jaxopt_keras.optimizers.keras3_family`) read and write the learning
+rate (``_get_hyper``, ``_get_learning_rate``, ``_put_learning_rate``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
+from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.keras.arguments import CLIP_ARGS, check_clipping, check_hyperparameter
+from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.weights import locked
+from jaxopt_keras.schedules.base import is_schedule
+from jaxopt_keras.transforms.accumulation import AccumulationState, check_loss_scale_factor
+from jaxopt_keras.transforms.ema import EmaState
+
+
+def python_scalar(value: Any) -> Any:
+    """A Python scalar for NumPy/JAX scalars; anything else unchanged."""
+    if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
+        return np.asarray(value).item()
+    return value
+
+
+class HyperAttributes:
+    """Numeric hyperparameters and structural arguments read and assigned as attributes."""
+
+    def _host_callables(self) -> dict[str, Callable[[], Any]]:
+        """Hyperparameters given as zero-argument callables: called on the host
+        before each step, their values written into the state (no recompilation).
+
+        OptimizerV2's ``_get_hyper`` calls such a hyperparameter whenever it
+        reads it; the legacy family takes one for each of
+        ``Spec.callable_hyperparams`` (Keras 3 for the learning rate).
+        """
+        return {n: self._args[n] for n in self._spec.callable_hyperparams() if self._spec.is_host_callable(n, self._args.get(n))}
+
+    def _host_values(self) -> dict[str, Any]:
+        """The host callables' current values, checked as the constructor checks a number.
+
+        Raises:
+          TypeError, ValueError: a callable returned something the constructor refuses.
+        """
+        values = {}
+        for name, fn in self._host_callables().items():
+            value = python_scalar(fn())
+            check_hyperparameter(self._spec, name, value)
+            values[name] = value
+        return values
+
+    def _hyper_names(self) -> tuple[str, ...]:
+        return tuple(self._hp.primary)
+
+    def _hyper_view(self, name: str) -> StateView:
+        return StateView(f"{name}:0", lambda: self._hyper_value(name), lambda value: self._set_numeric_hyper(name, value))
+
+    @locked
+    def _hyper_value(self, name: str) -> jax.Array:
+        return jnp.array(self._hp[name], copy=True)  # a copy: the next step donates the state's buffers
+
+    @locked
+    def _set_numeric_hyper(self, name: str, value: Any) -> None:
+        if self._spec.is_host_callable(name, value):
+            # OptimizerV2's `_set_hyper` takes a callable: called from now on before each step.
+            current = python_scalar(value())
+            check_hyperparameter(self._spec, name, current)
+            self._set_hp(self._hp.replace(**{name: current}))
+            self._args[name] = value
+            return
+        check_hyperparameter(self._spec, name, value)
+        self._set_hp(self._hp.replace(**{name: value}))
+        if not isinstance(value, jax.core.Tracer):
+            self._args[name] = python_scalar(value)
+
+    def _learning_rate_is_schedule(self) -> bool:
+        return is_schedule(self._args["learning_rate"]) and "learning_rate" not in self._host_callables()
+
+    def _set_learning_rate_source(self, value: Any) -> None:
+        """Replaces a schedule by another, or a float by a schedule (a new step function)."""
+        self._args["learning_rate"] = value
+        values = dict(self._hp.primary)
+        values.pop("learning_rate", None)
+        hp = init_hyperparams(self._spec, {**self._args, **self._host_values()})
+        hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
+        self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
+        self._rebuild()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when normal lookup fails: hyperparameters and Keras attributes.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        args = self.__dict__.get("_args")
+        if args is None:
+            raise AttributeError(name)
+        if name == "lr":
+            name = "learning_rate"
+        with self._lock:
+            if name == "learning_rate":
+                return self._get_learning_rate()
+            if name in self._hyper_names():
+                return self._get_hyper(name)
+        if name in args:
+            return args[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or not self.__dict__.get("_initialized", False):
+            object.__setattr__(self, name, value)
+            return
+        with self._lock:
+            self._set_public(name, value)
+
+    def _set_public(self, name: str, value: Any) -> None:
+        """A public attribute's assignment: a hyperparameter, a structural argument, ``iterations``."""
+        if name == "lr":
+            name = "learning_rate"
+        if name == "learning_rate":
+            self._put_learning_rate(value)
+        elif name in self._hyper_names():
+            self._set_numeric_hyper(name, value)
+        elif name in self._STATIC or any(s.name == name and s.value is None for s in self._spec.statics):
+            self._set_static(name, value)
+        elif name == "iterations":
+            self._set_iterations(value.value if isinstance(value, Variable) else value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def _set_static(self, name: str, value: Any) -> None:
+        if name in self._SLOT_SHAPING and self.built and value != self._args.get(name):
+            raise ValueError(f"`{name}` changes the optimizer's slots; it cannot change after the optimizer is built.")
+        new_args = dict(self._args, **{name: value})
+        if name in CLIP_ARGS:
+            check_clipping(new_args, self._family)
+        if name == "loss_scale_factor":
+            check_loss_scale_factor(value)
+        self._args = new_args
+        self._rebuild()
+        self._restructure_state()
+
+    def _restructure_state(self) -> None:
+        """Fits the state to a rebuilt transformation (clipping added or removed).
+
+        The transformation's chain has one part per configured feature, so its
+        state's structure can change; the stateful parts (the optimizer's, the
+        moving average's, the accumulator's) carry over unchanged.
+        """
+        fresh = self._transformation.init([v.value for v in self._variables])
+        if jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(self._state):
+            return
+        for cls in (OptimizerState, EmaState, AccumulationState):
+            old = find_state(self._state, cls, required=False)
+            if old is not None and find_state(fresh, cls, required=False) is not None:
+                fresh = replace_state(fresh, cls, lambda _, old=old: old)
+        self._state = fresh
+
+    def _get_hyper(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def _get_learning_rate(self) -> Any:
+        raise NotImplementedError
+
+    def _put_learning_rate(self, value: Any) -> None:
+        raise NotImplementedError

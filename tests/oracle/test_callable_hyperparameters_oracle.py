@@ -1,0 +1,63 @@
+"""Zero-argument callable hyperparameters in the legacy family: OptimizerV2 calls
+each one whenever it reads it (``_get_hyper``); our class calls it on the host
+before each step.  Same trajectory and config as TF-Keras while the callables'
+values change between steps."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from jaxopt_keras import optimizers as O
+
+# (class, hyperparameter -> its value at step t)
+CASES = [
+    ("SGD", {"learning_rate": lambda t: 0.1 / (t + 1), "momentum": lambda t: 0.5 + 0.1 * t}),
+    ("RMSprop", {"learning_rate": lambda t: 0.01 * (t + 1), "rho": lambda t: 0.9 - 0.05 * t, "momentum": lambda t: 0.3}),
+    ("Adam", {"beta_1": lambda t: 0.9 - 0.1 * t, "beta_2": lambda t: 0.99, "learning_rate": lambda t: 0.05}),
+    ("Adadelta", {"rho": lambda t: 0.5 + 0.1 * t, "learning_rate": lambda t: 1.0}),
+    ("Ftrl", {"beta": lambda t: 0.1 * t, "learning_rate": lambda t: 0.2}),
+    ("Nadam", {"learning_rate": lambda t: 0.01 * (t + 1), "beta_2": lambda t: 0.99 - 0.01 * t}),
+]
+
+
+def _run(cls, variables, hypers, steps=5):
+    t = {"now": 0}
+
+    def zero_arg(f):
+        return lambda: f(t["now"])
+
+    opt = cls(**{k: zero_arg(f) for k, f in hypers.items()})
+    rng = np.random.default_rng(0)
+    for step in range(steps):
+        t["now"] = step
+        grads = [rng.standard_normal(v.shape).astype(np.float32) for v in variables]
+        opt.apply_gradients(zip(grads, variables))
+    return [np.asarray(v.numpy()) for v in variables], opt.get_config()
+
+
+@pytest.mark.parametrize("name,hypers", CASES, ids=[c[0] for c in CASES])
+def test_legacy_callables_step_as_tf_keras(name, hypers):
+    import tensorflow as tf
+    import tf_keras
+
+    start = [np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3), np.array([0.5, -0.2], np.float32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs, their_config = _run(getattr(tf_keras.optimizers.legacy, name), [tf.Variable(p) for p in start], hypers)
+        ours, our_config = _run(getattr(O.legacy, name), [jk.Variable(p, name=f"v{i}") for i, p in enumerate(start)], hypers)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(ours[0], start[0])
+    assert our_config == their_config
+
+
+def test_tf_keras_refuses_a_callable_where_its_constructor_compares_and_so_do_we():
+    import tf_keras
+
+    for make in (tf_keras.optimizers.legacy.Ftrl, O.legacy.Ftrl):
+        with pytest.raises(TypeError):
+            make(l1_regularization_strength=lambda: 0.1)
