@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxopt_keras.core.xla import recomputed
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, legacy_epsilon, minus_one, one_minus, pad_missing_iterations
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement, legacy_epsilon, minus_one, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -44,14 +44,14 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyAdadeltaSlots, c: 
         p = p - update * lr
         accum_var = accum_var * rho + update**2 * (1 - rho)
     """
-    accum = s.accum_grad * c.rho + jnp.square(g) * (1 - c.rho)
+    accum = s.accum_grad * c.rho + jnp.square(g) * c.one_minus_rho
 
     def step(accum_var, accum, g):
         return jnp.sqrt(accum_var + c.epsilon) * lax.rsqrt(accum + c.epsilon) * g
 
     update = step(s.accum_var, accum, g)
     # The parameter and `accum_var` each compute the update in their own loop.
-    accum_var = s.accum_var * c.rho + jnp.square(recomputed(step, s.accum_var, accum, g)) * (1 - c.rho)
+    accum_var = s.accum_var * c.rho + jnp.square(recomputed(step, s.accum_var, accum, g)) * c.one_minus_rho
     return -(update * c.learning_rate), LegacyAdadeltaSlots(accum, accum_var)
 
 
@@ -118,6 +118,7 @@ LEGACY = Spec(
     slots=(Slot("accum_grad"), Slot("accum_var")),
     slot_order=(("accum_grad",), ("accum_var",)),
     update=legacy_update,
+    prepare=(complement("rho"),),  # 1 - rho on the float32 variable, once per step
     sparse_update=legacy_sparse_update,
     adjust_weights=pad_missing_iterations,
     time_decay=True,

@@ -21,8 +21,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.core.state import local_step
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static, legacy_epsilon, one_minus
+from jaxopt_keras.algorithms.spec import STEP, Coefficients, Prepared, Slot, Spec, Static, complement, legacy_epsilon, one_minus
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -36,6 +35,16 @@ class AdamSlots(NamedTuple):
     vhat: Any
 
 
+def step_size(c: Coefficients) -> jax.Array:
+    """``alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``, once per step and dtype."""
+    return c.learning_rate * jnp.sqrt(1 - c.beta_2**c.t) / (1 - c.beta_1**c.t)
+
+
+def adaptive_epsilon(c: Coefficients) -> jax.Array:
+    """``epsilon * sqrt(1 - beta_2**t)`` with ``adaptive_epsilon``, else ``epsilon``."""
+    return c.epsilon * jnp.sqrt(1 - c.beta_2**c.t) if c.adaptive_epsilon else c.epsilon
+
+
 def legacy_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficients):
     """One legacy Adam step (``ResourceApplyAdam[WithAmsgrad]``)::
 
@@ -45,14 +54,15 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficien
         v = v + (g**2 - v) * (1 - beta_2)
         vhat = max(vhat, v)                       (amsgrad)
         p = p - m * alpha / (sqrt(v or vhat) + epsilon)
+
+    ``alpha`` and ``1 - beta`` are the same for every parameter of a dtype:
+    :data:`LEGACY` prepares them once per step.
     """
-    t = local_step(c.iterations, 1, g.dtype)
-    alpha = c.learning_rate * jnp.sqrt(1 - c.beta_2**t) / (1 - c.beta_1**t)
-    m = s.m + (g - s.m) * (1 - c.beta_1)
-    v = s.v + (jnp.square(g) - s.v) * (1 - c.beta_2)
+    m = s.m + (g - s.m) * c.one_minus_beta_1
+    v = s.v + (jnp.square(g) - s.v) * c.one_minus_beta_2
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
     denom = jnp.sqrt(v if vhat is None else vhat) + c.epsilon
-    return -((m * alpha) / denom), AdamSlots(m, v, vhat)
+    return -((m * c.alpha) / denom), AdamSlots(m, v, vhat)
 
 
 def current_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficients):
@@ -65,17 +75,14 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdamSlots, c: Coefficie
         vhat = max(vhat, v)                       (amsgrad)
         eps = epsilon * sqrt(1 - beta_2**t)       (adaptive_epsilon, else epsilon)
         p = p - m * alpha / (sqrt(v or vhat) + eps)
+
+    ``alpha`` and ``eps`` are prepared once per step and dtype (:data:`CURRENT`).
     """
-    t = local_step(c.iterations, 1, g.dtype)
-    beta_1_power = c.beta_1**t
-    beta_2_power = c.beta_2**t
-    alpha = c.learning_rate * jnp.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.adaptive_epsilon else c.epsilon
     m = s.m + (g - s.m) * c.one_minus_beta_1
     v = s.v + (jnp.square(g) - s.v) * c.one_minus_beta_2
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
-    denom = jnp.sqrt(v if vhat is None else vhat) + epsilon
-    return -((m * alpha) / denom), AdamSlots(m, v, vhat)
+    denom = jnp.sqrt(v if vhat is None else vhat) + c.epsilon_t
+    return -((m * c.alpha) / denom), AdamSlots(m, v, vhat)
 
 
 def legacy_sparse_update(g: IndexedSlices, p, s: AdamSlots, c: Coefficients):
@@ -87,10 +94,9 @@ def legacy_sparse_update(g: IndexedSlices, p, s: AdamSlots, c: Coefficients):
         p = p - lr_t * m / (sqrt(v or max(vhat, v)) + epsilon)
     """
     idx, gv = g.indices, g.values
-    t = local_step(c.iterations, 1, gv.dtype)
-    lr = c.learning_rate * (jnp.sqrt(1 - c.beta_2**t) / (1 - c.beta_1**t))
-    m = scatter_add(s.m * c.beta_1, idx, gv * (1 - c.beta_1))
-    v = scatter_add(s.v * c.beta_2, idx, gv * gv * (1 - c.beta_2))
+    lr = c.learning_rate * (jnp.sqrt(1 - c.beta_2**c.t) / (1 - c.beta_1**c.t))
+    m = scatter_add(s.m * c.beta_1, idx, gv * c.one_minus_beta_1)
+    v = scatter_add(s.v * c.beta_2, idx, gv * gv * c.one_minus_beta_2)
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
     denom = jnp.sqrt(v if vhat is None else vhat) + c.epsilon
     return -(lr * m / denom), AdamSlots(m, v, vhat)
@@ -104,15 +110,11 @@ def current_sparse_update(g: IndexedSlices, p, s: AdamSlots, c: Coefficients):
         p = p - m * alpha / (sqrt(v or max(vhat, v)) + eps)
     """
     idx, gv = g.indices, g.values
-    t = local_step(c.iterations, 1, gv.dtype)
-    beta_2_power = c.beta_2**t
-    alpha = c.learning_rate * jnp.sqrt(1 - beta_2_power) / (1 - c.beta_1**t)
-    epsilon = c.epsilon * jnp.sqrt(1 - beta_2_power) if c.adaptive_epsilon else c.epsilon
     m = scatter_add(s.m + -s.m * c.one_minus_beta_1, idx, gv * c.one_minus_beta_1)
     v = scatter_add(s.v + -s.v * c.one_minus_beta_2, idx, jnp.square(gv) * c.one_minus_beta_2)
     vhat = None if s.vhat is None else jnp.maximum(s.vhat, v)
-    denom = jnp.sqrt(v if vhat is None else vhat) + epsilon
-    return -((m * alpha) / denom), AdamSlots(m, v, vhat)
+    denom = jnp.sqrt(v if vhat is None else vhat) + c.epsilon_t
+    return -((m * c.alpha) / denom), AdamSlots(m, v, vhat)
 
 def _amsgrad(args) -> bool:
     return bool(args["amsgrad"])
@@ -135,6 +137,7 @@ LEGACY = Spec(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m",), ("v",), ("vhat",)),
     update=legacy_update,
+    prepare=(STEP, Prepared("alpha", step_size), complement("beta_1"), complement("beta_2")),
     sparse_update=legacy_sparse_update,
     adjust_weights=drop_unused_vhat,
     time_decay=True,
@@ -159,6 +162,7 @@ CURRENT = Spec(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m", "v"), ("vhat",)),
     update=current_update,
+    prepare=(STEP, Prepared("alpha", step_size), Prepared("epsilon_t", adaptive_epsilon)),
     sparse_update=current_sparse_update,
     statics=(Static("adaptive_epsilon"),),
     config_when_set=("adaptive_epsilon",),  # TF-Keras's config leaves it out

@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.core.state import local_step
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, legacy_epsilon, one_minus
+from jaxopt_keras.algorithms.spec import STEP, Coefficients, Prepared, Slot, Spec, complement, legacy_epsilon, one_minus
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -41,11 +40,13 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyAdamaxSlots, c: Co
         m = m + (g - m) * (1 - beta_1)
         v = max(beta_2 * v, |g|)
         p = p - lr / (1 - beta_1**t) * (m / (v + epsilon))
+
+    ``1 - beta_1`` and ``lr / (1 - beta_1**t)`` are prepared once per step
+    and dtype (:data:`LEGACY`).
     """
-    t = local_step(c.iterations, 1, g.dtype)
-    m = s.m + (g - s.m) * (1 - c.beta_1)
+    m = s.m + (g - s.m) * c.one_minus_beta_1
     v = jnp.maximum(c.beta_2 * s.v, jnp.abs(g))
-    return -(c.learning_rate / (1 - c.beta_1**t) * (m / (v + c.epsilon))), LegacyAdamaxSlots(m, v)
+    return -(c.scaled_lr * (m / (v + c.epsilon))), LegacyAdamaxSlots(m, v)
 
 
 def current_update(g: jax.Array, p: jax.Array | None, s: AdamaxSlots, c: Coefficients):
@@ -54,11 +55,12 @@ def current_update(g: jax.Array, p: jax.Array | None, s: AdamaxSlots, c: Coeffic
         m = m + (g - m) * (1 - beta_1)
         u = max(beta_2 * u, |g|)
         p = p - lr * m / ((1 - beta_1**t) * (u + epsilon))
+
+    ``1 - beta_1**t`` is prepared once per step and dtype (:data:`CURRENT`).
     """
-    t = local_step(c.iterations, 1, g.dtype)
     m = s.m + (g - s.m) * c.one_minus_beta_1
     u = jnp.maximum(c.beta_2 * s.u, jnp.abs(g))
-    return -(c.learning_rate * m / ((1 - c.beta_1**t) * (u + c.epsilon))), AdamaxSlots(m, u)
+    return -(c.learning_rate * m / (c.bias_correction * (u + c.epsilon))), AdamaxSlots(m, u)
 
 
 def legacy_sparse_update(g: IndexedSlices, p, s: LegacyAdamaxSlots, c: Coefficients):
@@ -68,8 +70,7 @@ def legacy_sparse_update(g: IndexedSlices, p, s: LegacyAdamaxSlots, c: Coefficie
         p[i] += -lr / (1 - beta_1**t) * (m[i] / (v[i] + epsilon))
     """
     idx, gv = g.indices, g.values
-    t = local_step(c.iterations, 1, gv.dtype)
-    neg_scaled_lr = -c.learning_rate / (1 - c.beta_1**t)
+    neg_scaled_lr = -c.learning_rate / (1 - c.beta_1**c.t)
     m_rows = gather(s.m, idx) * c.beta_1 + gv * (1 - c.beta_1)
     v_rows = jnp.maximum(gather(s.v, idx) * c.beta_2, jnp.abs(gv))
     rows = neg_scaled_lr * (m_rows / (v_rows + c.epsilon))
@@ -84,12 +85,21 @@ def current_sparse_update(g: IndexedSlices, p, s: AdamaxSlots, c: Coefficients):
         p = p - lr * m / ((1 - beta_1**t) * (u + epsilon))
     """
     idx, gv = g.indices, g.values
-    t = local_step(c.iterations, 1, gv.dtype)
     m = scatter_add(s.m + -s.m * c.one_minus_beta_1, idx, gv * c.one_minus_beta_1)
     u = s.u * c.beta_2
     u_rows = gather(u, idx)
     u = scatter_add(u, idx, jnp.maximum(u_rows, jnp.abs(gv)) - u_rows)
-    return -(c.learning_rate * m / ((1 - c.beta_1**t) * (u + c.epsilon))), AdamaxSlots(m, u)
+    return -(c.learning_rate * m / (c.bias_correction * (u + c.epsilon))), AdamaxSlots(m, u)
+
+
+def legacy_scaled_lr(c: Coefficients) -> jax.Array:
+    """``lr / (1 - beta_1**t)``."""
+    return c.learning_rate / (1 - c.beta_1**c.t)
+
+
+def bias_correction(c: Coefficients) -> jax.Array:
+    """``1 - beta_1**t``."""
+    return 1 - c.beta_1**c.t
 
 LEGACY = Spec(
     family="legacy",
@@ -100,6 +110,7 @@ LEGACY = Spec(
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m",), ("v",)),
     update=legacy_update,
+    prepare=(STEP, complement("beta_1"), Prepared("scaled_lr", legacy_scaled_lr)),
     sparse_update=legacy_sparse_update,
     time_decay=True,
     check_args=legacy_epsilon,
@@ -115,6 +126,7 @@ CURRENT = Spec(
     slots=(Slot("m"), Slot("u")),
     slot_order=(("m", "u"),),
     update=current_update,
+    prepare=(STEP, Prepared("bias_correction", bias_correction)),
     sparse_update=current_sparse_update,
 )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 
+from jaxopt_keras.algorithms.adam import CURRENT as ADAM
 from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_sparse_update, current_update
 from jaxopt_keras.algorithms.spec import Slot, Spec, Static, one_minus
 from jaxopt_keras.core.hyperparams import Derived
@@ -39,6 +40,7 @@ CURRENT = Spec(
     slots=(Slot("m"), Slot("v"), Slot("vhat", when=_amsgrad)),
     slot_order=(("m", "v"), ("vhat",)),
     update=current_update,
+    prepare=ADAM.prepare,
     sparse_update=current_sparse_update,
     check_args=_check,
     statics=(Static("adaptive_epsilon", lambda args: False),),  # not an AdamW argument

@@ -98,7 +98,8 @@ def decay_term(p: jax.Array, weight_decay: jax.Array, lr: jax.Array) -> jax.Arra
 
 
 def coefficients(spec: Spec, state: OptimizerState, lr_source: Any, statics: Mapping[str, Any], dtype: Any) -> Any:
-    """The spec's :class:`Coefficients` for one parameter dtype."""
+    """The spec's :class:`Coefficients` for one parameter dtype, its prepared
+    values (:class:`~jaxopt_keras.algorithms.spec.Prepared`) computed once here."""
     values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k not in spec.decay_rates}
     values.update({k: v.astype(dtype) for k, v in state.scalars.items()})
     values["learning_rate"] = learning_rate_at(
@@ -106,7 +107,10 @@ def coefficients(spec: Spec, state: OptimizerState, lr_source: Any, statics: Map
     )
     values["iterations"] = state.iterations
     values.update(statics)
-    return spec.coefficients_type(**values)
+    c = spec.coefficients_type(**values, **{p.name: None for p in spec.prepare})
+    for p in spec.prepare:
+        c = c._replace(**{p.name: p.value(c)})
+    return c
 
 
 def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:

@@ -27,7 +27,7 @@ import numpy as np
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.core.state import filled
 from jaxopt_keras.core.xla import recomputed
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static, twice
+from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Slot, Spec, Static, twice
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -39,27 +39,68 @@ class FtrlSlots(NamedTuple):
     linear: Any
 
 
-def power(x: jax.Array, lr_power: jax.Array) -> jax.Array:
-    """``x ** -lr_power``, as an exact ``sqrt`` when ``lr_power == -0.5``.
+def power(x: jax.Array, use_sqrt: jax.Array, exponent: jax.Array) -> jax.Array:
+    """``x ** exponent`` (``exponent = -lr_power``), as an exact ``sqrt`` when
+    ``use_sqrt`` (``lr_power == -0.5``).
 
     TensorFlow's Ftrl kernels take the ``sqrt`` branch for ``-0.5``; XLA does
     the same for ``pow(x, 0.5)`` when the exponent is a compile-time constant
     (Keras 3 on JAX).  ``lr_power`` lives in the state, so the choice is a
     select: both sides are computed in the same fused loop, which costs far
     less than a ``lax.cond`` (whose branches cannot fuse with the rest of the
-    step and copy their operands).
+    step and copy their operands).  The test and ``-lr_power`` are prepared
+    once per step and dtype (``c.sqrt_power``, ``c.neg_lr_power``).
     """
-    return jnp.where(lr_power == -0.5, jnp.sqrt(x), jnp.power(x, -lr_power))
+    return jnp.where(use_sqrt, jnp.sqrt(x), jnp.power(x, exponent))
 
 
-def _accumulate(g: jax.Array, accumulator: jax.Array, lr_power: jax.Array):
+def _accumulate(g: jax.Array, accumulator: jax.Array, use_sqrt: jax.Array, exponent: jax.Array):
     """``new_acc = acc + g**2`` and ``new_acc ** -lr_power``.
 
     ``linear`` needs the new power too, and computes it itself: see
-    :func:`~jaxopt_keras.algorithms.base.recomputed`.
+    :func:`~jaxopt_keras.core.xla.recomputed`.
     """
     new_accum = accumulator + jnp.square(g)
-    return new_accum, power(new_accum, lr_power)
+    return new_accum, power(new_accum, use_sqrt, exponent)
+
+
+def sqrt_power(c: Coefficients) -> jax.Array:
+    """Whether ``x ** -lr_power`` is a ``sqrt`` (``lr_power == -0.5``)."""
+    return c.learning_rate_power == -0.5
+
+
+def neg_lr_power(c: Coefficients) -> jax.Array:
+    """``-lr_power``, the exponent of :func:`power`."""
+    return -c.learning_rate_power
+
+
+def adjusted_l2(c: Coefficients) -> jax.Array:
+    """``l2 + beta / (2 * lr)``."""
+    return c.l2_regularization_strength + c.beta / (2.0 * c.learning_rate)
+
+
+def two_l2(c: Coefficients) -> jax.Array:
+    """``2 * l2`` of the adjusted ``l2``."""
+    return 2 * c.l2
+
+
+def legacy_two_l2_shrinkage(c: Coefficients) -> jax.Array:
+    """``2 * l2_shrinkage`` on the float32 variable."""
+    return 2 * c.l2_shrinkage_regularization_strength
+
+
+def neg_l1(c: Coefficients) -> jax.Array:
+    """``-l1``, the lower end of the current family's clip."""
+    return -c.l1_regularization_strength
+
+
+# What every parameter of a dtype shares, once per step (see :class:`Prepared`).
+PREPARE = (
+    Prepared("sqrt_power", sqrt_power),
+    Prepared("neg_lr_power", neg_lr_power),
+    Prepared("l2", adjusted_l2),
+    Prepared("two_l2", two_l2),
+)
 
 
 def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
@@ -74,21 +115,22 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
         acc = new_acc
 
     As in the kernel, ``x ** -lr_power`` is an exact ``sqrt`` when
-    ``lr_power == -0.5`` (see :func:`power`).
+    ``lr_power == -0.5`` (see :func:`power`).  The scalars (``l2``, ``2 *
+    l2``, ``2 * l2_shrinkage``) are prepared once per step and dtype
+    (:data:`LEGACY`).
     """
     lr = c.learning_rate
-    lr_power = c.learning_rate_power
     l1 = c.l1_regularization_strength
-    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
     if c.shrinkage:
-        grad_s = g + (2 * c.l2_shrinkage_regularization_strength) * p
+        grad_s = g + c.two_l2_shrinkage * p
     else:
         grad_s = g
-    sigma = power(s.accumulator + jnp.square(g), lr_power) - power(s.accumulator, lr_power)
+    pw = c.sqrt_power, c.neg_lr_power
+    sigma = power(s.accumulator + jnp.square(g), *pw) - power(s.accumulator, *pw)
     linear = s.linear + (grad_s - sigma / lr * p)
-    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, lr_power)
+    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, *pw)
     x = l1 * jnp.sign(linear) - linear
-    y = new_pow / lr + 2 * l2
+    y = new_pow / lr + c.two_l2
     new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
     return new_p - p, FtrlSlots(new_accum, linear)
 
@@ -104,18 +146,17 @@ def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
         acc = new_acc
 
     ``x ** -lr_power`` is :func:`power` (``sqrt`` for ``lr_power == -0.5``,
-    which differs from ``pow(x, 0.5)`` by at most one ulp).
+    which differs from ``pow(x, 0.5)`` by at most one ulp).  The scalars are
+    prepared once per step and dtype (:data:`CURRENT`).
     """
     lr = c.learning_rate
-    lr_power = c.learning_rate_power
-    l2 = c.l2_regularization_strength + c.beta / (2.0 * lr)
     grad_s = g + c.two_l2_shrinkage * p
-    sigma = power(s.accumulator + jnp.square(g), lr_power) - power(s.accumulator, lr_power)
+    pw = c.sqrt_power, c.neg_lr_power
+    sigma = power(s.accumulator + jnp.square(g), *pw) - power(s.accumulator, *pw)
     linear = s.linear + (grad_s - sigma / lr * p)
-    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, lr_power)
-    quadratic = new_pow / lr + 2 * l2
-    l1 = c.l1_regularization_strength
-    clipped = jnp.maximum(jnp.minimum(linear, l1), -l1)
+    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, *pw)
+    quadratic = new_pow / lr + c.two_l2
+    clipped = jnp.maximum(jnp.minimum(linear, c.l1_regularization_strength), c.neg_l1)
     new_p = (clipped - linear) / quadratic
     return new_p - p, FtrlSlots(new_accum, linear)
 
@@ -200,6 +241,7 @@ LEGACY = Spec(
     slots=(Slot("accumulator", init=initial_accumulator), Slot("linear")),
     slot_order=(("accumulator", "linear"),),
     update=legacy_update,
+    prepare=PREPARE + (Prepared("two_l2_shrinkage", legacy_two_l2_shrinkage),),
     sparse_update=legacy_sparse_update,
     time_decay=True,
     needs_params=True,
@@ -226,6 +268,7 @@ CURRENT = Spec(
     slots=(Slot("accumulator", init=float32_accumulator), Slot("linear")),
     slot_order=(("accumulator", "linear"),),
     update=current_update,
+    prepare=PREPARE + (Prepared("neg_l1", neg_l1),),
     needs_params=True,
     check_args=_check,
     non_number_errors=_COMPARED,

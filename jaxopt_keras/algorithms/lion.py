@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 
 
@@ -24,9 +24,11 @@ def current_update(g: jax.Array, p: jax.Array | None, s: LionSlots, c: Coefficie
 
         p = p - lr * sign(m * beta_1 + g * (1 - beta_1))
         m = m * beta_2 + g * (1 - beta_2)
+
+    ``1 - beta`` is prepared once per step and dtype (:data:`CURRENT`).
     """
-    delta = -(c.learning_rate * jnp.sign(s.m * c.beta_1 + g * (1.0 - c.beta_1)))
-    m = s.m * c.beta_2 + g * (1.0 - c.beta_2)
+    delta = -(c.learning_rate * jnp.sign(s.m * c.beta_1 + g * c.one_minus_beta_1))
+    m = s.m * c.beta_2 + g * c.one_minus_beta_2
     return delta, LionSlots(m)
 
 
@@ -58,6 +60,7 @@ CURRENT = Spec(
     slots=(Slot("m"),),
     slot_order=(("m",),),
     update=current_update,
+    prepare=(complement("beta_1"), complement("beta_2")),
     sparse_update=current_sparse_update,
     check_args=_check,
     non_number_errors={"beta_1": TypeError},  # `beta_1 <= 0`

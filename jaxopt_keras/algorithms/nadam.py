@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxopt_keras.core.state import local_step
 from jaxopt_keras.schedules.base import is_schedule
-from jaxopt_keras.algorithms.spec import Coefficients, Scalar, Slot, Spec, legacy_epsilon
+from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Scalar, Slot, Spec, legacy_epsilon
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
@@ -72,8 +72,12 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficie
         v = beta_2 * v + (1 - beta_2) * g**2
         m_bar = (1 - mu_t) * g / (1 - sched) + mu_t1 * m / (1 - sched_next)
         p = p - lr * m_bar / (sqrt(v / (1 - beta_2**t)) + epsilon)
+
+    The schedule is the same for every parameter of a dtype: :data:`LEGACY`
+    prepares it once per step.  (The ``1 - x`` terms stay here: computed
+    apart from this loop, XLA:CPU contracts the step differently.)
     """
-    k = _legacy_schedule(c, g.dtype)
+    k = c.schedule
     g_prime = g / (1.0 - k.product)
     m = c.beta_1 * s.m + (1 - c.beta_1) * g
     m_t_prime = m / (1.0 - k.product_next)
@@ -114,8 +118,10 @@ def current_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coeffici
         m = m + (g - m) * (1 - beta_1) ;  v = v + (g**2 - v) * (1 - beta_2)
         m_hat = u_t1 * m / (1 - prod_next) + (1 - u_t) * g / (1 - prod)
         p = p - m_hat * lr / (sqrt(v / (1 - beta_2**t)) + epsilon)
+
+    The schedule is prepared once per step and dtype (:data:`CURRENT`).
     """
-    return _nadam_step(g, s, c, _current_schedule(c, g.dtype))
+    return _nadam_step(g, s, c, c.schedule)
 
 
 def keras3_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficients):
@@ -124,7 +130,7 @@ def keras3_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficie
 
         prod = u_product ;  prod_next = prod * u_t1
     """
-    return _nadam_step(g, s, c, _keras3_schedule(c, g.dtype))
+    return _nadam_step(g, s, c, c.schedule)
 
 
 def _keras3_schedule(c: Coefficients, dtype) -> _Schedule:
@@ -254,6 +260,7 @@ LEGACY = Spec(
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m",), ("v",)),
     update=legacy_update,
+    prepare=(Prepared("schedule", lambda c: _legacy_schedule(c, c.learning_rate.dtype)),),
     sparse_update=legacy_sparse_update,
     scalars=(Scalar("momentum_cache", 1.0),),
     advance=legacy_advance,
@@ -275,6 +282,7 @@ CURRENT = Spec(
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m", "v"),),
     update=current_update,
+    prepare=(Prepared("schedule", lambda c: _current_schedule(c, c.learning_rate.dtype)),),
     sparse_update=current_sparse_update,
     scalars=(Scalar("u_product", 1.0, in_weights=False),),
     advance=current_advance,
@@ -287,6 +295,7 @@ KERAS3 = dataclasses.replace(
     CURRENT,
     family="keras3",
     update=keras3_update,
+    prepare=(Prepared("schedule", lambda c: _keras3_schedule(c, c.learning_rate.dtype)),),
     sparse_update=None,
     scalars=(Scalar("u_product", 1.0),),
     advance=keras3_advance,

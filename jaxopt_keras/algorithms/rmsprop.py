@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, legacy_epsilon, one_minus, pad_missing_iterations
+from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement, legacy_epsilon, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 
@@ -61,23 +61,24 @@ def legacy_update(g: jax.Array, p: jax.Array | None, s: LegacyRMSpropSlots, c: C
         rms = rho * rms + (1 - rho) * g**2
         mg = rho * mg + (1 - rho) * g                           (centered)
         p = p - lr * g / (sqrt(rms [- mg**2]) + eps)
+
+    ``1 - rho`` is prepared once per step and dtype (:data:`LEGACY`).
     """
     if s.momentum is not None:
-        rms = s.rms + (jnp.square(g) - s.rms) * (1 - c.rho)
+        rms = s.rms + (jnp.square(g) - s.rms) * c.one_minus_rho
         if s.mg is not None:
-            mg = s.mg + (g - s.mg) * (1 - c.rho)
+            mg = s.mg + (g - s.mg) * c.one_minus_rho
             denom = (rms - jnp.square(mg)) + c.epsilon
         else:
             mg = None
             denom = rms + c.epsilon
         mom = s.momentum * c.momentum + (g * c.learning_rate) / jnp.sqrt(denom)
         return -mom, LegacyRMSpropSlots(rms, mom, mg)
-    one_minus_rho = 1.0 - c.rho
-    rms = c.rho * s.rms + one_minus_rho * jnp.square(g)
+    rms = c.rho * s.rms + c.one_minus_rho * jnp.square(g)
     denom = rms
     mg = None
     if s.mg is not None:
-        mg = c.rho * s.mg + one_minus_rho * g
+        mg = c.rho * s.mg + c.one_minus_rho * g
         denom = rms - jnp.square(mg)
     return -(c.learning_rate * g / (jnp.sqrt(denom) + c.epsilon)), LegacyRMSpropSlots(rms, None, mg)
 
@@ -132,12 +133,11 @@ def legacy_sparse_update(g: IndexedSlices, p, s: LegacyRMSpropSlots, c: Coeffici
     idx, gv = g.indices, g.values
     if s.momentum is not None:
         return on_rows(legacy_update, g, p, s, c)
-    one_minus_rho = 1.0 - c.rho
-    rms = scatter_add(s.rms * c.rho, idx, gv * gv * one_minus_rho)
+    rms = scatter_add(s.rms * c.rho, idx, gv * gv * c.one_minus_rho)
     denom = gather(rms, idx)
     mg = None
     if s.mg is not None:
-        mg = scatter_add(s.mg * c.rho, idx, gv * one_minus_rho)
+        mg = scatter_add(s.mg * c.rho, idx, gv * c.one_minus_rho)
         denom = denom - jnp.square(gather(mg, idx))
     rows = -c.learning_rate * gv / (jnp.sqrt(denom) + c.epsilon)
     return g.with_values(rows), LegacyRMSpropSlots(rms, None, mg)
@@ -189,6 +189,7 @@ LEGACY = Spec(
     slots=(Slot("rms"), Slot("momentum", when=_has_momentum), Slot("mg", when=_centered)),
     slot_order=(("rms",), ("momentum",), ("mg",)),
     update=legacy_update,
+    prepare=(complement("rho"),),
     sparse_update=legacy_sparse_update,
     adjust_weights=pad_missing_iterations,
     time_decay=True,

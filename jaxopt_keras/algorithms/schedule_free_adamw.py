@@ -42,8 +42,11 @@ class ScheduleFreeSlots(NamedTuple):
 
 
 def _copy_of_param(param: jax.Array, args) -> jax.Array:
-    """``z`` starts at the parameter (Keras 3's ``assign(momentum, ops.copy(var))``)."""
-    return jnp.array(param, copy=True)
+    """``z`` starts at the parameter (Keras 3's ``assign(momentum, ops.copy(var))``):
+    a copy of its buffer (eagerly a transfer, no XLA program per shape)."""
+    if isinstance(param, jax.core.Tracer):
+        return jnp.array(param, copy=True)
+    return jax.device_put(param, may_alias=False)
 
 
 def keras3_update(g: jax.Array, p: jax.Array, s: ScheduleFreeSlots, c: Coefficients):

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from jaxopt_keras.core.hyperparams import Derived
-from jaxopt_keras.core.state import filled
+from jaxopt_keras.core.state import filled, local_step
 from jaxopt_keras.schedules.base import takes_no_arguments, takes_the_step
 
 Family = Literal["legacy", "current", "keras3"]
@@ -104,6 +104,44 @@ class Static:
         return args[self.name] if self.value is None else self.value(args)
 
 
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A scalar of the step that is the same for every parameter of a dtype.
+
+    The driver computes it once per step and parameter dtype, after the
+    hyperparameters, the learning rate, ``iterations`` and the statics, and
+    puts it in :class:`Coefficients` for the per-parameter math to read:
+    Adam's bias-corrected step size, ``1 - beta_1``.  The math does the same
+    operations on the same values as if each parameter computed them (so the
+    numbers are identical), but the step's program holds them once instead of
+    once per parameter: a smaller program, compiled faster.
+
+    Attributes:
+      name: the field of :class:`Coefficients` it fills.
+      value: ``value(c) -> array``, from the coefficients of that dtype
+        (``c.learning_rate.dtype``), the spec's earlier prepared values included.
+    """
+
+    name: str
+    value: Callable[[Any], Any]
+
+
+def next_step(c: Any) -> jax.Array:
+    """Keras's ``local_step``: ``tf.cast(iterations + 1, dtype)`` in the coefficients' dtype."""
+    return local_step(c.iterations, 1, c.learning_rate.dtype)
+
+
+# The ``t`` most algorithms with bias corrections read.
+STEP = Prepared("t", next_step)
+
+
+def complement(name: str) -> Prepared:
+    """``one_minus_<name> = 1 - <name>``, on the hyperparameter in the step's
+    dtype (a float32 variable's ``1 - beta_1`` in TF-Keras's kernels; the
+    current family's Python-float complements are host-side :class:`Derived`)."""
+    return Prepared(f"one_minus_{name}", lambda c: 1 - getattr(c, name))
+
+
 UpdateFn = Callable[[jax.Array, "jax.Array | None", Any, Any], tuple[Any, Any]]
 
 
@@ -160,6 +198,9 @@ class Spec:
         in the state at the widest float precision.
       derived: host-side arithmetic Keras does on Python floats.
       statics: non-numeric arguments the math reads (``nesterov``, ...).
+      prepare: the scalars every parameter of a dtype shares (Adam's step
+        size), computed once per step and dtype, in order
+        (:class:`Prepared`).
       slots_type: the NamedTuple holding this algorithm's slot trees.
       slots: the slots, in ``slots_type`` field order.
       slot_order: how Keras lists slots in its weights: a sequence of groups;
@@ -241,6 +282,7 @@ class Spec:
     exact_hyperparams: tuple[str, ...] = ()
     derived: tuple[Derived, ...] = ()
     statics: tuple[Static, ...] = ()
+    prepare: tuple[Prepared, ...] = ()
     slot_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
     name_index: int | None = None
     base_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -337,7 +379,8 @@ class Spec:
 
     def coefficient_fields(self) -> tuple[str, ...]:
         """The fields the math may read: ``learning_rate``, ``iterations``, the
-        hyperparameters and their derived values, the scalars, the statics."""
+        hyperparameters and their derived values, the scalars, the statics,
+        the prepared values."""
         names = ["learning_rate", "iterations"]
         names += [n for n in self.float32_hyperparams + self.exact_hyperparams if n not in names]
         if self.time_decay:
@@ -345,6 +388,7 @@ class Spec:
         names += [d.name for d in self.derived]
         names += [s.name for s in self.scalars]
         names += [s.name for s in self.statics]
+        names += [p.name for p in self.prepare]
         return tuple(names)
 
 

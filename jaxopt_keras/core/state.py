@@ -135,15 +135,20 @@ def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | N
     """An array holding ``value``, shaped like ``param`` (or ``shape``), in
     ``dtype`` (default ``param``'s).
 
-    Outside a trace it is built on the host and transferred: creating it
-    with an XLA op would compile a small program per distinct shape, which for
-    a tree of thousands of parameters takes a minute.
+    Outside a trace it is built on the host and transferred with
+    ``jax.device_put`` (no XLA program: ``jnp.asarray`` or ``jnp.full`` would
+    compile a small one per distinct shape, which for a tree of thousands of
+    parameters takes a minute), straight onto a committed parameter's
+    sharding when it has the parameter's shape (see :func:`placed_like`).
     """
     dtype = np.dtype(jnp.asarray(param).dtype if dtype is None else dtype)
     shape = np.shape(param) if shape is None else tuple(shape)
     if isinstance(param, jax.core.Tracer):
         return jnp.full(shape, np.asarray(value, dtype), dtype)
-    return jnp.asarray(np.full(shape, np.asarray(value, dtype), dtype))
+    host = np.full(shape, np.asarray(value, dtype), dtype)
+    if isinstance(param, jax.Array) and param.committed and shape == np.shape(param):
+        return jax.device_put(host, param.sharding)
+    return jax.device_put(host)
 
 
 def placed_like(slot: jax.Array, param: Any) -> jax.Array:

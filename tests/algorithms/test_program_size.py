@@ -1,0 +1,142 @@
+"""What the compiler sees: structural facts about init and the step, not timings.
+
+* Eager ``init`` builds no XLA program per parameter shape: its slots are
+  host arrays transferred with ``jax.device_put`` (a tree of thousands of
+  distinct shapes would otherwise compile thousands of small programs).
+* The step's program grows per added parameter by no more than its math
+  needs: whatever is the same for every leaf of a dtype (bias-correction
+  powers, the step counter, ``1 - beta``) is computed once per step and dtype
+  (the spec's ``prepare``), not once per leaf.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from jaxopt_keras import registry
+from jaxopt_keras.keras.factories import make_factory
+
+# Every optimizer of every family, with its default arguments.
+EVERY = [(f"{fam}.{e.function}", e, fam) for e in registry.entries() for fam in e.specs]
+
+COMPILES: list[str] = []
+FRESH = itertools.count(1000, 100)  # first dimensions no earlier tree used (programs are cached by shape)
+
+
+def _listener(event: str, duration: float, **kwargs) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        COMPILES.append(event)
+
+
+jax.monitoring.register_event_duration_secs_listener(_listener)
+
+
+def distinct_shapes(n: int) -> dict:
+    """``n`` parameters of shapes no other tree in this process used (committed to a device)."""
+    offset = next(FRESH)
+    return {f"p{i}": jax.device_put(np.ones((offset + i, 3), np.float32)) for i in range(n)}
+
+
+def compiles_during(fn, *args) -> int:
+    COMPILES.clear()
+    jax.block_until_ready(fn(*args))
+    return len(COMPILES)
+
+
+@pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
+def test_eager_init_compiles_nothing_per_shape(name, entry, family):
+    opt = make_factory(entry, family)()
+    # The first init may compile its few scalars' programs (the step counter,
+    # the hyperparameters: one per dtype, cached); a second tree of 20 new
+    # shapes compiles nothing, where a per-shape program would compile 20.
+    compiles_during(opt.init, distinct_shapes(3))
+    assert compiles_during(opt.init, distinct_shapes(20)) == 0
+
+
+def test_eager_init_slots_are_the_parameters_dtype_and_placement():
+    device = jax.devices()[-1]
+    params = {"w": jax.device_put(np.ones((7, 3), np.float32), device), "b": jnp.zeros(5, jnp.bfloat16)}
+    state = jk.adam().init(params)
+    for slot in (state.slots.m, state.slots.v):
+        assert slot["w"].devices() == {device} and slot["w"].dtype == jnp.float32
+        assert slot["b"].dtype == jnp.bfloat16 and slot["b"].shape == (5,)
+        np.testing.assert_array_equal(slot["w"], np.zeros((7, 3), np.float32))
+
+
+# --------------------------------------------------------------------------
+# The step's program: equations per added parameter.
+# --------------------------------------------------------------------------
+
+
+def update_equations(opt, n: int) -> list:
+    """The top-level equations of ``opt.update`` on ``n`` float32 parameters of distinct shapes."""
+    params = {f"p{i}": jnp.ones((i + 2, 3), jnp.float32) for i in range(n)}
+    state = opt.init(params)
+    return jax.make_jaxpr(lambda g, s, p: opt.update(g, s, p))(params, state, params).jaxpr.eqns
+
+
+def is_scalar(eqn) -> bool:
+    return all(getattr(v.aval, "shape", None) == () for v in eqn.outvars)
+
+
+def per_leaf(opt, small: int = 2, large: int = 7) -> tuple[float, float]:
+    """(equations, scalar equations) each added parameter adds to the step."""
+    a, b = update_equations(opt, small), update_equations(opt, large)
+    scalars = sum(map(is_scalar, b)) - sum(map(is_scalar, a))
+    return (len(b) - len(a)) / (large - small), scalars / (large - small)
+
+
+# Per-parameter scalars that stay: per-tensor statistics the math needs
+# (Adafactor's RMS, Lamb's trust ratio, Muon's norms); ScheduleFreeAdamW's
+# hyperparameters are compile-time constants that XLA folds into each
+# parameter's arithmetic, as Keras 3 does; Nadam's ``1 - x`` terms (its
+# momentum schedule is prepared once), which computed apart from the
+# parameter's loop let XLA:CPU contract the step differently (not bit-identical).
+PER_TENSOR_SCALARS = {"adafactor", "lamb", "muon", "schedule_free_adamw", "nadam"}
+
+
+@pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
+def test_no_scalar_work_is_repeated_per_parameter(name, entry, family):
+    """What is the same for every parameter of a dtype (bias corrections, the
+    step counter, ``1 - beta``, hyperparameter casts) is computed once per step."""
+    if entry.function in PER_TENSOR_SCALARS:
+        pytest.skip("per-parameter scalars by design")
+    _, scalars = per_leaf(make_factory(entry, family)())
+    assert scalars == 0, f"{scalars} scalar equations per added parameter"
+
+
+# The formulas' array operations per parameter, counted from the docstrings
+# (``-x`` and ``x ** 2`` count one each):
+#   Adam:     m: sub mul add; v: square sub mul add; sqrt add; mul div neg      = 12
+#   SGD:      legacy accum*momentum - g*lr: mul mul sub                          = 3
+#             current -g*lr + m*momentum: neg mul mul add                        = 4
+#   RMSprop:  rms: mul square mul add; + eps; lr*g: mul; rsqrt (or sqrt) mul/div; neg = 9
+#   Adagrad:  square add; g*lr: mul; sqrt add; div neg                           = 7
+#   Adamax:   m: sub mul add; max(mul, abs); + eps, div, mul, neg                = 10 (current: 11,
+#             lr*m / (bias_correction * (u + eps)): one more mul)
+BUDGETS = {
+    ("legacy", "adam", ()): 12,
+    ("current", "adam", ()): 12,
+    ("keras3", "adam", ()): 12,
+    ("legacy", "sgd", (("momentum", 0.9),)): 3,
+    ("current", "sgd", (("momentum", 0.9),)): 4,
+    ("legacy", "rmsprop", ()): 9,
+    ("current", "rmsprop", ()): 9,
+    ("legacy", "adagrad", ()): 7,
+    ("current", "adagrad", ()): 7,
+    ("legacy", "adamax", ()): 10,
+    ("current", "adamax", ()): 11,
+}
+
+
+@pytest.mark.parametrize("family,name,kwargs", list(BUDGETS), ids=[f"{f}-{n}-{dict(k)}" for f, n, k in BUDGETS])
+def test_equations_per_parameter_are_the_formulas(family, name, kwargs):
+    opt = getattr({"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}[family], name)(**dict(kwargs))
+    equations, _ = per_leaf(opt)
+    assert equations <= BUDGETS[family, name, kwargs]
