@@ -139,7 +139,12 @@ def route(path: str, shape: tuple[int, ...], args: Mapping[str, Any]) -> Route:
 
 
 def _check(args: dict) -> dict:
-    args["exclude_layers"] = args["exclude_layers"] or []  # Keras 3: `exclude_layers or []`
+    args["exclude_layers"] = layers = args["exclude_layers"] or []  # Keras 3: `exclude_layers or []`
+    # Keras 3 fails in its first step, in `re.search(keyword, path)` (a string is its characters, as there).
+    if not isinstance(layers, (str, list, tuple)) or not all(isinstance(k, str) for k in layers):
+        raise TypeError(
+            f"Argument `exclude_layers` must be a list of strings (regular expressions). Received: exclude_layers={layers!r}."
+        )
     steps = args["ns_steps"]
     if not isinstance(steps, (int, np.integer)):
         # Keras 3 fails in its first step, in `range(self.ns_steps)`.

@@ -367,6 +367,40 @@ def _keras3(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
     return checked
 
 
+def check_name(family: str, name: Any) -> None:
+    """The optimizer's ``name``: a string, or ``None`` (the class's name, or Keras 3's automatic one).
+
+    TF-Keras (both families) takes any value and fails in its first step
+    (``tf.name_scope``); Keras 3 refuses it at construction.  We refuse it at
+    construction in every family, with Keras 3's words there.
+
+    Raises:
+      ValueError: a name that is not a string (or, in Keras 3, contains ``/``).
+    """
+    if name is None or (isinstance(name, str) and not (family == "keras3" and "/" in name)):
+        return
+    if family == "keras3":
+        raise ValueError(f"Argument `name` must be a string and cannot contain character `/`. Received: name={name}")
+    raise ValueError(f"Argument `name` must be a string (TF-Keras: name for name_scope must be a string). Received: name={name!r}.")
+
+
+def check_slot_dtype(value: Any) -> None:
+    """``slot_dtype`` (ours; Keras has none): ``None`` or a floating-point dtype.
+
+    Raises:
+      TypeError: anything else (a value NumPy cannot read as a dtype, or an
+        integer or bool dtype).
+    """
+    if value is None:
+        return
+    try:
+        ok = jax.numpy.issubdtype(np.dtype(value), jax.numpy.floating)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TypeError(f"Argument `slot_dtype` must be a floating-point dtype, or None. Received: slot_dtype={value!r}.")
+
+
 def check_arguments(spec: Spec, class_name: str, given: Mapping[str, Any], kwargs: Mapping[str, Any]) -> dict:
     """Keras's constructor rules for the spec's family; the complete, checked arguments.
 
@@ -383,6 +417,8 @@ def check_arguments(spec: Spec, class_name: str, given: Mapping[str, Any], kwarg
       TypeError: an unknown keyword argument.
       ValueError: a bad value, in Keras's words.
     """
+    check_name(spec.family, given.get("name"))
+    check_slot_dtype(given.get("slot_dtype"))
     given = {k: v for k, v in given.items() if k != "name"}
     if spec.family == "legacy":
         return _legacy(spec, given, kwargs)

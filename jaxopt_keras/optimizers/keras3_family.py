@@ -83,11 +83,8 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     _STATIC: ClassVar[tuple[str, ...]] = KerasOptimizer._STATIC + ("loss_scale_factor",)
 
     def _check_name(self, name: Any) -> str:
-        if name is None:
-            return auto_name(type(self).__name__)
-        if not isinstance(name, str) or "/" in name:
-            raise ValueError(f"Argument `name` must be a string and cannot contain character `/`. Received: name={name}")
-        return name
+        # `check_arguments` has checked it (a string without `/`, or None).
+        return auto_name(type(self).__name__) if name is None else name
 
     # -- the learning rate ---------------------------------------------------
     def _host_callables(self) -> dict[str, Callable[[], Any]]:

@@ -70,7 +70,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         layer_only = {k: kwargs.pop(k) for k in self._LAYER_ONLY if k in kwargs}
         named, extra = bind(self._signature, args, kwargs)
         name = named.pop("name")
-        self._args = check_arguments(self._spec, self._entry.class_name, named, extra)
+        self._args = check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
         self._name = self._check_name(name)
         self._layer_args = self._check_layer_args(layer_only)
         self._variables: list[Variable] = []
