@@ -84,8 +84,80 @@ def kinds_for(arg: str) -> list[str]:
     return [k for k in KINDS if k != "out_of_range" or arg in FRACTIONS]
 
 
+# A non-bool for a bool argument.
+BOOL_KINDS: dict[str, tuple[Any, str]] = {
+    "none": (None, "None"),
+    "yes": ("yes", '"yes"'),
+    "one": (1, "1"),
+    "half": (0.5, "0.5"),
+    "list": ([True], "[True]"),
+}
+# A learning-rate schedule, built by each side from its own library (``call_kwargs``'s ``schedule``).
+SCHEDULE = "<schedule>"
+# The other arguments (not numbers), with their bad values; an argument named
+# ``a+b`` is ``a`` and ``b`` together (the value is the keyword arguments).
+OTHER: dict[str, dict[str, tuple[Any, str]]] = {
+    "not_an_argument": {"unknown": (1, "not_an_argument=1")},
+    "clipnorm+global_clipnorm": {"both": ({"clipnorm": 1.0, "global_clipnorm": 1.0}, "both 1.0")},
+    "clipnorm+clipvalue": {"both": ({"clipnorm": 1.0, "clipvalue": 1.0}, "both 1.0")},
+    "name": {"number": (3, "3"), "list": (["a"], '["a"]')},
+    "slot_dtype": {"string": ("abc", '"abc"'), "number": (3, "3")},
+    "exclude_layers": {"string": ("dense", '"dense"'), "number": (3, "3"), "list_of_numbers": ([1], "[1]")},
+    "gradient_accumulation_steps": {
+        "zero": (0, "0"),
+        "one": (1, "1"),
+        "minus_one": (-1, "-1"),
+        "fraction": (2.5, "2.5"),
+        "integer_string": ("2", '"2"'),
+    },
+    "ema_overwrite_frequency": {
+        "zero": (0, "0"),
+        "minus_one": (-1, "-1"),
+        "fraction": (2.5, "2.5"),
+        "integer_string": ("2", '"2"'),
+    },
+    "learning_rate": {"schedule": (SCHEDULE, "a schedule")},
+    "learning_rate_power": {"positive": (0.5, "0.5")},
+}
+BOOL_ARGS = ("amsgrad", "nesterov", "centered", "adaptive_epsilon", "relative_step", "exclude_embeddings", "use_ema", "jit_compile")
+OTHER.update({arg: BOOL_KINDS for arg in BOOL_ARGS})
+
+
+def other_arguments(spec) -> list[str]:
+    """The keys of :data:`OTHER` the spec's class takes (its own and its family's arguments), the
+    unknown one, the clipping pairs, and ``learning_rate`` (a schedule) in the legacy family."""
+    from jaxopt_keras.keras.arguments import BASE_ARGS
+
+    takes = {**spec.defaults, **spec.extra_args, **BASE_ARGS[spec.family], **spec.base_defaults, "name": None}
+    always = ("not_an_argument", "clipnorm+global_clipnorm", "clipnorm+clipvalue")
+    return [
+        arg
+        for arg in OTHER
+        if arg in always
+        or (arg == "learning_rate" and spec.family == "legacy")
+        or (arg != "learning_rate" and arg in takes and arg not in spec.ignored)
+    ]
+
+
+def value_of(arg: str, kind: str) -> tuple[Any, str]:
+    """A case's bad value and how the docs print it (:data:`OTHER`, else :data:`KINDS`)."""
+    return OTHER[arg][kind] if kind in OTHER.get(arg, {}) else KINDS[kind]
+
+
+def is_other(arg: str, kind: str) -> bool:
+    """Whether a case is one of :data:`OTHER`'s (not a numeric argument's)."""
+    return kind in OTHER.get(arg, {})
+
+
 def cases(families=("legacy", "current", "keras3")) -> Iterator[tuple[str, str, str, str]]:
-    """``(family, class_name, argument, kind)`` for every case, in registry order."""
+    """``(family, class_name, argument, kind)`` for every case, in registry order: the numeric
+    arguments (:data:`KINDS`), then the others (:data:`OTHER`)."""
+    yield from numeric_cases(families)
+    yield from other_cases(families)
+
+
+def numeric_cases(families=("legacy", "current", "keras3")) -> Iterator[tuple[str, str, str, str]]:
+    """The cases of the numeric arguments, in registry order."""
     from jaxopt_keras import registry
 
     for family in families:
@@ -95,13 +167,29 @@ def cases(families=("legacy", "current", "keras3")) -> Iterator[tuple[str, str, 
                     yield family, e.class_name, arg, kind
 
 
+def other_cases(families=("legacy", "current", "keras3")) -> Iterator[tuple[str, str, str, str]]:
+    """The cases of the other arguments (:data:`OTHER`), in registry order."""
+    from jaxopt_keras import registry
+
+    for family in families:
+        for e in registry.entries(family):
+            for arg in other_arguments(e.specs[family]):
+                for kind in OTHER[arg]:
+                    yield family, e.class_name, arg, kind
+
+
 def case_key(family: str, name: str, arg: str, kind: str) -> str:
     return f"{family}/{name}/{arg}/{kind}"
 
 
-def call_kwargs(name: str, arg: str, kind: str) -> dict:
-    """The constructor's keyword arguments for a case."""
-    return {**CONTEXT.get(arg, {}), arg: KINDS[kind][0]}
+def call_kwargs(name: str, arg: str, kind: str, schedule=None) -> dict:
+    """The constructor's keyword arguments for a case (``schedule()`` makes :data:`SCHEDULE`)."""
+    value = value_of(arg, kind)[0]
+    if value == SCHEDULE:
+        value = schedule()
+    if "+" in arg:
+        return dict(value)
+    return {**CONTEXT.get(arg, {}), arg: value}
 
 
 def outcome(make, step) -> str:
@@ -139,7 +227,8 @@ def tf_keras_outcome(family: str, name: str, arg: str, kind: str) -> str:
         opt.apply_gradients(zip([tf.constant(g) for g in GRADS], vs))
         return [v.numpy() for v in vs]
 
-    return outcome(lambda: cls(**call_kwargs(name, arg, kind)), step)
+    schedule = lambda: tf_keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)  # noqa: E731
+    return outcome(lambda: cls(**call_kwargs(name, arg, kind, schedule)), step)
 
 
 def keras3_outcomes(keys: list[tuple[str, str, str]]) -> list[str]:
@@ -172,6 +261,13 @@ def keras_outcomes(selected: list[tuple[str, str, str, str]]) -> dict[str, str]:
     return out
 
 
+def our_schedule():
+    """Our learning-rate schedule for :data:`SCHEDULE` (TF-Keras's and Keras 3's are theirs)."""
+    from jaxopt_keras import schedules
+
+    return schedules.ExponentialDecay(0.1, 10, 0.9)
+
+
 def our_outcome(family: str, name: str, arg: str, kind: str, via: str = "class") -> str:
     """Our outcome, through the Keras-like class (``via="class"``) or the functional factory."""
     import jax.numpy as jnp
@@ -179,7 +275,7 @@ def our_outcome(family: str, name: str, arg: str, kind: str, via: str = "class")
     import jaxopt_keras as jk
     from jaxopt_keras import optimizers as O
 
-    kwargs = call_kwargs(name, arg, kind)
+    kwargs = call_kwargs(name, arg, kind, our_schedule)
     if via == "factory":
         module = {"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}[family]
         from jaxopt_keras import registry
@@ -210,7 +306,7 @@ def our_construction(family: str, name: str, arg: str, kind: str, via: str = "cl
     from jaxopt_keras import optimizers as O
     from jaxopt_keras import registry
 
-    kwargs = call_kwargs(name, arg, kind)
+    kwargs = call_kwargs(name, arg, kind, our_schedule)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -244,6 +340,11 @@ REASONS = {
     "step_type": "Keras fails only inside its first step, with the error of whichever op meets the value first; "
     "we refuse it at construction with the type the family's ops usually raise.",
     "diverges": "A legal value whose iteration diverges: Keras and we both compute NaN (not an argument error).",
+    "slot_dtype": "`slot_dtype` (the slots' dtype) is ours: Keras has no such argument and refuses any value "
+    "as an unknown keyword (Keras 3: ValueError); ours refuses a value that is not a dtype (TypeError).",
+    "integer": "A fractional `gradient_accumulation_steps`: Keras 3 accepts 2.5, then applies the sum of "
+    "every 5 gradients divided by 2.5 (at `(iterations + 1) % 2.5 == 0`); we refuse a count that is not an "
+    "integer (ValueError).",
 }
 # Legal values whose math diverges, in Keras and in ours alike (Muon's Newton-Schulz coefficients).
 DIVERGING = {case_key("keras3", "Muon", f"muon_{c}", "negative") for c in "abc"}
@@ -270,6 +371,10 @@ def verdict(key: str, keras: str, ours: str) -> str:
         return "agrees"
     if family == "current" and arg in ("loss_scale_factor", "gradient_accumulation_steps"):
         return "extension"
+    if arg == "slot_dtype" and ours == "TypeError":
+        return "slot_dtype"
+    if (arg, kind, keras, ours) == ("gradient_accumulation_steps", "fraction", "ok", "ValueError"):
+        return "integer"
     if keras.endswith("@step") and ours in errors:
         return "step_type"
     if keras == "ok":
@@ -302,8 +407,12 @@ _FAMILY_TITLES = {
 _INTRO = """# Bad constructor arguments: Keras's errors and ours
 
 Every optimizer of every family was given each kind of bad value for each of
-its numeric arguments (and the family's shared ones); this page lists what
-Keras does and what we do.  It is generated from the tests' data
+its numeric arguments (and the family's shared ones), and bad values of its
+other arguments (each family's table "Other arguments": an unknown keyword,
+two clipping arguments together, a non-bool for a bool, a bad `name`,
+`slot_dtype`, `exclude_layers`, step counts, the legacy Nadam with a
+learning-rate schedule, Ftrl's positive `learning_rate_power`); this page
+lists what Keras does and what we do.  It is generated from the tests' data
 (`tests/bad_arguments.json`, Keras's answers, checked against Keras itself by
 `tests/oracle/test_error_table.py`; our answers are checked by
 `tests/keras/test_argument_table.py`, which also fails when this page is out
@@ -329,7 +438,9 @@ type (both raise it), `TypeError*` (Keras raises it only in its first step; we
 at construction), or `Keras → ours [reason]` where we differ on purpose
 (`nan@step`: Keras accepts the value and its first step makes NaN).  A cell
 naming classes holds the classes whose outcomes differ.  The EMA arguments are
-tried with `use_ema=True`.
+tried with `use_ema=True`.  Keras, and we, take any value of a bool argument
+for its truth (`amsgrad="yes"` is `amsgrad=True`, `None` is `False`): the
+"Other arguments" tables show it.
 
 ## Deliberate differences
 
@@ -365,10 +476,14 @@ def docs_page(snapshot: dict[str, str], ours: dict[str, str]) -> str:
     lines += ["", "| verdict | cases |", "|---|---|"]
     lines += [f"| {v} | {n} |" for v, n in sorted(counts.items(), key=lambda x: -x[1])]
     table: dict[str, dict[str, dict[str, list]]] = {}
+    other: dict[str, dict[tuple[str, str], list]] = {}
     for key in snapshot:
         family, name, arg, kind = key.split("/")
-        row = table.setdefault(family, {}).setdefault(arg, {})
-        row.setdefault(kind, []).append((name, snapshot[key], ours[key], verdict(key, snapshot[key], ours[key])))
+        row = (name, snapshot[key], ours[key], verdict(key, snapshot[key], ours[key]))
+        if is_other(arg, kind):
+            other.setdefault(family, {}).setdefault((arg, kind), []).append(row)
+        else:
+            table.setdefault(family, {}).setdefault(arg, {}).setdefault(kind, []).append(row)
     for family, args in table.items():
         lines += ["", f"## {_FAMILY_TITLES[family]}", ""]
         lines += ["| argument | " + " | ".join(KINDS[k][1].replace("|", "\\|") for k in KINDS) + " |"]
@@ -376,6 +491,11 @@ def docs_page(snapshot: dict[str, str], ours: dict[str, str]) -> str:
         for arg, kinds in args.items():
             cells = [_cell(kinds[k]) if k in kinds else "" for k in KINDS]
             lines.append(f"| `{arg}` | " + " | ".join(cells) + " |")
+        lines += ["", "Other arguments:", "", "| argument | value | outcome |", "|---|---|---|"]
+        for (arg, kind), rows in other.get(family, {}).items():
+            shown = " + ".join(f"`{a}`" for a in arg.split("+"))
+            value = value_of(arg, kind)[1].replace("|", "\\|")
+            lines.append(f"| {shown} | {value} | {_cell(rows)} |")
     return "\n".join(lines) + "\n"
 
 

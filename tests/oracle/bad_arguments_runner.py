@@ -27,6 +27,7 @@ def step(opt):
 results = []
 for name, arg, kind in json.loads(sys.stdin.read()):
     cls = getattr(keras.optimizers, name)
-    results.append(outcome(lambda: cls(**call_kwargs(name, arg, kind)), step))
+    schedule = lambda: keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.9)  # noqa: E731
+    results.append(outcome(lambda: cls(**call_kwargs(name, arg, kind, schedule)), step))
     keras.backend.clear_session()
 print("RESULT " + json.dumps(results))
