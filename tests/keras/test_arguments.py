@@ -68,3 +68,44 @@ def test_argument_errors():
         t.update([jnp.ones(2)], t.init([jnp.ones(2)]))
     with pytest.raises(TypeError, match="Unexpected keyword argument"):
         jk.legacy.adam(weight_decay=0.1)  # OptimizerV2 has no weight decay
+
+
+@pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
+def test_slot_dtype_is_a_floating_dtype_or_none(family):
+    """``slot_dtype`` is ours (Keras has none): a floating dtype passes, anything else
+    (not a dtype, an integer or bool dtype) is a TypeError naming it, from the class
+    and the factory alike."""
+    module = {"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}[family]
+    classes = {"legacy": O.legacy, "current": O, "keras3": O.keras3}[family]
+    for good in (None, "float16", jnp.bfloat16, "float64"):
+        module.adam(slot_dtype=good)
+        classes.Adam(slot_dtype=good)
+    for bad in ("int32", bool, "abc", 3, [1]):
+        for make in (module.adam, classes.Adam):
+            with pytest.raises(TypeError, match="`slot_dtype` must be a floating-point dtype"):
+                make(slot_dtype=bad)
+
+
+@pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
+def test_name_is_a_string(family):
+    """TF-Keras fails in its first step (``tf.name_scope``), Keras 3 at construction; we refuse
+    it at construction in every family, the factory as the class."""
+    module = {"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}[family]
+    classes = {"legacy": O.legacy, "current": O, "keras3": O.keras3}[family]
+    assert classes.SGD(name="mine").name == "mine"
+    module.sgd(name="mine")
+    for make in (module.sgd, classes.SGD):
+        with pytest.raises(ValueError, match="`name` must be a string"):
+            make(name=3)
+    with pytest.raises(ValueError, match="cannot contain character `/`"):
+        jk.keras3.sgd(name="a/b")
+
+
+def test_muon_exclude_layers_are_strings():
+    """Keras 3 fails in its first step (``re.search(3, path)``); we refuse it at construction."""
+    jk.keras3.muon(exclude_layers=["dense", "embed"])
+    O.keras3.Muon(exclude_layers=("dense",))
+    for bad in (3, [1], ["dense", None]):
+        for make in (jk.keras3.muon, O.keras3.Muon):
+            with pytest.raises(TypeError, match="`exclude_layers` must be a list of strings"):
+                make(exclude_layers=bad)
