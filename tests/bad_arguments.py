@@ -1,8 +1,10 @@
-"""Every optimizer x family x numeric argument x kind of bad value, and what Keras does with it.
+"""Every optimizer x family x argument x kind of bad value, and what Keras does with it.
 
-The cases come from the registry (each spec's numeric constructor arguments
-and the family's shared ones); the bad values are :data:`KINDS`.  An outcome
-is one of
+The cases come from the registry: each spec's numeric constructor arguments
+and the family's shared ones, with the bad values :data:`KINDS`; then the
+other arguments the class takes (bools, ``name``, ``slot_dtype``, step
+counts...), an unknown keyword and the clipping pairs, with their bad values
+:data:`OTHER`.  An outcome is one of
 
 * ``"TypeError"`` / ``"ValueError"`` (any exception type name): the
   constructor raised it;
@@ -13,7 +15,7 @@ is one of
 
 :func:`keras_outcomes` asks TF-Keras (legacy and current, in-process) and
 Keras 3 (in a subprocess, ``bad_arguments_runner.py``); the answers are kept
-in ``bad_arguments.json`` (``python tests/oracle/bad_arguments.py --write``
+in ``bad_arguments.json`` (``python tests/bad_arguments.py --write``
 regenerates it, ``test_error_table.py`` checks it against live Keras), which
 ``tests/keras/test_argument_table.py`` holds our constructors to and
 ``docs/errors.md`` is generated from.
@@ -185,7 +187,7 @@ def case_key(family: str, name: str, arg: str, kind: str) -> str:
 def call_kwargs(name: str, arg: str, kind: str, schedule=None) -> dict:
     """The constructor's keyword arguments for a case (``schedule()`` makes :data:`SCHEDULE`)."""
     value = value_of(arg, kind)[0]
-    if value == SCHEDULE:
+    if isinstance(value, str) and value == SCHEDULE:
         value = schedule()
     if "+" in arg:
         return dict(value)
