@@ -236,7 +236,7 @@ def _check_legacy(args: dict) -> dict:
     if is_schedule(lr) and not LEGACY.is_host_callable("learning_rate", lr):  # `lambda: 0.1` is fine
         raise ValueError(
             "The Nadam optimizer does not support tf.keras.optimizers.LearningRateSchedules "
-            f"as the learning rate. Received: learning_rate={lr!r}."
+            "as the learning rate."
         )
     schedule_decay = args.pop("schedule_decay", 0.004)
     if args["decay"] not in (0.0, schedule_decay):
