@@ -92,26 +92,49 @@ class Layout:
     def ravel(self, tree: Any) -> "FlatTree":
         """The flat buffers of ``tree`` (one concatenation per dtype).
 
-        ``None`` leaves (missing gradients) become zeros.
+        ``None`` leaves (missing gradients) become zeros.  Called outside a
+        trace, the whole ravel is one compiled program per layout (not one
+        small program per leaf shape).
         """
         leaves = self.treedef.flatten_up_to(tree)
-        parts: list[list[jax.Array]] = [[] for _ in self.dtypes]
-        for leaf, spec in zip(leaves, self.leaves):
-            if leaf is None:
-                leaf = jnp.zeros(spec.shape, self.dtypes[spec.group])
-            parts[spec.group].append(jnp.ravel(jnp.asarray(leaf).astype(self.dtypes[spec.group])))
-        buffers = tuple(p[0] if len(p) == 1 else jnp.concatenate(p) for p in parts)
-        return FlatTree(buffers, self)
+        if _traced(leaves):
+            return FlatTree(_ravel(self, leaves), self)
+        return FlatTree(_ravel_jit(self, leaves), self)
 
     def unravel(self, flat: "FlatTree") -> Any:
-        """The parameter tree a :class:`FlatTree` holds (slices of its buffers)."""
+        """The parameter tree a :class:`FlatTree` holds (slices of its buffers).
+
+        Outside a trace, one compiled program per layout slices every leaf.
+        """
         if not isinstance(flat, FlatTree):
             raise TypeError(f"unravel expects a FlatTree, received {type(flat).__name__}")
-        out = []
-        for spec in self.leaves:
-            buf = flat.buffers[spec.group]
-            out.append(jax.lax.slice_in_dim(buf, spec.offset, spec.offset + spec.size).reshape(spec.shape))
-        return self.treedef.unflatten(out)
+        unravel = _unravel if _traced(flat.buffers) else _unravel_jit
+        return self.treedef.unflatten(unravel(self, flat.buffers))
+
+
+def _traced(leaves: Any) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(leaves))
+
+
+def _ravel(layout: Layout, leaves: list) -> tuple[jax.Array, ...]:
+    parts: list[list[jax.Array]] = [[] for _ in layout.dtypes]
+    for leaf, spec in zip(leaves, layout.leaves):
+        if leaf is None:
+            leaf = jnp.zeros(spec.shape, layout.dtypes[spec.group])
+        parts[spec.group].append(jnp.ravel(jnp.asarray(leaf).astype(layout.dtypes[spec.group])))
+    return tuple(p[0] if len(p) == 1 else jnp.concatenate(p) for p in parts)
+
+
+def _unravel(layout: Layout, buffers: tuple[jax.Array, ...]) -> list[jax.Array]:
+    return [
+        jax.lax.slice_in_dim(buffers[spec.group], spec.offset, spec.offset + spec.size).reshape(spec.shape)
+        for spec in layout.leaves
+    ]
+
+
+# One program per layout when called eagerly (the layout is hashable: a static argument).
+_ravel_jit = jax.jit(_ravel, static_argnums=0)
+_unravel_jit = jax.jit(_unravel, static_argnums=0)
 
 
 @jax.tree_util.register_pytree_with_keys_class

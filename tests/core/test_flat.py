@@ -97,3 +97,24 @@ def test_ravel_unravel_round_trip_and_none_leaves():
     flat = layout.ravel(grads)
     assert float(flat.unravel()["scale"]) == 0.0
     assert layout == jk.flat.Layout(PARAMS) and hash(layout) == hash(jk.flat.Layout(PARAMS))
+
+
+def test_eager_ravel_and_unravel_compile_one_program_whatever_the_leaf_count():
+    """Eagerly, ravel and unravel are one program per layout, not one per leaf shape."""
+    compiles: list[str] = []
+
+    def listener(event: str, duration: float, **kwargs) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        tree = {f"p{i}": np.full((977 + i, 3), float(i), np.float32) for i in range(30)}  # shapes no other test uses
+        layout = jk.flat.Layout(tree)
+        flat = jax.block_until_ready(layout.ravel(tree))
+        back = jax.block_until_ready(layout.unravel(flat))
+        assert len(compiles) <= 2  # one ravel, one unravel (per-shape programs would be 60)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    for key, leaf in tree.items():
+        np.testing.assert_array_equal(np.asarray(back[key]), leaf)
