@@ -131,6 +131,26 @@ class ConfigMixin:
         return cls(**config)
 
 
+class BuiltWeightsMixin:
+    """The new optimizers' ``set_weights`` (TF-Keras >= 2.11 and Keras 3): only once
+    built, and their words for a shape mismatch."""
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        if not self.built:
+            raise ValueError(
+                "You are calling `set_weights()` on an optimizer that has not yet been built. Please "
+                "call `optimizer.build(trainable_variables)` to create the optimizer weights before "
+                "calling `set_weights()`."
+            )
+        super().set_weights(weights)
+
+    def _shape_error(self, name, expected, given) -> None:
+        raise ValueError(
+            f"Optimizer variable {name} has shape {tuple(expected)} not compatible with provided "
+            f"weight shape {tuple(given)}."
+        )
+
+
 class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the legacy family (``tf.keras.optimizers.legacy.Optimizer``).
 
@@ -260,7 +280,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         return f"{self._name}/iter:0"
 
 
-class Optimizer(GradientsMixin, ConfigMixin, KerasOptimizer):
+class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the current family (``tf.keras.optimizers.Optimizer``, TF-Keras >= 2.11).
 
     Constructor arguments beyond the algorithm's: ``weight_decay``,
@@ -364,21 +384,6 @@ class Optimizer(GradientsMixin, ConfigMixin, KerasOptimizer):
             return "iteration:0"  # created in __init__, outside any name scope
         prefix = f"{self._name}/" if self._scoped else ""
         return f"{prefix}{keras_name(self._spec, weight, variable)}:0"
-
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        if not self.built:
-            raise ValueError(
-                "You are calling `set_weights()` on an optimizer that has not yet been built. Please "
-                "call `optimizer.build(trainable_variables)` to create the optimizer weights before "
-                "calling `set_weights()`."
-            )
-        super().set_weights(weights)
-
-    def _shape_error(self, name, expected, given) -> None:
-        raise ValueError(
-            f"Optimizer variable {name} has shape {tuple(expected)} not compatible with provided "
-            f"weight shape {tuple(given)}."
-        )
 
 
 def _read_only(value):

@@ -29,7 +29,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.optimizers.families import ConfigMixin
+from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
@@ -69,7 +69,7 @@ def is_zero_arg_callable(lr: Any) -> bool:
     return callable(lr) and not isinstance(lr, (LearningRateSchedule, jax.Array, np.ndarray))
 
 
-class Keras3Optimizer(ConfigMixin, KerasOptimizer):
+class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the Keras 3 family (``keras.optimizers.Optimizer``).
 
     Constructor arguments beyond the algorithm's: ``weight_decay``,
@@ -146,21 +146,6 @@ class Keras3Optimizer(ConfigMixin, KerasOptimizer):
     @locked
     def get_weights(self) -> list[np.ndarray]:
         return [np.array(read(self._state)) for _, read, _ in self._weight_entries()]
-
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        if not self.built:
-            raise ValueError(
-                "You are calling `set_weights()` on an optimizer that has not yet been built. Please "
-                "call `optimizer.build(trainable_variables)` to create the optimizer weights before "
-                "calling `set_weights()`."
-            )
-        super().set_weights(weights)
-
-    def _shape_error(self, name, expected, given) -> None:
-        raise ValueError(
-            f"Optimizer variable {name} has shape {tuple(expected)} not compatible with provided "
-            f"weight shape {tuple(given)}."
-        )
 
     def _after_set_weights(self, state: Any) -> Any:
         return self._write_iterations(state, read_iterations(state))
