@@ -26,6 +26,7 @@ import tf_keras
 
 import jaxopt_keras as jk
 from harness import TOLERANCE, agreement, tf_class
+from keras3_io_problem import as_list, flax_params
 from jaxopt_keras import io, registry
 
 BEFORE, AFTER, HALF, BATCH = 20, 80, 40, 16
@@ -84,18 +85,6 @@ def eager(family, name) -> bool:
 def train(model, xs, ys, start, stop):
     for i in range(start, stop):
         model.train_on_batch(xs[i], ys[i])
-
-
-def flax_params(dtype):
-    return {
-        "Dense_0": {"kernel": jnp.zeros((4, 6), dtype), "bias": jnp.zeros(6, dtype)},
-        "Dense_1": {"kernel": jnp.zeros((6, 2), dtype), "bias": jnp.zeros(2, dtype)},
-    }
-
-
-def as_list(params):
-    """Our parameters in ``model.trainable_variables`` order."""
-    return [np.asarray(params[d][v]) for d in ("Dense_0", "Dense_1") for v in ("kernel", "bias")]
 
 
 def loss(params, x, y):

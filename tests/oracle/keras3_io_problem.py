@@ -36,3 +36,16 @@ def batches() -> tuple[np.ndarray, np.ndarray]:
     xs = rng.uniform(-1.0, 1.0, (BEFORE + AFTER, BATCH, 4))
     ys = np.sin(2 * xs[..., :2]) + xs[..., 2:] * xs[..., :2]
     return xs.astype(np.float32), ys.astype(np.float32)
+
+
+def flax_params(dtype) -> dict:
+    """The two-layer model's parameters as a flax tree (zeros: the file fills them)."""
+    return {
+        "Dense_0": {"kernel": np.zeros((4, 6), dtype), "bias": np.zeros(6, dtype)},
+        "Dense_1": {"kernel": np.zeros((6, 2), dtype), "bias": np.zeros(2, dtype)},
+    }
+
+
+def as_list(params) -> list:
+    """The parameters in Keras's ``trainable_variables`` order."""
+    return [np.asarray(params[d][v]) for d in ("Dense_0", "Dense_1") for v in ("kernel", "bias")]

@@ -37,7 +37,7 @@ from harness import agreement
 from jaxopt_keras import io, mixed_precision
 from jaxopt_keras.core.state import find_state
 from jaxopt_keras.transforms.loss_scale import LossScaleState
-from keras3_io_problem import AFTER, BEFORE, CASES, DTYPES, HALF, batches
+from keras3_io_problem import AFTER, BEFORE, CASES, DTYPES, HALF, as_list, batches, flax_params
 
 RUNNER = os.path.join(os.path.dirname(__file__), "keras3_io_runner.py")
 XS, YS = batches()
@@ -64,18 +64,6 @@ def dtype_of(label):
 
 def as_array(value, dtype):
     return np.asarray(value, np.float64).astype(dtype)
-
-
-def flax_params(dtype):
-    return {
-        "Dense_0": {"kernel": jnp.zeros((4, 6), dtype), "bias": jnp.zeros(6, dtype)},
-        "Dense_1": {"kernel": jnp.zeros((6, 2), dtype), "bias": jnp.zeros(2, dtype)},
-    }
-
-
-def as_list(params):
-    """Our parameters in ``model.trainable_weights`` order."""
-    return [np.asarray(params[d][v]) for d in ("Dense_0", "Dense_1") for v in ("kernel", "bias")]
 
 
 def loss(params, x, y):
