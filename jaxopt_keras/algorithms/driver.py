@@ -30,6 +30,7 @@ from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.core.state import count_dtype, first_dtype, placed_like, safe_add
+from jaxopt_keras.core.xla import leaf_scalars
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
 
@@ -114,27 +115,13 @@ def coefficients(spec: Spec, state: OptimizerState, lr_source: Any, statics: Map
 
 
 def leaf_coefficients(c: Any, slots: Any, p: Any) -> Any:
-    """``c`` as one leaf's own values: its array fields pass through an
-    optimization barrier together with one of the leaf's arrays (its first
-    slot, else its parameter; a leaf with neither keeps ``c``).
-
-    The values are unchanged and the barrier costs nothing at run time (XLA:CPU
-    removes it before fusion); what it changes is the program XLA fuses.
-    Without it, the leaves of one shape share the scalars' broadcasts, the
-    first of them fuses its operands in another order than the rest, and
-    XLA:CPU, which compiles one kernel per distinct fusion, compiles two per
-    shape where one would do: ResNet-50's Adam step had 140 kernels against
-    optax's 87, and compiled in 1.7x optax's time; with the barrier it has 86.
-    ``tests/algorithms/test_program_size.py`` counts them.
-    """
+    """``c`` with its array fields made this leaf's own (:func:`~jaxopt_keras.core.xla.leaf_scalars`),
+    tied to the leaf's first slot, else its parameter; a leaf with neither keeps ``c``."""
     anchor = next((s for s in slots if s is not None), p)
-    if anchor is None:
-        return c
     names = [k for k, v in c._asdict().items() if isinstance(v, jax.Array)]
-    if not names:
+    if anchor is None or not names:
         return c
-    values = jax.lax.optimization_barrier((tuple(getattr(c, k) for k in names), anchor))[0]
-    return c._replace(**dict(zip(names, values)))
+    return c._replace(**dict(zip(names, leaf_scalars([getattr(c, k) for k in names], anchor))))
 
 
 def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:

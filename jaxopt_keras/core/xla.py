@@ -24,3 +24,20 @@ def recomputed(fn: Callable[..., Any], *operands: Any) -> Any:
     its consumer's loop.  The values are bit-identical to the shared ones.
     """
     return fn(*jax.lax.optimization_barrier(operands))
+
+
+def leaf_scalars(scalars: tuple, anchor: Any) -> tuple:
+    """``scalars`` unchanged, made values of the one leaf ``anchor`` belongs to.
+
+    XLA:CPU compiles a kernel for each distinct fusion, so the parameters of one
+    shape can share their kernels only if their fusions are identical.  When
+    the leaves of a shape read the same scalar, XLA shares its broadcast
+    between them, and the first of those leaves then fuses its operands in
+    another order than the rest: a second kernel for every repeated shape
+    (ResNet-50's Adam step had 140 kernels against optax's 87).  Passing the
+    scalars through an optimization barrier together with an array of the
+    leaf (a slot, the parameter) gives each leaf scalars of its own, and every
+    leaf of a shape the same fusion.  XLA:CPU removes the barrier before
+    fusion: no value and no run-time work changes.
+    """
+    return jax.lax.optimization_barrier((tuple(scalars), anchor))[0]

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import count_dtype, find_state, safe_add
 from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
+from jaxopt_keras.core.xla import leaf_scalars
 
 
 class EmaState(NamedTuple):
@@ -102,8 +103,10 @@ def ema(
             p = jnp.asarray(p)
             new_p = base.add_update(p, u)
             u = base.densify(u)
-            m = state.hyperparams["ema_momentum"].astype(p.dtype)
-            one_minus = state.hyperparams["one_minus_ema_momentum"].astype(p.dtype)
+            m, one_minus = leaf_scalars(
+                (state.hyperparams["ema_momentum"].astype(p.dtype), state.hyperparams["one_minus_ema_momentum"].astype(p.dtype)),
+                avg,
+            )
             avg = m * avg + one_minus * new_p
             if overwrite is not None:
                 u = jnp.where(overwrite, avg - p, u)
@@ -161,7 +164,7 @@ def ema_keras3(
         def leaf(u, p, avg):
             p = jnp.asarray(p)
             new_p = p if u is None else base.add_update(p, u)
-            m = (clock != 0).astype(p.dtype) * state.hyperparams["ema_momentum"].astype(p.dtype)
+            (m,) = leaf_scalars(((clock != 0).astype(p.dtype) * state.hyperparams["ema_momentum"].astype(p.dtype),), avg)
             avg = m * avg + (1 - m) * new_p
             if overwrite is not None:
                 s = overwrite.astype(jnp.int32)
