@@ -141,7 +141,7 @@ def test_equations_per_parameter_are_the_formulas(family, name, kwargs):
     opt = getattr({"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}[family], name)(**dict(kwargs))
     equations, _ = per_leaf(opt)
     # One more: the optimization barrier that gives each leaf its own scalars
-    # (``driver.leaf_coefficients``; it adds no work to the compiled step).
+    # (``core.xla.leaf_scalars``; it adds no work to the compiled step).
     assert equations <= BUDGETS[family, name, kwargs] + 1
 
 
@@ -178,7 +178,7 @@ def test_parameters_of_one_shape_share_their_kernels(name, entry, family):
     """Three parameters of a shape compile the kernels of one: XLA:CPU reuses a
     kernel only for identical fusions, and a scalar broadcast shared between
     the leaves of a shape used to give the first leaf's fusion its operands in
-    another order (``driver.leaf_coefficients``)."""
+    another order (``core.xla.leaf_scalars``)."""
     opt = make_factory(entry, family)()
     shapes = [(6, 4), (5,)]
     extra = distinct_fusions(compiled_step(opt, shapes * 3)) - distinct_fusions(compiled_step(opt, shapes))
