@@ -33,6 +33,8 @@ concatenates leaves, so it is for parameters that live whole on one device
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, NamedTuple
 
 import jax
@@ -92,30 +94,24 @@ class Layout:
     def ravel(self, tree: Any) -> "FlatTree":
         """The flat buffers of ``tree`` (one concatenation per dtype).
 
-        ``None`` leaves (missing gradients) become zeros.  Called outside a
-        trace, the whole ravel is one compiled program per layout (not one
-        small program per leaf shape).
+        ``None`` leaves (missing gradients) become zeros.  The whole ravel is
+        one jitted program per layout: called eagerly it compiles once, not
+        one small program per leaf shape; inside a trace it is inlined.
         """
-        leaves = self.treedef.flatten_up_to(tree)
-        if _traced(leaves):
-            return FlatTree(_ravel(self, leaves), self)
-        return FlatTree(_ravel_jit(self, leaves), self)
+        return FlatTree(_ravel(self, self.treedef.flatten_up_to(tree)), self)
 
     def unravel(self, flat: "FlatTree") -> Any:
         """The parameter tree a :class:`FlatTree` holds (slices of its buffers).
 
-        Outside a trace, one compiled program per layout slices every leaf.
+        One jitted program per layout slices every leaf.
         """
         if not isinstance(flat, FlatTree):
             raise TypeError(f"unravel expects a FlatTree, received {type(flat).__name__}")
-        unravel = _unravel if _traced(flat.buffers) else _unravel_jit
-        return self.treedef.unflatten(unravel(self, flat.buffers))
+        return self.treedef.unflatten(_unravel(self, flat.buffers))
 
 
-def _traced(leaves: Any) -> bool:
-    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(leaves))
-
-
+# One program per layout (the layout is hashable: a static argument).
+@functools.partial(jax.jit, static_argnums=0)
 def _ravel(layout: Layout, leaves: list) -> tuple[jax.Array, ...]:
     parts: list[list[jax.Array]] = [[] for _ in layout.dtypes]
     for leaf, spec in zip(leaves, layout.leaves):
@@ -125,16 +121,12 @@ def _ravel(layout: Layout, leaves: list) -> tuple[jax.Array, ...]:
     return tuple(p[0] if len(p) == 1 else jnp.concatenate(p) for p in parts)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def _unravel(layout: Layout, buffers: tuple[jax.Array, ...]) -> list[jax.Array]:
     return [
         jax.lax.slice_in_dim(buffers[spec.group], spec.offset, spec.offset + spec.size).reshape(spec.shape)
         for spec in layout.leaves
     ]
-
-
-# One program per layout when called eagerly (the layout is hashable: a static argument).
-_ravel_jit = jax.jit(_ravel, static_argnums=0)
-_unravel_jit = jax.jit(_unravel, static_argnums=0)
 
 
 @jax.tree_util.register_pytree_with_keys_class
