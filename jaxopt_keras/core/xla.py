@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 
 
 def recomputed(fn: Callable[..., Any], *operands: Any) -> Any:
@@ -41,3 +42,24 @@ def leaf_scalars(scalars: tuple, anchor: Any) -> tuple:
     fusion: no value and no run-time work changes.
     """
     return jax.lax.optimization_barrier((tuple(scalars), anchor))[0]
+
+
+def opaque_one(count: jax.Array, dtype: Any) -> jax.Array:
+    """``1`` in ``dtype``, as ``(count | 1) != 0``: true for every integer ``count``,
+    and a value XLA cannot fold away (see :func:`fused_copy`)."""
+    return jax.lax.ne(jax.lax.bitwise_or(count, jnp.ones_like(count)), jnp.zeros_like(count)).astype(dtype)
+
+
+def fused_copy(x: jax.Array, one: jax.Array) -> jax.Array:
+    """``x * one`` with ``one`` from :func:`opaque_one`: ``x`` bit for bit.
+
+    When a parameter's update is one of the step's slots (SGD's velocity,
+    ``p = p + m``), applying it is a lone ``add`` of two stored arrays, which
+    XLA:CPU compiles through a slower path than a fused loop (a compute module
+    about three times a fused kernel's size): SGD with momentum compiled
+    ResNet-50's step in 1.3x optax's time.  A product with a ``1`` that XLA
+    cannot fold makes the update's consumer an ordinary fused kernel.  ``x *
+    1`` is ``x`` exactly (NaN, infinities and ``-0.0`` included), and the
+    multiply is free in a memory-bound loop.
+    """
+    return x * one
