@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.core.state import filled
-from jaxopt_keras.core.xla import recomputed
+from jaxopt_keras.core.xla import after
 from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Slot, Spec, Static, twice
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows
 from jaxopt_keras.core.hyperparams import Derived
@@ -54,14 +54,15 @@ def power(x: jax.Array, use_sqrt: jax.Array, exponent: jax.Array) -> jax.Array:
     return jnp.where(use_sqrt, jnp.sqrt(x), jnp.power(x, exponent))
 
 
-def _accumulate(g: jax.Array, accumulator: jax.Array, use_sqrt: jax.Array, exponent: jax.Array):
-    """``new_acc = acc + g**2`` and ``new_acc ** -lr_power``.
+def accumulated(g: jax.Array, accumulator: jax.Array, linear: jax.Array) -> jax.Array:
+    """``acc + g**2``, computed after the new ``linear``, which reads the old ``acc``.
 
-    ``linear`` needs the new power too, and computes it itself: see
-    :func:`~jaxopt_keras.core.xla.recomputed`.
+    ``linear``'s loop reads the old accumulator, and the accumulator's loop
+    overwrites it in place; :func:`~jaxopt_keras.core.xla.after` orders the
+    two, where XLA would otherwise copy the old accumulator each step.  The
+    new parameter reads the stored new accumulator.
     """
-    new_accum = accumulator + jnp.square(g)
-    return new_accum, power(new_accum, use_sqrt, exponent)
+    return accumulator + after(jnp.square(g), linear)
 
 
 def sqrt_power(c: Coefficients) -> jax.Array:
@@ -128,7 +129,8 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
     pw = c.sqrt_power, c.neg_lr_power
     sigma = power(s.accumulator + jnp.square(g), *pw) - power(s.accumulator, *pw)
     linear = s.linear + (grad_s - sigma / lr * p)
-    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, *pw)
+    new_accum = accumulated(g, s.accumulator, linear)
+    new_pow = power(new_accum, *pw)
     x = l1 * jnp.sign(linear) - linear
     y = new_pow / lr + c.two_l2
     new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
@@ -154,7 +156,8 @@ def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
     pw = c.sqrt_power, c.neg_lr_power
     sigma = power(s.accumulator + jnp.square(g), *pw) - power(s.accumulator, *pw)
     linear = s.linear + (grad_s - sigma / lr * p)
-    new_accum, new_pow = recomputed(_accumulate, g, s.accumulator, *pw)
+    new_accum = accumulated(g, s.accumulator, linear)
+    new_pow = power(new_accum, *pw)
     quadratic = new_pow / lr + c.two_l2
     clipped = jnp.maximum(jnp.minimum(linear, c.l1_regularization_strength), c.neg_l1)
     new_p = (clipped - linear) / quadratic

@@ -101,6 +101,11 @@ def per_leaf(opt, small: int = 2, large: int = 7) -> tuple[float, float]:
 # parameter's loop let XLA:CPU contract the step differently (not bit-identical).
 PER_TENSOR_SCALARS = {"adafactor", "lamb", "muon", "schedule_free_adamw", "nadam"}
 
+# Ftrl reads one element of each parameter's new ``linear`` to write its
+# accumulator after it, in place (``core.xla.after``: the element, its bits,
+# ``| 1``, ``!= 0``, the cast): per parameter by nature.
+ORDERING_SCALARS = {"ftrl": 5}
+
 
 @pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
 def test_no_scalar_work_is_repeated_per_parameter(name, entry, family):
@@ -109,7 +114,7 @@ def test_no_scalar_work_is_repeated_per_parameter(name, entry, family):
     if entry.function in PER_TENSOR_SCALARS:
         pytest.skip("per-parameter scalars by design")
     _, scalars = per_leaf(make_factory(entry, family)())
-    assert scalars == 0, f"{scalars} scalar equations per added parameter"
+    assert scalars <= ORDERING_SCALARS.get(entry.function, 0), f"{scalars} scalar equations per added parameter"
 
 
 # The formulas' array operations per parameter, counted from the docstrings

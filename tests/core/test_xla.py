@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxopt_keras.core.xla import fused_copy, opaque_one
+from jaxopt_keras.core.xla import after, fused_copy, opaque_one
 
 
 @pytest.mark.parametrize("dtype", [np.int32, np.int64])
@@ -33,3 +33,38 @@ def test_fused_copy_is_the_same_bits(dtype):
     finite = ~np.isnan(x.astype(np.float64))
     np.testing.assert_array_equal(out[finite].view(bits), x[finite].view(bits))
     assert np.isnan(out[~finite].astype(np.float64)).all()
+
+
+def _two_slots(order: bool):
+    """A donated step where ``b``'s new value reads ``a``'s old one, and ``a`` is overwritten."""
+
+    def step(a, b, g):
+        new_b = b + jnp.sqrt(a + g * g) / (a + 1.0)
+        inc = g * g
+        return a + (after(inc, new_b) if order else inc), new_b
+
+    return step
+
+
+def test_after_lets_a_slot_be_written_in_place():
+    a, b, g = (jnp.full((512, 512), v, jnp.float32) for v in (0.5, 0.25, 0.1))
+    temps = {
+        order: jax.jit(_two_slots(order), donate_argnums=(0, 1)).lower(a, b, g).compile().memory_analysis().temp_size_in_bytes
+        for order in (False, True)
+    }
+    assert temps[False] >= a.nbytes  # XLA copies the old `a`: it cannot order the two loops
+    assert temps[True] < a.nbytes // 10
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, np.float32, np.float64])
+def test_after_changes_no_value(dtype):
+    rng = np.random.default_rng(1)
+    a, b, g = (rng.standard_normal((33, 7)).astype(dtype) for _ in range(3))
+    b[0, 0] = np.nan  # any bits of the element it reads
+    with jax.enable_x64(dtype == np.float64):
+        want = jax.jit(_two_slots(False))(a, b, g)
+        got = jax.jit(_two_slots(True))(a, b, g)
+        for w, o in zip(want, got):
+            np.testing.assert_array_equal(np.asarray(o), np.asarray(w))
+        empty = jnp.zeros((0, 3), dtype)
+        np.testing.assert_array_equal(after(jnp.asarray(a), empty), a)
