@@ -159,12 +159,15 @@ def placed_like(slot: jax.Array, param: Any) -> jax.Array:
     state that reads nothing from the parameters is computed whole on one
     device.  Eagerly the slot takes a committed parameter's sharding; under a
     trace, XLA is asked to shard the two alike (``shard_alike``), so
-    ``jax.jit(opt.init)`` on sharded parameters returns sharded slots.
+    ``jax.jit(opt.init)`` on sharded parameters returns sharded slots; with a
+    single device there is nothing to shard, and the request (two sharding
+    ops per slot, which lengthen the trace and lowering of a large tree) is
+    left out.
     """
     if np.shape(slot) != np.shape(param):  # factored statistics (Adafactor's r, c)
         return slot
     if isinstance(param, jax.core.Tracer):
-        return shard_alike(param, slot)[1]
+        return slot if jax.device_count() == 1 else shard_alike(param, slot)[1]
     if isinstance(param, jax.Array) and param.committed:
         return jax.device_put(slot, param.sharding)
     return slot

@@ -70,6 +70,20 @@ def test_eager_init_slots_are_the_parameters_dtype_and_placement():
         np.testing.assert_array_equal(slot["w"], np.zeros((7, 3), np.float32))
 
 
+def test_jit_init_on_one_device_asks_for_no_sharding(monkeypatch):
+    """Under ``jit``, slots are sharded like their parameters (``shard_alike``,
+    a sharding group per slot); on a single device there is nothing to shard,
+    and the groups only lengthen the trace and lowering of a large tree."""
+    params = [np.ones((i + 2, 3), np.float32) for i in range(4)]
+    text = jax.jit(jk.adam().init).lower(params).as_text()
+    assert text.count("sdy.sharding_group") == 2 * 2 * len(params)  # 8 devices here: each slot with its parameter
+    monkeypatch.setattr(jax, "device_count", lambda: 1)
+    text = jax.jit(jk.adam().init).lower(params).as_text()
+    assert "sharding_group" not in text
+    state = jax.jit(jk.adam().init)(params)
+    np.testing.assert_array_equal(state.slots.m[3], np.zeros((5, 3), np.float32))
+
+
 # --------------------------------------------------------------------------
 # The step's program: equations per added parameter.
 # --------------------------------------------------------------------------
