@@ -238,6 +238,19 @@ def lone_array_ops(hlo: str) -> list[str]:
     return sorted({m for m in re.findall(r"^%(wrapped_\w+?)_computation[.\d]* \(.*\) -> \w+\[\d", hlo, re.M)})
 
 
+def test_the_lone_op_check_sees_a_lone_add():
+    """The check below reads XLA's names for its non-loop path: here is the case
+    it guards against (a stored slot added to the parameter), so that a renamed
+    path fails this test instead of letting the check pass on anything."""
+
+    def step(p, m, g):
+        m = m * 0.9 - g
+        return p + m, m
+
+    x = jnp.full((6, 4), 0.5, jnp.float32)
+    assert lone_array_ops(jax.jit(step).lower(x, x, x).compile().as_text()) != []
+
+
 # Every optimizer with its defaults, and SGD with momentum (a slot in every family).
 WITH_MOMENTUM = [(f"{fam}.sgd(momentum=0.9)", registry.find("sgd"), fam, {"momentum": 0.9}) for fam in ("legacy", "current", "keras3")]
 
