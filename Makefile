@@ -36,8 +36,11 @@ demo: $(VENV)/.stamp-demo
 	$(PY) examples/quickstart.py
 	$(PY) examples/port_keras_model.py
 
+# The second run repeats the Keras layer's tests with every step packed where
+# it can be (jaxopt_keras/optimizers/packed.py; tests/conftest.py --packed).
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest
+	$(PY) -m pytest -q tests/optimizers --packed
 
 bench: $(VENV)/.stamp-bench
 	$(PY) -m benchmarks

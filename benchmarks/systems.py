@@ -621,11 +621,15 @@ class LayerRunner(FirstCallCompile, JaxRunner):
         self.optimizer.apply_gradients(zip(self.grads, self.variables))
         jax.block_until_ready([v.value for v in self.variables])
 
+    # What the optimizer holds, read without unpacking it: on trees of many
+    # small variables the layer keeps its state packed between steps
+    # (jaxopt_keras.optimizers.packed), and its public `state` is the
+    # per-variable form built on reading, not what the next step donates.
     def state_bytes(self) -> tuple[int, int]:
-        return tree_bytes(self.optimizer.state)
+        return tree_bytes(self.optimizer._held)
 
     def donated_inputs(self) -> list:
-        return _arrays([v.value for v in self.variables]) + _arrays(self.optimizer.state)
+        return _arrays([v.value for v in self.variables]) + _arrays(self.optimizer._held)
 
 
 def get(key: str) -> SystemSpec:

@@ -45,3 +45,21 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("agreement with TF-Keras (worst figures)")
         for line in sorted(_REPORT):
             terminalreporter.write_line(line)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--packed",
+        action="store_true",
+        help="run every Keras-layer step packed where it can be (jaxopt_keras.optimizers.packed), "
+        "whatever the number and size of the variables",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _packed_everywhere(request, monkeypatch):
+    if request.config.getoption("--packed"):
+        from jaxopt_keras.optimizers import packed
+
+        monkeypatch.setattr(packed, "PACK_MIN_VARIABLES", 1)
+        monkeypatch.setattr(packed, "PACK_MAX_MEAN_SIZE", 2**62)

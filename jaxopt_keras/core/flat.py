@@ -91,14 +91,24 @@ class Layout:
         groups = ", ".join(f"{d.name}[{n}]" for d, n in zip(self.dtypes, self.sizes))
         return f"Layout({len(self.leaves)} leaves -> {groups})"
 
-    def ravel(self, tree: Any) -> "FlatTree":
+    def ravel(self, tree: Any, dtypes: tuple[Any, ...] | None = None) -> "FlatTree":
         """The flat buffers of ``tree`` (one concatenation per dtype).
 
         ``None`` leaves (missing gradients) become zeros.  The whole ravel is
         one jitted program per layout: called eagerly it compiles once, not
         one small program per leaf shape; inside a trace it is inlined.
+
+        Args:
+          tree: a tree of the layout's structure and leaf shapes.
+          dtypes: the buffers' dtypes, one per buffer of the layout; default
+            the layout's own.  A tree that keeps another dtype than its
+            parameters (optimizer slots in ``slot_dtype``) is raveled into
+            buffers of its own dtype, on the parameters' layout.
         """
-        return FlatTree(_ravel(self, self.treedef.flatten_up_to(tree)), self)
+        dtypes = self.dtypes if dtypes is None else tuple(np.dtype(d) for d in dtypes)
+        if len(dtypes) != len(self.dtypes):
+            raise ValueError(f"{len(dtypes)} dtypes given for a layout of {len(self.dtypes)} buffers.")
+        return FlatTree(_ravel(self, dtypes, self.treedef.flatten_up_to(tree)), self)
 
     def unravel(self, flat: "FlatTree") -> Any:
         """The parameter tree a :class:`FlatTree` holds (slices of its buffers).
@@ -110,14 +120,14 @@ class Layout:
         return self.treedef.unflatten(_unravel(self, flat.buffers))
 
 
-# One program per layout (the layout is hashable: a static argument).
-@functools.partial(jax.jit, static_argnums=0)
-def _ravel(layout: Layout, leaves: list) -> tuple[jax.Array, ...]:
+# One program per layout and buffer dtypes (both hashable: static arguments).
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _ravel(layout: Layout, dtypes: tuple[np.dtype, ...], leaves: list) -> tuple[jax.Array, ...]:
     parts: list[list[jax.Array]] = [[] for _ in layout.dtypes]
     for leaf, spec in zip(leaves, layout.leaves):
         if leaf is None:
-            leaf = jnp.zeros(spec.shape, layout.dtypes[spec.group])
-        parts[spec.group].append(jnp.ravel(jnp.asarray(leaf).astype(layout.dtypes[spec.group])))
+            leaf = jnp.zeros(spec.shape, dtypes[spec.group])
+        parts[spec.group].append(jnp.ravel(jnp.asarray(leaf).astype(dtypes[spec.group])))
     return tuple(p[0] if len(p) == 1 else jnp.concatenate(p) for p in parts)
 
 

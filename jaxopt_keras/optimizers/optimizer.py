@@ -38,11 +38,13 @@ from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.gradients import check_gradient, check_indices
 from jaxopt_keras.core.hyperparams import Hyperparams
+from jaxopt_keras.core.flat import Layout
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import checked_count, find_state, replace_state
 from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
+from jaxopt_keras.optimizers import packed as packing
 from jaxopt_keras.optimizers.attributes import HyperAttributes
 from jaxopt_keras.optimizers.variable import Variable
 from jaxopt_keras.optimizers.weights import WeightsList, locked
@@ -81,6 +83,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         self._hypers_read = False
         self._weight_decay_exclude: tuple[list[int], list[str]] | None = None
         self._lock = threading.RLock()  # one step at a time: the step donates the state
+        self._packed = False  # the state is held packed (see _run_packed)
         self._rebuild()
         self._state = self._transformation.init([])
         self._initialized = True
@@ -121,15 +124,81 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _rebuild(self) -> None:
         """Builds the transformation and its jitted step (at construction, and when
         a structural argument changes)."""
+        if self._packed:
+            self._unpack()  # the packed state was the old transformation's
         main = build_transformation(self._spec, self._transformation_args(), getattr(self, "_name", "optimizer"))
         pre = self._pre()
         self._transformation = main if pre is None else base.chain(pre, main)
         self._step = jax.jit(self._pure_step, donate_argnums=(0, 1))
+        self._packed_step = jax.jit(self._packed_pure_step, donate_argnums=(0, 1))
+        self._has_pre = pre is not None
+        self._pack_refused = False
 
     def _pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
         """One step over the registered variables' values: ``(new values, new state)``."""
         updates, state = self._transformation.update(grads, state, values)
         return base.apply_updates(values, updates), state
+
+    def _packed_pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
+        """:meth:`_pure_step` with the state packed: the values and gradients are
+        raveled into the state's layout inside the step, and the new values
+        sliced back out of it."""
+        layout = Layout(values)
+        params = layout.ravel(values)
+        updates, state = self._transformation.update(layout.ravel(grads), state, params)
+        return base.apply_updates(params, updates).unravel(), state
+
+    def _packs_math(self) -> bool:
+        """Whether this optimizer's step is the same bits packed (see :mod:`.packed`)."""
+        args = self._args
+        return (
+            not self._has_pre
+            and self._spec.elementwise
+            and self._spec.route is None
+            and args.get("clipnorm") is None
+            and args.get("global_clipnorm") is None
+            and self._weight_decay_exclude is None
+        )
+
+    # The state: held packed between packed steps, per variable everywhere else.
+    @property
+    def _state(self) -> Any:
+        if self._packed:
+            self._unpack()
+        return self._held
+
+    @_state.setter
+    def _state(self, value: Any) -> None:
+        self._packed = False
+        self._held = value
+
+    def _unpack(self) -> None:
+        """Back to the per-variable state."""
+        self._held = packing.unpack_state(self._held)
+        self._packed = False
+
+    def _run_packed(self, grads: list) -> bool:
+        """One packed step, if this step can be one (see :mod:`.packed`); ``False`` if not."""
+        if self._pack_refused:
+            return False
+        variables = self._variables
+        values = [v.value for v in variables]
+        if not packing.dense_gradients(grads, values):
+            return False
+        if any(v.constraint is not None or v.overwrite_with_gradient for v in variables):
+            return False
+        if not self._packed:
+            packed = None
+            if self._packs_math() and packing.packable_values(values):
+                packed = packing.pack_state(self._state, Layout(values), self._transformation.init)
+            if packed is None:
+                self._pack_refused = True  # until the variables or the transformation change
+                return False
+            self._held, self._packed = packed, True
+        new_values, self._held = self._packed_step(values, self._held, grads)
+        for v, value in zip(variables, new_values):
+            v._set(value)
+        return True
 
     @property
     def transformation(self) -> base.GradientTransformation:
@@ -171,7 +240,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         )
 
     def _core(self, state: Any = None) -> OptimizerState:
-        return find_state(self._state if state is None else state, OptimizerState)
+        # The step count and the hyperparameters are the same packed or not.
+        return find_state(self._held if state is None else state, OptimizerState)
 
     def _ema(self, state: Any = None) -> EmaState | None:
         return find_state(self._state if state is None else state, EmaState, required=False)
@@ -182,7 +252,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         return self._core().hyperparams
 
     def _set_hp(self, hp: Hyperparams) -> None:
-        self._state = replace_state(self._state, OptimizerState, lambda c: c._replace(hyperparams=hp))
+        self._held = replace_state(self._held, OptimizerState, lambda c: c._replace(hyperparams=hp))
 
     # ------------------------------------------------------------------
     # Variables
@@ -214,6 +284,9 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         new = [v for v in new if self._var_key(v) not in self._index]
         if not new and self._built:
             return
+        if self._packed:
+            self._unpack()
+        self._pack_refused = False  # other variables: packing is decided again
         for v in new:
             self._index[self._var_key(v)] = len(self._variables)
             self._variables.append(v)
@@ -292,9 +365,11 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         if values:
             self._set_hp(self._hp.replace(**values))
         grads = self._grads_tree(kept)
+        if self._run_packed(grads):
+            return
         values = [v.value for v in self._variables]
         new_values, state = self._step(values, self._state, grads)
-        object.__setattr__(self, "_state", state)  # the hot path skips the attribute hook
+        self._held = state
         for v, value in zip(self._variables, new_values):
             v._set(value)
 

@@ -155,6 +155,16 @@ class CallableList(list):
         return self
 
 
+def shared(fn: Callable) -> Callable:
+    """Marks a reader or writer of an entry the state holds once, not per
+    variable (the step count, a scalar, a hyperparameter).  Its views read and
+    write the state as held, packed or not (:mod:`.packed`), so reading
+    ``iterations`` between packed steps does not unpack the slots."""
+    fn.shared = True
+    return fn
+
+
+@shared
 def read_iterations(state: Any) -> jax.Array:
     """Keras's ``iterations``: calls so far (Keras 3 counts accumulation calls too)."""
     acc = find_state(state, AccumulationState, required=False)
@@ -204,9 +214,11 @@ def slot_entry(slot: str, i: int) -> tuple[Callable, Callable]:
 def scalar_entry(name: str) -> tuple[Callable, Callable]:
     """Reader and writer of the per-optimizer scalar ``name``."""
 
+    @shared
     def read(state):
         return find_state(state, OptimizerState).scalars[name]
 
+    @shared
     def write(state, value):
         return replace_state(state, OptimizerState, lambda c: c._replace(scalars=dict(c.scalars, **{name: value})))
 
@@ -217,9 +229,11 @@ def hyper_entry(name: str) -> tuple[Callable, Callable]:
     """Reader and writer of the optimizer's hyperparameter ``name`` (Keras 3's
     ``learning_rate`` variable)."""
 
+    @shared
     def read(state):
         return find_state(state, OptimizerState).hyperparams[name]
 
+    @shared
     def write(state, value):
         return replace_state(state, OptimizerState, lambda c: c._replace(hyperparams=c.hyperparams.replace(**{name: value})))
 
@@ -255,12 +269,13 @@ class WeightsList:
     # -- iterations ----------------------------------------------------------
     @locked
     def _iterations_value(self) -> jax.Array:
-        return jnp.array(read_iterations(self._state), copy=True)  # the next step donates the state's
+        return jnp.array(read_iterations(self._held), copy=True)  # the next step donates the state's
 
     @locked
     def _set_iterations(self, value: Any) -> None:
-        self._state = self._write_iterations(self._state, value)
+        self._held = self._write_iterations(self._held, value)
 
+    @shared
     def _write_iterations(self, state: Any, value: Any) -> Any:
         return with_iterations(state, value, self._args.get("gradient_accumulation_steps"))
 
@@ -317,13 +332,18 @@ class WeightsList:
         return self._spec.leaf_slots(self._spec.leaf_route(var.path, var.shape, self._args), self._args)
 
     def _view(self, name: str, read: Callable, write: Callable) -> StateView:
+        once = getattr(read, "shared", False)  # not per variable: the state as held will do
+
         def write_state(value):
             with self._lock:
-                self._state = write(self._state, value)
+                if once:
+                    self._held = write(self._held, value)
+                else:
+                    self._state = write(self._state, value)
 
         def read_state():
             with self._lock:  # a copy: the next step donates the state's buffers
-                return jnp.array(read(self._state), copy=True)
+                return jnp.array(read(self._held if once else self._state), copy=True)
 
         return StateView(name, read_state, write_state)
 

@@ -118,3 +118,24 @@ def test_eager_ravel_and_unravel_compile_one_program_whatever_the_leaf_count():
         jax.monitoring.unregister_event_duration_listener(listener)
     for key, leaf in tree.items():
         np.testing.assert_array_equal(np.asarray(back[key]), leaf)
+
+
+def test_ravel_into_buffers_of_another_dtype_on_the_parameters_layout():
+    """Slots kept in float32 for bfloat16 parameters ravel on the parameters'
+    layout (same tree, same offsets), into float32 buffers, without rounding."""
+    params = {"a": jnp.ones((3, 2), jnp.bfloat16), "b": jnp.ones(4, jnp.float32), "c": jnp.ones(5, jnp.bfloat16)}
+    layout = jk.flat.Layout(params)
+    assert layout.dtypes == (np.dtype(jnp.bfloat16), np.dtype(np.float32))
+    rng = np.random.default_rng(0)
+    slots = {k: jnp.asarray(rng.standard_normal(np.shape(v)), jnp.float32) for k, v in params.items()}
+    flat = layout.ravel(slots, dtypes=(np.float32, np.float32))
+    assert flat.layout == layout and [b.dtype for b in flat.buffers] == [np.float32, np.float32]
+    assert flat.buffers[0].shape == (11,)
+    back = flat.unravel()
+    for k in slots:
+        assert back[k].dtype == np.float32
+        np.testing.assert_array_equal(np.asarray(back[k]), np.asarray(slots[k]))  # no bfloat16 rounding
+    rounded = layout.ravel(slots).unravel()  # the layout's own dtypes round
+    assert rounded["a"].dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="1 dtypes given for a layout of 2 buffers"):
+        layout.ravel(slots, dtypes=(np.float32,))

@@ -41,3 +41,10 @@ def with_hyperparams_of(state, other):
     """``state`` with every Hyperparams node taken from ``other`` (same layout)."""
     is_hp = lambda x: isinstance(x, jk.Hyperparams)  # noqa: E731
     return jax.tree_util.tree_map(lambda s, o: o if is_hp(s) else s, state, other, is_leaf=is_hp)
+
+
+def compiled_programs(opt) -> int:
+    """How many programs the optimizer's step has compiled: per variable, and
+    packed (``jaxopt_keras.optimizers.packed``; ``pytest --packed`` runs these
+    tests with every step packed where it can be)."""
+    return opt._step._cache_size() + opt._packed_step._cache_size()

@@ -12,6 +12,7 @@ import pytest
 
 import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
+from layer_helpers import compiled_programs
 
 
 def test_called_once_per_step_with_one_compilation():
@@ -29,7 +30,7 @@ def test_called_once_per_step_with_one_compilation():
     assert len(calls) == 4
     # each step used the value returned just before it: -(0.1 + 0.2 + 0.3 + 0.4)
     np.testing.assert_allclose(v.numpy(), -1.0, rtol=1e-6)
-    assert opt._step._cache_size() == 1
+    assert compiled_programs(opt) == 1
 
 
 def test_assigning_a_callable_then_a_number():

@@ -1,0 +1,123 @@
+"""The Keras layer's packed step: many small variables updated as one buffer per dtype.
+
+XLA:CPU runs one loop per array a program writes, and each loop has a fixed
+cost.  Over a model of a thousand small variables the layer's step writes a
+few thousand arrays (each variable and each of its slots), and that fixed
+cost, not memory traffic, is most of the step.
+
+So when an optimizer holds many small variables, the layer keeps its
+parameters and its slots *packed* between steps, in the flat layout of
+:mod:`jaxopt_keras.core.flat`.  A packed step ravels the gradients into one
+buffer per dtype, updates the packed buffers (a few long loops), and slices
+the new parameters back into the variables.  Every element sees the same
+operations as in the per-variable step, so the numbers are the same bits.
+
+The per-variable form stays the optimizer's public face.  Reading the state,
+the weights, a slot or the EMA, or registering new variables, unpacks it
+(:func:`unpack_state`), and a later step packs it again.  What packing needs:
+
+* the optimizer's math treats every element alike (``Spec.elementwise``);
+  no per-tensor or global norm clipping (a global norm summed in another
+  order is not the same bits); no weight decay exclusions, no routing, no
+  legacy gradient aggregator;
+* at least :data:`PACK_MIN_VARIABLES` variables of at most
+  :data:`PACK_MAX_MEAN_SIZE` elements on average, all floating point, all on
+  one device;
+* at each step: a dense gradient for every variable, of the variable's
+  dtype; no variable with a constraint or ``overwrite_with_gradient``;
+* a state whose per-variable entries are lists of arrays shaped like the
+  variables (checked against the state the transformation builds on the
+  packed parameters).
+
+Otherwise the step runs per variable, as it always can.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxopt_keras.core.flat import FlatTree, Layout
+
+# Below this many variables the per-array cost is small beside the step.
+PACK_MIN_VARIABLES = 64
+# Above this mean size (elements) a variable's loop is long enough that its
+# fixed cost no longer matters, and packing would only add the gradients'
+# ravel and the parameters' slicing to every step.
+PACK_MAX_MEAN_SIZE = 2**14
+
+
+def _is_list(x: Any) -> bool:
+    return isinstance(x, list)
+
+
+def _is_flat(x: Any) -> bool:
+    return isinstance(x, FlatTree)
+
+
+def packable_values(values: Sequence[jax.Array]) -> bool:
+    """Whether ``values`` are many, small, floating point and on one device."""
+    n = len(values)
+    if n < PACK_MIN_VARIABLES or sum(int(x.size) for x in values) > PACK_MAX_MEAN_SIZE * n:
+        return False
+    if not all(isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) for x in values):
+        return False  # inside a trace: the step there is the caller's program
+    if not all(jnp.issubdtype(x.dtype, jnp.floating) for x in values):
+        return False
+    devices: set = set()
+    for x in values:
+        devices |= set(x.sharding.device_set)
+    return len(devices) == 1
+
+
+def pack_state(state: Any, layout: Layout, init: Any) -> Any | None:
+    """``state`` with each per-variable list packed on ``layout``, or ``None``
+    when the state does not have the shape packing needs.
+
+    Args:
+      state: the state over the variables' list of values.
+      layout: the layout of the variables' values.
+      init: the transformation's ``init``.  The state it would build on the
+        packed values (traced: only its structure, shapes and dtypes) is what
+        the packed state must look like.
+    """
+    params = FlatTree(tuple(jax.ShapeDtypeStruct((n,), d) for n, d in zip(layout.sizes, layout.dtypes)), layout)
+    template = jax.eval_shape(init, params)
+    want, want_def = jax.tree_util.tree_flatten(template, is_leaf=_is_flat)
+    have, have_def = jax.tree_util.tree_flatten(state, is_leaf=_is_list)
+    if want_def != have_def:
+        return None
+    shapes = [leaf.shape for leaf in layout.leaves]
+    packed = []
+    for w, h in zip(want, have):
+        if isinstance(w, FlatTree) != isinstance(h, list):
+            return None
+        if isinstance(w, FlatTree):
+            dtypes = tuple(np.dtype(b.dtype) for b in w.buffers)
+            if len(h) != len(shapes) or not all(
+                isinstance(x, jax.Array) and x.shape == s and x.dtype == dtypes[leaf.group]
+                for x, s, leaf in zip(h, shapes, layout.leaves)
+            ):
+                return None
+            packed.append(layout.ravel(h, dtypes))
+        else:
+            if np.shape(h) != w.shape or getattr(h, "dtype", None) != w.dtype:
+                return None
+            packed.append(h)
+    return have_def.unflatten(packed)
+
+
+def unpack_state(state: Any) -> Any:
+    """The per-variable state of a packed one: each packed buffer sliced back into its list."""
+    return jax.tree_util.tree_map(lambda x: x.unravel() if isinstance(x, FlatTree) else x, state, is_leaf=_is_flat)
+
+
+def dense_gradients(grads: Sequence[Any], values: Sequence[jax.Array]) -> bool:
+    """Whether every variable has a dense gradient of its own dtype (the shapes are checked before)."""
+    return all(isinstance(g, jax.Array) and g.dtype == x.dtype for g, x in zip(grads, values))
+
+
+__all__ = ["PACK_MIN_VARIABLES", "PACK_MAX_MEAN_SIZE", "packable_values", "pack_state", "unpack_state", "dense_gradients"]
