@@ -5,12 +5,14 @@ cost.  Over a model of a thousand small variables the layer's step writes a
 few thousand arrays (each variable and each of its slots), and that fixed
 cost, not memory traffic, is most of the step.
 
-So when an optimizer holds many small variables, the layer keeps its
-parameters and its slots *packed* between steps, in the flat layout of
-:mod:`jaxopt_keras.core.flat`.  A packed step ravels the gradients into one
-buffer per dtype, updates the packed buffers (a few long loops), and slices
-the new parameters back into the variables.  Every element sees the same
-operations as in the per-variable step, so the numbers are the same bits.
+So when an optimizer holds many small variables, the layer keeps its slots
+*packed* between steps, in the flat layout of :mod:`jaxopt_keras.core.flat`
+(one buffer per slot and dtype).  A packed step ravels the variables' values
+and the gradients into that layout inside the step, updates the buffers (a
+few long loops), and slices the new values back into the variables, whose
+buffers it donates as the per-variable step does.  Every element sees the
+same operations as in the per-variable step, so the numbers are the same
+bits.
 
 The per-variable form stays the optimizer's public face.  Reading the state,
 the weights, a slot or the EMA, or registering new variables, unpacks it
