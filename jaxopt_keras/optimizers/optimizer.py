@@ -83,7 +83,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         self._hypers_read = False
         self._weight_decay_exclude: tuple[list[int], list[str]] | None = None
         self._lock = threading.RLock()  # one step at a time: the step donates the state
-        self._packed = False  # the state is held packed (see _run_packed)
+        self._packed = False  # the state is held packed (see _packs_now)
         self._rebuild()
         self._state = self._transformation.init([])
         self._initialized = True
@@ -141,12 +141,12 @@ class KerasOptimizer(HyperAttributes, WeightsList):
 
     def _packed_pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
         """:meth:`_pure_step` with the state packed: the values and gradients are
-        raveled into the state's layout inside the step, and the new values
-        sliced back out of it."""
+        raveled into the state's layout inside the step, and each variable's
+        slice of the update is added to its value (one update-size temporary;
+        adding on the packed values and slicing the result would need two)."""
         layout = Layout(values)
-        params = layout.ravel(values)
-        updates, state = self._transformation.update(layout.ravel(grads), state, params)
-        return base.apply_updates(params, updates).unravel(), state
+        updates, state = self._transformation.update(layout.ravel(grads), state, layout.ravel(values))
+        return base.apply_updates(values, updates.unravel()), state
 
     def _packs_math(self) -> bool:
         """Whether this optimizer's step is the same bits packed (see :mod:`.packed`)."""
@@ -177,27 +177,29 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         self._held = packing.unpack_state(self._held)
         self._packed = False
 
-    def _run_packed(self, grads: list) -> bool:
-        """One packed step, if this step can be one (see :mod:`.packed`); ``False`` if not."""
-        if self._pack_refused:
+    def _packs_now(self, values: list, grads: list) -> bool:
+        """Whether this step runs packed (see :mod:`.packed`), packing the state
+        on the first such step.
+
+        A refusal that follows from the variables or the transformation holds
+        until either changes; a step inside a caller's trace, or one with
+        sparse gradients, steps per variable and leaves the decision open.
+        """
+        if self._pack_refused or not packing.dense_gradients(grads, values):
             return False
-        variables = self._variables
-        values = [v.value for v in variables]
-        if not packing.dense_gradients(grads, values):
+        if any(v.constraint is not None or v.overwrite_with_gradient for v in self._variables):
             return False
-        if any(v.constraint is not None or v.overwrite_with_gradient for v in variables):
+        if self._packed:
+            return True
+        if any(isinstance(x, jax.core.Tracer) for x in values):
+            return False  # inside a caller's trace: decided on concrete values
+        packed = None
+        if self._packs_math() and packing.packable_values(values):
+            packed = packing.pack_state(self._state, Layout(values), self._transformation.init)
+        if packed is None:
+            self._pack_refused = True  # until the variables or the transformation change
             return False
-        if not self._packed:
-            packed = None
-            if self._packs_math() and packing.packable_values(values):
-                packed = packing.pack_state(self._state, Layout(values), self._transformation.init)
-            if packed is None:
-                self._pack_refused = True  # until the variables or the transformation change
-                return False
-            self._held, self._packed = packed, True
-        new_values, self._held = self._packed_step(values, self._held, grads)
-        for v, value in zip(variables, new_values):
-            v._set(value)
+        self._held, self._packed = packed, True
         return True
 
     @property
@@ -365,11 +367,11 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         if values:
             self._set_hp(self._hp.replace(**values))
         grads = self._grads_tree(kept)
-        if self._run_packed(grads):
-            return
         values = [v.value for v in self._variables]
-        new_values, state = self._step(values, self._state, grads)
-        self._held = state
+        if self._packs_now(values, grads):
+            new_values, self._held = self._packed_step(values, self._held, grads)
+        else:
+            new_values, self._held = self._step(values, self._state, grads)
         for v, value in zip(self._variables, new_values):
             v._set(value)
 

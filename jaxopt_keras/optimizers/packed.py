@@ -7,10 +7,11 @@ cost, not memory traffic, is most of the step.
 
 So when an optimizer holds many small variables, the layer keeps its slots
 *packed* between steps, in the flat layout of :mod:`jaxopt_keras.core.flat`
-(one buffer per slot and dtype).  A packed step ravels the variables' values
-and the gradients into that layout inside the step, updates the buffers (a
-few long loops), and slices the new values back into the variables, whose
-buffers it donates as the per-variable step does.  Every element sees the
+(one buffer per slot and dtype).  A packed step ravels the gradients (and
+the values) into that layout inside the step, updates the buffers (a few
+long loops), and adds each variable's slice of the packed update to it,
+donating the variables' buffers as the per-variable step does.  The packed
+update is the step's one parameter-size temporary.  Every element sees the
 same operations as in the per-variable step, so the numbers are the same
 bits.
 
@@ -65,8 +66,8 @@ def packable_values(values: Sequence[jax.Array]) -> bool:
     n = len(values)
     if n < PACK_MIN_VARIABLES or sum(int(x.size) for x in values) > PACK_MAX_MEAN_SIZE * n:
         return False
-    if not all(isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer) for x in values):
-        return False  # inside a trace: the step there is the caller's program
+    if not all(isinstance(x, jax.Array) for x in values):
+        return False
     if not all(jnp.issubdtype(x.dtype, jnp.floating) for x in values):
         return False
     devices: set = set()

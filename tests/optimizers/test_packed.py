@@ -268,6 +268,30 @@ def test_what_does_not_pack_steps_per_variable(packing, what):
     _same(per_variable, packed_result)
 
 
+def test_a_sparse_step_leaves_the_next_dense_steps_packing(packing):
+    """A step with a sparse gradient runs per variable, and the dense steps
+    after it pack (the sparse step does not refuse packing for good); the
+    trajectory is the per-variable one throughout."""
+    values = _values(8)
+
+    def run():
+        opt, vs = O.legacy.Adagrad(0.05), _variables(values)
+        out, packed_at = [], []
+        for k in range(4):
+            grads = list(_grads(values, k))
+            if k in (0, 2):
+                grads[1] = IndexedSlices(jnp.ones((2,), jnp.float32), jnp.asarray([0, 3]), jnp.asarray(np.shape(values[1])))
+            opt.apply_gradients(zip(grads, vs))
+            packed_at.append(opt._packed)
+            out += [v.numpy() for v in vs] + opt.get_weights()  # reading the slots unpacks them
+        return (out, packed_at), opt
+
+    (per_variable, never), (packed_result, packed_at), _ = _both(packing, run)
+    assert never == [False] * 4
+    assert packed_at == [False, True, False, True]
+    _same(per_variable, packed_result)
+
+
 def test_the_default_thresholds(request):
     """Many small variables pack; few, or large on average, do not."""
     if request.config.getoption("--packed"):
@@ -306,6 +330,24 @@ def test_the_packed_state_is_one_buffer_per_slot_and_dtype(packing):
     assert all(x.is_deleted() for x in held if np.ndim(x) > 0)
     assert all(x.is_deleted() for x in old_values)
     assert not any(g.is_deleted() for g in grads)
+
+
+@pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
+def test_the_packed_step_holds_one_update_size_temporary(packing, family):
+    """Structural: inside the packed step the only full-size temporary is the
+    packed update (each variable adds its slice of it); the packed gradients
+    fuse into the update, and nothing else the size of the parameters is
+    allocated (XLA's own accounting of the compiled program)."""
+    packing(True)
+    rng = np.random.default_rng(3)
+    values = [rng.standard_normal((int(n),)).astype(np.float32) for n in rng.integers(500, 1500, 64)]
+    opt, vs = FAMILY_MODULES[family].Adam(0.05), _variables(values)
+    opt.apply_gradients(zip(_grads(values, 0), vs))
+    assert opt._packed
+    compiled = opt._packed_step.trace([v.value for v in vs], opt._held, _grads(values, 1)).lower().compile()
+    param_bytes = sum(v.nbytes for v in values)
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    assert param_bytes <= temp <= param_bytes + 4096, (temp, param_bytes)  # 4 KiB: the step's scalars
 
 
 @pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
