@@ -334,10 +334,11 @@ def test_the_packed_state_is_one_buffer_per_slot_and_dtype(packing):
 
 @pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
 def test_the_packed_step_holds_one_update_size_temporary(packing, family):
-    """Structural: inside the packed step the only full-size temporary is the
-    packed update (each variable adds its slice of it); the packed gradients
-    fuse into the update, and nothing else the size of the parameters is
-    allocated (XLA's own accounting of the compiled program)."""
+    """Structural: inside the packed step at most one temporary is the size of
+    the parameters, the packed update (each variable adds its slice of it;
+    the packed gradients fuse into the loop computing it), by XLA's own
+    accounting of the compiled program.  Adding the update to the packed
+    values and slicing the result held two."""
     packing(True)
     rng = np.random.default_rng(3)
     values = [rng.standard_normal((int(n),)).astype(np.float32) for n in rng.integers(500, 1500, 64)]
@@ -347,7 +348,7 @@ def test_the_packed_step_holds_one_update_size_temporary(packing, family):
     compiled = opt._packed_step.trace([v.value for v in vs], opt._held, _grads(values, 1)).lower().compile()
     param_bytes = sum(v.nbytes for v in values)
     temp = compiled.memory_analysis().temp_size_in_bytes
-    assert param_bytes <= temp <= param_bytes + 4096, (temp, param_bytes)  # 4 KiB: the step's scalars
+    assert temp <= param_bytes + 4096, (temp, param_bytes)  # 4 KiB: the step's scalars
 
 
 @pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
