@@ -335,10 +335,11 @@ def test_the_packed_state_is_one_buffer_per_slot_and_dtype(packing):
 @pytest.mark.parametrize("family", ["legacy", "current", "keras3"])
 def test_the_packed_step_holds_one_update_size_temporary(packing, family):
     """Structural: inside the packed step at most one temporary is the size of
-    the parameters, the packed update (each variable adds its slice of it;
-    the packed gradients fuse into the loop computing it), by XLA's own
-    accounting of the compiled program.  Adding the update to the packed
-    values and slicing the result held two."""
+    the parameters, by XLA's own accounting of the compiled program: the
+    raveled gradients (XLA:CPU does not fuse a concatenation of many arrays
+    into its readers), whose buffer XLA reuses for the packed update that
+    each variable adds its slice of.  Adding the update to the packed values
+    and slicing the result held two."""
     packing(True)
     rng = np.random.default_rng(3)
     values = [rng.standard_normal((int(n),)).astype(np.float32) for n in rng.integers(500, 1500, 64)]
