@@ -30,7 +30,7 @@ from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.core.state import count_dtype, first_dtype, placed_like, safe_add
-from jaxopt_keras.core.xla import leaf_scalars
+from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
 
@@ -258,53 +258,61 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
                 by_dtype[dtype] = coefficients(spec, state, lr_source, statics, dtype)
             return by_dtype[dtype]
 
+        grads = [g if g is None or isinstance(g, IndexedSlices) else jnp.asarray(g) for g in grads]
+        param_dtypes = [
+            None if g is None else g.dtype if p is None else jnp.asarray(p).dtype for g, p in zip(grads, param_leaves)
+        ]
+        # The coefficients first (with slot_dtype, in the slots' precision): a
+        # schedule, a caller's function, is traced as usual, and only the
+        # per-parameter math below inline.
+        for param_dtype in param_dtypes:
+            if param_dtype is not None:
+                coeffs(param_dtype if slot_dtype is None else slot_dtype)
+
         deltas = []
         new_slot_leaves = {f: list(v) for f, v in slot_leaves.items()}
-        for i, g in enumerate(grads):
-            if g is None:
-                deltas.append(None)
-                continue
-            if not isinstance(g, IndexedSlices):
-                g = jnp.asarray(g)
-            p = param_leaves[i]
-            param_dtype = g.dtype if p is None else jnp.asarray(p).dtype
-            # With slot_dtype the step computes in the slots' precision.
-            dtype = param_dtype if slot_dtype is None else slot_dtype
-            if p is not None and slot_dtype is not None:
-                p = jnp.asarray(p).astype(dtype)
-            slots_i = spec.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
-            c = leaf_coefficients(coeffs(dtype), slots_i, p)
-            route = routes[i]
-            missing = [spec.keras_slot_name(f) for f in spec.leaf_slots(route, args) if getattr(slots_i, f) is None]
-            if spec.route is not None and missing:
-                raise ValueError(
-                    f"{name} cannot step the variable {paths[i]!r} of shape {tuple(np.shape(g))}: its state has "
-                    f"no {missing} (it was initialized for other parameters, paths or arguments)."
-                )
-            if isinstance(g, IndexedSlices):
-                g = g.with_values(jnp.asarray(g.values).astype(dtype))
-                math = route.sparse_update
-                if dedup or math is None:
-                    g = deduplicate(g)
-                if math is None:  # Keras has no sparse path here: it densifies
-                    g, math = g.to_dense(), route.update
-            else:
-                g, math = g.astype(dtype), route.update
-            rate = route.weight_decay
-            if decays and mask_leaves[i] and args.get(rate) is not None:
-                # Optimizer._apply_weight_decay, before the step.
-                p = jnp.asarray(p)
-                decayed = p - decay_term(p, state.hyperparams[rate], c.learning_rate)
-                delta, new_slots_i = math(g, decayed, slots_i, c)
-                delta = base.add_update(decayed, delta) - p  # exact whenever the result is within 2x of p
-            else:
-                delta, new_slots_i = math(g, p, slots_i, c)
-            if isinstance(delta, IndexedSlices):
-                deltas.append(delta.with_values(delta.values.astype(param_dtype)))
-            else:
-                deltas.append(delta.astype(param_dtype))
-            for f in active:
-                new_slot_leaves[f][i] = getattr(new_slots_i, f)
+        with inlined_jnp(grads):
+            for i, g in enumerate(grads):
+                if g is None:
+                    deltas.append(None)
+                    continue
+                p, param_dtype = param_leaves[i], param_dtypes[i]
+                dtype = param_dtype if slot_dtype is None else slot_dtype
+                if p is not None and slot_dtype is not None:
+                    p = jnp.asarray(p).astype(dtype)
+                slots_i = spec.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})
+                c = leaf_coefficients(coeffs(dtype), slots_i, p)
+                route = routes[i]
+                missing = [spec.keras_slot_name(f) for f in spec.leaf_slots(route, args) if getattr(slots_i, f) is None]
+                if spec.route is not None and missing:
+                    raise ValueError(
+                        f"{name} cannot step the variable {paths[i]!r} of shape {tuple(np.shape(g))}: its state has "
+                        f"no {missing} (it was initialized for other parameters, paths or arguments)."
+                    )
+                if isinstance(g, IndexedSlices):
+                    g = g.with_values(jnp.asarray(g.values).astype(dtype))
+                    math = route.sparse_update
+                    if dedup or math is None:
+                        g = deduplicate(g)
+                    if math is None:  # Keras has no sparse path here: it densifies
+                        g, math = g.to_dense(), route.update
+                else:
+                    g, math = g.astype(dtype), route.update
+                rate = route.weight_decay
+                if decays and mask_leaves[i] and args.get(rate) is not None:
+                    # Optimizer._apply_weight_decay, before the step.
+                    p = jnp.asarray(p)
+                    decayed = p - decay_term(p, state.hyperparams[rate], c.learning_rate)
+                    delta, new_slots_i = math(g, decayed, slots_i, c)
+                    delta = base.add_update(decayed, delta) - p  # exact whenever the result is within 2x of p
+                else:
+                    delta, new_slots_i = math(g, p, slots_i, c)
+                if isinstance(delta, IndexedSlices):
+                    deltas.append(delta.with_values(delta.values.astype(param_dtype)))
+                else:
+                    deltas.append(delta.astype(param_dtype))
+                for f in active:
+                    new_slot_leaves[f][i] = getattr(new_slots_i, f)
 
         new_slots = spec.slots_type(
             **{f: (treedef.unflatten(new_slot_leaves[f]) if f in active else None) for f in fields}

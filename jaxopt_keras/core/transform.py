@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
+from jaxopt_keras.core.xla import inlined_jnp
 
 PyTree = Any
 Params = PyTree
@@ -214,4 +215,5 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     def add(u, p):
         return p if u is None else add_update(p, u)
 
-    return jax.tree_util.tree_map(add, updates, params, is_leaf=is_none)
+    with inlined_jnp(updates):
+        return jax.tree_util.tree_map(add, updates, params, is_leaf=is_none)

@@ -21,6 +21,7 @@ import pytest
 
 import jaxopt_keras as jk
 from jaxopt_keras import registry
+from jaxopt_keras.core import xla
 from jaxopt_keras.keras.factories import make_factory
 
 # Every optimizer of every family, with its default arguments.
@@ -267,3 +268,76 @@ def test_no_parameter_update_compiles_as_a_lone_op(name, entry, family, kwargs):
     1.3x optax's time.  The velocity goes through ``core.xla.fused_copy``."""
     opt = make_factory(entry, family)(**kwargs)
     assert lone_array_ops(compiled_step(opt, [(6, 4), (5,)])) == []
+
+
+# --------------------------------------------------------------------------
+# Tracing the step: jnp's operations inline (core.xla.inlined_jnp).
+# --------------------------------------------------------------------------
+
+
+def canonical_hlo(hlo: str) -> str:
+    """An optimized HLO module with its source metadata dropped and every name
+    replaced by its order of first appearance: two programs that compute the
+    same instructions on the same operands give the same text."""
+    hlo = re.sub(r", metadata=\{[^}]*\}", "", hlo)
+    hlo = "\n".join(
+        line
+        for line in hlo.splitlines()
+        if not re.match(r"(\d+ |FileNames|FunctionNames|FileLocations|StackFrames)", line)
+    )
+    names: dict[str, str] = {}
+    hlo = re.sub(r"%[A-Za-z_][\w\-.]*|\b[a-z_]+\.\d+(?=:)", lambda m: names.setdefault(m.group(0), f"%n{len(names)}"), hlo)
+    return re.sub(r"ENTRY \S+", "ENTRY", hlo)
+
+
+def nested_jits(opt, n: int) -> int:
+    """How many nested jitted calls the step's jaxpr holds, over ``n`` parameters."""
+    params = [jnp.full((k + 3,), 0.5, jnp.float32) for k in range(n)]
+
+    def step(p, s, g):
+        return opt.update(g, s, p)
+
+    jaxpr = jax.make_jaxpr(step)(params, opt.init(params), params).jaxpr
+    return sum(e.primitive.name in ("pjit", "jit") for e in jaxpr.eqns)
+
+
+@pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
+def test_the_per_parameter_math_traces_no_nested_jit(name, entry, family):
+    """Each ``jnp`` operation is a small jitted function, traced again for every
+    new parameter shape (about 13,000 nested traces for Adam over 1000
+    shapes, more than half of the step's trace time).  The driver traces the
+    per-parameter math with them inline.  Most are inlined into the jaxpr
+    either way; ``jnp.where`` is not, and Ftrl, Adafactor, Lamb, Muon and
+    ScheduleFreeAdamW call it per parameter: there a nested call per
+    parameter shows the math traced without the inlining."""
+    opt = make_factory(entry, family)()
+    assert nested_jits(opt, 4) == nested_jits(opt, 2)
+
+
+def test_the_nested_jit_count_sees_the_inlining_switched_off(monkeypatch):
+    """The check above can fail: with the inlining off, Ftrl's step holds
+    nested ``jnp.where`` calls for each parameter."""
+    opt = make_factory(registry.find("ftrl"), "current")()
+    monkeypatch.setattr(xla, "INLINE_JNP", False)
+    assert nested_jits(opt, 4) > nested_jits(opt, 2)
+
+
+@pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
+def test_inlining_jnp_changes_no_compiled_program(name, entry, family, monkeypatch):
+    """Tracing with ``jnp``'s operations inline builds the same primitives: the
+    compiled step (``update`` and ``apply_updates``) is the same program,
+    instruction for instruction, as without the inlining (so the numbers are
+    the same bits)."""
+    opt = make_factory(entry, family)()
+    params = [jnp.full(shape, 0.5, jnp.float32) for shape in [(3, 4), (5,), (2, 3, 4), (7,)]]
+
+    def program() -> str:
+        def step(p, s, g):  # a new function each time: no cached trace
+            updates, s = opt.update(g, s, p)
+            return jk.apply_updates(p, updates), s
+
+        return canonical_hlo(jax.jit(step).lower(params, opt.init(params), params).compile().as_text())
+
+    inlined = program()
+    monkeypatch.setattr(xla, "INLINE_JNP", False)
+    assert program() == inlined
