@@ -262,12 +262,12 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         param_dtypes = [
             None if g is None else g.dtype if p is None else jnp.asarray(p).dtype for g, p in zip(grads, param_leaves)
         ]
-        # The coefficients first (with slot_dtype, in the slots' precision): a
-        # schedule, a caller's function, is traced as usual, and only the
-        # per-parameter math below inline.
-        for param_dtype in param_dtypes:
-            if param_dtype is not None:
-                coeffs(param_dtype if slot_dtype is None else slot_dtype)
+        # With slot_dtype the step computes in the slots' precision.
+        step_dtypes = [d if d is None or slot_dtype is None else slot_dtype for d in param_dtypes]
+        # The coefficients first: a schedule, a caller's function, is traced as
+        # usual, and only the per-parameter math below inline.
+        for dtype in dict.fromkeys(d for d in step_dtypes if d is not None):
+            coeffs(dtype)
 
         deltas = []
         new_slot_leaves = {f: list(v) for f, v in slot_leaves.items()}
@@ -276,8 +276,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
                 if g is None:
                     deltas.append(None)
                     continue
-                p, param_dtype = param_leaves[i], param_dtypes[i]
-                dtype = param_dtype if slot_dtype is None else slot_dtype
+                p, param_dtype, dtype = param_leaves[i], param_dtypes[i], step_dtypes[i]
                 if p is not None and slot_dtype is not None:
                     p = jnp.asarray(p).astype(dtype)
                 slots_i = spec.slots_type(**{f: (slot_leaves[f][i] if f in active else None) for f in fields})

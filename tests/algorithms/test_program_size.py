@@ -189,9 +189,9 @@ def distinct_fusions(hlo: str) -> int:
 def compiled_step(opt, shapes: list[tuple[int, ...]]) -> str:
     params = [jnp.full(shape, 0.5, jnp.float32) for shape in shapes]
 
-    def step(p, s, g):
+    def step(p, s, g):  # a new function each call: no cached trace
         updates, s = opt.update(g, s, p)
-        return jax.tree_util.tree_map(jnp.add, p, updates), s
+        return jk.apply_updates(p, updates), s
 
     return jax.jit(step).lower(params, opt.init(params), params).compile().as_text()
 
@@ -292,13 +292,7 @@ def canonical_hlo(hlo: str) -> str:
 
 def nested_jits(opt, n: int) -> int:
     """How many nested jitted calls the step's jaxpr holds, over ``n`` parameters."""
-    params = [jnp.full((k + 3,), 0.5, jnp.float32) for k in range(n)]
-
-    def step(p, s, g):
-        return opt.update(g, s, p)
-
-    jaxpr = jax.make_jaxpr(step)(params, opt.init(params), params).jaxpr
-    return sum(e.primitive.name in ("pjit", "jit") for e in jaxpr.eqns)
+    return sum(e.primitive.name in ("pjit", "jit") for e in update_equations(opt, n))
 
 
 @pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
@@ -329,15 +323,7 @@ def test_inlining_jnp_changes_no_compiled_program(name, entry, family, monkeypat
     instruction for instruction, as without the inlining (so the numbers are
     the same bits)."""
     opt = make_factory(entry, family)()
-    params = [jnp.full(shape, 0.5, jnp.float32) for shape in [(3, 4), (5,), (2, 3, 4), (7,)]]
-
-    def program() -> str:
-        def step(p, s, g):  # a new function each time: no cached trace
-            updates, s = opt.update(g, s, p)
-            return jk.apply_updates(p, updates), s
-
-        return canonical_hlo(jax.jit(step).lower(params, opt.init(params), params).compile().as_text())
-
-    inlined = program()
+    shapes = [(3, 4), (5,), (2, 3, 4), (7,)]
+    inlined = canonical_hlo(compiled_step(opt, shapes))
     monkeypatch.setattr(xla, "INLINE_JNP", False)
-    assert program() == inlined
+    assert canonical_hlo(compiled_step(opt, shapes)) == inlined
