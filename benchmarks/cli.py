@@ -48,6 +48,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--first-step-runs", type=int, metavar="N", help="fresh processes per cell for its time to the first step"
     )
+    p.add_argument(
+        "--step-runs", type=int, metavar="N", help="of those, how many also time the steps (the lowest median is kept)"
+    )
     p.add_argument("--compile-budget", type=float, metavar="S", help="seconds one compile may take")
     p.add_argument("--group-budget", type=float, metavar="S", help="compile seconds per system and workload")
     p.add_argument("--deadline", type=float, metavar="MIN", help="minutes after which no task starts")
@@ -70,8 +73,9 @@ def config_from(args: argparse.Namespace) -> SuiteConfig:
     for flag, field in (("compile_budget", "compile_budget_s"), ("group_budget", "group_budget_s")):
         if flag in given:
             changes[field] = given[flag]
-    if "first_step_runs" in given:
-        changes["first_step_runs"] = args.first_step_runs
+    for field in ("first_step_runs", "step_runs"):
+        if field in given:
+            changes[field] = given[field]
     if "deadline" in given:
         changes["deadline_s"] = 60.0 * args.deadline
     for flag, field in (("out_dir", "out_dir"), ("results", "results_path")):

@@ -124,6 +124,21 @@ class CompileCounter:
 
 COUNTER = CompileCounter()
 
+# The record's fields that describe one process's time to the first step, and
+# its step time: a cell measured in several processes keeps each group from
+# the run that was fastest on it (see benchmarks.orchestrate).
+FIRST_STEP_FIELDS = (
+    "compile_s",
+    "trace_s",
+    "lower_s",
+    "backend_compile_s",
+    "init_s",
+    "first_step_s",
+    "time_to_first_step_s",
+    "init_compiles",
+)
+STEP_FIELDS = ("step_ms", "step_ms_min", "step_ms_max", "steps_ms")
+
 
 # --------------------------------------------------------------------------
 # The measurement.
