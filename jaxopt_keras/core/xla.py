@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 
 # Whether :func:`inlined_jnp` takes effect (tests switch it off to compare
-# the programs built with and without it).
+# the programs built with and without it, and to show their count of
+# per-parameter traces can fail).
 INLINE_JNP = True
 
 

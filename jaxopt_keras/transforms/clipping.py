@@ -16,6 +16,7 @@ import numpy as np
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
 from jaxopt_keras.core.sparse import IndexedSlices
+from jaxopt_keras.core.xla import inlined_jnp
 
 
 def _check(name: str, value: float) -> float:
@@ -47,7 +48,8 @@ def clip_by_value(clipvalue: float) -> base.GradientTransformation:
 
     def update(updates, state, params=None):
         del params
-        return base.map_values(clip, updates), state
+        with inlined_jnp(updates):
+            return base.map_values(clip, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
@@ -89,7 +91,8 @@ def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
             )
         # Of a row-sparse gradient TF takes the norm of its values, as stored
         # (duplicates not yet summed); padding rows do not count.
-        return base.map_updates(clip, updates), state
+        with inlined_jnp(updates):
+            return base.map_updates(clip, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 

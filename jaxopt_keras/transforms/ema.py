@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import count_dtype, find_state, safe_add
 from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
-from jaxopt_keras.core.xla import leaf_scalars
+from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 
 
 class EmaState(NamedTuple):
@@ -116,14 +116,15 @@ def ema(
         flat_p = treedef.flatten_up_to(params)
         flat_avg = treedef.flatten_up_to(state.average)
         out_u, out_avg = [], []
-        for u, p, avg in zip(flat_u, flat_p, flat_avg):
-            if u is None:
-                out_u.append(None)
-                out_avg.append(avg)
-            else:
-                nu, navg = leaf(u, p, avg)
-                out_u.append(nu)
-                out_avg.append(navg)
+        with inlined_jnp(flat_avg):
+            for u, p, avg in zip(flat_u, flat_p, flat_avg):
+                if u is None:
+                    out_u.append(None)
+                    out_avg.append(avg)
+                else:
+                    nu, navg = leaf(u, p, avg)
+                    out_u.append(nu)
+                    out_avg.append(navg)
         new_state = EmaState(safe_add(state.iterations, 1), state.hyperparams, treedef.unflatten(out_avg))
         return treedef.unflatten(out_u), new_state
 
