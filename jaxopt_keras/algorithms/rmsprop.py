@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxopt_keras.algorithms.sgd import momentum_is_on, with_momentum_slot
 from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement, legacy_epsilon, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
@@ -165,10 +166,6 @@ def current_sparse_update(g: IndexedSlices, p, s: RMSpropSlots, c: Coefficients)
         return -mom, RMSpropSlots(velocity, mom, avg)
     return g.with_values(-increment), RMSpropSlots(velocity, None, avg)
 
-def _has_momentum(args) -> bool:
-    return args["momentum"] > 0
-
-
 def _centered(args) -> bool:
     return bool(args["centered"])
 
@@ -177,7 +174,7 @@ def _check_legacy(args: dict) -> dict:
     m = args["momentum"]
     if isinstance(m, (int, float)) and (m < 0 or m > 1):
         raise ValueError(f"`momentum` must be between [0, 1]. Received: momentum={m} (of type {type(m)}).")
-    return legacy_epsilon(args)
+    return with_momentum_slot(legacy_epsilon(args))
 
 
 LEGACY = Spec(
@@ -186,7 +183,7 @@ LEGACY = Spec(
     float32_hyperparams=("rho", "momentum"),
     exact_hyperparams=("epsilon",),
     slots_type=LegacyRMSpropSlots,
-    slots=(Slot("rms"), Slot("momentum", when=_has_momentum), Slot("mg", when=_centered)),
+    slots=(Slot("rms"), Slot("momentum", when=momentum_is_on), Slot("mg", when=_centered)),
     slot_order=(("rms",), ("momentum",), ("mg",)),
     update=legacy_update,
     prepare=(complement("rho"),),
@@ -204,11 +201,12 @@ CURRENT = Spec(
     exact_hyperparams=("rho", "momentum", "epsilon"),
     derived=(Derived("one_minus_rho", "rho", one_minus),),
     slots_type=RMSpropSlots,
-    slots=(Slot("velocity"), Slot("momentum", when=_has_momentum), Slot("average_gradient", when=_centered)),
+    slots=(Slot("velocity"), Slot("momentum", when=momentum_is_on), Slot("average_gradient", when=_centered)),
     slot_order=(("velocity",), ("momentum",), ("average_gradient",)),
     update=current_update,
     sparse_update=current_sparse_update,
     base_defaults={"ema_overwrite_frequency": 100},  # TF-Keras's RMSprop default
+    check_args=with_momentum_slot,
     non_number_errors={"momentum": TypeError},  # `if self.momentum > 0` (in build)
 )
 

@@ -1,8 +1,10 @@
 """Stochastic gradient descent with optional (Nesterov) momentum.
 
 * legacy: ``ResourceApplyGradientDescent`` without momentum, else
-  ``ResourceApplyKerasMomentum``; the ``momentum`` slot exists only when
-  ``momentum > 0``; ``learning_rate``/``momentum`` are float32 variables.
+  ``ResourceApplyKerasMomentum``; the ``momentum`` slot exists only when the
+  constructor's ``momentum`` is above 0 or a callable
+  (:func:`with_momentum_slot`);
+  ``learning_rate``/``momentum`` are float32 variables.
 * current: the ``m`` slot always exists; ``momentum`` goes through
   ``tf.cast`` (float32 first).
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from typing import Any, NamedTuple
+from typing import Any, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +21,33 @@ import jax.numpy as jnp
 from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Slot, Spec, Static
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.core.xla import fused_copy, opaque_one
+
+
+# The checked arguments' record of whether the momentum slot exists (SGD,
+# RMSprop), decided once from the constructor's ``momentum``.
+MOMENTUM_SLOT = "momentum_slot"
+
+
+def with_momentum_slot(args: Mapping[str, Any]) -> dict:
+    """``args`` with :data:`MOMENTUM_SLOT` decided from ``args["momentum"]``::
+
+        callable(momentum) or momentum > 0
+
+    OptimizerV2 (legacy SGD, RMSprop) decides it in its constructor
+    (``isinstance(momentum, tf.Tensor) or callable(momentum) or momentum >
+    0``): a callable has the slot whatever it returns, and assigning
+    ``momentum`` later changes its value, never the slot (a slot kept at 0
+    momentum; none, and the value ignored, when there was none).  TF-Keras's
+    and Keras 3's RMSprop and Keras 3's SGD decide it on their first step
+    from ``momentum > 0`` (``!= 0``): the same unless ``momentum`` is
+    assigned in between."""
+    momentum = args["momentum"]
+    return {**args, MOMENTUM_SLOT: bool(callable(momentum) or momentum > 0)}
+
+
+def momentum_is_on(args: Mapping[str, Any]) -> bool:
+    """The momentum slot's condition: the decision :func:`with_momentum_slot` recorded."""
+    return args[MOMENTUM_SLOT] if MOMENTUM_SLOT in args else with_momentum_slot(args)[MOMENTUM_SLOT]
 
 
 class LegacySGDSlots(NamedTuple):
@@ -105,7 +134,7 @@ def _check_legacy(args: dict) -> dict:
     m = args["momentum"]
     if isinstance(m, (int, float)) and (m < 0 or m > 1):
         raise ValueError(f"`momentum` must be between [0, 1]. Received: momentum={m} (of type {type(m)}).")
-    return args
+    return with_momentum_slot(args)
 
 
 def _check_current(args: dict) -> dict:
@@ -121,13 +150,13 @@ LEGACY = Spec(
     float32_hyperparams=("momentum",),
     exact_hyperparams=(),
     slots_type=LegacySGDSlots,
-    slots=(Slot("momentum", when=lambda a: a["momentum"] > 0),),
+    slots=(Slot("momentum", when=momentum_is_on),),
     slot_order=(("momentum",),),
     update=legacy_update,
     prepare=(Prepared("one", one),),
     sparse_update=legacy_sparse_update,
     # Without momentum, OptimizerV2's SGD scatter-adds the rows as they come.
-    sparse_dedup=lambda a: a["momentum"] > 0,
+    sparse_dedup=momentum_is_on,
     time_decay=True,
     check_args=_check_legacy,
     statics=(Static("nesterov"),),
@@ -154,7 +183,7 @@ def _check_keras3(args: dict) -> dict:
     m = args["momentum"]
     if not isinstance(m, float) or m < 0 or m > 1:
         raise ValueError("`momentum` must be a float between [0, 1].")
-    return args
+    return with_momentum_slot(args)
 
 
 # Keras 3: the legacy slot (none when momentum is 0) and the legacy formula's

@@ -136,6 +136,33 @@ def test_set_weights_from_tf_then_continue(report, family, name, kwargs):
     assert r.relative <= TOLERANCE[dtype], r
 
 
+@pytest.mark.parametrize("name,kwargs", [("SGD", {}), ("SGD", {"nesterov": True}), ("RMSprop", {}), ("RMSprop", {"centered": True})])
+@pytest.mark.parametrize("first,then", [(0.9, 0.0), (0.0, 0.5)])
+def test_legacy_momentum_assigned_later_keeps_the_constructors_slot(name, kwargs, first, then):
+    """OptimizerV2 decides in its constructor whether the momentum slot exists;
+    assigning ``momentum`` later changes its value only: the slot stays (and
+    RMSprop its momentum kernel) at momentum 0, and with no slot the new value
+    is ignored.  The same variables and weights list as TF-Keras."""
+    with jax.enable_x64(True):
+        params, grads = make_problem(np.float64, steps=12)
+        theirs = getattr(tf_keras.optimizers.legacy, name)(learning_rate=0.05, momentum=first, **kwargs)
+        ours = getattr(O.legacy, name)(learning_rate=0.05, momentum=first, **kwargs)
+        tvs, ovs = _train(theirs, ours, params, grads[:6])
+        theirs.momentum = ours.momentum = then
+        for g in grads[6:]:
+            theirs.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
+            ours.apply_gradients(list(zip(g, ovs)))
+        tf_names, tf_values = _tf_weights(theirs, "legacy")
+        assert [w.name for w in ours.weights] == tf_names
+        our_values = ours.get_weights()
+        r = agreement([v.numpy() for v in ovs], [v.numpy() for v in tvs], params)
+        w = agreement(our_values[1:], tf_values[1:], [np.zeros_like(x) for x in tf_values[1:]])
+        assert ours.get_config() == theirs.get_config()
+    slots_per_variable = (name == "RMSprop") + (first > 0) + kwargs.get("centered", False)  # rms, momentum, mg
+    assert len(tf_values) == 1 + len(params) * slots_per_variable
+    assert r.relative <= TOLERANCE[np.float64] and w.relative <= TOLERANCE[np.float64], (r, w)
+
+
 @pytest.mark.parametrize("name", ["Adagrad", "Adadelta", "RMSprop"])
 def test_legacy_set_weights_without_iteration_count(name):
     """OptimizerV2's Adagrad/Adadelta/RMSprop accept a list missing ``iter`` (it becomes 0)."""
