@@ -344,7 +344,7 @@ class Orchestrator:
             return {**base, "status": "skipped", "note": reason}
         record = {**base, **self._measure(task)}
         if record["status"] == "ok":
-            self._best_first_step(task, record)
+            self._measure_again(task, record)
             if task.jit_init:
                 again = self._measure(dataclasses.replace(task, mode="jit_init"))
                 record["jit_init_s"] = again.get("jit_init_s")
@@ -352,7 +352,7 @@ class Orchestrator:
                     record["jit_init_note"] = again.get("note")
         return record
 
-    def _best_first_step(self, task: Task, record: dict) -> None:
+    def _measure_again(self, task: Task, record: dict) -> None:
         """Measures a cheap cell again in fresh processes; keeps its fastest first step and lowest median step.
 
         Up to ``first_step_runs`` processes in all, while the first took at
