@@ -62,7 +62,8 @@ class SuiteConfig:
         matrix (the lowest median is kept): the same program's median step
         differs by up to 15% from one process to the next (where its
         buffers land; optax's SGD step on 2**24 parameters took 6.9 to 8.0
-        ms in eight processes), more than many differences the targets judge.
+        ms in eight processes), more than many differences the targets judge;
+        ``jax.jit(init)`` is timed in as many processes of its own.
       warmup: steps after the compile before timing (the first step included).
       repeats: timed steps; the median is reported.
       timed_budget_s: fewer timed steps (not under 10) where ``repeats`` of

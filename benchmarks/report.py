@@ -536,7 +536,13 @@ class Page:
             "",
             "Seconds of each phase, in the run kept (the fastest of *runs*); † the first call timed whole (it "
             "traces, compiles and runs the step; TF-Keras also builds its slots in it). *jit(init)*: the first "
-            "call of `jax.jit(init)` on the placed parameters, in a fresh process of its own. *XLA compiles in "
+            "call of `jax.jit(init)` on the placed parameters, in a fresh process of its own"
+            + (
+                f" (the fastest of {self.cfg['step_runs']} such processes)"
+                if self.cfg.get("step_runs", 1) > 1
+                else ""
+            )
+            + ". *XLA compiles in "
             "init*: the programs XLA compiled while the state was built (eager init compiles one per distinct "
             "shape and operation where it builds the state on the device).",
             *self.per_workload(tables),
