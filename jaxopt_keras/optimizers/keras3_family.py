@@ -34,6 +34,7 @@ from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.transforms.accumulation import overwrite_with_gradients
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
 BASE_CONFIG_KEYS = (
@@ -180,15 +181,20 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
 
     def _pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
         """Keras 3's ``apply`` on values: overwrite-with-gradient variables take
-        their gradient, the others the transformation's step, then constraints."""
+        their gradient (under accumulation, the running maximum on update calls:
+        :func:`~jaxopt_keras.transforms.accumulation.overwrite_with_gradients`),
+        the others the transformation's step, then constraints."""
         overwrite = [v.overwrite_with_gradient for v in self._variables]
+        assigned, state = overwrite_with_gradients(
+            grads, overwrite, values, state, self._args.get("gradient_accumulation_steps")
+        )
         stepped = [None if o else g for g, o in zip(grads, overwrite)]
         updates, state = self._transformation.update(stepped, state, values)
         new = base.apply_updates(values, updates)
         out = []
-        for v, value, g, o in zip(self._variables, new, grads, overwrite):
-            if o and g is not None:
-                value = jnp.asarray(g).astype(value.dtype)
+        for v, value, g, a in zip(self._variables, new, grads, assigned):
+            if a is not None:
+                value = a
             elif g is not None and v.constraint is not None:
                 value = jnp.asarray(v.constraint(value)).astype(value.dtype)
             out.append(value)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.core.state import count_dtype, filled, safe_add
+from jaxopt_keras.core.state import count_dtype, filled, find_state, replace_state, safe_add
 
 
 class AccumulationState(NamedTuple):
@@ -119,6 +119,44 @@ def accumulate_gradients(
         return u, new_state
 
     return base.GradientTransformation(init, update)
+
+
+def overwrite_with_gradients(
+    grads: list, overwrite: list[bool], values: list, state: Any, steps: int | None
+) -> tuple[list, Any]:
+    """Keras 3's ``_overwrite_variables_directly_with_gradients``: the new values
+    of the variables marked ``overwrite`` (``None`` for the others), and
+    ``state`` with their accumulators advanced.
+
+    Without accumulation a marked variable takes its gradient.  With
+    ``steps``, it takes the running maximum of its gradients (its accumulator
+    starts at zeros) on update calls only::
+
+        update call ((iterations + 1) % steps == 0):
+            value = maximum(g, accumulator) ; accumulator = 0
+        other calls:
+            accumulator = maximum(g, accumulator)       (value unchanged)
+
+    ``iterations`` and the accumulators are the :class:`AccumulationState`'s
+    in ``state`` (before this call's step advances them); the accumulators
+    are a list in the order of ``values``.  Keras 3 runs this before the step
+    and before any loss scaling, so a marked gradient is never unscaled.
+    """
+    marked = [o and g is not None for g, o in zip(grads, overwrite)]
+    if not steps:
+        return [jnp.asarray(g).astype(v.dtype) if m else None for g, v, m in zip(grads, values, marked)], state
+    acc = find_state(state, AccumulationState)
+    is_update = (safe_add(acc.iterations, 1) % steps) == 0
+    accumulators, new_values = list(acc.accumulators), []
+    for i, (g, v, m) in enumerate(zip(grads, values, marked)):
+        if not m:
+            new_values.append(None)
+            continue
+        maximum = jnp.maximum(jnp.asarray(g), accumulators[i])
+        accumulators[i] = jnp.where(is_update, jnp.zeros_like(accumulators[i]), maximum)
+        new_values.append(jnp.where(is_update, maximum, v).astype(v.dtype))
+    advanced = type(acc.accumulators)(accumulators)
+    return new_values, replace_state(state, AccumulationState, lambda s: s._replace(accumulators=advanced))
 
 
 @base.picklable

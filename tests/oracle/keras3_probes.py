@@ -135,7 +135,8 @@ except ValueError as e:
     return re.sub(r"Unknown variable: .*?[.] This", "Unknown variable: <v>. This", str(e))""",
     # Variables overwritten with their gradient (Keras 3's float8 scaling
     # factors): no step, no slot, no clipping or weight decay, before the
-    # loss scale factor divides the others.
+    # loss scale factor divides the others; under accumulation, the running
+    # maximum of the gradients, assigned on the update calls.
     "overwrite with gradient": """
 reset_names()
 a, b = Var(np.array([1.0, 2.0]), 'a'), Var(np.array([3.0, 4.0]), 'b')
@@ -152,6 +153,16 @@ b.overwrite_with_gradient = True
 opt = O3.SGD(learning_rate=0.5, loss_scale_factor=4.0)
 opt.apply([np.array([4.0, -4.0], np.float32), np.array([8.0, 16.0], np.float32)], [a, b])
 return [np.asarray(a).tolist(), np.asarray(b).tolist()]""",
+    "overwrite with gradient and accumulation": """
+reset_names()
+a, b = Var(np.array([1.0, 2.0]), 'a'), Var(np.array([3.0, 4.0]), 'b')
+b.overwrite_with_gradient = True
+opt = O3.SGD(learning_rate=0.5, gradient_accumulation_steps=2)
+out = []
+for g in ([1.0, 3.0], [2.0, 1.0], [5.0, 0.0], [4.0, 4.0], [-1.0, -2.0]):
+    opt.apply([np.ones(2, np.float32), np.array(g, np.float32)], [a, b])
+    out.append([np.asarray(a).tolist(), np.asarray(b).tolist()])
+return out + [[v.path for v in opt.variables]]""",
     # The loss-scale optimizer.
     "lso dynamic False": "O3.LossScaleOptimizer(O3.SGD(), dynamic=False)",
     "lso base argument": "O3.LossScaleOptimizer(O3.SGD(), clipnorm=1.0)",
