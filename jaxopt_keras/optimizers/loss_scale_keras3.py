@@ -178,7 +178,8 @@ class LossScaleOptimizer:
         return loss * (self._scale if self._built else self.initial_scale)
 
     def stateless_apply(self, optimizer_variables: Sequence[Any], grads: Sequence[Any], trainable_variables: Sequence[Any]):
-        """Keras 3's step on values; ``grads`` are the gradients of the scaled loss."""
+        """Keras 3's step on values; ``grads`` are the gradients of the scaled loss,
+        divided by the scale but for the variables overwritten with their gradient."""
         if not self._built:
             raise ValueError(
                 "To call `stateless_apply`, LossScaleOptimizer must be built (i.e. its variables must have been "
@@ -189,8 +190,11 @@ class LossScaleOptimizer:
         values = list(trainable_variables)
         finite = all_finite([g for g in grads if g is not None])
 
+        # A variable overwritten with its gradient takes it as it comes (scaled).
+        overwrite = [v.overwrite_with_gradient for v in self.inner_optimizer._variables]
+
         def step(_):
-            unscaled = [None if g is None else jnp.asarray(g) / scale for g in grads]
+            unscaled = [None if g is None else jnp.asarray(g) if o else jnp.asarray(g) / scale for g, o in zip(grads, overwrite)]
             return self.inner_optimizer.stateless_apply(inner_vars, unscaled, values)
 
         def skip(_):

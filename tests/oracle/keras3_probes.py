@@ -163,6 +163,14 @@ for g in ([1.0, 3.0], [2.0, 1.0], [5.0, 0.0], [4.0, 4.0], [-1.0, -2.0]):
     opt.apply([np.ones(2, np.float32), np.array(g, np.float32)], [a, b])
     out.append([np.asarray(a).tolist(), np.asarray(b).tolist()])
 return out + [[v.path for v in opt.variables]]""",
+    "lso stateless_apply with an overwritten variable": """
+a, b = Var(np.array([1.0, 2.0]), 'a'), Var(np.array([3.0, 4.0]), 'b')
+b.overwrite_with_gradient = True
+opt = O3.LossScaleOptimizer(O3.SGD(learning_rate=0.5), initial_scale=4.0)
+opt.build([a, b])
+grads = [np.array([4.0, -4.0], np.float32), np.array([8.0, 16.0], np.float32)]
+values, _ = opt.stateless_apply([v.value for v in opt.variables], grads, [a.value, b.value])
+return [np.asarray(x).tolist() for x in values]""",
     # The loss-scale optimizer.
     "lso dynamic False": "O3.LossScaleOptimizer(O3.SGD(), dynamic=False)",
     "lso base argument": "O3.LossScaleOptimizer(O3.SGD(), clipnorm=1.0)",
