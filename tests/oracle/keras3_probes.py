@@ -210,6 +210,17 @@ a, b = Var(np.ones((2, 2)), 'enc_kernel'), Var(np.ones(2), 'dec_bias')
 mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD(learning_rate=0.5), {'enc_.*': O3.Adam(learning_rate=0.1)}))
 mo.apply([np.ones((2, 2), np.float32), np.ones(2, np.float32)], [a, b])
 return [[v.path for v in mo.variables], int(np.asarray(mo.iterations)), np.asarray(b).tolist()]""",
+    "lso around a multi optimizer": """
+reset_names()
+a, b = Var(np.ones((2, 2)), 'enc_kernel'), Var(np.ones(2), 'dec_bias')
+mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD(learning_rate=0.5), {'enc_.*': O3.SGD(learning_rate=0.25, momentum=0.5)}))
+opt = O3.LossScaleOptimizer(mo, initial_scale=4.0, dynamic_growth_steps=2)
+opt.build([a, b])
+state, values, out = [v.value for v in opt.variables], [a.value, b.value], []
+for g in (4.0, 8.0, float('inf'), 2.0):
+    values, state = opt.stateless_apply(state, [np.full((2, 2), g, np.float32), np.full(2, g, np.float32)], values)
+    out.append([np.asarray(x).tolist() for x in list(values) + list(state)])
+return out + [[v.path for v in opt.variables]]""",
     "multi gradient count": """
 a, b = Var(np.ones(2), 'a'), Var(np.ones(2), 'b')
 mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD()))
