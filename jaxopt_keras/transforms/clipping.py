@@ -107,8 +107,9 @@ def global_norm(updates) -> jax.Array:
     if not leaves:
         return jnp.zeros([], jnp.float32)
     dtype = jnp.result_type(*leaves)
-    halves = jnp.stack([(jnp.sum(jnp.square(g) * jnp.asarray(0.5, g.dtype))).astype(dtype) for g in leaves])
-    return jnp.sqrt(jnp.sum(halves) * jnp.asarray(2.0, dtype))
+    with inlined_jnp(leaves):
+        halves = jnp.stack([(jnp.sum(jnp.square(g) * jnp.asarray(0.5, g.dtype))).astype(dtype) for g in leaves])
+        return jnp.sqrt(jnp.sum(halves) * jnp.asarray(2.0, dtype))
 
 
 @base.picklable
@@ -135,7 +136,8 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
         c = _as(global_clipnorm, norm.dtype)
         scale = c * jnp.minimum(1.0 / norm, jnp.asarray(1.0, norm.dtype) / c)
         scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as TF.
-        return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
+        with inlined_jnp(updates):
+            return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
@@ -158,9 +160,10 @@ def clip_by_global_norm_keras3(global_clipnorm: float) -> base.GradientTransform
         leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
         if not leaves:
             return updates, state
-        norm = jnp.sqrt(jnp.sum(jnp.stack([jnp.sum(jnp.square(g)) for g in leaves])))
-        scale = global_clipnorm * jnp.minimum(1.0 / norm, 1.0 / global_clipnorm)
-        scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as Keras.
-        return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
+        with inlined_jnp(leaves):
+            norm = jnp.sqrt(jnp.sum(jnp.stack([jnp.sum(jnp.square(g)) for g in leaves])))
+            scale = global_clipnorm * jnp.minimum(1.0 / norm, 1.0 / global_clipnorm)
+            scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as Keras.
+            return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

@@ -174,7 +174,9 @@ def ema_keras3(
             return u, avg
 
         flat_u, treedef = base.flatten_updates(updates)
-        out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, treedef.flatten_up_to(params), treedef.flatten_up_to(state.average))]
+        flat_avg = treedef.flatten_up_to(state.average)
+        with inlined_jnp(flat_avg):
+            out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, treedef.flatten_up_to(params), flat_avg)]
         new_state = EmaState(safe_add(state.iterations, 1), state.hyperparams, treedef.unflatten([a for _, a in out]))
         return treedef.unflatten([u for u, _ in out]), new_state
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import find_state, map_clocks, safe_add
+from jaxopt_keras.core.xla import inlined_jnp
 
 DEFAULT_INITIAL_SCALE = 2.0**15
 DEFAULT_GROWTH_STEPS = 2000
@@ -46,7 +47,8 @@ def all_finite(grads: Any) -> jax.Array:
     leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(grads, is_leaf=base.is_none) if g is not None]
     if not leaves:
         return jnp.asarray(True)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves]))
+    with inlined_jnp(leaves):
+        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(g)) for g in leaves]))
 
 
 def step_if_finite(finite: jax.Array, step: Any, unchanged: Any, state: Any) -> tuple[Any, Any]:
@@ -191,7 +193,8 @@ def loss_scale_optimizer_keras3(
         scale = state.loss_scale
 
         def step(_):
-            unscaled = base.map_values(lambda g: g / scale, updates)
+            with inlined_jnp(updates):
+                unscaled = base.map_values(lambda g: g / scale, updates)
             return inner.update(unscaled, state.inner, params)
 
         def skip(_):

@@ -291,17 +291,21 @@ def canonical_hlo(hlo: str) -> str:
 
 
 # What runs with ``jnp`` inline: every optimizer's own math (the driver), and
-# the transforms its arguments add around it (clipping by value and by norm,
-# the EMA with its overwrite).
+# the transforms its arguments add around it (clipping by value, by norm and
+# by global norm, the EMA with its overwrite).
 ADAM = registry.find("adam")
 INLINED = [(n, e, f, {}) for n, e, f in EVERY] + [
     (f"{fam}.adam({', '.join(f'{k}={v}' for k, v in kwargs.items())})", ADAM, fam, kwargs)
     for fam, kwargs in [
         ("legacy", {"clipnorm": 1.0}),
         ("legacy", {"clipvalue": 0.5}),
+        ("legacy", {"global_clipnorm": 1.0}),
         ("current", {"clipnorm": 1.0}),
+        ("current", {"global_clipnorm": 1.0}),
         ("current", {"use_ema": True, "ema_overwrite_frequency": 3}),
         ("keras3", {"clipvalue": 0.5}),
+        ("keras3", {"global_clipnorm": 1.0}),
+        ("keras3", {"use_ema": True, "ema_overwrite_frequency": 3}),
     ]
 ]
 
@@ -337,6 +341,25 @@ def traced_per_parameter(opt, monkeypatch, small: int = 2, large: int = 5) -> fl
     per_parameter = (traced(large) - fewer) / (large - small)
     monkeypatch.setattr(pe, "trace_to_jaxpr", trace)
     return per_parameter
+
+
+LOSS_SCALED = [
+    ("legacy.loss_scale_optimizer(sgd)", lambda: jk.mixed_precision.loss_scale_optimizer(jk.legacy.sgd())),
+    ("keras3.loss_scale_optimizer(sgd)", lambda: jk.keras3.loss_scale_optimizer(jk.keras3.sgd())),
+]
+
+
+@pytest.mark.parametrize("name,make", LOSS_SCALED, ids=[n for n, _ in LOSS_SCALED])
+def test_loss_scaling_traces_no_function_per_parameter(name, make, monkeypatch):
+    """The loss-scale optimizers' finiteness check and unscaling run inline too
+    (the count sees them without the inlining), and compile to the same program."""
+    opt = make()
+    assert traced_per_parameter(opt, monkeypatch) == 0
+    shapes = [(3, 4), (5,), (2, 3, 4), (7,)]
+    inlined = canonical_hlo(compiled_step(opt, shapes))
+    monkeypatch.setattr(xla, "INLINE_JNP", False)
+    assert traced_per_parameter(opt, monkeypatch) >= 1
+    assert canonical_hlo(compiled_step(opt, shapes)) == inlined
 
 
 @pytest.mark.parametrize("name,entry,family,kwargs", INLINED, ids=[c[0] for c in INLINED])
