@@ -46,8 +46,9 @@ def with_momentum_slot(args: Mapping[str, Any]) -> dict:
 
 
 def momentum_is_on(args: Mapping[str, Any]) -> bool:
-    """The momentum slot's condition: the decision :func:`with_momentum_slot` recorded."""
-    return args[MOMENTUM_SLOT] if MOMENTUM_SLOT in args else with_momentum_slot(args)[MOMENTUM_SLOT]
+    """The momentum slot's condition: the decision :func:`with_momentum_slot` recorded
+    (every spec that uses it records it in its ``check_args``)."""
+    return args[MOMENTUM_SLOT]
 
 
 class LegacySGDSlots(NamedTuple):

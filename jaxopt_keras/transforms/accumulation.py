@@ -143,6 +143,8 @@ def overwrite_with_gradients(
     and before any loss scaling, so a marked gradient is never unscaled.
     """
     marked = [o and g is not None for g, o in zip(grads, overwrite)]
+    if not any(marked):
+        return [None] * len(grads), state
     if not steps:
         return [jnp.asarray(g).astype(v.dtype) if m else None for g, v, m in zip(grads, values, marked)], state
     acc = find_state(state, AccumulationState)

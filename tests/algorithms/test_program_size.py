@@ -292,10 +292,10 @@ def canonical_hlo(hlo: str) -> str:
 
 # What runs with ``jnp`` inline: every optimizer's own math (the driver), and
 # the transforms its arguments add around it (clipping by value, by norm and
-# by global norm, the EMA with its overwrite).
+# by global norm, the EMA with its overwrite), and the loss-scale optimizers.
 ADAM = registry.find("adam")
-INLINED = [(n, e, f, {}) for n, e, f in EVERY] + [
-    (f"{fam}.adam({', '.join(f'{k}={v}' for k, v in kwargs.items())})", ADAM, fam, kwargs)
+INLINED = [(n, lambda e=e, f=f: make_factory(e, f)()) for n, e, f in EVERY] + [
+    (f"{fam}.adam({', '.join(f'{k}={v}' for k, v in kwargs.items())})", lambda f=fam, k=kwargs: make_factory(ADAM, f)(**k))
     for fam, kwargs in [
         ("legacy", {"clipnorm": 1.0}),
         ("legacy", {"clipvalue": 0.5}),
@@ -307,6 +307,9 @@ INLINED = [(n, e, f, {}) for n, e, f in EVERY] + [
         ("keras3", {"global_clipnorm": 1.0}),
         ("keras3", {"use_ema": True, "ema_overwrite_frequency": 3}),
     ]
+] + [
+    ("legacy.loss_scale_optimizer(sgd)", lambda: jk.mixed_precision.loss_scale_optimizer(jk.legacy.sgd())),
+    ("keras3.loss_scale_optimizer(sgd)", lambda: jk.keras3.loss_scale_optimizer(jk.keras3.sgd())),
 ]
 
 
@@ -343,45 +346,26 @@ def traced_per_parameter(opt, monkeypatch, small: int = 2, large: int = 5) -> fl
     return per_parameter
 
 
-LOSS_SCALED = [
-    ("legacy.loss_scale_optimizer(sgd)", lambda: jk.mixed_precision.loss_scale_optimizer(jk.legacy.sgd())),
-    ("keras3.loss_scale_optimizer(sgd)", lambda: jk.keras3.loss_scale_optimizer(jk.keras3.sgd())),
-]
-
-
-@pytest.mark.parametrize("name,make", LOSS_SCALED, ids=[n for n, _ in LOSS_SCALED])
-def test_loss_scaling_traces_no_function_per_parameter(name, make, monkeypatch):
-    """The loss-scale optimizers' finiteness check and unscaling run inline too
-    (the count sees them without the inlining), and compile to the same program."""
-    opt = make()
-    assert traced_per_parameter(opt, monkeypatch) == 0
-    shapes = [(3, 4), (5,), (2, 3, 4), (7,)]
-    inlined = canonical_hlo(compiled_step(opt, shapes))
-    monkeypatch.setattr(xla, "INLINE_JNP", False)
-    assert traced_per_parameter(opt, monkeypatch) >= 1
-    assert canonical_hlo(compiled_step(opt, shapes)) == inlined
-
-
-@pytest.mark.parametrize("name,entry,family,kwargs", INLINED, ids=[c[0] for c in INLINED])
-def test_tracing_the_step_traces_no_function_per_parameter(name, entry, family, kwargs, monkeypatch):
+@pytest.mark.parametrize("name,make", INLINED, ids=[n for n, _ in INLINED])
+def test_tracing_the_step_traces_no_function_per_parameter(name, make, monkeypatch):
     """Each ``jnp`` operation is a small jitted function, traced again for every
     new parameter shape (about 13,000 nested traces for Adam over 1000
     shapes, more than half of the step's trace time).  The per-parameter math
     traces them inline: no function is traced per added parameter.  The
     count can fail: with the inlining off, each parameter traces its own."""
-    opt = make_factory(entry, family)(**kwargs)
+    opt = make()
     assert traced_per_parameter(opt, monkeypatch) == 0
     monkeypatch.setattr(xla, "INLINE_JNP", False)
     assert traced_per_parameter(opt, monkeypatch) >= 1
 
 
-@pytest.mark.parametrize("name,entry,family,kwargs", INLINED, ids=[c[0] for c in INLINED])
-def test_inlining_jnp_changes_no_compiled_program(name, entry, family, kwargs, monkeypatch):
+@pytest.mark.parametrize("name,make", INLINED, ids=[n for n, _ in INLINED])
+def test_inlining_jnp_changes_no_compiled_program(name, make, monkeypatch):
     """Tracing with ``jnp``'s operations inline builds the same primitives: the
     compiled step (``update`` and ``apply_updates``) is the same program,
     instruction for instruction, as without the inlining (so the numbers are
     the same bits)."""
-    opt = make_factory(entry, family)(**kwargs)
+    opt = make()
     shapes = [(3, 4), (5,), (2, 3, 4), (7,)]
     inlined = canonical_hlo(compiled_step(opt, shapes))
     monkeypatch.setattr(xla, "INLINE_JNP", False)
