@@ -69,5 +69,8 @@ Changing it:
 
 ``python -m benchmarks --report-only [--results R --out-dir D]`` rewrites the
 page and plots from a results JSON, to check a change to the report or the
-targets without measuring anything.
+targets without measuring anything.  After a change to the report, run it on
+the recorded results so ``docs/performance.md`` stays their report
+(``tests/bench/`` checks; it also tests the plan, the re-measurements and the
+targets' verdicts with records built by hand, without measuring).
 """

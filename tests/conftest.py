@@ -6,7 +6,8 @@ module imports JAX.
 
 The tests mirror the package (``tests/core/``, ``tests/schedules/``, ...,
 ``tests/optimizers/``; ``tests/distributed/`` for several devices or
-processes; ``tests/oracle/`` against TF-Keras).  No folder is a package
+processes; ``tests/oracle/`` against TF-Keras; ``tests/bench/`` the
+benchmark suite's plan, re-measurements and targets).  No folder is a package
 (there is no ``__init__.py``): pytest imports each test file by its base
 name, with its folder first on ``sys.path``, so base names are unique over
 the whole tree (``tests/test_tree.py`` checks), and a folder's own helper

@@ -3,7 +3,8 @@
 The unit tests sit in folders named after the package's layers
 (``tests/core/`` for ``jaxopt_keras/core/``, ...); several devices or
 processes in ``tests/distributed/``; TF-Keras comparisons in
-``tests/oracle/``; the package as a whole at the top.  No folder is a Python
+``tests/oracle/``; the benchmark suite's own logic in ``tests/bench/``; the
+package as a whole at the top.  No folder is a Python
 package, so pytest imports every file by its base name: two files of the same
 name in two folders would collide ("import file mismatch"), and a package
 ``tests/keras/`` would shadow Keras itself.
@@ -16,7 +17,7 @@ import pathlib
 
 TESTS = pathlib.Path(__file__).resolve().parent
 PACKAGE = TESTS.parent / "jaxopt_keras"
-OTHER_FOLDERS = {"distributed", "oracle", "fuzz"}
+OTHER_FOLDERS = {"distributed", "oracle", "fuzz", "bench"}
 
 
 def _python_files():
