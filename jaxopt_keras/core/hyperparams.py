@@ -68,6 +68,40 @@ def check_scalar(name: str, value: Any) -> float | None:
     return float(arr)
 
 
+# Moving-average coefficients and momenta: fractions in [0, 1].
+FRACTIONS = ("beta_1", "beta_2", "adam_beta_1", "adam_beta_2", "rho", "momentum", "ema_momentum")
+# Amounts a negative value of makes no sense (Keras accepts some, and computes NaN).
+NONNEGATIVE = (
+    "epsilon",
+    "epsilon_1",
+    "epsilon_2",
+    "clip_threshold",
+    "weight_decay",
+    "adam_weight_decay",
+    "initial_accumulator_value",
+    "schedule_decay",
+    "rms_rate",
+    "beta",
+)
+
+
+def check_range(name: str, number: float) -> None:
+    """A hyperparameter's range, by its name: ``0 <= number <= 1`` for a
+    fraction (:data:`FRACTIONS`), ``number >= 0`` for an amount
+    (:data:`NONNEGATIVE`); other names take any finite number.
+
+    The constructors of every family and :func:`set_hyperparams` apply it
+    alike (Keras accepts such values and computes NaN or nonsense with them).
+
+    Raises:
+      ValueError: out of range.
+    """
+    if name in FRACTIONS and not 0 <= number <= 1:
+        raise ValueError(f"Argument `{name}` must be in the range [0, 1]. Received: {name}={number}.")
+    if name in NONNEGATIVE and number < 0:
+        raise ValueError(f"Expected {name} >= 0, received: {number}")
+
+
 class Hyperparams:
     """The hyperparameters of one transform: an immutable NamedTuple of scalar arrays.
 
@@ -278,13 +312,18 @@ def set_hyperparams(state: Any, **values: Any) -> Any:
     Raises:
       ValueError: a name is held by no transform in ``state`` (for example
         ``learning_rate`` when the learning rate is a schedule); a bool,
-        NaN, an infinity or a non-scalar value.
+        NaN, an infinity or a non-scalar value; a value out of its range
+        (:func:`check_range`: ``beta_1=1.5``, ``epsilon=-1e-7``), as the
+        constructors refuse it.
       TypeError: a value that is not a number (``None``, a string).
 
     Nothing is changed when it raises: ``state`` is not modified in place.
+    A traced value (inside ``jit``) is not checked: its value is unknown.
     """
     for name, value in values.items():
-        check_scalar(name, unwrap(value))
+        number = check_scalar(name, unwrap(value))
+        if number is not None:
+            check_range(name, number)
     seen: set[str] = set()
 
     def swap(x):

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from jaxopt_keras.algorithms.spec import Spec
+from jaxopt_keras.core.hyperparams import check_range
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import check_accumulation_steps, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import check_ema_arguments
@@ -87,21 +88,6 @@ STEP_ERRORS: dict[str, dict[str, type]] = {
     "current": {"none": ValueError, "string": TypeError, "other": TypeError},
     "keras3": {"none": ValueError, "string": TypeError, "other": TypeError},
 }
-# Moving-average coefficients and momenta: fractions in [0, 1].
-FRACTIONS = ("beta_1", "beta_2", "adam_beta_1", "adam_beta_2", "rho", "momentum", "ema_momentum")
-# Amounts a negative value of makes no sense (Keras accepts some, and computes NaN).
-NONNEGATIVE = (
-    "epsilon",
-    "epsilon_1",
-    "epsilon_2",
-    "clip_threshold",
-    "weight_decay",
-    "adam_weight_decay",
-    "initial_accumulator_value",
-    "schedule_decay",
-    "rms_rate",
-    "beta",
-)
 
 
 def numeric_arguments(spec: Spec) -> tuple[str, ...]:
@@ -181,8 +167,8 @@ def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
 
     Raises:
       ValueError: ``True``/``False`` for a number, NaN or an infinity, a
-        fraction (``FRACTIONS``) outside [0, 1], a negative amount
-        (``NONNEGATIVE``).
+        fraction outside [0, 1] or a negative amount
+        (:func:`~jaxopt_keras.core.hyperparams.check_range`).
     """
     for name in numeric_arguments(spec):
         value = args.get(name)
@@ -193,10 +179,7 @@ def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
         number = float(value)
         if not math.isfinite(number):
             raise ValueError(f"Argument `{name}` must be finite. Received: {name}={number}.")
-        if name in FRACTIONS and not 0 <= number <= 1:
-            raise ValueError(f"Argument `{name}` must be in the range [0, 1]. Received: {name}={number}.")
-        if name in NONNEGATIVE and number < 0:
-            raise ValueError(f"Expected {name} >= 0, received: {number}")
+        check_range(name, number)
 
 
 def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, Any]) -> None:

@@ -9,6 +9,8 @@ import pytest
 
 import jaxopt_keras as jk
 from helpers import all_factories
+from jaxopt_keras import registry
+from jaxopt_keras.core.hyperparams import FRACTIONS, NONNEGATIVE
 
 PARAMS = [jnp.linspace(-1.0, 1.0, 5), jnp.ones((2, 2))]
 GRADS = [jnp.cos(jnp.arange(5.0)), jnp.full((2, 2), 0.25)]
@@ -120,3 +122,46 @@ def test_set_hyperparams_refuses_non_numbers_and_changes_nothing(value, error):
     with pytest.raises(error, match="beta_1"):
         jk.set_hyperparams(state, learning_rate=0.5, beta_1=value)
     assert jax.tree_util.tree_all(jax.tree_util.tree_map(lambda a, b: np.array_equal(a, b), state, before))
+
+
+FACTORIES = {"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}
+# Options that put more hyperparameters in the state (the EMA's momentum, the weight decay).
+OPTIONS = {"legacy": {}, "current": {"use_ema": True, "weight_decay": 0.01}, "keras3": {"use_ema": True, "weight_decay": 0.01}}
+
+
+@pytest.mark.parametrize(
+    "family,function",
+    [(f, e.function) for f in FACTORIES for e in registry.entries(f)],
+    ids=[f"{f}.{e.function}" for f in FACTORIES for e in registry.entries(f)],
+)
+def test_set_hyperparams_refuses_what_the_constructor_refuses_out_of_range(family, function):
+    """A fraction outside [0, 1] or a negative amount: a ValueError, as from the constructor, and nothing changed.
+
+    The range's edges (0 and 1 for a fraction, 0 for an amount) are accepted by both.
+    """
+    factory = getattr(FACTORIES[family], function)
+    state = factory(**OPTIONS[family]).init(PARAMS)
+    before = jax.tree_util.tree_map(np.asarray, state)
+    held = [n for n in jk.get_hyperparams(state) if n in FRACTIONS or n in NONNEGATIVE]
+    for name in held:
+        bad = (1.5, -0.5) if name in FRACTIONS else (-1e-7,)
+        for value in bad:
+            with pytest.raises(ValueError) as constructed:
+                factory(**{**OPTIONS[family], name: value})
+            with pytest.raises(ValueError) as assigned:
+                jk.set_hyperparams(state, **{name: value})
+            # The constructor may speak in its Keras's words (SGD: "`momentum` must be between [0, 1].").
+            assert name in str(constructed.value)
+            assert name in str(assigned.value) and str(value) in str(assigned.value)
+            assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, state, before))
+        for value in (0.0, 1.0) if name in FRACTIONS else (0.0,):
+            changed = jk.set_hyperparams(state, **{name: value})
+            assert float(jk.get_hyperparams(changed)[name]) == value
+    assert held and (family == "legacy" or "ema_momentum" in held and "weight_decay" in held), held
+
+
+def test_a_traced_value_is_not_range_checked():
+    """Inside ``jit`` the value is unknown; ``optax.inject_hyperparams`` passes its values so."""
+    state = jk.adam(0.1).init(PARAMS)
+    out = jax.jit(lambda s, b: jk.set_hyperparams(s, beta_1=b))(state, jnp.float32(0.5))
+    assert float(jk.get_hyperparams(out)["beta_1"]) == 0.5
