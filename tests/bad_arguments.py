@@ -119,6 +119,14 @@ OTHER: dict[str, dict[str, tuple[Any, str]]] = {
         "integer_string": ("2", '"2"'),
     },
     "learning_rate": {"schedule": (SCHEDULE, "a schedule")},
+    # OptimizerV2's deprecated alias of the learning rate (the legacy family only).
+    "lr": {
+        "negative": (-0.1, "-0.1"),
+        "string": ("abc", '"abc"'),
+        "list": ([0.1], "[0.1]"),
+        "schedule": (SCHEDULE, "a schedule"),
+        "callable": (lambda: 0.1, "lambda: 0.1"),
+    },
     "learning_rate_power": {"positive": (0.5, "0.5")},
 }
 BOOL_ARGS = ("amsgrad", "nesterov", "centered", "adaptive_epsilon", "relative_step", "exclude_embeddings", "use_ema", "jit_compile")
@@ -127,7 +135,8 @@ OTHER.update({arg: BOOL_KINDS for arg in BOOL_ARGS})
 
 def other_arguments(spec) -> list[str]:
     """The keys of :data:`OTHER` the spec's class takes (its own and its family's arguments), the
-    unknown one, the clipping pairs, and ``learning_rate`` (a schedule) in the legacy family."""
+    unknown one, the clipping pairs, and in the legacy family ``learning_rate`` (a schedule) and
+    the ``lr`` alias."""
     from jaxopt_keras.keras.arguments import BASE_ARGS
 
     takes = {**spec.defaults, **spec.extra_args, **BASE_ARGS[spec.family], **spec.base_defaults, "name": None}
@@ -136,8 +145,8 @@ def other_arguments(spec) -> list[str]:
         arg
         for arg in OTHER
         if arg in always
-        or (arg == "learning_rate" and spec.family == "legacy")
-        or (arg != "learning_rate" and arg in takes and arg not in spec.ignored)
+        or (arg in ("learning_rate", "lr") and spec.family == "legacy")
+        or (arg not in ("learning_rate", "lr") and arg in takes and arg not in spec.ignored)
     ]
 
 
@@ -413,7 +422,8 @@ its numeric arguments (and the family's shared ones), and bad values of its
 other arguments (each family's table "Other arguments": an unknown keyword,
 two clipping arguments together, a non-bool for a bool, a bad `name`,
 `slot_dtype`, `exclude_layers`, step counts, the legacy Nadam with a
-learning-rate schedule, Ftrl's positive `learning_rate_power`); this page
+learning-rate schedule, the legacy `lr` alias, Ftrl's positive
+`learning_rate_power`); this page
 lists what Keras does and what we do.  It is generated from the tests' data
 (`tests/bad_arguments.json`, Keras's answers, checked against Keras itself by
 `tests/oracle/test_error_table.py`; our answers are checked by

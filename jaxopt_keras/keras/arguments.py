@@ -256,6 +256,10 @@ def check_clipping(args: Mapping[str, Any], family: str) -> None:
         )
 
 
+def _lr_not_a_number(lr: Any) -> TypeError:
+    return TypeError(f"Expected lr >= 0, received: {lr!r}. The `lr` alias takes a number; use `learning_rate`.")
+
+
 def _legacy(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
     """OptimizerV2's rules: only ``LEGACY_KWARGS`` in ``**kwargs``; ``lr`` is an alias."""
     for k in kwargs:
@@ -263,10 +267,15 @@ def _legacy(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
             raise TypeError(
                 f"Unexpected keyword argument passed to optimizer: {k}. Allowed kwargs are {set(LEGACY_KWARGS)}."
             )
+    # OptimizerV2 compares each keyword argument with 0 (`kwargs[k] < 0`): a
+    # TypeError for an `lr` that is not a number (a string, a list; a schedule or
+    # a callable below, after the class's own checks: legacy Nadam refuses a
+    # schedule before its base class's constructor runs).
+    lr = kwargs.get("lr")
+    if lr is not None and not _is_number(lr) and not is_schedule(lr):
+        raise _lr_not_a_number(lr)
     args = {**spec.defaults, **BASE_ARGS["legacy"], **spec.extra_args, **given, **kwargs}
     check_number_types(spec, args)
-    if "lr" in args:
-        check_number_types(spec, {"learning_rate": args["lr"]})
     for k in ("lr", "decay"):
         if k in args and k not in spec.ignored:
             check_nonnegative(k, args[k])
@@ -275,6 +284,8 @@ def _legacy(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
         warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.", DeprecationWarning, stacklevel=5)
     given_args = dict(args)
     args = spec.check_args(args)
+    if is_schedule(lr):
+        raise _lr_not_a_number(lr)
     if "lr" in args:  # OptimizerV2 subclasses: `kwargs.get("lr", learning_rate)`
         args["learning_rate"] = args.pop("lr")
     check_number_values(spec, {**given_args, "learning_rate": args["learning_rate"]})

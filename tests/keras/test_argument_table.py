@@ -51,8 +51,12 @@ def test_refusals_name_the_argument(ours):
             warnings.simplefilter("ignore")
             with pytest.raises((TypeError, ValueError)) as e:
                 getattr(classes[family], name)(**B.call_kwargs(name, arg, kind, B.our_schedule))
-        # Named as an identifier, or in words (TF-Keras's legacy Nadam: "... as the learning rate.").
-        if any(a not in str(e.value) and a.replace("_", " ") not in str(e.value) for a in arg.split("+")):
+        # Named as an identifier, or in words (TF-Keras's legacy Nadam: "... as the learning rate.",
+        # also for the `lr` alias).
+        words = {"lr": "learning rate"}
+        if any(
+            a not in str(e.value) and words.get(a, a.replace("_", " ")) not in str(e.value) for a in arg.split("+")
+        ):
             unnamed.append((family, name, arg, kind, str(e.value)))
     assert not unnamed, unnamed[:5]
 
