@@ -36,11 +36,12 @@ demo: $(VENV)/.stamp-demo
 	$(PY) examples/quickstart.py
 	$(PY) examples/port_keras_model.py
 
-# The second run repeats the Keras layer's tests with every step packed where
-# it can be (jaxopt_keras/optimizers/packed.py; tests/conftest.py --packed).
+# The second run repeats the Keras layer's tests, and its oracles against
+# TF-Keras and Keras 3, with every step packed where it can be
+# (jaxopt_keras/optimizers/packed.py; tests/conftest.py --packed).
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest
-	$(PY) -m pytest -q tests/optimizers --packed
+	$(PY) -m pytest -q tests/optimizers tests/oracle/test_keras_layer_oracle.py tests/oracle/test_keras3_oracle.py --packed
 
 bench: $(VENV)/.stamp-bench
 	$(PY) -m benchmarks
