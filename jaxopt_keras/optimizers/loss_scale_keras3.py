@@ -194,7 +194,7 @@ class LossScaleOptimizer:
         overwrite = [v.overwrite_with_gradient for v in self.inner_optimizer._variables]
 
         def step(_):
-            unscaled = [None if g is None else jnp.asarray(g) if o else jnp.asarray(g) / scale for g, o in zip(grads, overwrite)]
+            unscaled = [g if g is None or o else jnp.asarray(g) / scale for g, o in zip(grads, overwrite)]
             return self.inner_optimizer.stateless_apply(inner_vars, unscaled, values)
 
         def skip(_):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from benchmarks import measure, orchestrate, systems, workloads
+from benchmarks import measure, orchestrate, workloads
 from benchmarks.config import FULL, QUICK
 
 
@@ -161,12 +161,15 @@ def test_the_plan_measures_each_cell_once_few_leaves_first(cfg):
     for t in tasks:
         if workloads.is_leaf_tree(t.workload) and t.kind == "matrix":
             assert t.optimizer in orchestrate.leaf_tree_optimizers(cfg, t.system)
-        assert t.jit_init == (
-            t.kind == "matrix"
-            and workloads.is_leaf_tree(t.workload)
-            and t.optimizer in cfg.jit_init_optimizers
-            and systems.get(t.system).pure_init
-        )
+
+
+def test_jit_init_is_timed_for_adam_on_the_trees_of_many_leaves_by_the_functional_systems():
+    # The systems whose state comes from a pure init(params): ours, the flat layout, optax
+    # (Keras 3, TF-Keras and the Keras layer build theirs inside objects).
+    timed = {(t.workload, t.optimizer, t.family, t.system) for t in orchestrate.plan(FULL) if t.jit_init}
+    assert timed == {
+        (w, "adam", f, s) for w in ("leaves-1000", "many") for f in ("current", "legacy") for s in ("ours", "flat", "optax")
+    }
 
 
 def test_the_sweep_point_of_the_many_tree_is_its_matrix_cell():
