@@ -41,6 +41,19 @@ def report():
     return _REPORT.append
 
 
+# `make test` runs the suite in two pytest-xdist worker processes: each
+# worker's lines travel to the controller, which prints the summary.
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["agreement"] = list(_REPORT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _REPORT.extend(getattr(node, "workeroutput", {}).get("agreement", []))
+
+
 def pytest_terminal_summary(terminalreporter):
     if _REPORT:
         terminalreporter.section("agreement with TF-Keras (worst figures)")
