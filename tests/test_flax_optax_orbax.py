@@ -144,7 +144,8 @@ def test_optax_tree_utils_find_hyperparameters_by_name():
 
 def test_optax_inject_hyperparams():
     """Our state already holds the hyperparameters; inject_hyperparams drives them from its own."""
-    injected = optax.inject_hyperparams(jk.legacy.adam)(learning_rate=0.01, decay=1e-3)
+    # Legacy `decay` is the constructor's (OptimizerV2's `_initial_decay`): static.
+    injected = optax.inject_hyperparams(jk.legacy.adam, static_args=("decay",))(learning_rate=0.01, decay=1e-3)
     plain = jk.legacy.adam(learning_rate=0.01, decay=1e-3)
     si, sp = injected.init(PARAMS), plain.init(PARAMS)
     step_i = jax.jit(injected.update)
@@ -166,6 +167,10 @@ def test_optax_inject_hyperparams():
     unclipped = optax.inject_hyperparams(jk.adam)(learning_rate=0.01, clipnorm=1.0)
     with pytest.raises(TypeError, match="static_args"):
         jax.jit(unclipped.update)(grads(0), unclipped.init(PARAMS), PARAMS)
+    for factory, kwargs in ((jk.legacy.adam, dict(decay=1e-3)), (jk.legacy.nadam, dict(schedule_decay=1e-3))):
+        traced_decay = optax.inject_hyperparams(factory)(learning_rate=0.01, **kwargs)
+        with pytest.raises(TypeError, match=r"static_args=\('(schedule_)?decay',\)"):
+            jax.jit(traced_decay.update)(grads(0), traced_decay.init(PARAMS), PARAMS)
 
 
 def test_optax_multisteps():

@@ -65,14 +65,19 @@ DEFAULT_NUMERICS = {"legacy": "tf_function", "current": "tf_function", "keras3":
 
 
 def learning_rate_at(
-    lr_source: Any, iterations: jax.Array, hyperparams: Hyperparams, dtype: Any, family: str, time_decay: bool = False
+    lr_source: Any, iterations: jax.Array, hyperparams: Hyperparams, dtype: Any, family: str, decay: float = 0.0
 ) -> jax.Array:
     """The step's learning rate in ``dtype`` (as computed, if ``None``), as each family computes it.
 
     Legacy (``OptimizerV2._decayed_lr``): a schedule is called with
-    ``tf.cast(iterations, var_dtype)``, then ``lr / (1 + decay * iterations)``.
-    Current and Keras 3: the schedule is called with the integer
-    ``iterations``.  A schedule computes in the family's
+    ``tf.cast(iterations, var_dtype)``, then, when the constructor's
+    ``decay`` is positive, ``lr / (1 + decay * iterations)`` with ``decay``
+    rounded to float32 and cast to ``dtype``.  ``decay`` is the constructor's
+    value, a Python number, as OptimizerV2 reads ``self._initial_decay``: the
+    ``decay`` hyperparameter in the state (which a checkpoint restores and an
+    assignment changes) does not enter the step, and with the default 0 the
+    step has no division.  Current and Keras 3: the schedule is called with
+    the integer ``iterations``.  A schedule computes in the family's
     :data:`DEFAULT_NUMERICS` unless it was given its own.  A plain callable
     receives the integer step count in every family.  A float learning rate
     lives in the state as a float32 variable.
@@ -86,9 +91,10 @@ def learning_rate_at(
         lr = hyperparams["learning_rate"]
     if dtype is not None:
         lr = lr.astype(dtype)
-    if time_decay:
-        decay = hyperparams["decay"].astype(dtype)
-        lr = lr / (1.0 + decay * iterations.astype(dtype))  # exactly lr when decay == 0
+    if decay > 0.0:
+        # `tf.cast(self._initial_decay, var_dtype)`: the Python float becomes a float32 tensor first.
+        decay_t = jnp.asarray(np.float32(decay)).astype(lr.dtype)
+        lr = lr / (1.0 + decay_t * iterations.astype(lr.dtype))
     return lr
 
 
@@ -98,13 +104,18 @@ def decay_term(p: jax.Array, weight_decay: jax.Array, lr: jax.Array) -> jax.Arra
     return p * weight_decay.astype(p.dtype) * lr.astype(p.dtype)
 
 
-def coefficients(spec: Spec, state: OptimizerState, lr_source: Any, statics: Mapping[str, Any], dtype: Any) -> Any:
+def coefficients(
+    spec: Spec, state: OptimizerState, lr_source: Any, statics: Mapping[str, Any], dtype: Any, decay: float = 0.0
+) -> Any:
     """The spec's :class:`Coefficients` for one parameter dtype, its prepared
-    values (:class:`~jaxopt_keras.algorithms.spec.Prepared`) computed once here."""
-    values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k not in spec.decay_rates}
+    values (:class:`~jaxopt_keras.algorithms.spec.Prepared`) computed once
+    here; ``decay`` is the legacy constructor's (:func:`learning_rate_at`)."""
+    # The state's legacy `decay` is not read: OptimizerV2's math reads the constructor's (`_initial_decay`).
+    skip = spec.decay_rates + ("decay",)
+    values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k not in skip}
     values.update({k: v.astype(dtype) for k, v in state.scalars.items()})
     values["learning_rate"] = learning_rate_at(
-        lr_source, state.iterations, state.hyperparams, dtype, spec.family, spec.time_decay
+        lr_source, state.iterations, state.hyperparams, dtype, spec.family, decay
     )
     values["iterations"] = state.iterations
     values.update(statics)
@@ -137,7 +148,7 @@ def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     for name in spec.exact_hyperparams:
         primary[name], dtypes[name] = args[name], wide
     if spec.time_decay:
-        # `_decayed_lr`: tf.cast(self._initial_decay, var_dtype) rounds through float32.
+        # OptimizerV2's `decay` hyper variable, float32; its step reads the constructor's value instead.
         primary["decay"], dtypes["decay"] = args["decay"], np.float32
     for name in spec.decay_rates:
         if args.get(name) is not None:
@@ -193,6 +204,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     active = spec.active_slots(args)
     fields = spec.slots_type._fields
     statics = {s.name: s.of(args) for s in spec.statics}
+    time_decay = float(args["decay"]) if spec.time_decay else 0.0
     dedup = spec.sparse_dedup(args)
     decays = any(args.get(rate) is not None for rate in spec.decay_rates)
     decay_mask = args.get("weight_decay_mask")
@@ -250,12 +262,12 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         if spec.advance_first and scalars:
             # The math reads the scalars' new values (Keras 3's Nadam).
             dtype = next(iter(scalars.values())).dtype
-            scalars = spec.advance(dict(scalars), coefficients(spec, state, lr_source, statics, dtype))
+            scalars = spec.advance(dict(scalars), coefficients(spec, state, lr_source, statics, dtype, time_decay))
             state = state._replace(scalars=scalars)
 
         def coeffs(dtype):
             if dtype not in by_dtype:
-                by_dtype[dtype] = coefficients(spec, state, lr_source, statics, dtype)
+                by_dtype[dtype] = coefficients(spec, state, lr_source, statics, dtype, time_decay)
             return by_dtype[dtype]
 
         grads = [g if g is None or isinstance(g, IndexedSlices) else jnp.asarray(g) for g in grads]

@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxopt_keras.core.state import local_step
 from jaxopt_keras.schedules.base import is_schedule
-from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Scalar, Slot, Spec, legacy_epsilon
+from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Scalar, Slot, Spec, Static, legacy_epsilon
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
@@ -41,7 +41,8 @@ class NadamSlots(NamedTuple):
 
 def _legacy_mu(c: Coefficients, k: int, dtype) -> jax.Array:
     t = local_step(c.iterations, k, dtype)
-    return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), c.decay * t))
+    # `self._initial_decay * local_step`: the constructor's Python float meets the tensor directly.
+    return c.beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), jnp.asarray(c.initial_decay, dtype) * t))
 
 
 class _Schedule(NamedTuple):
@@ -254,8 +255,10 @@ LEGACY = Spec(
     family="legacy",
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),
-    # `self._initial_decay * local_step`: the Python float meets a tensor directly.
+    # The `decay` hyperparameter OptimizerV2 keeps (`_set_hyper`); its math
+    # reads the constructor's `_initial_decay` instead, the static below.
     exact_hyperparams=("epsilon", "decay"),
+    statics=(Static("initial_decay", lambda args: float(args["decay"])),),
     slots_type=NadamSlots,
     slots=(Slot("m"), Slot("v")),
     slot_order=(("m",), ("v",)),

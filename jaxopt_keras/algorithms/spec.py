@@ -220,7 +220,9 @@ class Spec:
       advance_first: the scalars advance before the per-parameter math, which
         then reads their new values (Keras 3's Nadam); by default after it,
         the math reading the old values (TF-Keras).
-      time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)``.
+      time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)`` with the
+        constructor's ``decay``; the state keeps a ``decay`` hyperparameter
+        too, which the step does not read (OptimizerV2's ``_initial_decay``).
       needs_params: the math reads the parameter value.
       check_args: validates and normalizes the constructor arguments, raising
         Keras's errors.
@@ -382,9 +384,9 @@ class Spec:
         hyperparameters and their derived values, the scalars, the statics,
         the prepared values."""
         names = ["learning_rate", "iterations"]
-        names += [n for n in self.float32_hyperparams + self.exact_hyperparams if n not in names]
-        if self.time_decay:
-            names.append("decay")
+        # Not the legacy `decay` hyperparameter: OptimizerV2's math reads the
+        # constructor's value (`time_decay`, or a static such as Nadam's).
+        names += [n for n in self.float32_hyperparams + self.exact_hyperparams if n not in names and n != "decay"]
         names += [d.name for d in self.derived]
         names += [s.name for s in self.scalars]
         names += [s.name for s in self.statics]

@@ -113,18 +113,18 @@ def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
     passes them, is a value for the state's hyperparameter of that name at
     every step (:func:`~jaxopt_keras.core.hyperparams.with_hyperparams`); the
     transformation is built from its value, or under a trace from the
-    default.  A traced value of an argument the state does not hold
-    (``clipnorm``, ...) would be lost, so it is an error.
+    default.  A traced value of an argument the step does not read from the
+    state (``clipnorm``, the legacy ``decay``, ...) would be lost, so it is
+    an error.
 
     Raises:
-      TypeError: a traced value for an argument the state does not hold.
+      TypeError: a traced value for an argument the step does not read from the state.
     """
-    # argument -> the state's hyperparameter it sets (legacy Nadam's
-    # `schedule_decay` is its state's `decay`).
-    held = {spec.config_to_args.get(n, n): n for n in spec.hyperparam_names()}
+    # argument -> the state's hyperparameter the step reads.  Not the legacy
+    # `decay` (nor Nadam's `schedule_decay`, its state's `decay`): the state
+    # keeps it as OptimizerV2 does, but the step reads the constructor's value.
+    held = {n: n for n in spec.hyperparam_names() if n != "decay"}
     held.update(weight_decay="weight_decay", ema_momentum="ema_momentum")
-    if held.get("decay") != "decay":
-        held.pop("decay", None)
     defaults = {**BASE_ARGS[spec.family], **spec.defaults, **spec.extra_args}
     build, injected = dict(named), {}
     for k, v in named.items():
@@ -135,7 +135,7 @@ def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
             injected[held[k]] = v
         elif traced and k not in INIT_ONLY:
             raise TypeError(
-                f"`{k}` received a traced value, but it is not a hyperparameter the optimizer's state holds; "
+                f"`{k}` received a traced value, but it is not a hyperparameter the optimizer's step reads from its state; "
                 f"with optax.inject_hyperparams, name it in `static_args` (static_args=({k!r},))."
             )
         if traced:

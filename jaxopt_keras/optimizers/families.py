@@ -217,6 +217,15 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         self._register([v for _, v in kept])
         self._scoped = True
 
+    def _set_numeric_hyper(self, name: str, value: Any) -> None:
+        # OptimizerV2's step and get_config() read `_initial_decay`, the
+        # constructor's value: assigning the `decay` hyper changes the
+        # variable (and what reading it returns), not the step or the config.
+        initial = self._args.get("decay")
+        super()._set_numeric_hyper(name, value)
+        if name == "decay":
+            self._args["decay"] = initial
+
     # Hyperparameters: OptimizerV2 returns its float32 hyper variables.
     def _get_hyper(self, name: str) -> Any:
         self._hypers_read = True

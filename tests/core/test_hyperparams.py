@@ -62,6 +62,28 @@ def test_new_learning_rate_takes_effect_at_the_next_step():
     np.testing.assert_array_equal(np.asarray(u[0]), -(np.asarray(GRADS[0]) * np.float32(0.5)))
 
 
+@pytest.mark.parametrize("factory,kwargs", [(jk.legacy.sgd, dict(learning_rate=0.1)), (jk.legacy.adam, dict(decay=0.01)), (jk.legacy.nadam, {})])
+def test_legacy_decay_in_the_state_is_not_read_by_the_step(factory, kwargs):
+    """OptimizerV2 keeps a ``decay`` hyper variable but its step reads the
+    constructor's ``_initial_decay``: setting the state's ``decay`` (as a
+    restored checkpoint or ``set_hyperparams`` does) leaves every step as it
+    was; constructing with another ``decay`` does change it."""
+    t = factory(**kwargs)
+    _, state = t.update(GRADS, t.init(PARAMS), PARAMS)
+    changed = jk.set_hyperparams(state, decay=0.5)
+    assert float(jk.get_hyperparams(changed)["decay"]) == 0.5
+
+    def two_steps(transform, s):
+        _, s = transform.update(GRADS, s, PARAMS)
+        return transform.update(GRADS, s, PARAMS)[0]
+
+    kept = two_steps(t, state)
+    for a, b in zip(two_steps(t, changed), kept):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    other = factory(**{**kwargs, "schedule_decay" if factory is jk.legacy.nadam else "decay": 0.5})
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(two_steps(other, state), kept))
+
+
 def test_setting_a_hyperparameter_equals_constructing_with_it():
     """Mid-training change == an optimizer built with the new value from that state on.
 

@@ -16,10 +16,8 @@ from layer_helpers import FAMILIES, compiled_programs, grads_at, make_vars, valu
 HYPER_CASES = [
     ("legacy", "SGD", dict(learning_rate=0.1, momentum=0.5), "learning_rate", 0.05),
     ("legacy", "SGD", dict(learning_rate=0.1, momentum=0.5), "momentum", 0.9),
-    ("legacy", "SGD", dict(learning_rate=0.1, momentum=0.5), "decay", 0.1),
     ("legacy", "Adam", dict(learning_rate=0.1), "beta_1", 0.8),
     ("legacy", "Adam", dict(learning_rate=0.1), "epsilon", 1e-3),
-    ("legacy", "Adam", dict(learning_rate=0.1, decay=0.01), "decay", 0.2),
     ("legacy", "RMSprop", dict(learning_rate=0.01), "rho", 0.5),
     ("legacy", "Adadelta", dict(learning_rate=1.0), "rho", 0.5),
     ("current", "SGD", dict(learning_rate=0.1, momentum=0.5), "learning_rate", 0.05),

@@ -163,6 +163,38 @@ def test_legacy_momentum_assigned_later_keeps_the_constructors_slot(name, kwargs
     assert r.relative <= TOLERANCE[np.float64] and w.relative <= TOLERANCE[np.float64], (r, w)
 
 
+@pytest.mark.parametrize(
+    "name,kwargs",
+    [
+        ("SGD", dict(momentum=0.9)),
+        ("Adam", {}),
+        ("Adagrad", dict(decay=0.01)),
+        ("RMSprop", dict(decay=0.05)),
+        ("Nadam", dict(schedule_decay=0.01)),
+    ],
+)
+def test_legacy_decay_assigned_later_changes_neither_step_nor_config(name, kwargs):
+    """OptimizerV2's step (``_decayed_lr``, Nadam's momentum schedule) and its
+    ``get_config()`` read ``_initial_decay``, the constructor's value: assigning
+    the ``decay`` hyper later changes the variable and what reading it
+    returns, nothing else.  The same trajectory, weights and config as
+    TF-Keras, with and without a decay to begin with."""
+    with jax.enable_x64(True):
+        params, grads = make_problem(np.float64, steps=12)
+        theirs = getattr(tf_keras.optimizers.legacy, name)(learning_rate=0.05, **kwargs)
+        ours = getattr(O.legacy, name)(learning_rate=0.05, **kwargs)
+        tvs, ovs = _train(theirs, ours, params, grads[:6])
+        theirs.decay = ours.decay = 0.5
+        assert float(np.asarray(ours.decay)) == float(theirs.decay.numpy()) == np.float32(0.5)
+        for g in grads[6:]:
+            theirs.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
+            ours.apply_gradients(list(zip(g, ovs)))
+        r = agreement([v.numpy() for v in ovs], [v.numpy() for v in tvs], params)
+        w = agreement(ours.get_weights()[1:], theirs.get_weights()[1:], [np.zeros_like(x) for x in theirs.get_weights()[1:]])
+        assert ours.get_config() == theirs.get_config()
+    assert r.relative <= TOLERANCE[np.float64] and w.relative <= TOLERANCE[np.float64], (r, w)
+
+
 @pytest.mark.parametrize("name", ["Adagrad", "Adadelta", "RMSprop"])
 def test_legacy_set_weights_without_iteration_count(name):
     """OptimizerV2's Adagrad/Adadelta/RMSprop accept a list missing ``iter`` (it becomes 0)."""
