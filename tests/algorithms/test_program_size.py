@@ -132,6 +132,22 @@ def test_no_scalar_work_is_repeated_per_parameter(name, entry, family):
     assert scalars <= ORDERING_SCALARS.get(entry.function, 0), f"{scalars} scalar equations per added parameter"
 
 
+@pytest.mark.parametrize("name", ["sgd", "adam", "adagrad", "adadelta", "rmsprop", "ftrl", "adamax"])
+def test_legacy_step_without_decay_has_no_time_decay(name):
+    """OptimizerV2's ``_decayed_lr`` divides by ``1 + decay * iterations`` only
+    when the constructor's ``decay`` is positive; so does ours: with the
+    default 0 the step's scalar work has no ``div`` of the learning rate, and
+    ``decay=0.01`` adds exactly its four scalar operations (``convert`` of the
+    step count, ``mul``, ``add``, ``div``)."""
+    factory = getattr(jk.legacy, name)
+    plain, decayed = update_equations(factory(), 1), update_equations(factory(decay=0.01), 1)
+    scalar_ops = lambda eqns: sorted(str(e.primitive) for e in eqns if is_scalar(e))
+    added = list(scalar_ops(decayed))
+    for op in scalar_ops(plain):
+        added.remove(op)
+    assert sorted(added) == ["add", "convert_element_type", "div", "mul"]
+
+
 # The formulas' array operations per parameter, counted from the docstrings
 # (``-x`` and ``x ** 2`` count one each):
 #   Adam:     m: sub mul add; v: square sub mul add; sqrt add; mul div neg      = 12
