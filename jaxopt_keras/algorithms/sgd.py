@@ -125,7 +125,7 @@ def current_sparse_update(g: IndexedSlices, p, s: SGDSlots, c: Coefficients):
     add = -gv * c.learning_rate
     m = scatter_add(s.m * c.momentum, idx, add)
     if not c.nesterov:
-        return m, SGDSlots(m)
+        return fused_copy(m, c.one), SGDSlots(m)  # `p + m` as a fused loop, as in the dense step
     if p is None:
         return scatter_add(m * c.momentum, idx, add), SGDSlots(m)
     p = jnp.asarray(p)

@@ -22,6 +22,7 @@ import pytest
 import jaxopt_keras as jk
 from jaxopt_keras import registry
 from jaxopt_keras.core import xla
+from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.keras.factories import make_factory
 
 # Every optimizer of every family, with its default arguments.
@@ -284,6 +285,23 @@ def test_no_parameter_update_compiles_as_a_lone_op(name, entry, family, kwargs):
     1.3x optax's time.  The velocity goes through ``core.xla.fused_copy``."""
     opt = make_factory(entry, family)(**kwargs)
     assert lone_array_ops(compiled_step(opt, [(6, 4), (5,)])) == []
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+@pytest.mark.parametrize("kwargs", [{}, {"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}])
+def test_sparse_sgd_applies_no_slot_as_a_lone_add(family, kwargs):
+    """A row-sparse step is a scatter (its own kind of kernel), but applying
+    the current family's velocity, which decays on every row (``p + m``), is
+    the dense step's lone add unless it goes through ``core.xla.fused_copy``."""
+    opt = (jk.legacy if family == "legacy" else jk).sgd(0.1, **kwargs)
+    p = jnp.full((10, 4), 0.5, jnp.float32)
+
+    def step(p, s, values, indices):
+        updates, s = opt.update(IndexedSlices(values, indices, p.shape), s, p)
+        return jk.apply_updates(p, updates), s
+
+    hlo = jax.jit(step).lower(p, opt.init(p), jnp.ones((3, 4), jnp.float32), jnp.array([1, 4, 7])).compile().as_text()
+    assert not [op for op in lone_array_ops(hlo) if op in ("wrapped_add", "wrapped_subtract")], lone_array_ops(hlo)
 
 
 # --------------------------------------------------------------------------
