@@ -204,7 +204,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     active = spec.active_slots(args)
     fields = spec.slots_type._fields
     statics = {s.name: s.of(args) for s in spec.statics}
-    time_decay = float(args["decay"]) if spec.time_decay else 0.0
+    initial_decay = float(args["decay"]) if spec.time_decay else 0.0  # OptimizerV2's `_initial_decay`
     dedup = spec.sparse_dedup(args)
     decays = any(args.get(rate) is not None for rate in spec.decay_rates)
     decay_mask = args.get("weight_decay_mask")
@@ -262,12 +262,12 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         if spec.advance_first and scalars:
             # The math reads the scalars' new values (Keras 3's Nadam).
             dtype = next(iter(scalars.values())).dtype
-            scalars = spec.advance(dict(scalars), coefficients(spec, state, lr_source, statics, dtype, time_decay))
+            scalars = spec.advance(dict(scalars), coefficients(spec, state, lr_source, statics, dtype, initial_decay))
             state = state._replace(scalars=scalars)
 
         def coeffs(dtype):
             if dtype not in by_dtype:
-                by_dtype[dtype] = coefficients(spec, state, lr_source, statics, dtype, time_decay)
+                by_dtype[dtype] = coefficients(spec, state, lr_source, statics, dtype, initial_decay)
             return by_dtype[dtype]
 
         grads = [g if g is None or isinstance(g, IndexedSlices) else jnp.asarray(g) for g in grads]
