@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras.algorithms.spec import Route, Spec
+from jaxopt_keras.algorithms.spec import STATE_ONLY_HYPERPARAMS, Route, Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
 from jaxopt_keras.core.gradients import check_gradients
@@ -110,8 +110,7 @@ def coefficients(
     """The spec's :class:`Coefficients` for one parameter dtype, its prepared
     values (:class:`~jaxopt_keras.algorithms.spec.Prepared`) computed once
     here; ``decay`` is the legacy constructor's (:func:`learning_rate_at`)."""
-    # The state's legacy `decay` is not read: OptimizerV2's math reads the constructor's (`_initial_decay`).
-    skip = spec.decay_rates + ("decay",)
+    skip = spec.decay_rates + STATE_ONLY_HYPERPARAMS  # read by the weight decay; read by no step
     values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k not in skip}
     values.update({k: v.astype(dtype) for k, v in state.scalars.items()})
     values["learning_rate"] = learning_rate_at(

@@ -175,6 +175,11 @@ RouteFn = Callable[[str, tuple[int, ...], Mapping[str, Any]], Route]
 FUNCTIONAL_ONLY = ("paths",)
 
 
+# Kept in the state (OptimizerV2's `decay` variable, in its checkpoints), read by no step: the
+# math reads the constructor's `_initial_decay` (the driver's time decay, Nadam's static).
+STATE_ONLY_HYPERPARAMS = ("decay",)
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """One algorithm in one numerics family: Keras metadata plus its math.
@@ -220,9 +225,8 @@ class Spec:
       advance_first: the scalars advance before the per-parameter math, which
         then reads their new values (Keras 3's Nadam); by default after it,
         the math reading the old values (TF-Keras).
-      time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)`` with the
-        constructor's ``decay``; the state keeps a ``decay`` hyperparameter
-        too, which the step does not read (OptimizerV2's ``_initial_decay``).
+      time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)``, the
+        constructor's ``decay`` (see :data:`STATE_ONLY_HYPERPARAMS`).
       needs_params: the math reads the parameter value.
       check_args: validates and normalizes the constructor arguments, raising
         Keras's errors.
@@ -384,9 +388,7 @@ class Spec:
         hyperparameters and their derived values, the scalars, the statics,
         the prepared values."""
         names = ["learning_rate", "iterations"]
-        # Not the legacy `decay` hyperparameter: OptimizerV2's math reads the
-        # constructor's value (`time_decay`, or a static such as Nadam's).
-        names += [n for n in self.float32_hyperparams + self.exact_hyperparams if n not in names and n != "decay"]
+        names += [n for n in self.float32_hyperparams + self.exact_hyperparams if n not in names + list(STATE_ONLY_HYPERPARAMS)]
         names += [d.name for d in self.derived]
         names += [s.name for s in self.scalars]
         names += [s.name for s in self.statics]

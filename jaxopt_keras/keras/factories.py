@@ -17,7 +17,7 @@ from typing import Any, Callable
 import jax
 import numpy as np
 
-from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, Spec
+from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, STATE_ONLY_HYPERPARAMS, Spec
 from jaxopt_keras.core.hyperparams import with_hyperparams
 from jaxopt_keras.core.transform import GradientTransformation, picklable
 from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments, refuse_zero_arg_callables
@@ -120,11 +120,9 @@ def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
     Raises:
       TypeError: a traced value for an argument the step does not read from the state.
     """
-    # argument -> the state's hyperparameter the step reads.  Not the legacy
-    # `decay` (nor Nadam's `schedule_decay`, its state's `decay`): the state
-    # keeps it as OptimizerV2 does, but the step reads the constructor's value.
-    held = {n: n for n in spec.hyperparam_names() if n != "decay"}
-    held.update(weight_decay="weight_decay", ema_momentum="ema_momentum")
+    # The state's hyperparameters the step reads (not the legacy `decay`, nor
+    # Nadam's `schedule_decay`: the step reads the constructor's value).
+    held = {n for n in spec.hyperparam_names() if n not in STATE_ONLY_HYPERPARAMS} | {"weight_decay", "ema_momentum"}
     defaults = {**BASE_ARGS[spec.family], **spec.defaults, **spec.extra_args}
     build, injected = dict(named), {}
     for k, v in named.items():
@@ -132,7 +130,7 @@ def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
             continue
         traced = isinstance(v, jax.core.Tracer)
         if k in held:
-            injected[held[k]] = v
+            injected[k] = v
         elif traced and k not in INIT_ONLY:
             raise TypeError(
                 f"`{k}` received a traced value, but it is not a hyperparameter the optimizer's step reads from its state; "
