@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxopt_keras.core.state import filled, local_step
+from jaxopt_keras.core.state import filled, local_step, slot_dtype
 from jaxopt_keras.core.xla import recomputed
 from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
@@ -38,12 +38,12 @@ def _factored(shape) -> bool:
 
 def _init_r(param: jax.Array, args) -> jax.Array:
     shape = param.shape[:-1] if param.ndim >= 2 else ()
-    return filled(param, 0, shape=shape)
+    return filled(param, 0, slot_dtype(param, args), shape=shape)
 
 
 def _init_c(param: jax.Array, args) -> jax.Array:
     shape = param.shape[:-2] + param.shape[-1:] if param.ndim >= 2 else ()
-    return filled(param, 0, shape=shape)
+    return filled(param, 0, slot_dtype(param, args), shape=shape)
 
 
 def _rms(x: jax.Array) -> jax.Array:
@@ -131,11 +131,12 @@ CURRENT = Spec(
 
 
 def _init_dummy_or(init):
-    """Keras 3 keeps an int32 0 in place of ``r``/``c`` for a parameter of rank < 2."""
+    """Keras 3 keeps an int32 0 in place of ``r``/``c`` for a parameter of rank < 2
+    (a placeholder: int32 with any ``slot_dtype``)."""
 
     def make(param: jax.Array, args) -> jax.Array:
         if param.ndim < 2:
-            return filled(param, 0, dtype=jnp.int32, shape=())
+            return filled(param, 0, jnp.int32, shape=())
         return init(param, args)
 
     return make

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.core.state import filled
+from jaxopt_keras.core.state import filled, slot_dtype
 from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
@@ -25,8 +25,8 @@ class AdagradSlots(NamedTuple):
 
 
 def initial_accumulator(param: jax.Array, args) -> jax.Array:
-    """``initial_accumulator_value`` converted to the parameter's dtype in one rounding."""
-    return filled(param, args["initial_accumulator_value"])
+    """``initial_accumulator_value`` converted to the slot's dtype in one rounding."""
+    return filled(param, args["initial_accumulator_value"], slot_dtype(param, args))
 
 
 def legacy_update(g: jax.Array, p: jax.Array | None, s: AdagradSlots, c: Coefficients):

@@ -210,10 +210,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
 
     def make_slot(slot, p):
-        value = slot.init(jnp.asarray(p), args)
-        if slot_dtype is not None:
-            value = value.astype(slot_dtype)
-        return placed_like(value, p)
+        return placed_like(slot.init(jnp.asarray(p), args), p)  # in slot_dtype, if given
 
     def init(params):
         leaves, treedef = jax.tree_util.tree_flatten(params)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
-from jaxopt_keras.core.state import filled
+from jaxopt_keras.core.state import filled, slot_dtype
 from jaxopt_keras.core.xla import after
 from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Slot, Spec, Static, twice
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows
@@ -171,7 +171,8 @@ def legacy_sparse_update(g: IndexedSlices, p, s: FtrlSlots, c: Coefficients):
 
 def float32_accumulator(param: jax.Array, args) -> jax.Array:
     """``tf.cast(tf.fill(shape, value), dtype)``: the value rounds through float32."""
-    return filled(param, np.float32(args["initial_accumulator_value"]).astype(jnp.asarray(param).dtype))
+    dtype = slot_dtype(param, args)
+    return filled(param, np.float32(args["initial_accumulator_value"]).astype(dtype), dtype)
 
 
 def _check(args: dict) -> dict:

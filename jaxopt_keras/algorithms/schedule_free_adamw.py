@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
-from jaxopt_keras.core.state import local_step
+from jaxopt_keras.core.state import local_step, slot_dtype
 
 
 class ScheduleFreeSlots(NamedTuple):
@@ -43,7 +43,11 @@ class ScheduleFreeSlots(NamedTuple):
 
 def _copy_of_param(param: jax.Array, args) -> jax.Array:
     """``z`` starts at the parameter (Keras 3's ``assign(momentum, ops.copy(var))``):
-    a copy of its buffer (eagerly a transfer, no XLA program per shape)."""
+    a copy of its buffer (eagerly a transfer, no XLA program per shape), or its
+    conversion to ``slot_dtype``."""
+    dtype = slot_dtype(param, args)
+    if dtype != param.dtype:
+        return param.astype(dtype)
     if isinstance(param, jax.core.Tracer):
         return jnp.array(param, copy=True)
     return jax.device_put(param, may_alias=False)

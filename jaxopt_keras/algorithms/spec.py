@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from jaxopt_keras.core.hyperparams import Derived
-from jaxopt_keras.core.state import filled, local_step
+from jaxopt_keras.core.state import filled, local_step, slot_dtype
 from jaxopt_keras.schedules.base import takes_no_arguments, takes_the_step
 
 Family = Literal["legacy", "current", "keras3"]
@@ -33,9 +33,8 @@ FAMILIES: tuple[Family, ...] = ("legacy", "current", "keras3")
 
 
 def zeros(param: jax.Array, args: Mapping[str, Any]) -> jax.Array:
-    """Slot initializer: zeros in the parameter's dtype."""
-    del args
-    return filled(param, 0)
+    """Slot initializer: zeros in the slot's dtype (:func:`slot_dtype`)."""
+    return filled(param, 0, slot_dtype(param, args))
 
 
 def always(args: Mapping[str, Any]) -> bool:
@@ -56,7 +55,8 @@ class Slot:
 
     Attributes:
       name: Keras's slot name (``"m"``, ``"accumulator"``, ...).
-      init: ``init(param, args) -> array`` with the parameter's shape and dtype.
+      init: ``init(param, args) -> array`` with the parameter's shape, in
+        :func:`slot_dtype` (the parameter's dtype unless ``slot_dtype`` is given).
       when: ``when(args) -> bool``; the slot exists only if true (Adam's
         ``vhat`` only with ``amsgrad``).
       listed: ``listed(param_shape) -> bool``; whether Keras lists this

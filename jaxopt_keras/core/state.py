@@ -8,7 +8,7 @@ move every step counter together with :func:`map_clocks`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +131,14 @@ def replace_state(state: Any, cls: type, fn: Callable[[Any], Any]) -> Any:
 # --------------------------------------------------------------------------
 
 
+def slot_dtype(param: Any, args: Mapping[str, Any], dtype: Any = None) -> np.dtype:
+    """The dtype a slot of ``param`` is made in: ``args["slot_dtype"]`` when
+    given, else ``dtype`` (default: the parameter's)."""
+    if args.get("slot_dtype") is not None:
+        return np.dtype(args["slot_dtype"])
+    return np.dtype(jnp.asarray(param).dtype if dtype is None else dtype)
+
+
 def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | None = None) -> jax.Array:
     """An array holding ``value``, shaped like ``param`` (or ``shape``), in
     ``dtype`` (default ``param``'s).
@@ -145,7 +153,11 @@ def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | N
     shape = np.shape(param) if shape is None else tuple(shape)
     if isinstance(param, jax.core.Tracer):
         return jnp.full(shape, np.asarray(value, dtype), dtype)
-    host = np.full(shape, np.asarray(value, dtype), dtype)
+    fill = np.asarray(value, dtype)
+    # np.zeros maps the kernel's zero pages, which nothing writes before the
+    # transfer reads them: several times faster than writing the host array
+    # for a large slot (+0.0 only: -0.0 has a bit set).
+    host = np.full(shape, fill, dtype) if fill.tobytes().strip(b"\0") else np.zeros(shape, dtype)
     if isinstance(param, jax.Array) and param.committed and shape == np.shape(param):
         return jax.device_put(host, param.sharding)
     return jax.device_put(host)

@@ -40,10 +40,10 @@ def _listener(event: str, duration: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_listener)
 
 
-def distinct_shapes(n: int) -> dict:
+def distinct_shapes(n: int, dtype=np.float32) -> dict:
     """``n`` parameters of shapes no other tree in this process used (committed to a device)."""
     offset = next(FRESH)
-    return {f"p{i}": jax.device_put(np.ones((offset + i, 3), np.float32)) for i in range(n)}
+    return {f"p{i}": jax.device_put(np.ones((offset + i, 3), dtype)) for i in range(n)}
 
 
 def compiles_during(fn, *args) -> int:
@@ -60,6 +60,30 @@ def test_eager_init_compiles_nothing_per_shape(name, entry, family):
     # shapes compiles nothing, where a per-shape program would compile 20.
     compiles_during(opt.init, distinct_shapes(3))
     assert compiles_during(opt.init, distinct_shapes(20)) == 0
+
+
+# Schedule-Free AdamW's `z` starts as the parameter itself: in another dtype
+# that is a conversion, one program per shape, as any computation.
+CONVERTS_THE_PARAMETER = {"keras3.schedule_free_adamw"}
+
+
+SLOT_DTYPE_CASES = [x for x in EVERY if x[0] not in CONVERTS_THE_PARAMETER]
+
+
+@pytest.mark.parametrize("name,entry,family", SLOT_DTYPE_CASES, ids=[n for n, _, _ in SLOT_DTYPE_CASES])
+def test_eager_init_in_slot_dtype_compiles_nothing_per_shape(name, entry, family):
+    """float32 slots for bfloat16 parameters are made in float32 on the host,
+    not made in bfloat16 and converted on the device (a program per shape)."""
+    opt = make_factory(entry, family)(slot_dtype="float32")
+    compiles_during(opt.init, distinct_shapes(3, jnp.bfloat16))
+    params = distinct_shapes(20, jnp.bfloat16)
+    COMPILES.clear()
+    state = opt.init(params)
+    jax.block_until_ready(state)
+    assert len(COMPILES) == 0
+    inner = state[-1] if isinstance(state, tuple) and not hasattr(state, "_fields") else state
+    slots = [x for x in jax.tree.leaves(inner.slots) if np.ndim(x)]
+    assert all(x.dtype == jnp.float32 for x in slots)  # (SGD without momentum has none)
 
 
 def test_eager_init_slots_are_the_parameters_dtype_and_placement():

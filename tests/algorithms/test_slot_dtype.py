@@ -9,6 +9,8 @@ import pytest
 
 import jaxopt_keras as jk
 from helpers import all_factories
+from jaxopt_keras import registry
+from jaxopt_keras.keras.factories import make_factory
 
 
 @pytest.mark.parametrize("name,factory", all_factories(), ids=[n for n, _ in all_factories()])
@@ -51,3 +53,24 @@ def test_slot_dtype_round_trips_in_the_keras_layer():
     opt.apply_gradients([(jnp.full(3, 0.5, jnp.float16), v)])
     assert all(w.dtype == jnp.float32 for w in opt.weights[1:])
     assert v.dtype == jnp.float16
+
+
+EVERY = [(f"{fam}.{e.function}", e, fam) for e in registry.entries() for fam in e.specs]
+
+
+@pytest.mark.parametrize("name,entry,family", EVERY, ids=[n for n, _, _ in EVERY])
+def test_slots_start_where_float32_parameters_would_start_them(name, entry, family):
+    """With ``slot_dtype=float32`` a slot's initial value is made in float32:
+    Adagrad's and Ftrl's 0.1 is float32's 0.1, not bfloat16's 0.10009765625
+    widened.  Every slot equals, bit for bit, the one the same optimizer
+    makes for float32 parameters holding the same values."""
+    params = {"w": jnp.linspace(-1, 1, 12, dtype=jnp.bfloat16).reshape(3, 4), "b": jnp.ones(4, jnp.bfloat16)}
+    p32 = jax.tree.map(lambda x: x.astype(jnp.float32), params)
+    ours = make_factory(entry, family)(slot_dtype="float32").init(params)
+    want = make_factory(entry, family)().init(p32)
+    inner = lambda s: s[-1] if isinstance(s, tuple) and not hasattr(s, "_fields") else s  # noqa: E731
+    got_leaves, want_leaves = jax.tree.leaves(inner(ours).slots), jax.tree.leaves(inner(want).slots)
+    assert len(got_leaves) == len(want_leaves)
+    for a, b in zip(got_leaves, want_leaves):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
