@@ -131,12 +131,12 @@ def replace_state(state: Any, cls: type, fn: Callable[[Any], Any]) -> Any:
 # --------------------------------------------------------------------------
 
 
-def slot_dtype(param: Any, args: Mapping[str, Any], dtype: Any = None) -> np.dtype:
+def slot_dtype(param: Any, args: Mapping[str, Any]) -> np.dtype:
     """The dtype a slot of ``param`` is made in: ``args["slot_dtype"]`` when
-    given, else ``dtype`` (default: the parameter's)."""
+    given, else the parameter's."""
     if args.get("slot_dtype") is not None:
         return np.dtype(args["slot_dtype"])
-    return np.dtype(jnp.asarray(param).dtype if dtype is None else dtype)
+    return np.dtype(jnp.asarray(param).dtype)
 
 
 def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | None = None) -> jax.Array:
