@@ -136,7 +136,7 @@ def _init_dummy_or(init):
 
     def make(param: jax.Array, args) -> jax.Array:
         if param.ndim < 2:
-            return filled(param, 0, jnp.int32, shape=())
+            return filled(param, 0, dtype=jnp.int32, shape=())
         return init(param, args)
 
     return make

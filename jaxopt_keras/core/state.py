@@ -154,10 +154,10 @@ def filled(param: Any, value: Any, dtype: Any = None, shape: tuple[int, ...] | N
     if isinstance(param, jax.core.Tracer):
         return jnp.full(shape, np.asarray(value, dtype), dtype)
     fill = np.asarray(value, dtype)
-    # np.zeros maps the kernel's zero pages, which nothing writes before the
-    # transfer reads them: several times faster than writing the host array
-    # for a large slot (+0.0 only: -0.0 has a bit set).
-    host = np.full(shape, fill, dtype) if fill.tobytes().strip(b"\0") else np.zeros(shape, dtype)
+    if any(fill.tobytes()):  # a bit set (-0.0 included)
+        host = np.full(shape, fill, dtype)
+    else:  # zero pages the kernel maps unwritten: the transfer is the one pass over them
+        host = np.zeros(shape, dtype)
     if isinstance(param, jax.Array) and param.committed and shape == np.shape(param):
         return jax.device_put(host, param.sharding)
     return jax.device_put(host)

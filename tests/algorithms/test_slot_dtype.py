@@ -10,6 +10,7 @@ import pytest
 import jaxopt_keras as jk
 from helpers import all_factories
 from jaxopt_keras import registry
+from jaxopt_keras.core.state import find_state
 from jaxopt_keras.keras.factories import make_factory
 
 
@@ -27,7 +28,7 @@ def test_float32_slots_for_bfloat16_params(name, factory):
         params = jk.apply_updates(params, u)
         ru, rstate = ref.update(jax.tree.map(lambda g: g.astype(jnp.float32), grads), rstate, p32)
         p32 = jk.apply_updates(p32, ru)
-    inner = state[-1] if isinstance(state, tuple) and not hasattr(state, "_fields") else state
+    inner = find_state(state, jk.OptimizerState)
     for field in inner.slots._fields:
         slot = getattr(inner.slots, field)
         if slot is not None:
@@ -68,8 +69,8 @@ def test_slots_start_where_float32_parameters_would_start_them(name, entry, fami
     p32 = jax.tree.map(lambda x: x.astype(jnp.float32), params)
     ours = make_factory(entry, family)(slot_dtype="float32").init(params)
     want = make_factory(entry, family)().init(p32)
-    inner = lambda s: s[-1] if isinstance(s, tuple) and not hasattr(s, "_fields") else s  # noqa: E731
-    got_leaves, want_leaves = jax.tree.leaves(inner(ours).slots), jax.tree.leaves(inner(want).slots)
+    got_leaves = jax.tree.leaves(find_state(ours, jk.OptimizerState).slots)
+    want_leaves = jax.tree.leaves(find_state(want, jk.OptimizerState).slots)
     assert len(got_leaves) == len(want_leaves)
     for a, b in zip(got_leaves, want_leaves):
         assert a.dtype == b.dtype and a.shape == b.shape
