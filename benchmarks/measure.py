@@ -223,6 +223,7 @@ def measure(task: dict, emit: Emit) -> dict:
     steady_peak = peak_rss_bytes()
 
     state_all, state_arrays = runner.state_bytes()
+    held_elements = runner.held_elements()
     compile_method, uses_jax = runner.compile_method, runner.uses_jax
     checks = runner.checks() if uses_jax else {}
     runner.close()
@@ -248,6 +249,7 @@ def measure(task: dict, emit: Emit) -> dict:
         "steady_rss_peak": steady_peak,
         "state_bytes": state_all,
         "state_array_bytes": state_arrays,
+        "held_params_elements": held_elements,
         "steady_traces": steady_traces if uses_jax else None,
         "steady_compiles": steady_compiles if uses_jax else None,
         **checks,

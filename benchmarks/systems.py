@@ -125,6 +125,11 @@ class Runner(abc.ABC):
         """Seconds of the first call of ``jax.jit(init)`` (trace, compile, run); ``None`` where there is no pure init."""
         return None
 
+    def held_elements(self) -> int | None:
+        """The parameters' elements as the system holds them, where that is not
+        the workload's count (the flat layout pads long buffers); else ``None``."""
+        return None
+
     def checks(self) -> dict[str, Any]:
         """Structural checks, run after the timed steps (may leave the runner unusable)."""
         return {}
@@ -429,6 +434,9 @@ class FlatRunner(OursRunner):
         if self.layout is None:
             self.layout = jk.flat.Layout(tree)
         return self.layout.ravel(tree)
+
+    def held_elements(self) -> int | None:
+        return sum(self.layout.sizes)
 
 
 def _optax_config(

@@ -113,8 +113,12 @@ def cell_name(r: Record) -> str:
 
 
 def expected_state_bytes(r: Record) -> int:
-    """k slots x the parameters' elements x the slot dtype's size."""
-    return r.get("expected_state_bytes", r["expected_slots"] * r["params_bytes"])
+    """k slots x the parameters' elements x the slot dtype's size; the elements
+    as the system holds them (``held_params_elements``: the flat layout's
+    padded buffers) where it reports them."""
+    expected = r.get("expected_state_bytes", r["expected_slots"] * r["params_bytes"])
+    held = r.get("held_params_elements")
+    return expected if held is None else expected * held // r["n_params"]
 
 
 def steady_extra(r: Record) -> int:

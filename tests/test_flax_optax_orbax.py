@@ -62,6 +62,26 @@ def test_flat_layout_state_serializes():
     assert_trees_equal(state, restored)
 
 
+def test_a_flat_state_saved_without_the_padding_restores_and_a_wrong_length_is_refused():
+    """Long flat buffers are padded (core/flat.py): a state saved before, with
+    the leaves' elements only, restores with the padding's zeros appended; a
+    buffer of any other length is a ValueError naming it, and nothing is built."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 6001), "b": jnp.ones(3)}
+    flat, layout = jk.flat.ravel(params)
+    used, size = layout.used[0], layout.sizes[0]
+    assert size > used
+    tx = jk.adam(0.01)
+    state = tx.init(flat)
+    _, state = tx.update(flat, state, flat)
+    saved = serialization.to_state_dict(state)
+    unpadded = jax.tree_util.tree_map(lambda x: x[:used] if np.shape(x) == (size,) else x, saved)
+    restored = serialization.from_state_dict(tx.init(flat), unpadded)
+    assert_trees_equal(state, restored)
+    short = jax.tree_util.tree_map(lambda x: x[: used - 1] if np.shape(x) == (size,) else x, saved)
+    with pytest.raises(ValueError, match=rf"Buffer 0 of the flat layout .* needs shape \({size},\) .*holds shape \({used - 1},\)"):
+        serialization.from_state_dict(tx.init(flat), short)
+
+
 def test_linen_train_state():
     class Net(nn.Module):
         @nn.compact

@@ -29,6 +29,15 @@ per-tensor ``clip_by_norm`` (use ``clip_by_global_norm``) and Adafactor's
 factored moments.  Row-sparse gradients do not apply.  The layout
 concatenates leaves, so it is for parameters that live whole on one device
 (or are replicated); sharded parameters keep the tree layout.
+
+A buffer longer than :data:`PAD_MULTIPLE` elements is padded with zeros to a
+multiple of it (:func:`padded_length`).  XLA:CPU splits a long loop into
+equal tasks for its threads; when the length does not divide by their number,
+every element is bounds-checked and the loop runs unvectorized, several times
+slower (Adam on 2,821,857 float32 elements: 5.3 ms, against 1.3-1.5 ms on
+an even length, 2 threads).  The padding's elements are zero in the
+parameters and the gradients, so every optimizer leaves them zero (checked
+for each in the tests), and no leaf reads them.
 """
 
 from __future__ import annotations
@@ -40,6 +49,21 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+# 5040 = 2**4 * 3**2 * 5 * 7 divides by every thread count up to 10 (and by
+# 12, 14, 15, 16, 18, 20, 21, 24, ...): XLA:CPU gives a memory-bound loop at
+# most ceil(sqrt(threads)) tasks, so 10 tasks covers machines of up to 100.
+PAD_MULTIPLE = 5040
+
+
+def padded_length(n: int) -> int:
+    """The length of a buffer that holds ``n`` elements: ``n`` up to
+    :data:`PAD_MULTIPLE`, above it ``n`` rounded up to a multiple of it,
+    ``PAD_MULTIPLE * ceil(n / PAD_MULTIPLE)``."""
+    if n <= PAD_MULTIPLE:
+        return n
+    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
 
 
 class _Leaf(NamedTuple):
@@ -58,7 +82,8 @@ class Layout:
     Attributes:
       dtypes: the buffers' dtypes, one buffer per distinct leaf dtype, in
         order of first appearance.
-      sizes: each buffer's length.
+      sizes: each buffer's length (:func:`padded_length` of ``used``).
+      used: the elements of each buffer the leaves occupy; the rest is zeros.
     """
 
     def __init__(self, params: Any):
@@ -77,7 +102,8 @@ class Layout:
             specs.append(_Leaf(shape, g, offsets[g], size))
             offsets[g] += size
         self.dtypes = tuple(dtypes)
-        self.sizes = tuple(offsets)
+        self.used = tuple(offsets)
+        self.sizes = tuple(padded_length(n) for n in offsets)
         self.leaves = tuple(specs)
         self._key = (self.treedef, self.dtypes, self.leaves)
 
@@ -88,11 +114,15 @@ class Layout:
         return hash(self._key)
 
     def __repr__(self) -> str:
-        groups = ", ".join(f"{d.name}[{n}]" for d, n in zip(self.dtypes, self.sizes))
+        groups = ", ".join(
+            f"{d.name}[{used}]" if used == n else f"{d.name}[{used} in {n}]"
+            for d, used, n in zip(self.dtypes, self.used, self.sizes)
+        )
         return f"Layout({len(self.leaves)} leaves -> {groups})"
 
     def ravel(self, tree: Any, dtypes: tuple[Any, ...] | None = None) -> "FlatTree":
-        """The flat buffers of ``tree`` (one concatenation per dtype).
+        """The flat buffers of ``tree`` (one concatenation per dtype, and the
+        padding's zeros).
 
         ``None`` leaves (missing gradients) become zeros.  The whole ravel is
         one jitted program per layout: called eagerly it compiles once, not
@@ -109,6 +139,28 @@ class Layout:
         if len(dtypes) != len(self.dtypes):
             raise ValueError(f"{len(dtypes)} dtypes given for a layout of {len(self.dtypes)} buffers.")
         return FlatTree(_ravel(self, dtypes, self.treedef.flatten_up_to(tree)), self)
+
+    def saved_buffer(self, index: int, value: Any) -> Any:
+        """Buffer ``index`` of this layout from a saved one (a checkpoint's array).
+
+        A buffer saved before long buffers were padded (``used`` elements) gets
+        the padding's zeros appended; one of the buffer's length is returned as
+        it is.
+
+        Raises:
+          ValueError: any other length, naming the buffer and both shapes.
+        """
+        size, used = self.sizes[index], self.used[index]
+        shape = tuple(np.shape(value))
+        if shape == (size,):
+            return value
+        if shape == (used,):
+            value = np.asarray(value)
+            return np.concatenate([value, np.zeros(size - used, value.dtype)])
+        raise ValueError(
+            f"Buffer {index} of the flat layout {self!r} needs shape ({size},) "
+            f"(or ({used},) without the padding); the saved state holds shape {shape}."
+        )
 
     def unravel(self, flat: "FlatTree") -> Any:
         """The parameter tree a :class:`FlatTree` holds (slices of its buffers).
@@ -128,6 +180,11 @@ def _ravel(layout: Layout, dtypes: tuple[np.dtype, ...], leaves: list) -> tuple[
         if leaf is None:
             leaf = jnp.zeros(spec.shape, dtypes[spec.group])
         parts[spec.group].append(jnp.ravel(jnp.asarray(leaf).astype(dtypes[spec.group])))
+    for group, (used, size) in enumerate(zip(layout.used, layout.sizes)):
+        if size > used:
+            # XLA:CPU builds these zeros (under PAD_MULTIPLE elements) in a
+            # small buffer of their own before concatenating.
+            parts[group].append(jnp.zeros(size - used, dtypes[group]))
     return tuple(p[0] if len(p) == 1 else jnp.concatenate(p) for p in parts)
 
 
@@ -181,4 +238,4 @@ def ravel(params: Any) -> tuple[FlatTree, Layout]:
     return layout.ravel(params), layout
 
 
-__all__ = ["Layout", "FlatTree", "ravel", "contains_flat"]
+__all__ = ["Layout", "FlatTree", "ravel", "contains_flat", "padded_length", "PAD_MULTIPLE"]

@@ -62,7 +62,10 @@ def _flat_to_state(flat: FlatTree) -> dict:
 def _flat_from_state(target: FlatTree, state: dict) -> FlatTree:
     if set(state) != {str(i) for i in range(len(target.buffers))}:
         raise ValueError(f"A FlatTree of {len(target.buffers)} buffers cannot be restored from keys {sorted(state)}.")
-    buffers = [flax_serialization.from_state_dict(b, state[str(i)], name=str(i)) for i, b in enumerate(target.buffers)]
+    buffers = [
+        target.layout.saved_buffer(i, flax_serialization.from_state_dict(b, state[str(i)], name=str(i)))
+        for i, b in enumerate(target.buffers)
+    ]
     return FlatTree(buffers, target.layout)
 
 

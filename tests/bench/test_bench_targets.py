@@ -245,6 +245,17 @@ def test_state_size_counts_slots_from_the_bytes_and_the_slot_dtype():
     assert (v.status, v.measured) == (targets.NOT_MET, "1 of 1 cells fail, e.g. gpt2/adam/current: 1.0000 slots, expected 2")
 
 
+def test_state_size_counts_the_parameters_as_the_system_holds_them():
+    # The flat layout pads a long buffer (250 float32 parameters held as 252):
+    # its two slots are 2 x 252 elements, and that is exactly k x params.
+    target = "Optimizer state is exactly k x params"
+    flat = cell("large", "adam", "current", "flat", n_params=250, params_bytes=1000, expected_state_bytes=2000,
+                held_params_elements=252, state_array_bytes=2016)
+    assert verdict([flat], target, "jaxopt_keras.flat").status == targets.MET
+    flat["state_array_bytes"] = 2000  # the slots of the unpadded parameters: not what the layout holds
+    assert verdict([flat], target, "jaxopt_keras.flat").status == targets.NOT_MET
+
+
 def test_the_summary_counts_each_status():
     records = [
         cell("large", "adam", "current", "ours", step_ms=11.0),

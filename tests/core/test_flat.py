@@ -11,6 +11,8 @@ import pytest
 
 import jaxopt_keras as jk
 from helpers import all_factories
+from jaxopt_keras import registry
+from jaxopt_keras.keras.factories import make_factory
 
 PARAMS = {
     "dense": {"kernel": jnp.linspace(-1, 1, 12).reshape(3, 4), "bias": jnp.zeros(4)},
@@ -139,3 +141,73 @@ def test_ravel_into_buffers_of_another_dtype_on_the_parameters_layout():
     assert rounded["a"].dtype == jnp.bfloat16
     with pytest.raises(ValueError, match="1 dtypes given for a layout of 2 buffers"):
         layout.ravel(slots, dtypes=(np.float32,))
+
+
+def test_long_buffers_are_padded_to_a_length_every_small_thread_count_divides():
+    """A buffer longer than PAD_MULTIPLE elements is zero-padded to a multiple of
+    it, so XLA:CPU's equal loop tasks cover it exactly (see core/flat.py); the
+    leaves' slices are unchanged and the padding is zeros."""
+    assert all(jk.flat.PAD_MULTIPLE % tasks == 0 for tasks in range(1, 11))
+    rng = np.random.default_rng(1)
+    tree = {
+        "w": jnp.asarray(rng.standard_normal((101, 51)), jnp.float32),  # 5151 elements
+        "b": jnp.asarray(rng.standard_normal(3), jnp.float32),
+        "h": jnp.ones(7, jnp.bfloat16),  # a short buffer keeps its length
+    }
+    layout = jk.flat.Layout(tree)
+    assert layout.used == (5154, 7)
+    assert layout.sizes == (2 * jk.flat.PAD_MULTIPLE, 7)
+    assert [jk.flat.padded_length(n) for n in (0, 1, 5040, 5041, 10080, 10081)] == [0, 1, 5040, 10080, 10080, 15120]
+    assert "float32[5154 in 10080]" in repr(layout) and "bfloat16[7]" in repr(layout)
+    flat = layout.ravel(tree)
+    assert [b.shape for b in flat.buffers] == [(10080,), (7,)]
+    np.testing.assert_array_equal(np.asarray(flat.buffers[0][5154:]), np.zeros(10080 - 5154, np.float32))
+    for a, b in zip(jax.tree.leaves(flat.unravel()), jax.tree.leaves(tree)):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
+    slots = layout.ravel(tree, dtypes=(np.float32, np.float32))
+    assert [b.shape for b in slots.buffers] == [(10080,), (7,)]
+
+
+KERAS3_ON_FLAT = [
+    (f"keras3.{e.function}", make_factory(e, "keras3"))
+    for e in registry.entries()
+    if "keras3" in e.specs and e.function not in ("adafactor", "lamb", "muon")  # these refuse the layout
+]
+
+
+@pytest.mark.parametrize("name,factory", FACTORIES + KERAS3_ON_FLAT, ids=[n for n, _ in FACTORIES + KERAS3_ON_FLAT])
+def test_padding_stays_zero_and_leaves_the_numbers_alone(name, factory):
+    """On a padded buffer every optimizer computes each leaf's elements bit for
+    bit as on the leaf itself, and leaves the padding at zero (no NaN).  The
+    leaf is odd and long enough (2 MiB of float32... 512 KiB) that XLA:CPU
+    splits its loop on two threads unevenly: the unvectorized path, against
+    the padded buffer's vectorized one."""
+    rng = np.random.default_rng(2)
+    tree = {"w": jnp.asarray(rng.standard_normal(131073) * 0.1, jnp.float32)}
+    t = factory(learning_rate=0.05)
+    layout = jk.flat.Layout(tree)
+    assert layout.sizes[0] > layout.used[0]
+    flat = layout.ravel(tree)
+    ts, fs = t.init(tree), t.init(flat)
+    tree_step = jax.jit(lambda p, s, g: t.update(g, s, p))
+    flat_step = jax.jit(lambda p, s, g: t.update(g, s, p))
+    for k in range(5):
+        g = {"w": jnp.asarray(rng.standard_normal(131073) * 0.01, jnp.float32)}
+        u, ts = tree_step(tree, ts, g)
+        tree = jk.apply_updates(tree, u)
+        fu, fs = flat_step(flat, fs, layout.ravel(g))
+        flat = jk.apply_updates(flat, fu)
+    a, b = np.asarray(flat.unravel()["w"]), np.asarray(tree["w"])
+    if name == "keras3.schedule_free_adamw":
+        # Its interpolations between three running values are multiply-adds
+        # that LLVM contracts into FMAs differently in the vectorized loop and
+        # the unvectorized one: one rounding at the parameters' scale (measured
+        # 5.96e-8 with |w| <= 0.5), on elements where the terms cancel.  On an
+        # even length (both loops vectorized) the bits are equal.
+        np.testing.assert_allclose(a, b, rtol=0, atol=2 * np.spacing(np.abs(b).max()))
+    else:
+        np.testing.assert_array_equal(a, b)
+    for buffer in [flat.buffers[0]] + [x.buffers[0] for x in jax.tree.leaves(fs, is_leaf=lambda x: isinstance(x, jk.flat.FlatTree)) if isinstance(x, jk.flat.FlatTree)]:
+        pad = np.asarray(buffer[layout.used[0]:])
+        assert np.isfinite(pad).all(), name
+    np.testing.assert_array_equal(np.asarray(flat.buffers[0][layout.used[0]:]), 0.0)
