@@ -60,9 +60,11 @@ class SuiteConfig:
         cells whose first run took at most ``first_step_rerun_max_s``.
       step_runs: of those runs, how many also time the steps, on the main
         matrix (the lowest median is kept): the same program's median step
-        differs by up to 15% from one process to the next (where its
-        buffers land; optax's SGD step on 2**24 parameters took 6.9 to 8.0
-        ms in eight processes), more than many differences the targets judge;
+        differs by up to 15% from one process to the next (optax's SGD step
+        on 2**24 parameters took 6.9 to 8.0 ms in eight processes), and by
+        up to 70% on that tensor for Adam (8.6 to 14.6 ms in 24 processes,
+        ours and optax's alike, most at 11.5 to 13.2 ms: a fast mode a few
+        processes hit), more than many differences the targets judge;
         ``jax.jit(init)`` is timed in as many processes of its own.
       warmup: steps after the compile before timing (the first step included).
       repeats: timed steps; the median is reported.
