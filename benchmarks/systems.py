@@ -636,6 +636,19 @@ class LayerRunner(FirstCallCompile, JaxRunner):
     def state_bytes(self) -> tuple[int, int]:
         return tree_bytes(self.optimizer._held)
 
+    # Packed, the slots lie on the packed layout's buffers, whose long ones
+    # end with the padding's zeros (jaxopt_keras.core.flat.padded_length).
+    def held_elements(self) -> int | None:
+        import jax
+
+        import jaxopt_keras as jk
+
+        def is_flat(x: Any) -> bool:
+            return isinstance(x, jk.flat.FlatTree)
+
+        flats = [x for x in jax.tree_util.tree_leaves(self.optimizer._held, is_leaf=is_flat) if is_flat(x)]
+        return sum(flats[0].layout.sizes) if flats else None
+
     def donated_inputs(self) -> list:
         return _arrays([v.value for v in self.variables]) + _arrays(self.optimizer._held)
 
