@@ -234,3 +234,34 @@ def test_orbax_round_trip_continues_bit_for_bit(tmp_path, target):
         restored = io.state_from_tree({"params": PARAMS, "opt_state": tx.init(PARAMS)}, raw)
     assert_trees_equal(restored, {"params": params, "opt_state": state})
     assert_trees_equal(run(tx, params, state, 3, 4, step), run(tx, restored["params"], restored["opt_state"], 3, 4, step))
+
+
+def test_an_orbax_flat_state_saved_without_the_padding_restores_through_state_from_tree(tmp_path):
+    """A flat state saved before long buffers were padded, restored by orbax
+    without a target: ``io.state_from_tree`` appends the padding's zeros, and
+    the state continues bit for bit.  A buffer of any other length is a
+    ValueError naming it."""
+    params = {"w": jnp.linspace(-1.0, 1.0, 6001), "b": jnp.ones(3)}
+    flat, layout = jk.flat.ravel(params)
+    used, size = layout.used[0], layout.sizes[0]
+    assert size > used
+    tx = jk.adam(0.01)
+    step = jax.jit(lambda p, s, g: (lambda u, s: (optax.apply_updates(p, u), s))(*tx.update(g, s, p)))
+    grads = jax.tree_util.tree_map(lambda x: 0.5 * x, flat)
+    flat, state = step(flat, tx.init(flat), grads)
+
+    def unpadded(tree, keep=used):
+        # As the layout of before the padding saved it: the leaves' elements only.
+        return jax.tree_util.tree_map(lambda x: np.asarray(x)[:keep] if np.shape(x) == (size,) else np.asarray(x), tree)
+
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp_path / "old", {"params": unpadded(flat), "opt_state": unpadded(state)})
+    checkpointer.save(tmp_path / "short", {"params": unpadded(flat), "opt_state": unpadded(state, used - 1)})
+    checkpointer.wait_until_finished()
+    target = {"params": jk.flat.ravel(params)[0], "opt_state": tx.init(flat)}
+    restored = io.state_from_tree(target, checkpointer.restore(tmp_path / "old"))
+    assert_trees_equal(restored, {"params": flat, "opt_state": state})
+    assert all(np.all(np.asarray(b)[used:] == 0) for b in jax.tree_util.tree_leaves(restored) if np.shape(b) == (size,))
+    assert_trees_equal(step(flat, state, grads), step(restored["params"], restored["opt_state"], grads))
+    with pytest.raises(ValueError, match=rf"Buffer 0 of the flat layout .* needs shape \({size},\) .*holds shape \({used - 1},\)"):
+        io.state_from_tree(target, checkpointer.restore(tmp_path / "short"))
