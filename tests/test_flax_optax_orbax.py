@@ -260,8 +260,8 @@ def test_an_orbax_flat_state_saved_without_the_padding_restores_through_state_fr
     checkpointer.wait_until_finished()
     target = {"params": jk.flat.ravel(params)[0], "opt_state": tx.init(flat)}
     restored = io.state_from_tree(target, checkpointer.restore(tmp_path / "old"))
+    # Bit-equal to the padded state: the appended padding is zeros.
     assert_trees_equal(restored, {"params": flat, "opt_state": state})
-    assert all(np.all(np.asarray(b)[used:] == 0) for b in jax.tree_util.tree_leaves(restored) if np.shape(b) == (size,))
     assert_trees_equal(step(flat, state, grads), step(restored["params"], restored["opt_state"], grads))
     with pytest.raises(ValueError, match=rf"Buffer 0 of the flat layout .* needs shape \({size},\) .*holds shape \({used - 1},\)"):
         io.state_from_tree(target, checkpointer.restore(tmp_path / "short"))

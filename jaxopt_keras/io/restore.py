@@ -74,7 +74,7 @@ def state_from_tree(target: Any, tree: Any) -> Any:
             buffer_path = (*path, jax.tree_util.SequenceKey(i))
             value = node.layout.saved_buffer(i, _value(tree, buffer_path))
             buffers.append(_restored(buffer_path, like, value))
-        out.append(FlatTree.tree_unflatten(node.layout, buffers))
+        out.append(FlatTree(buffers, node.layout))
     return treedef.unflatten(out)
 
 
