@@ -142,11 +142,12 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _packed_pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
         """:meth:`_pure_step` with the state packed: the values and gradients are
         raveled into the state's layout inside the step, and each variable's
-        slice of the update is added to its value.  The one parameter-size
+        slice of the update is added to its value.  Its parameter-size
         temporary is the raveled gradients (XLA:CPU does not fuse a
         concatenation of many arrays into its readers), whose buffer XLA
         reuses for the packed update; adding the update to the packed values
-        and slicing the result would hold a second."""
+        and slicing the result would hold a second.  Some formulas hold more
+        (:mod:`.packed`; ``docs/fast_paths.md``)."""
         layout = Layout(values)
         updates, state = self._transformation.update(layout.ravel(grads), state, layout.ravel(values))
         return base.apply_updates(values, updates.unravel()), state

@@ -10,11 +10,12 @@ So when an optimizer holds many small variables, the layer keeps its slots
 (one buffer per slot and dtype).  A packed step ravels the gradients (and
 the values) into that layout inside the step, updates the buffers (a few
 long loops), and adds each variable's slice of the packed update to it,
-donating the variables' buffers as the per-variable step does.  The step's
-one parameter-size temporary is the raveled gradients (XLA:CPU does not fuse
-a concatenation of many arrays into the loops that read it), whose buffer
-XLA reuses for the packed update; ``docs/fast_paths.md`` lists the ways
-around it that were measured.  Every element sees the same operations as in
+donating the variables' buffers as the per-variable step does.  The step
+holds the raveled gradients as a parameter-size temporary (XLA:CPU does not
+fuse a concatenation of many arrays into the loops that read it), whose
+buffer XLA reuses for the packed update; some formulas hold one or three
+more (``docs/fast_paths.md`` lists them, and the ways around the first that
+were measured).  Every element sees the same operations as in
 the per-variable step, so the numbers are the same bits.
 
 The per-variable form stays the optimizer's public face.  Reading the state,
