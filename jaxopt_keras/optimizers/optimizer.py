@@ -181,15 +181,20 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         self._held = packing.unpack_state(self._held)
         self._packed = False
 
-    def _packs_now(self, values: list, grads: list) -> bool:
+    def _packs_now(self, values: list, dense: bool) -> bool:
         """Whether this step runs packed (see :mod:`.packed`), packing the state
         on the first such step.
 
         A refusal that follows from the variables or the transformation holds
         until either changes; a step inside a caller's trace, or one with
         sparse gradients, steps per variable and leaves the decision open.
+
+        Args:
+          values: the variables' values.
+          dense: whether every variable has a dense gradient of its own dtype
+            this step (:meth:`_gradients`).
         """
-        if self._pack_refused or not packing.dense_gradients(grads, values):
+        if self._pack_refused or not dense:
             return False
         if any(v.constraint is not None or v.overwrite_with_gradient for v in self._variables):
             return False
@@ -330,16 +335,33 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     # Training
     # ------------------------------------------------------------------
     def _grads_tree(self, pairs: Sequence[tuple[Any, Variable]]) -> list:
+        return self._gradients(pairs)[0]
+
+    def _gradients(self, pairs: Sequence[tuple[Any, Variable]]) -> tuple[list, bool]:
+        """The gradients in the registered variables' order (``None`` where a
+        variable has none), checked against their variables, and whether every
+        variable has a dense gradient of its own dtype (what packing needs).
+
+        One pass, run at every step over every variable: the common gradient
+        (an array of its variable's shape and dtype) is taken without further
+        calls."""
         grads: list = [None] * len(self._variables)
+        dense = True
+        index, key_of = self._index, self._var_key
         for g, v in pairs:
-            key = self._var_key(v)
-            if key not in self._index:
+            i = index.get(key_of(v))
+            if i is None:
                 self._unknown_variable(v)
+            value = v.value
+            if isinstance(g, jax.Array) and g.shape == value.shape and g.dtype == value.dtype and g.dtype.kind != "c":
+                grads[i] = g
+                continue
             if not isinstance(g, (IndexedSlices, jax.Array)):
                 g = jnp.asarray(g.value if isinstance(g, Variable) else g)
             self._check_gradient(g, v)
-            grads[self._index[key]] = g
-        return grads
+            grads[i] = g
+            dense = dense and isinstance(g, jax.Array) and g.dtype == value.dtype
+        return grads, dense and all(g is not None for g in grads)
 
     def _check_gradient(self, g: Any, variable: Variable) -> None:
         """Shape and dtype against the variable (and, eagerly, a sparse gradient's
@@ -370,9 +392,9 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         values = self._host_values()
         if values:
             self._set_hp(self._hp.replace(**values))
-        grads = self._grads_tree(kept)
+        grads, dense = self._gradients(kept)
         values = [v.value for v in self._variables]
-        if self._packs_now(values, grads):
+        if self._packs_now(values, dense):
             new_values, self._held = self._packed_step(values, self._held, grads)
         else:
             new_values, self._held = self._step(values, self._state, grads)

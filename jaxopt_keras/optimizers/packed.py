@@ -121,9 +121,4 @@ def unpack_state(state: Any) -> Any:
     return jax.tree_util.tree_map(lambda x: x.unravel() if isinstance(x, FlatTree) else x, state, is_leaf=_is_flat)
 
 
-def dense_gradients(grads: Sequence[Any], values: Sequence[jax.Array]) -> bool:
-    """Whether every variable has a dense gradient of its own dtype (the shapes are checked before)."""
-    return all(isinstance(g, jax.Array) and g.dtype == x.dtype for g, x in zip(grads, values))
-
-
-__all__ = ["PACK_MIN_VARIABLES", "PACK_MAX_MEAN_SIZE", "packable_values", "pack_state", "unpack_state", "dense_gradients"]
+__all__ = ["PACK_MIN_VARIABLES", "PACK_MAX_MEAN_SIZE", "packable_values", "pack_state", "unpack_state"]
