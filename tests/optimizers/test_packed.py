@@ -333,13 +333,12 @@ def test_the_packed_state_is_one_buffer_per_slot_and_dtype(packing):
 
 
 # Parameter-size temporaries in the packed step beyond the raveled gradients,
-# by XLA's own accounting (docs/fast_paths.md, "The Keras layer on many small
-# variables", lists why each is there and why it stays).
+# by XLA's own accounting (docs/fast_paths.md, "The Keras layer packs many
+# small variables", lists why each is there and why it stays).
 #  * "product": the update ends in a product with the raveled gradients, which
-#    XLA fuses into every variable's loop (the per-variable step contracts it
-#    with the add into one FMA, so storing the update would change its bits):
-#    the raveled gradients and the stored rsqrt both live until the last
-#    variable's loop.
+#    XLA fuses into every variable's loop (storing the update once instead
+#    changed the last bit against the per-variable step), so the raveled
+#    gradients and the stored rsqrt both live until the last variable's loop.
 #  * "reads params": the formula reads the parameters (Ftrl's linear, AdamW's
 #    decay, Schedule-Free's interpolation), so the values are raveled too.
 #  * "old slot": the per-variable step's one copy (tests/algorithms/
