@@ -174,7 +174,7 @@ class LossScaleOptimizer:
             return inner.iterations
         with inner._lock:
             inner._build_for(pairs, kept)
-            grads = inner._grads_tree(kept)
+            grads, _ = inner._gradients(kept)
             values = [v.value for v in inner._variables]
             step = self._get_step()
             new_values, inner._state, self._scale, self._counter = step(values, inner._state, self._scale, self._counter, grads)

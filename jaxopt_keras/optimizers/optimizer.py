@@ -334,9 +334,6 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     # ------------------------------------------------------------------
     # Training
     # ------------------------------------------------------------------
-    def _grads_tree(self, pairs: Sequence[tuple[Any, Variable]]) -> list:
-        return self._gradients(pairs)[0]
-
     def _gradients(self, pairs: Sequence[tuple[Any, Variable]]) -> tuple[list, bool]:
         """The gradients in the registered variables' order (``None`` where a
         variable has none), checked against their variables, and whether every
@@ -353,8 +350,9 @@ class KerasOptimizer(HyperAttributes, WeightsList):
             if i is None:
                 self._unknown_variable(v)
             value = v.value
-            if isinstance(g, jax.Array) and g.shape == value.shape and g.dtype == value.dtype and g.dtype.kind != "c":
-                grads[i] = g
+            if isinstance(g, jax.Array) and g.shape == value.shape and g.dtype.kind != "c":
+                grads[i] = g  # the common case: nothing for check_gradient to refuse
+                dense = dense and g.dtype == value.dtype
                 continue
             if not isinstance(g, (IndexedSlices, jax.Array)):
                 g = jnp.asarray(g.value if isinstance(g, Variable) else g)
@@ -366,11 +364,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _check_gradient(self, g: Any, variable: Variable) -> None:
         """Shape and dtype against the variable (and, eagerly, a sparse gradient's
         indices), before the step: the error names the variable."""
-        value = variable.value
-        if isinstance(g, jax.Array) and g.shape == value.shape and g.dtype.kind != "c":
-            return  # the hot path's common case: nothing for check_gradient to refuse
         where = f"variable '{variable.path}'"
-        check_gradient(g, value, where, self._family)
+        check_gradient(g, variable.value, where, self._family)
         if isinstance(g, IndexedSlices):
             check_indices(g, where)
 
