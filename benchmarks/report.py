@@ -337,7 +337,9 @@ class Page:
             "## Time to the first step",
             "",
             "Seconds from the parameters on the device to the first updated parameters, each cell in a fresh "
-            "process (no compile cache warm): building the optimizer state (eager `init`, `optimizer.build`), "
+            "process (no compile cache warm; JAX's persistent compilation cache shortens every run after the "
+            "first, for every JAX system: [fast paths](fast_paths.md#where-the-compile-goes-and-compiling-once)): "
+            "building the optimizer state (eager `init`, `optimizer.build`), "
             "tracing, lowering and compiling the step, and running it once; † marks a first call timed whole "
             "(the Keras layer and TF-Keras; TF-Keras builds its slots inside it). " + self.first_step_runs() + " The "
             "phases are in [Time to the first step, phase by phase](#time-to-the-first-step-phase-by-phase).",
