@@ -36,14 +36,22 @@ def _factored(shape) -> bool:
     return len(shape) >= 2
 
 
+def _r_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The row statistics' shape: the last axis reduced; ``()`` below rank 2."""
+    return shape[:-1] if len(shape) >= 2 else ()
+
+
+def _c_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The column statistics' shape: the second-to-last axis reduced; ``()`` below rank 2."""
+    return shape[:-2] + shape[-1:] if len(shape) >= 2 else ()
+
+
 def _init_r(param: jax.Array, args) -> jax.Array:
-    shape = param.shape[:-1] if param.ndim >= 2 else ()
-    return filled(param, 0, slot_dtype(param, args), shape=shape)
+    return filled(param, 0, slot_dtype(param, args), shape=_r_shape(param.shape))
 
 
 def _init_c(param: jax.Array, args) -> jax.Array:
-    shape = param.shape[:-2] + param.shape[-1:] if param.ndim >= 2 else ()
-    return filled(param, 0, slot_dtype(param, args), shape=shape)
+    return filled(param, 0, slot_dtype(param, args), shape=_c_shape(param.shape))
 
 
 def _rms(x: jax.Array) -> jax.Array:
@@ -118,8 +126,8 @@ CURRENT = Spec(
     exact_hyperparams=("beta_2_decay", "epsilon_1", "clip_threshold"),
     slots_type=AdafactorSlots,
     slots=(
-        Slot("r", init=_init_r, listed=_factored),
-        Slot("c", init=_init_c, listed=_factored),
+        Slot("r", init=_init_r, listed=_factored, shape=_r_shape),
+        Slot("c", init=_init_c, listed=_factored, shape=_c_shape),
         Slot("v"),
     ),
     slot_order=(("r", "c", "v"),),
@@ -147,8 +155,8 @@ KERAS3 = dataclasses.replace(
     family="keras3",
     update=keras3_update,
     slots=(
-        Slot("r", init=_init_dummy_or(_init_r)),
-        Slot("c", init=_init_dummy_or(_init_c)),
+        Slot("r", init=_init_dummy_or(_init_r), shape=_r_shape),
+        Slot("c", init=_init_dummy_or(_init_c), shape=_c_shape),
         Slot("v"),
     ),
     slot_names={"r": "", "c": "", "v": "velocity"},  # r, c: named by the variable's name alone

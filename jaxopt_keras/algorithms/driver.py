@@ -29,7 +29,7 @@ from jaxopt_keras.core.gradients import check_gradients
 from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
-from jaxopt_keras.core.state import count_dtype, first_dtype, placed_like, safe_add
+from jaxopt_keras.core.state import check_slot_shapes, count_dtype, first_dtype, placed_like, safe_add
 from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
@@ -208,6 +208,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     decays = any(args.get(rate) is not None for rate in spec.decay_rates)
     decay_mask = args.get("weight_decay_mask")
     slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
+    slot_shapes = {s.name: s.shape for s in spec.slots}
 
     def make_slot(slot, p):
         return placed_like(slot.init(jnp.asarray(p), args), p)  # in slot_dtype, if given
@@ -250,6 +251,11 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
             mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
         slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
         shapes = [np.shape(g) if p is None else np.shape(p) for g, p in zip(grads, param_leaves)]
+        for f in active:
+            check_slot_shapes(
+                name, spec.keras_slot_name(f), slot_leaves[f], shapes,
+                lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), slot_shapes[f],
+            )  # fmt: skip
         routes, paths = leaf_routes(spec, args, updates if params is None else params, treedef, shapes)
 
         by_dtype: dict[Any, Any] = {}

@@ -62,12 +62,15 @@ class Slot:
       listed: ``listed(param_shape) -> bool``; whether Keras lists this
         parameter's slot in its weights (Adafactor's factored ``r``/``c``
         exist only for parameters of rank >= 2).
+      shape: ``shape(param_shape)``, the shape ``init`` gives (``None``: the
+        parameter's); the step checks a given state against it.
     """
 
     name: str
     init: Callable[[jax.Array, Mapping[str, Any]], jax.Array] = zeros
     when: Callable[[Mapping[str, Any]], bool] = always
     listed: Callable[[tuple[int, ...]], bool] = listed_always
+    shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,15 +200,13 @@ class Spec:
       extra_args: keyword-only arguments of this class beyond the family's
         (legacy Nadam's ``schedule_decay``), with their defaults.
       float32_hyperparams: numeric arguments Keras stores as float32 (legacy
-        ``_set_hyper``, ``tf.cast`` of a Python float); kept in the state,
-        rounded to float32.
+        ``_set_hyper``, ``tf.cast`` of a Python float); kept in the state, rounded to float32.
       exact_hyperparams: numeric arguments Keras keeps as Python floats; kept
         in the state at the widest float precision.
       derived: host-side arithmetic Keras does on Python floats.
       statics: non-numeric arguments the math reads (``nesterov``, ...).
       prepare: the scalars every parameter of a dtype shares (Adam's step
-        size), computed once per step and dtype, in order
-        (:class:`Prepared`).
+        size), computed once per step and dtype, in order (:class:`Prepared`).
       slots_type: the NamedTuple holding this algorithm's slot trees.
       slots: the slots, in ``slots_type`` field order.
       slot_order: how Keras lists slots in its weights: a sequence of groups;
@@ -228,8 +229,7 @@ class Spec:
       time_decay: legacy ``decay``: ``lr / (1 + decay * iterations)``, the
         constructor's ``decay`` (see :data:`STATE_ONLY_HYPERPARAMS`).
       needs_params: the math reads the parameter value.
-      check_args: validates and normalizes the constructor arguments, raising
-        Keras's errors.
+      check_args: validates and normalizes the constructor arguments, raising Keras's errors.
       config_when_set: arguments Keras leaves out of its config; they appear
         in ours only when set (current Adam's ``adaptive_epsilon``).
       config_to_args: config keys that come back as a differently named

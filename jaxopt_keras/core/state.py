@@ -185,6 +185,45 @@ def placed_like(slot: jax.Array, param: Any) -> jax.Array:
     return slot
 
 
+def check_slot_shapes(
+    owner: str, slot: str, slots: list, shapes: list, paths: Callable[[], list], expected: Callable[[tuple], tuple] | None = None
+) -> None:
+    """Raises unless every slot leaf has the shape its parameter needs.
+
+    A state that does not fit the parameters (initialized for another model,
+    or restored from a checkpoint without a target, such as a flat buffer
+    saved before padding) would otherwise broadcast: a slot of shape
+    ``(1, n)`` for a parameter of shape ``(n,)`` makes the update, and then
+    the parameter, ``(1, n)``.  The check compares static shapes, so under
+    ``jit`` it runs once, at trace time.
+
+    Args:
+      owner: who holds the slot, for the message (``"Adam"``, ``"ema"``).
+      slot: the slot's name (``"m"``, ``"average"``).
+      slots: the slot's leaves, ``None`` where a parameter has none.
+      shapes: each parameter's shape, in the same order.
+      paths: the parameters' paths in the tree, computed only for the message.
+      expected: the slot's shape for a parameter's shape; default the same
+        shape (Adafactor's factored ``r`` and ``c`` have their own rule).
+
+    Raises:
+      ValueError: naming the parameter, both shapes, and where such a state
+        comes from.
+    """
+    for i, (leaf, shape) in enumerate(zip(slots, shapes)):
+        if leaf is None:
+            continue
+        want = tuple(shape) if expected is None else tuple(expected(tuple(shape)))
+        got = tuple(np.shape(leaf))
+        if got != want:
+            raise ValueError(
+                f"The state of {owner} does not fit the parameters: its {slot!r} for the parameter "
+                f"{paths()[i]!r} (shape {tuple(shape)}) has shape {got}, where {want} is needed. Initialize the "
+                "state for these parameters, or restore it with their shapes (a checkpoint restored without "
+                "a target: jaxopt_keras.io.state_from_tree)."
+            )
+
+
 def first_dtype(params: Any) -> np.dtype:
     """The dtype of the first parameter (float32 for an empty tree), as Keras
     stores its per-optimizer scalars."""

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.core.state import count_dtype, filled, find_state, replace_state, safe_add
+from jaxopt_keras.core.paths import leaf_paths
+from jaxopt_keras.core.state import check_slot_shapes, count_dtype, filled, find_state, replace_state, safe_add
 
 
 class AccumulationState(NamedTuple):
@@ -91,6 +92,10 @@ def accumulate_gradients(
         # Keras 3 adds a row-sparse gradient to its dense accumulator.
         flat_g, treedef = base.flatten_updates(base.map_updates(base.densify, updates))
         flat_acc = treedef.flatten_up_to(state.accumulators)
+        check_slot_shapes(
+            "gradient accumulation", "gradient_accumulator", [None if g is None else a for g, a in zip(flat_g, flat_acc)],
+            [jnp.shape(g) for g in flat_g], lambda: leaf_paths(updates, is_leaf=base.is_none),
+        )  # fmt: skip
 
         def mean(_):
             return [None if g is None else (g + a) / steps for g, a in zip(flat_g, flat_acc)]

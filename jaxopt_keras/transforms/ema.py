@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.core.state import count_dtype, find_state, safe_add
+from jaxopt_keras.core.paths import leaf_paths
+from jaxopt_keras.core.state import check_slot_shapes, count_dtype, find_state, safe_add
 from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 
@@ -52,6 +53,11 @@ def check_ema_arguments(ema_momentum: Any, ema_overwrite_frequency: Any, family:
             f"`ema_overwrite_frequency` must be an integer {'>=' if family == 'keras3' else '>'} 1 or None. "
             f"Received: ema_overwrite_frequency={ema_overwrite_frequency}"
         )
+
+
+def _check_averages(averages: list, params: list, tree: Any) -> None:
+    """Each moving average shaped like its parameter (:func:`check_slot_shapes`)."""
+    check_slot_shapes("EMA", "average", averages, [jnp.shape(p) for p in params], lambda: leaf_paths(tree))
 
 
 @base.picklable
@@ -115,6 +121,7 @@ def ema(
         flat_u, treedef = base.flatten_updates(updates)
         flat_p = treedef.flatten_up_to(params)
         flat_avg = treedef.flatten_up_to(state.average)
+        _check_averages(flat_avg, flat_p, params)
         out_u, out_avg = [], []
         with inlined_jnp(flat_avg):
             for u, p, avg in zip(flat_u, flat_p, flat_avg):
@@ -174,9 +181,10 @@ def ema_keras3(
             return u, avg
 
         flat_u, treedef = base.flatten_updates(updates)
-        flat_avg = treedef.flatten_up_to(state.average)
+        flat_avg, flat_p = treedef.flatten_up_to(state.average), treedef.flatten_up_to(params)
+        _check_averages(flat_avg, flat_p, params)
         with inlined_jnp(flat_avg):
-            out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, treedef.flatten_up_to(params), flat_avg)]
+            out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, flat_p, flat_avg)]
         new_state = EmaState(safe_add(state.iterations, 1), state.hyperparams, treedef.unflatten([a for _, a in out]))
         return treedef.unflatten([u for u, _ in out]), new_state
 

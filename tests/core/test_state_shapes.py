@@ -1,0 +1,125 @@
+"""A state that does not fit the parameters is refused, not broadcast
+(``core/state.check_slot_shapes``).
+
+Without the check, a slot of shape ``(1, n)`` for a parameter of shape ``(n,)``
+broadcasts: the update, and then the parameter, silently become ``(1, n)``; a
+scalar slot makes a full one of its value.  Such a state comes from another
+model, or from a checkpoint restored without a target (a flat buffer saved
+before the padding).  The check reads static shapes, so it raises while
+``jit`` traces.
+"""
+
+from __future__ import annotations
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxopt_keras as jk
+from jaxopt_keras import registry
+from jaxopt_keras.algorithms.driver import OptimizerState
+from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.keras.factories import make_factory
+
+
+# SGD has a slot only with momentum.
+OPTIONS = {"sgd": {"momentum": 0.9}}
+
+
+def _factories():
+    for e in registry.entries():
+        for family in e.specs:
+            yield pytest.param(make_factory(e, family), OPTIONS.get(e.function, {}), id=f"{family}.{e.function}")
+
+
+def _problem():
+    params = {"matrix": jnp.linspace(-1.0, 1.0, 12).reshape(3, 4), "vector": jnp.linspace(0.5, 1.0, 5)}
+    grads = jax.tree.map(lambda p: jnp.cos(3 * p), params)
+    return params, grads
+
+
+def _with_slot(state, field, name, value):
+    """``state`` with the optimizer's slot ``field`` of parameter ``name`` replaced by ``value``."""
+
+    def edit(s):
+        tree = dict(getattr(s.slots, field))
+        tree[name] = value
+        return s._replace(slots=s.slots._replace(**{field: tree}))
+
+    return replace_state(state, OptimizerState, edit)
+
+
+def _slots(state, name):
+    """``(field, leaf)`` of each slot parameter ``name`` has."""
+    slots = find_state(state, OptimizerState).slots
+    return [(f, getattr(slots, f)[name]) for f in slots._fields if getattr(slots, f) is not None and getattr(slots, f)[name] is not None]
+
+
+@pytest.mark.parametrize("factory,options", list(_factories()))
+def test_a_slot_of_another_shape_is_refused_while_tracing(factory, options):
+    params, grads = _problem()
+    t = factory(learning_rate=0.01, **options)
+    state = t.init(params)
+    step = jax.jit(t.update)
+    step(grads, state, params)  # the state as built fits
+    cases = [(f, "vector", leaf[None]) for f, leaf in _slots(state, "vector")]  # broadcasts against (5,)
+    cases += [(f, "matrix", jnp.zeros((), leaf.dtype)) for f, leaf in _slots(state, "matrix")]
+    assert cases
+    for field, name, value in cases:
+        bad = _with_slot(state, field, name, value)
+        with pytest.raises(ValueError, match=rf"for the parameter '{name}' \(shape \(\d+(, \d+)?,?\)\) has shape {re.escape(str(value.shape))}"):
+            step(grads, bad, params)
+
+
+def test_adafactors_factored_statistics_are_checked_by_their_own_shape():
+    params, grads = _problem()
+    for t in (jk.adafactor(), jk.keras3.adafactor()):
+        state = t.init(params)
+        shapes = {f: np.shape(leaf) for f, leaf in _slots(state, "matrix")}
+        assert sorted(shapes.values()) == [(3,), (3, 4), (4,)]  # r reduces the last axis, c the one before
+        t.update(grads, state, params)
+        (r_field,) = [f for f, s in shapes.items() if s == (3,)]
+        with pytest.raises(ValueError, match=r"has shape \(4,\), where \(3,\) is needed"):
+            t.update(grads, _with_slot(state, r_field, "matrix", jnp.zeros(4)), params)
+
+
+@pytest.mark.parametrize("make", [lambda: jk.adam(use_ema=True), lambda: jk.keras3.adam(use_ema=True)], ids=["current", "keras3"])
+def test_an_ema_average_of_another_shape_is_refused(make):
+    params, grads = _problem()
+    t = make()
+    state = t.init(params)
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    # The moving average of "vector" is the only leaf of shape (5,) outside the optimizer's slots.
+    slot_ids = {id(x) for x in jax.tree.leaves(find_state(state, OptimizerState).slots)}
+    i = next(i for i, x in enumerate(leaves) if np.shape(x) == (5,) and id(x) not in slot_ids)
+    leaves[i] = leaves[i][None]
+    with pytest.raises(ValueError, match=r"The state of EMA .* 'average' for the parameter 'vector'"):
+        t.update(grads, treedef.unflatten(leaves), params)
+
+
+def test_a_gradient_accumulator_of_another_shape_is_refused():
+    params, grads = _problem()
+    t = jk.adam(gradient_accumulation_steps=2)
+    state = t.init(params)
+    slot_ids = {id(x) for x in jax.tree.leaves(find_state(state, OptimizerState).slots)}
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    i = next(i for i, x in enumerate(leaves) if np.shape(x) == (3, 4) and id(x) not in slot_ids)
+    leaves[i] = jnp.zeros((1, 3, 4))
+    with pytest.raises(ValueError, match=r"gradient accumulation .* 'gradient_accumulator' for the parameter 'matrix'"):
+        t.update(grads, treedef.unflatten(leaves), params)
+
+
+def test_a_flat_buffer_saved_before_the_padding_is_refused_naming_the_way_to_restore_it():
+    # The restore itself (orbax, then io.state_from_tree appending the padding)
+    # is tests/test_flax_optax_orbax.py.
+    flat, layout = jk.flat.ravel({"w": jnp.ones((100, 60)), "b": jnp.ones(7)})
+    (n,), (used,) = layout.sizes, layout.used
+    assert used < n  # the layout pads
+    t = jk.adam(1e-3)
+    state = t.init(flat)
+    unpadded = jax.tree.map(lambda x: x[:used] if np.shape(x) == (n,) else x, state)
+    with pytest.raises(ValueError, match=rf"has shape \({used},\), where \({n},\) is needed.*state_from_tree"):
+        jax.jit(t.update)(flat, unpadded, flat)
