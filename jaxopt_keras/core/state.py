@@ -198,7 +198,7 @@ def check_slot_shapes(
     ``jit`` it runs once, at trace time.
 
     Args:
-      owner: who holds the slot, for the message (``"Adam"``, ``"ema"``).
+      owner: who holds the slot, for the message (``"Adam"``, ``"EMA"``).
       slot: the slot's name (``"m"``, ``"average"``).
       slots: the slot's leaves, ``None`` where a parameter has none.
       shapes: each parameter's shape, in the same order.
