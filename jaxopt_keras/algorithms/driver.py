@@ -29,7 +29,15 @@ from jaxopt_keras.core.gradients import check_gradients
 from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
-from jaxopt_keras.core.state import check_slot_shapes, count_dtype, first_dtype, placed_like, safe_add
+from jaxopt_keras.core.state import (
+    check_slot_shapes,
+    count_dtype,
+    expect_state,
+    first_dtype,
+    placed_like,
+    safe_add,
+    slot_tree_leaves,
+)
 from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
@@ -237,6 +245,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         )
 
     def update(updates, state, params=None):
+        expect_state(name, state, OptimizerState, spec.slots_type)
         if (spec.needs_params or decays) and params is None:
             what = "weight decay" if decays else name
             raise ValueError(f"{what} reads the parameter values: call update(grads, state, params).")
@@ -249,7 +258,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         if decays:
             mask = decay_mask(params) if callable(decay_mask) else decay_mask
             mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
-        slot_leaves = {f: treedef.flatten_up_to(getattr(state.slots, f)) for f in active}
+        slot_leaves = {f: slot_tree_leaves(name, spec.keras_slot_name(f), treedef, getattr(state.slots, f)) for f in active}
         shapes = [np.shape(g) if p is None else np.shape(p) for g, p in zip(grads, param_leaves)]
         for f in active:
             check_slot_shapes(

@@ -185,6 +185,56 @@ def placed_like(slot: jax.Array, param: Any) -> jax.Array:
     return slot
 
 
+def expect_state(owner: str, state: Any, cls: type, slots_type: type | None = None) -> None:
+    """Raises unless ``state`` is the ``cls`` (holding ``slots_type`` slots) that
+    ``owner``'s ``init`` returns.
+
+    Another optimizer's state, or one built with other arguments (``use_ema``,
+    ``gradient_accumulation_steps`` add states of their own), has another
+    structure; reading it would fail inside the step with an
+    ``AttributeError`` or a tree-structure error that names neither.
+
+    Raises:
+      ValueError: naming both types, and ``io.state_from_tree`` for the dicts
+        and lists a checkpoint restored without a target holds.
+    """
+    if isinstance(state, cls) and (slots_type is None or isinstance(state.slots, slots_type)):
+        return
+    want = cls.__name__ if slots_type is None else f"{cls.__name__} of {slots_type.__name__}"
+    got = type(state).__name__
+    if isinstance(state, cls):
+        got = f"{got} of {type(state.slots).__name__}"
+    hint = (
+        " (a checkpoint restored without a target holds dicts and lists: jaxopt_keras.io.state_from_tree "
+        "puts them back into the state's structure)"
+        if isinstance(state, (dict, list))
+        else ""
+    )
+    raise ValueError(
+        f"The state given to {owner}'s update ({got}) is not the {want} its init returns{hint}. Initialize the "
+        "state with the same optimizer and arguments: another optimizer's, or one built with other arguments "
+        "(use_ema, gradient_accumulation_steps), has another structure."
+    )
+
+
+def slot_tree_leaves(owner: str, slot: str, treedef: Any, tree: Any) -> list:
+    """The leaves of ``tree``, a slot shaped like the parameters of ``treedef``
+    (``treedef.flatten_up_to(tree)``).
+
+    Raises:
+      ValueError: ``tree`` has another structure (a state initialized for
+        other parameters), naming ``owner``, ``slot`` and the difference.
+    """
+    try:
+        return treedef.flatten_up_to(tree)
+    except (ValueError, TypeError) as e:
+        why = str(e) if len(str(e)) <= 300 else str(e)[:300] + " ..."  # JAX's message may print the arrays
+        raise ValueError(
+            f"The state of {owner} does not fit the parameters: its {slot!r} is not a tree of the parameters' "
+            f"structure ({why}). Initialize the state for these parameters."
+        ) from None
+
+
 def check_slot_shapes(
     owner: str, slot: str, slots: list, shapes: list, paths: Callable[[], list], expected: Callable[[tuple], tuple] | None = None
 ) -> None:

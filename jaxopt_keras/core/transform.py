@@ -183,10 +183,11 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return tuple(fn(params) for fn in inits)
 
     def update(updates, state, params=None):
-        if len(state) != len(updates_fns):
+        if not hasattr(state, "__len__") or len(state) != len(updates_fns):
+            got = type(state).__name__ + (f" of length {len(state)}" if hasattr(state, "__len__") else "")
             raise ValueError(
-                f"chain expected a state of {len(updates_fns)} inner states, "
-                f"received {len(state)}."
+                f"chain expected a state of {len(updates_fns)} inner states (the tuple its init returns), "
+                f"received {got}: initialize the state with the same transforms."
             )
         new_state = []
         for fn, s in zip(updates_fns, state):

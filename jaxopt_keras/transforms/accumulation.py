@@ -16,7 +16,16 @@ import jax.numpy as jnp
 
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.paths import leaf_paths
-from jaxopt_keras.core.state import check_slot_shapes, count_dtype, filled, find_state, replace_state, safe_add
+from jaxopt_keras.core.state import (
+    check_slot_shapes,
+    count_dtype,
+    expect_state,
+    filled,
+    find_state,
+    replace_state,
+    safe_add,
+    slot_tree_leaves,
+)
 
 
 class AccumulationState(NamedTuple):
@@ -88,10 +97,11 @@ def accumulate_gradients(
         return AccumulationState(jnp.zeros([], count_dtype()), accumulators, inner.init(params))
 
     def update(updates, state, params=None):
+        expect_state("gradient accumulation", state, AccumulationState)
         is_update = (safe_add(state.iterations, 1) % steps) == 0
         # Keras 3 adds a row-sparse gradient to its dense accumulator.
         flat_g, treedef = base.flatten_updates(base.map_updates(base.densify, updates))
-        flat_acc = treedef.flatten_up_to(state.accumulators)
+        flat_acc = slot_tree_leaves("gradient accumulation", "gradient_accumulator", treedef, state.accumulators)
         check_slot_shapes(
             "gradient accumulation", "gradient_accumulator", [None if g is None else a for g, a in zip(flat_g, flat_acc)],
             [jnp.shape(g) for g in flat_g], lambda: leaf_paths(updates, is_leaf=base.is_none),

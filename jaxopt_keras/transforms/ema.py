@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.paths import leaf_paths
-from jaxopt_keras.core.state import check_slot_shapes, count_dtype, find_state, safe_add
+from jaxopt_keras.core.state import check_slot_shapes, count_dtype, expect_state, find_state, safe_add, slot_tree_leaves
 from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 
@@ -100,6 +100,7 @@ def ema(
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("ema reads the parameter values: call update(updates, state, params).")
+        expect_state("EMA", state, EmaState)
         overwrite = None
         if ema_overwrite_frequency:
             clock = state.iterations // accumulation_steps if accumulation_steps > 1 else state.iterations
@@ -120,7 +121,7 @@ def ema(
 
         flat_u, treedef = base.flatten_updates(updates)
         flat_p = treedef.flatten_up_to(params)
-        flat_avg = treedef.flatten_up_to(state.average)
+        flat_avg = slot_tree_leaves("EMA", "average", treedef, state.average)
         _check_averages(flat_avg, flat_p, params)
         out_u, out_avg = [], []
         with inlined_jnp(flat_avg):
@@ -164,6 +165,7 @@ def ema_keras3(
     def update(updates, state, params=None):
         if params is None:
             raise ValueError("ema reads the parameter values: call update(updates, state, params).")
+        expect_state("EMA", state, EmaState)
         clock = state.iterations // accumulation_steps if accumulation_steps > 1 else state.iterations
         overwrite = None
         if ema_overwrite_frequency:
@@ -181,7 +183,7 @@ def ema_keras3(
             return u, avg
 
         flat_u, treedef = base.flatten_updates(updates)
-        flat_avg, flat_p = treedef.flatten_up_to(state.average), treedef.flatten_up_to(params)
+        flat_avg, flat_p = slot_tree_leaves("EMA", "average", treedef, state.average), treedef.flatten_up_to(params)
         _check_averages(flat_avg, flat_p, params)
         with inlined_jnp(flat_avg):
             out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, flat_p, flat_avg)]

@@ -1,5 +1,6 @@
 """A state that does not fit the parameters is refused, not broadcast
-(``core/state.check_slot_shapes``).
+(``core/state.check_slot_shapes``), and a state of another structure is
+named in the error (``expect_state``, ``slot_tree_leaves``).
 
 Without the check, a slot of shape ``(1, n)`` for a parameter of shape ``(n,)``
 broadcasts: the update, and then the parameter, silently become ``(1, n)``; a
@@ -123,3 +124,46 @@ def test_a_flat_buffer_saved_before_the_padding_is_refused_naming_the_way_to_res
     unpadded = jax.tree.map(lambda x: x[:used] if np.shape(x) == (n,) else x, state)
     with pytest.raises(ValueError, match=rf"has shape \({used},\), where \({n},\) is needed.*state_from_tree"):
         jax.jit(t.update)(flat, unpadded, flat)
+
+
+# A state of another structure: the type, or the tree, named in the error
+# instead of an AttributeError or JAX's tree-structure error from inside the step.
+
+
+def test_another_optimizers_state_is_refused_naming_both():
+    params, grads = _problem()
+    with pytest.raises(ValueError, match=r"RMSprop's update \(OptimizerState of AdamSlots\) is not the OptimizerState of RMSpropSlots"):
+        jk.rmsprop().update(grads, jk.adam().init(params), params)
+
+
+def test_a_state_built_with_other_arguments_is_refused():
+    params, grads = _problem()
+    with pytest.raises(ValueError, match=r"Adam's update \(tuple\) is not the OptimizerState of AdamSlots .*use_ema"):
+        jk.adam().update(grads, jk.adam(use_ema=True).init(params), params)
+    with pytest.raises(ValueError, match=r"chain expected a state of 2 inner states .*received OptimizerState of length 4"):
+        jk.adam(use_ema=True).update(grads, jk.adam().init(params), params)
+    with pytest.raises(ValueError, match=r"gradient accumulation's update \(tuple\) is not the AccumulationState"):
+        jk.adam(gradient_accumulation_steps=2).update(grads, jk.adam(use_ema=True).init(params), params)
+
+
+def test_a_state_of_plain_dicts_points_to_state_from_tree():
+    params, grads = _problem()
+    t = jk.adam()
+    raw = jax.tree.map(np.asarray, t.init(params))._asdict()  # what a restore without a target gives
+    with pytest.raises(ValueError, match=r"\(dict\) is not the OptimizerState .*jaxopt_keras.io.state_from_tree"):
+        t.update(grads, raw, params)
+    t.update(grads, jk.io.state_from_tree(t.init(params), raw), params)  # the way back
+
+
+@pytest.mark.parametrize(
+    "make,slot",
+    [(jk.adam, "m"), (jk.ema, "average"), (lambda: jk.accumulate_gradients(jk.sgd(0.1), 2), "gradient_accumulator")],
+    ids=["optimizer", "ema", "accumulation"],
+)
+def test_a_state_for_other_parameters_is_refused_naming_the_slot(make, slot):
+    params, grads = _problem()
+    t = make()
+    other = {f"w{i}": jnp.zeros(1000) for i in range(40)}  # another tree, with large arrays
+    with pytest.raises(ValueError, match=rf"does not fit the parameters: its '{slot}' is not a tree of the parameters' structure") as e:
+        t.update(grads, t.init(other), params)
+    assert len(str(e.value)) < 700  # JAX's message, which prints the arrays, is cut
