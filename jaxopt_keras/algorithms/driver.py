@@ -25,7 +25,7 @@ import numpy as np
 from jaxopt_keras.algorithms.spec import STATE_ONLY_HYPERPARAMS, Route, Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
-from jaxopt_keras.core.gradients import check_gradients
+from jaxopt_keras.core.gradients import check_gradients, matched_params
 from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
@@ -253,7 +253,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
             raise ValueError(f"{name} needs each parameter's shape; it cannot run on the flat layout.")
         grads, treedef = base.flatten_updates(updates)
         n = len(grads)
-        param_leaves = treedef.flatten_up_to(params) if params is not None else [None] * n
+        param_leaves = matched_params(treedef, params, name) if params is not None else [None] * n
         check_gradients(grads, param_leaves, lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), spec.family)
         if decays:
             mask = decay_mask(params) if callable(decay_mask) else decay_mask

@@ -103,6 +103,22 @@ def check_gradients(grads: Sequence[Any], params: Sequence[Any], paths: Callable
             check_gradient(g, p, lambda i=i: f"the parameter {paths()[i]!r}", family)
 
 
+def matched_params(treedef: Any, params: Any, owner: str) -> list[Any]:
+    """The leaves of ``params`` in the order of the gradients' ``treedef``.
+
+    Raises:
+      ValueError: the gradients and the parameters are trees of different
+        structures (a missing or extra key, a list for a dict), naming
+        ``owner`` and JAX's difference.
+    """
+    return base.leaves_like(
+        treedef,
+        params,
+        lambda why: f"The gradients given to {owner}'s update and the parameters are trees of different structures "
+        f"(the gradients' against the parameters': {why}). Pass one gradient per parameter, in the parameters' tree.",
+    )
+
+
 def check_indices(g: IndexedSlices, where: str) -> None:
     """Eagerly (concrete indices only): every index in ``[0, dense_shape[0]]``, the
     last value being the padding convention; TensorFlow's kernels raise
@@ -124,14 +140,16 @@ def check_indices(g: IndexedSlices, where: str) -> None:
         )
 
 
-def with_checked_gradients(t: base.GradientTransformation, family: str) -> base.GradientTransformation:
+def with_checked_gradients(
+    t: base.GradientTransformation, family: str, owner: str = "gradient accumulation"
+) -> base.GradientTransformation:
     """``t`` whose ``update`` first checks the gradients against the parameters
     (:func:`check_gradients`); the same state.  For a transformation that would
     otherwise broadcast them before the optimizer sees them (gradient accumulation)."""
 
     def update(updates, state, params=None):
         grads, treedef = base.flatten_updates(updates)
-        param_leaves = treedef.flatten_up_to(params) if params is not None else [None] * len(grads)
+        param_leaves = matched_params(treedef, params, owner) if params is not None else [None] * len(grads)
         check_gradients(grads, param_leaves, lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), family)
         return t.update(updates, state, params)
 

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental.shard_alike import shard_alike
 
+from jaxopt_keras.core.transform import leaves_like
+
 # --------------------------------------------------------------------------
 # Step counters.
 # --------------------------------------------------------------------------
@@ -218,21 +220,18 @@ def expect_state(owner: str, state: Any, cls: type, slots_type: type | None = No
 
 
 def slot_tree_leaves(owner: str, slot: str, treedef: Any, tree: Any) -> list:
-    """The leaves of ``tree``, a slot shaped like the parameters of ``treedef``
-    (``treedef.flatten_up_to(tree)``).
+    """The leaves of ``tree``, a slot shaped like the parameters of ``treedef``.
 
     Raises:
       ValueError: ``tree`` has another structure (a state initialized for
         other parameters), naming ``owner``, ``slot`` and the difference.
     """
-    try:
-        return treedef.flatten_up_to(tree)
-    except (ValueError, TypeError) as e:
-        why = str(e) if len(str(e)) <= 300 else str(e)[:300] + " ..."  # JAX's message may print the arrays
-        raise ValueError(
-            f"The state of {owner} does not fit the parameters: its {slot!r} is not a tree of the parameters' "
-            f"structure ({why}). Initialize the state for these parameters."
-        ) from None
+    return leaves_like(
+        treedef,
+        tree,
+        lambda why: f"The state of {owner} does not fit the parameters: its {slot!r} is not a tree of the parameters' "
+        f"structure ({why}). Initialize the state for these parameters.",
+    )
 
 
 def check_slot_shapes(

@@ -101,6 +101,21 @@ def flatten_updates(updates: Updates) -> tuple[list[Any], Any]:
     return jax.tree_util.tree_flatten(updates, is_leaf=is_none)
 
 
+def leaves_like(treedef: Any, tree: PyTree, mismatch: Callable[[str], str]) -> list[Any]:
+    """``treedef.flatten_up_to(tree)``: the leaves of ``tree`` matched to those of
+    a gradient tree (parameters, a slot).
+
+    Raises:
+      ValueError: ``mismatch(reason)``, when ``tree`` has another structure;
+        ``reason`` is JAX's, cut at 300 characters (it may print every array).
+    """
+    try:
+        return treedef.flatten_up_to(tree)
+    except (ValueError, TypeError) as e:
+        reason = str(e) if len(str(e)) <= 300 else str(e)[:300] + " ..."
+        raise ValueError(mismatch(reason)) from None
+
+
 def map_updates(fn: Callable[..., Any], updates: Updates, *rest: PyTree) -> Updates:
     """``tree_map(fn, updates, *rest)`` that passes ``None`` gradients through.
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.gradients import matched_params
 from jaxopt_keras.core.paths import leaf_paths
 from jaxopt_keras.core.state import check_slot_shapes, count_dtype, expect_state, find_state, safe_add, slot_tree_leaves
 from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
@@ -120,7 +121,7 @@ def ema(
             return u, avg
 
         flat_u, treedef = base.flatten_updates(updates)
-        flat_p = treedef.flatten_up_to(params)
+        flat_p = matched_params(treedef, params, "EMA")
         flat_avg = slot_tree_leaves("EMA", "average", treedef, state.average)
         _check_averages(flat_avg, flat_p, params)
         out_u, out_avg = [], []
@@ -183,7 +184,8 @@ def ema_keras3(
             return u, avg
 
         flat_u, treedef = base.flatten_updates(updates)
-        flat_avg, flat_p = slot_tree_leaves("EMA", "average", treedef, state.average), treedef.flatten_up_to(params)
+        flat_avg = slot_tree_leaves("EMA", "average", treedef, state.average)
+        flat_p = matched_params(treedef, params, "EMA")
         _check_averages(flat_avg, flat_p, params)
         with inlined_jnp(flat_avg):
             out = [leaf(u, p, avg) for u, p, avg in zip(flat_u, flat_p, flat_avg)]

@@ -144,3 +144,23 @@ def test_float16_and_integer_gradients_are_cast_as_keras3_casts_them(family):
     opt.apply_gradients([(np.ones(SHAPE, np.float16), v)])
     opt.apply_gradients([(np.ones(SHAPE, np.int32), v)])
     assert int(np.asarray(opt.iterations.value)) == 3
+
+
+@pytest.mark.parametrize(
+    "make,owner",
+    [
+        (jk.adam, "Adam"),
+        (lambda: jk.ema(0.9), "EMA"),
+        (lambda: jk.adam(gradient_accumulation_steps=2), "gradient accumulation"),
+    ],
+    ids=["optimizer", "ema", "accumulation"],
+)
+def test_gradients_of_another_tree_than_the_parameters_are_named(make, owner):
+    params = {"a": jnp.ones(3), "b": jnp.ones((2, 2))}
+    t = make()
+    state = t.init(params)
+    cases = [{"a": jnp.ones(3)}, [jnp.ones(3), jnp.ones((2, 2))], {"a": jnp.ones(3), "b": jnp.ones((2, 2)), "c": jnp.ones(1)}]
+    for grads in cases:
+        with pytest.raises(ValueError, match=rf"The gradients given to {owner}'s update and the parameters are trees of different structures") as e:
+            t.update(grads, state, params)
+        assert len(str(e.value)) < 600  # JAX's part, which may print every array, is cut
