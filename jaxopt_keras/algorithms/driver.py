@@ -254,17 +254,15 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         grads, treedef = base.flatten_updates(updates)
         n = len(grads)
         param_leaves = matched_params(treedef, params, name) if params is not None else [None] * n
-        check_gradients(grads, param_leaves, lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), spec.family)
+        paths_for_errors = lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none)  # noqa: E731
+        check_gradients(grads, param_leaves, paths_for_errors, spec.family)
         if decays:
             mask = decay_mask(params) if callable(decay_mask) else decay_mask
             mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
         slot_leaves = {f: slot_tree_leaves(name, spec.keras_slot_name(f), treedef, getattr(state.slots, f)) for f in active}
         shapes = [np.shape(g) if p is None else np.shape(p) for g, p in zip(grads, param_leaves)]
         for f in active:
-            check_slot_shapes(
-                name, spec.keras_slot_name(f), slot_leaves[f], shapes,
-                lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), slot_shapes[f],
-            )  # fmt: skip
+            check_slot_shapes(name, spec.keras_slot_name(f), slot_leaves[f], shapes, paths_for_errors, slot_shapes[f])
         routes, paths = leaf_routes(spec, args, updates if params is None else params, treedef, shapes)
 
         by_dtype: dict[Any, Any] = {}

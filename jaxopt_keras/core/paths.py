@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import jax
 
+from jaxopt_keras.core.transform import leaves_like
+
 
 def key_name(entry: Any) -> str:
     """One entry of a JAX key path as text: a dict key, a sequence index or an attribute name."""
@@ -35,10 +37,9 @@ def given_paths(paths: Any, treedef: Any, what: str = "parameters") -> list[Any]
     Raises:
       ValueError: ``paths`` is not shaped like the parameters.
     """
-    try:
-        return treedef.flatten_up_to(paths)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"`paths` must be a tree of strings shaped like the {what} ({treedef}); received {paths!r}.") from e
+    return leaves_like(
+        treedef, paths, lambda why: f"`paths` must be a tree of strings shaped like the {what} ({treedef}); received {paths!r}."
+    )
 
 
 def paths_of(tree: Any, paths: Any = None, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:
