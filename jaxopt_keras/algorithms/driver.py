@@ -218,6 +218,14 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     slot_dtype = None if args.get("slot_dtype") is None else np.dtype(args["slot_dtype"])
     slot_shapes = {s.name: s.shape for s in spec.slots}
 
+    def mask_mismatch(why: str) -> str:
+        return (
+            f"{name}'s weight decay mask (from `exclude_from_weight_decay`: one flag per variable the optimizer was "
+            f"built with, in their order) and the parameters are trees of different structures ({why}). Run the "
+            "transformation on a list of the variables' values in that order; on another tree, mask the decay with "
+            "jk.decoupled_weight_decay(..., mask=...)."
+        )
+
     def make_slot(slot, p):
         return placed_like(slot.init(jnp.asarray(p), args), p)  # in slot_dtype, if given
 
@@ -258,7 +266,7 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
         check_gradients(grads, param_leaves, paths_for_errors, spec.family)
         if decays:
             mask = decay_mask(params) if callable(decay_mask) else decay_mask
-            mask_leaves = [True] * n if mask is None else treedef.flatten_up_to(mask)
+            mask_leaves = [True] * n if mask is None else base.leaves_like(treedef, mask, mask_mismatch)
         slot_leaves = {f: slot_tree_leaves(name, spec.keras_slot_name(f), treedef, getattr(state.slots, f)) for f in active}
         shapes = [np.shape(g) if p is None else np.shape(p) for g, p in zip(grads, param_leaves)]
         for f in active:

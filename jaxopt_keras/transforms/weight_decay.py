@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import decay_term, learning_rate_at
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.gradients import matched_params
 from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.state import count_dtype, safe_add
 from jaxopt_keras.schedules.base import is_schedule
@@ -61,6 +62,12 @@ def decoupled_weight_decay(
     if weight_decay is None or weight_decay < 0:
         raise ValueError(f"Expected weight_decay >= 0, received: {weight_decay}")
 
+    def mask_mismatch(why: str) -> str:
+        return (
+            f"decoupled_weight_decay's mask and the parameters are trees of different structures ({why}). "
+            "Pass a tree of booleans shaped like the parameters, or a callable params -> mask."
+        )
+
     def init(params):
         values = {"weight_decay": weight_decay}
         dtypes = {"weight_decay": np.float32}
@@ -73,16 +80,17 @@ def decoupled_weight_decay(
             raise ValueError("decoupled_weight_decay reads the parameter values: call update(updates, state, params).")
         lr = learning_rate_at(learning_rate, state.iterations, state.hyperparams, None, "current")
         wd = state.hyperparams["weight_decay"]
+        leaves, treedef = base.flatten_updates(updates)
+        param_leaves = matched_params(treedef, params, "decoupled_weight_decay")
         m = mask(params) if callable(mask) else mask
-        m = jax.tree_util.tree_map(lambda _: True, params) if m is None else m
+        keeps = [True] * len(leaves) if m is None else base.leaves_like(treedef, m, mask_mismatch)
 
         def leaf(u, p, keep):
-            if not keep:
+            if u is None or not keep:
                 return u
-            p = jnp.asarray(p)
-            return base.densify(u) - decay_term(p, wd, lr)
+            return base.densify(u) - decay_term(jnp.asarray(p), wd, lr)
 
-        new = base.map_updates(leaf, updates, params, m)
+        new = treedef.unflatten([leaf(u, p, keep) for u, p, keep in zip(leaves, param_leaves, keeps)])
         return new, WeightDecayState(safe_add(state.iterations, 1), state.hyperparams)
 
     return base.GradientTransformation(init, update)

@@ -59,6 +59,29 @@ def test_exclude_from_weight_decay_by_list_and_by_name():
         opt.exclude_from_weight_decay(var_names=["kernel"])
 
 
+@pytest.mark.parametrize("module", [O, O.keras3], ids=["current", "keras3"])
+def test_the_transformation_with_exclusions_names_its_mask_on_another_tree(module):
+    kernel = jk.Variable(np.full(3, 2.0, np.float32), name="dense/kernel")
+    bias = jk.Variable(np.full(2, 2.0, np.float32), name="dense/bias")
+    opt = module.AdamW(learning_rate=0.1, weight_decay=0.5)
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    opt.build([kernel, bias])
+    t = opt.transformation
+    # On the variables' values, in their order, the mask applies: the bias is not decayed.
+    values = [np.full(3, 2.0, np.float32), np.full(2, 2.0, np.float32)]
+    zero = [np.zeros(3, np.float32), np.zeros(2, np.float32)]
+    updates, _ = t.update(zero, t.init(values), values)
+    np.testing.assert_allclose(updates[0], -2.0 * 0.5 * 0.1, rtol=1e-6)
+    np.testing.assert_array_equal(updates[1], np.zeros(2, np.float32))
+    # On a tree of another structure (a ported flax tree) the mask cannot be
+    # matched: a ValueError naming it, not JAX's bare "Expected dict".
+    tree = {"dense": {"kernel": values[0], "bias": values[1]}}
+    state = t.init(tree)
+    with pytest.raises(ValueError, match=r"weight decay mask \(from `exclude_from_weight_decay`.*trees of different "
+                       r"structures.*decoupled_weight_decay"):
+        t.update({"dense": {"kernel": zero[0], "bias": zero[1]}}, state, tree)
+
+
 def test_finalize_variable_values_with_ema():
     p = jk.Variable(np.ones(3, np.float32), name="p")
     opt = O.SGD(learning_rate=0.1, use_ema=True, ema_momentum=0.5)
