@@ -273,6 +273,29 @@ def check_slot_shapes(
             )
 
 
+def check_scalars(owner: str, named: Mapping[str, Any]) -> None:
+    """Raises unless every value of ``named`` (a state's step count,
+    hyperparameters and other scalars, by name) is a scalar.
+
+    A state holding one copy per device, as ``jax.pmap`` returns it, has a
+    leading axis on every leaf.  Its slots fail :func:`check_slot_shapes`;
+    its scalars would broadcast instead: a scalar parameter's update, then
+    the parameter, becomes one value per device (shape ``(8,)``), and other
+    parameters fail inside the step with JAX's "incompatible shapes for
+    broadcasting".  Static shapes: under ``jit`` it runs at trace time.
+
+    Raises:
+      ValueError: naming ``owner``, the value and its shape.
+    """
+    for what, x in named.items():
+        if np.ndim(x) != 0:
+            raise ValueError(
+                f"The state of {owner} is not the one its init returns: its {what!r} has shape {np.shape(x)}, "
+                "where a scalar is needed. A state with one copy per device (as jax.pmap returns it) is "
+                "stepped inside pmap, or one copy of it outside (jax.tree.map(lambda x: x[0], state))."
+            )
+
+
 def first_dtype(params: Any) -> np.dtype:
     """The dtype of the first parameter (float32 for an empty tree), as Keras
     stores its per-optimizer scalars."""

@@ -1,6 +1,7 @@
 """A state that does not fit the parameters is refused, not broadcast
-(``core/state.check_slot_shapes``), and a state of another structure is
-named in the error (``expect_state``, ``slot_tree_leaves``).
+(``core/state.check_slot_shapes``; its scalars by ``check_scalars``), and a
+state of another structure is named in the error (``expect_state``,
+``slot_tree_leaves``).
 
 Without the check, a slot of shape ``(1, n)`` for a parameter of shape ``(n,)``
 broadcasts: the update, and then the parameter, silently become ``(1, n)``; a
@@ -167,3 +168,68 @@ def test_a_state_for_other_parameters_is_refused_naming_the_slot(make, slot):
     with pytest.raises(ValueError, match=rf"does not fit the parameters: its '{slot}' is not a tree of the parameters' structure") as e:
         t.update(grads, t.init(other), params)
     assert len(str(e.value)) < 700  # JAX's message, which prints the arrays, is cut
+
+
+# A state with one copy per device (jax.pmap's outputs) stepped outside pmap:
+# its scalars would broadcast.  Legacy SGD without momentum has no slot to
+# catch it: a scalar parameter's update, then the parameter, became shape (4,),
+# and a parameter of shape (3,) failed inside the step with JAX's
+# "incompatible shapes for broadcasting".
+
+
+def _replicated(state, n=4):
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + np.shape(x)), state)
+
+
+@pytest.mark.parametrize(
+    "make,owner",
+    [
+        (lambda: jk.legacy.sgd(0.1), "SGD"),
+        (lambda: jk.legacy.sgd(0.1, decay=0.01), "SGD"),
+        (lambda: jk.adam(1e-3), "Adam"),
+        (lambda: jk.keras3.nadam(1e-3), "Nadam"),
+        (lambda: jk.ema(0.9), "EMA"),
+        (lambda: jk.chain(jk.legacy.sgd(0.1), jk.decoupled_weight_decay(0.01, 0.1)), "SGD"),
+        (lambda: jk.decoupled_weight_decay(0.01, 0.1), "decoupled_weight_decay"),
+        (lambda: jk.mixed_precision.loss_scale_optimizer(jk.legacy.sgd(0.1)), "LossScaleOptimizer"),
+        (lambda: jk.keras3.loss_scale_optimizer(jk.keras3.sgd(0.1)), "LossScaleOptimizer"),
+    ],
+    ids=["legacy-sgd", "legacy-sgd-decay", "adam", "keras3-nadam", "ema", "chain", "weight-decay", "loss-scale", "keras3-loss-scale"],
+)
+def test_a_state_with_one_copy_per_device_is_refused(make, owner):
+    params, grads = _problem()
+    t = make()
+    state = t.init(params)
+    with pytest.raises(ValueError, match=rf"The state of {owner} is not the one its init returns: its '\w+' has shape \(4,\), "
+                       r"where a scalar is needed.*x\[0\]"):
+        jax.jit(t.update)(grads, _replicated(state), params)
+    # One copy of it steps as the state did.
+    ours, _ = jax.jit(t.update)(grads, jax.tree.map(lambda x: x[0], _replicated(state)), params)
+    expected, _ = jax.jit(t.update)(grads, state, params)
+    jax.tree.map(np.testing.assert_array_equal, ours, expected)
+
+
+def test_each_scalar_of_the_state_is_checked():
+    params, grads = _problem()
+    t = jk.legacy.adam(1e-3)
+    state = t.init(params)
+    wide = jnp.zeros(4, state.iterations.dtype)
+    with pytest.raises(ValueError, match=r"The state of Adam .* its 'iterations' has shape \(4,\)"):
+        t.update(grads, state._replace(iterations=wide), params)
+    for name, value in state.hyperparams.items():
+        hp = tuple.__new__(type(state.hyperparams), [jnp.broadcast_to(v, (4,)) if k == name else v for k, v in state.hyperparams.items()])
+        with pytest.raises(ValueError, match=rf"its '{name}' has shape \(4,\)"):
+            t.update(grads, state._replace(hyperparams=hp), params)
+    t = jk.keras3.nadam(1e-3)  # Keras 3's Nadam keeps its momentum product as a scalar of the state
+    state = t.init(params)
+    (name,) = state.scalars
+    with pytest.raises(ValueError, match=rf"The state of Nadam .* its '{name}' has shape \(4,\)"):
+        t.update(grads, state._replace(scalars={name: jnp.ones(4)}), params)
+    ema = jk.ema(0.9)
+    state = ema.init(params)
+    with pytest.raises(ValueError, match=r"The state of EMA .* its 'iterations' has shape \(4,\)"):
+        ema.update(grads, state._replace(iterations=wide), params)
+    acc = jk.accumulate_gradients(jk.sgd(0.1), 2)
+    state = acc.init(params)
+    with pytest.raises(ValueError, match=r"The state of gradient accumulation .* its 'iterations' has shape \(4,\)"):
+        acc.update(grads, state._replace(iterations=wide), params)
