@@ -233,3 +233,14 @@ def test_each_scalar_of_the_state_is_checked():
     state = acc.init(params)
     with pytest.raises(ValueError, match=r"The state of gradient accumulation .* its 'iterations' has shape \(4,\)"):
         acc.update(grads, state._replace(iterations=wide), params)
+
+
+def test_loss_scaling_and_weight_decay_name_another_state():
+    params, grads = _problem()
+    inner = jk.legacy.sgd(0.1)
+    for t in (jk.mixed_precision.loss_scale_optimizer(inner), jk.keras3.loss_scale_optimizer(inner)):
+        with pytest.raises(ValueError, match=r"LossScaleOptimizer's update \(OptimizerState\) is not the LossScaleState"):
+            t.update(grads, inner.init(params), params)
+    wd = jk.decoupled_weight_decay(0.01, 0.1)
+    with pytest.raises(ValueError, match=r"decoupled_weight_decay's update \(OptimizerState\) is not the WeightDecayState"):
+        wd.update(grads, inner.init(params), params)
