@@ -30,7 +30,6 @@ from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.core.state import (
-    check_scalars,
     check_slot_shapes,
     count_dtype,
     expect_state,
@@ -255,7 +254,6 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
 
     def update(updates, state, params=None):
         expect_state(name, state, OptimizerState, spec.slots_type)
-        check_scalars(name, {"iterations": state.iterations, **dict(state.hyperparams.items()), **state.scalars})
         if (spec.needs_params or decays) and params is None:
             what = "weight decay" if decays else name
             raise ValueError(f"{what} reads the parameter values: call update(grads, state, params).")

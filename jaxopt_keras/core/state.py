@@ -196,11 +196,16 @@ def expect_state(owner: str, state: Any, cls: type, slots_type: type | None = No
     structure; reading it would fail inside the step with an
     ``AttributeError`` or a tree-structure error that names neither.
 
+    Then its scalars (:func:`state_scalars`) must be scalars
+    (:func:`check_scalars`).
+
     Raises:
       ValueError: naming both types, and ``io.state_from_tree`` for the dicts
-        and lists a checkpoint restored without a target holds.
+        and lists a checkpoint restored without a target holds; or naming a
+        scalar of the state that is not one.
     """
     if isinstance(state, cls) and (slots_type is None or isinstance(state.slots, slots_type)):
+        check_scalars(owner, state_scalars(state))
         return
     want = cls.__name__ if slots_type is None else f"{cls.__name__} of {slots_type.__name__}"
     got = type(state).__name__
@@ -271,6 +276,22 @@ def check_slot_shapes(
                 "state for these parameters, or restore it with their shapes (a checkpoint restored without "
                 "a target: jaxopt_keras.io.state_from_tree)."
             )
+
+
+# The fields of our states that hold one scalar each; ``hyperparams`` and
+# ``scalars`` hold several, by name.
+SCALAR_FIELDS = ("iterations", "loss_scale", "counter")
+
+
+def state_scalars(state: Any) -> dict[str, Any]:
+    """The scalars of one of our state NamedTuples, by name: its step count
+    (or loss scale and counter), its hyperparameters and its other scalars."""
+    named = {f: getattr(state, f) for f in SCALAR_FIELDS if f in state._fields}
+    if "hyperparams" in state._fields:
+        named.update(state.hyperparams.items())
+    if "scalars" in state._fields:
+        named.update(state.scalars)
+    return named
 
 
 def check_scalars(owner: str, named: Mapping[str, Any]) -> None:

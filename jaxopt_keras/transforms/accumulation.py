@@ -17,7 +17,6 @@ import jax.numpy as jnp
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.paths import leaf_paths
 from jaxopt_keras.core.state import (
-    check_scalars,
     check_slot_shapes,
     count_dtype,
     expect_state,
@@ -99,7 +98,6 @@ def accumulate_gradients(
 
     def update(updates, state, params=None):
         expect_state("gradient accumulation", state, AccumulationState)
-        check_scalars("gradient accumulation", {"iterations": state.iterations})
         is_update = (safe_add(state.iterations, 1) % steps) == 0
         # Keras 3 adds a row-sparse gradient to its dense accumulator.
         flat_g, treedef = base.flatten_updates(base.map_updates(base.densify, updates))

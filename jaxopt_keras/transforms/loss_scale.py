@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.core.state import check_scalars, expect_state, find_state, map_clocks, safe_add
+from jaxopt_keras.core.state import expect_state, find_state, map_clocks, safe_add
 from jaxopt_keras.core.xla import inlined_jnp
 
 DEFAULT_INITIAL_SCALE = 2.0**15
@@ -118,7 +118,6 @@ def loss_scale_optimizer(
 
     def update(updates, state, params=None):
         expect_state("LossScaleOptimizer", state, LossScaleState)
-        check_scalars("LossScaleOptimizer", {"loss_scale": state.loss_scale, "counter": state.counter})
         if not dynamic:
             u, s = inner.update(updates, state.inner, params)
             return u, state._replace(inner=s)
@@ -192,7 +191,6 @@ def loss_scale_optimizer_keras3(
 
     def update(updates, state, params=None):
         expect_state("LossScaleOptimizer", state, LossScaleState)
-        check_scalars("LossScaleOptimizer", {"loss_scale": state.loss_scale, "counter": state.counter})
         finite = all_finite(updates)
         scale = state.loss_scale
 

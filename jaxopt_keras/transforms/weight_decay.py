@@ -26,7 +26,7 @@ from jaxopt_keras.algorithms.driver import decay_term, learning_rate_at
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.gradients import matched_params
 from jaxopt_keras.core.hyperparams import Hyperparams
-from jaxopt_keras.core.state import check_scalars, count_dtype, expect_state, safe_add
+from jaxopt_keras.core.state import count_dtype, expect_state, safe_add
 from jaxopt_keras.schedules.base import is_schedule
 
 
@@ -79,7 +79,6 @@ def decoupled_weight_decay(
         if params is None:
             raise ValueError("decoupled_weight_decay reads the parameter values: call update(updates, state, params).")
         expect_state("decoupled_weight_decay", state, WeightDecayState)
-        check_scalars("decoupled_weight_decay", {"iterations": state.iterations, **dict(state.hyperparams.items())})
         lr = learning_rate_at(learning_rate, state.iterations, state.hyperparams, None, "current")
         wd = state.hyperparams["weight_decay"]
         leaves, treedef = base.flatten_updates(updates)
