@@ -324,8 +324,16 @@ class WeightsList:
     def _variable_paths(self, params: Any) -> list[str]:
         """A routed spec's ``paths``: each variable's own ``path``, as Keras 3 routes,
         for the variables whose values are ``params`` (all, or the batch being built)."""
-        paths = [v.path for v in self._variables]
-        return paths[len(paths) - len(jax.tree_util.tree_leaves(params)) :]
+        paths, n = [v.path for v in self._variables], len(jax.tree_util.tree_leaves(params))
+        if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure([0] * n):
+            factory = ("jk" if self._family == "current" else f"jk.{self._family}") + f".{self._entry.function}"
+            raise ValueError(
+                f"{type(self).__name__} routes each variable by its path, and this transformation holds the paths of "
+                f"the {len(paths)} variables it was built with, in their order: run it on a list of their values, not "
+                f"on a tree of structure {jax.tree_util.tree_structure(params)}. On another tree, give each leaf its "
+                f"path: {factory}(..., paths=...)."
+            )
+        return paths[len(paths) - n :]
 
     def _variable_slots(self, var: Variable) -> tuple[str, ...]:
         """The slots ``var`` has (a routed spec gives some variables fewer)."""

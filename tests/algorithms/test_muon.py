@@ -180,6 +180,27 @@ def test_functional_and_class_agree():
         np.testing.assert_allclose(p, v.numpy(), rtol=1e-6, atol=1e-7)
 
 
+def test_the_layers_transformation_routes_the_variables_list_only():
+    """The layer's transformation routes by its variables' paths, one per variable
+    in build order: on that list it steps as the layer does; on a tree of another
+    structure (a ported flax tree) it names the paths it holds and the way out,
+    not a `paths` argument the user never passed."""
+    vs = _model()
+    opt = K3.Muon(learning_rate=0.01, exclude_layers=["output"])
+    opt.build(vs)
+    t = opt.transformation
+    values = [np.asarray(v.value) for v in vs]  # copies: the layer's step donates its buffers
+    grads = [jnp.full(v.shape, 0.1) for v in vs]
+    updates, _ = t.update(grads, t.init(values), values)
+    opt.apply_gradients(zip(grads, vs))
+    for value, u, v in zip(values, updates, vs):
+        np.testing.assert_allclose(value + u, v.numpy(), rtol=1e-6, atol=1e-7)
+    tree = {v.path: value for v, value in zip(vs, values)}
+    with pytest.raises(ValueError, match=rf"Muon routes each variable by its path.*the {len(vs)} variables it was built "
+                       r"with.*run it on a list of their values.*jk.keras3.muon\(\.\.\., paths=\.\.\.\)"):
+        t.init(tree)
+
+
 def test_signature_and_config_follow_keras3():
     params = list(inspect.signature(K3.Muon).parameters)
     assert params[:16] == [
