@@ -50,6 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_keras.core.paths import leaf_paths
+from jaxopt_keras.core.transform import leaves_like
+
 
 # 5040 = 2**4 * 3**2 * 5 * 7 divides by every thread count up to 10 (and by
 # 12, 14, 15, 16, 18, 20, 21, 24, ...): XLA:CPU gives a memory-bound loop at
@@ -138,7 +141,18 @@ class Layout:
         dtypes = self.dtypes if dtypes is None else tuple(np.dtype(d) for d in dtypes)
         if len(dtypes) != len(self.dtypes):
             raise ValueError(f"{len(dtypes)} dtypes given for a layout of {len(self.dtypes)} buffers.")
-        return FlatTree(_ravel(self, dtypes, self.treedef.flatten_up_to(tree)), self)
+        leaves = leaves_like(
+            self.treedef, tree, lambda why: f"The tree to ravel is not of the flat layout's structure ({why}); {self!r} "
+            f"was built for {self.treedef}."
+        )
+        for i, (leaf, spec) in enumerate(zip(leaves, self.leaves)):
+            if leaf is not None and tuple(np.shape(leaf)) != spec.shape:
+                path = leaf_paths(self.treedef.unflatten(range(len(self.leaves))))[i]
+                raise ValueError(
+                    f"The tree's leaf at {path!r} has shape {tuple(np.shape(leaf))}, and the flat layout {self!r} holds "
+                    f"shape {spec.shape} there: build a Layout of this tree (jk.flat.Layout(tree))."
+                )
+        return FlatTree(_ravel(self, dtypes, leaves), self)
 
     def saved_buffer(self, index: int, value: Any) -> Any:
         """Buffer ``index`` of this layout from a saved one (a checkpoint's array).
@@ -169,6 +183,13 @@ class Layout:
         """
         if not isinstance(flat, FlatTree):
             raise TypeError(f"unravel expects a FlatTree, received {type(flat).__name__}")
+        shapes = tuple(tuple(np.shape(b)) for b in flat.buffers)
+        if shapes != tuple((n,) for n in self.sizes):
+            raise ValueError(
+                f"The flat layout {self!r} holds buffers of shapes {tuple((n,) for n in self.sizes)}; this FlatTree's are "
+                f"{shapes} (its own layout: {flat.layout!r}). Unravel it with the layout it was raveled with "
+                "(flat.unravel())."
+            )
         return self.treedef.unflatten(_unravel(self, flat.buffers))
 
 

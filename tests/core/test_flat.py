@@ -101,6 +101,25 @@ def test_ravel_unravel_round_trip_and_none_leaves():
     assert layout == jk.flat.Layout(PARAMS) and hash(layout) == hash(jk.flat.Layout(PARAMS))
 
 
+def test_a_tree_or_flat_tree_of_another_layout_is_refused():
+    """Raveling a tree whose leaves have other shapes than the layout's, or
+    unraveling buffers of other lengths, would misplace elements silently
+    (slices of the wrong spans, or a buffer longer than its layout says)."""
+    layout = jk.flat.Layout(PARAMS)
+    wider = dict(PARAMS, dense={"kernel": jnp.ones((5, 4)), "bias": jnp.zeros(4)})
+    reshaped = dict(PARAMS, dense={"kernel": jnp.ones(12), "bias": jnp.zeros(4)})
+    for tree, shape in [(wider, r"\(5, 4\)"), (reshaped, r"\(12,\)")]:
+        for ravel in (layout.ravel, jax.jit(layout.ravel)):
+            with pytest.raises(ValueError, match=rf"leaf at 'dense/kernel' has shape {shape}.*holds shape \(3, 4\) there"):
+                ravel(tree)
+    with pytest.raises(ValueError, match=r"not of the flat layout's structure.*Dict key mismatch"):
+        layout.ravel({"dense": PARAMS["dense"], "scale": PARAMS["scale"]})
+    other = jk.flat.Layout(wider).ravel(wider)
+    with pytest.raises(ValueError, match=r"holds buffers of shapes \(\(17,\), \(5,\)\); this FlatTree's are \(\(25,\), \(5,\)\)"):
+        layout.unravel(other)
+    assert other.unravel()["dense"]["kernel"].shape == (5, 4)  # with its own layout it unravels
+
+
 def test_eager_ravel_and_unravel_compile_one_program_whatever_the_leaf_count():
     """Eagerly, ravel and unravel are one program per layout, not one per leaf shape."""
     compiles: list[str] = []
