@@ -1,5 +1,6 @@
 """Our states in flax (serialization, linen TrainState, nnx.Optimizer), optax (tree_utils,
-inject_hyperparams, MultiSteps, chain) and orbax (save and restore, with and without a target)."""
+inject_hyperparams, MultiSteps, chain, extra arguments, masked/partition/apply_if_finite)
+and orbax (save and restore, with and without a target)."""
 
 from __future__ import annotations
 
@@ -216,6 +217,90 @@ def test_optax_chain_both_ways():
     mixed = jk.chain(jk.legacy.adam(0.01), optax.scale(2.0))
     c, _ = run(mixed, PARAMS, mixed.init(PARAMS), 0, 2)
     assert not np.allclose(c["scale"], PARAMS["scale"])
+
+
+
+def _plateau():
+    return optax.contrib.reduce_on_plateau(factor=0.5, patience=1)
+
+
+LOSSES = [3.0, 2.0, 2.5, 2.6, 2.7, 2.8]  # better once, then worse: each worse step halves the scale (patience 1)
+WITH_VALUE = {
+    "chain": lambda: jk.chain(jk.legacy.adam(0.01), _plateau()),
+    "legacy.loss_scale": lambda: jk.mixed_precision.loss_scale_optimizer(jk.chain(jk.legacy.adam(0.01), _plateau())),
+    "keras3.loss_scale": lambda: jk.keras3.loss_scale_optimizer(jk.chain(jk.keras3.adam(0.01), _plateau())),
+    "accumulation": lambda: jk.accumulate_gradients(jk.chain(jk.keras3.adam(0.01), _plateau()), 2),
+    "multi_optimizer": lambda: jk.keras3.multi_optimizer({"bias": jk.keras3.sgd(0.1)}, jk.chain(jk.keras3.adam(0.01), _plateau())),
+    "inject_hyperparams": lambda: jk.chain(optax.inject_hyperparams(jk.adam)(learning_rate=0.01), _plateau()),
+}
+
+
+@pytest.mark.parametrize("make", list(WITH_VALUE.values()), ids=list(WITH_VALUE))
+def test_optax_extra_arguments_reach_the_transform_that_reads_them(make):
+    """optax's ``GradientTransformationExtraArgs`` convention: ``update(g, s, p, value=loss)``
+    passes ``value`` through our chain and wrappers to ``reduce_on_plateau``,
+    whose state then is what it is alone on the same losses."""
+    tx = make()
+    step = jax.jit(lambda p, s, g, v: (lambda u, s: (optax.apply_updates(p, u), s))(*tx.update(g, s, p, value=v)))
+    params, state = PARAMS, tx.init(PARAMS)
+    alone, alone_state = _plateau(), _plateau().init(PARAMS)
+    every = 2 if make is WITH_VALUE["accumulation"] else 1  # the inner steps on every second call only
+    for i, loss in enumerate(LOSSES):
+        params, state = step(params, state, grads(i), jnp.float32(loss))
+        if (i + 1) % every == 0:
+            _, alone_state = alone.update(grads(i), alone_state, PARAMS, value=jnp.float32(loss))
+    found = [x for x in jax.tree_util.tree_leaves(state, is_leaf=lambda x: isinstance(x, optax.contrib.ReduceLROnPlateauState))
+             if isinstance(x, optax.contrib.ReduceLROnPlateauState)]
+    assert len(found) == 1
+    assert_trees_equal(found[0], alone_state)
+    assert float(alone_state.scale) == (0.25 if every == 2 else 0.0625)  # the values did arrive
+
+
+def test_every_optimizer_takes_and_ignores_optax_extra_arguments():
+    """What optax's own optimizers do (``optax.adam(...).update(g, s, p, value=loss)``):
+    a loop written for them runs unchanged, and the value changes nothing."""
+    chained = [
+        ("chain", lambda: jk.chain(optax.scale(2.0), jk.adam(0.01, use_ema=True, clipnorm=1.0))),
+        ("keras3.accumulation", lambda: jk.keras3.adam(0.01, gradient_accumulation_steps=2, global_clipnorm=1.0)),
+        ("keras3.loss_scale", lambda: jk.keras3.loss_scale_optimizer(jk.keras3.sgd(0.01, momentum=0.9))),
+    ]
+    for name, factory in all_factories() + chained:
+        tx = factory()
+        state = tx.init(PARAMS)
+        plain = tx.update(grads(0), state, PARAMS)
+        extra = tx.update(grads(0), state, PARAMS, value=jnp.float32(1.5), other="ignored")
+        assert_trees_equal(plain, extra)
+
+
+def test_our_optimizers_inside_optax_combinators_step_each_part_as_alone():
+    """``optax.masked``, ``optax.partition`` and ``optax.apply_if_finite`` around ours:
+    each part steps exactly as our optimizer alone on that part's leaves."""
+    mask = {"Dense_0": {"kernel": True, "bias": False}, "scale": True}
+    part = lambda tree: {"Dense_0": {"kernel": tree["Dense_0"]["kernel"]}, "scale": tree["scale"]}  # noqa: E731
+    alone = jk.legacy.adam(0.01)
+    ref, ref_state = part(PARAMS), alone.init(part(PARAMS))
+    for i in range(3):  # jitted, as `run` is: eager ops round without XLA's fused multiply-adds
+        u, ref_state = jax.jit(alone.update)(part(grads(i)), ref_state, ref)
+        ref = optax.apply_updates(ref, u)
+    masked = optax.masked(jk.legacy.adam(0.01), mask)
+    partitioned = optax.partition({"ours": jk.legacy.adam(0.01), "frozen": optax.set_to_zero()},
+                                  {"Dense_0": {"kernel": "ours", "bias": "frozen"}, "scale": "ours"})
+    for tx in (masked, partitioned):
+        params, _ = run(tx, PARAMS, tx.init(PARAMS), 0, 3)
+        assert_trees_equal(part(params), ref)
+    np.testing.assert_array_equal(params["Dense_0"]["bias"], PARAMS["Dense_0"]["bias"])  # frozen
+    # apply_if_finite skips a step whose gradients are not finite, without calling ours.
+    guarded = optax.apply_if_finite(jk.legacy.adam(0.01), max_consecutive_errors=3)
+    bad = jax.tree_util.tree_map(lambda g: g.at[(0,) * g.ndim].set(jnp.nan), grads(1))
+    params, state = PARAMS, guarded.init(PARAMS)
+    for g in (grads(0), bad, grads(2)):
+        u, state = jax.jit(guarded.update)(g, state, params)
+        params = optax.apply_updates(params, u)
+    ref, ref_state = PARAMS, jk.legacy.adam(0.01).init(PARAMS)
+    for g in (grads(0), grads(2)):
+        u, ref_state = jax.jit(jk.legacy.adam(0.01).update)(g, ref_state, ref)
+        ref = optax.apply_updates(ref, u)
+    assert_trees_equal(params, ref)
 
 
 @pytest.mark.parametrize("target", [True, False], ids=["with_target", "without_target"])

@@ -252,7 +252,8 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
             scalars=scalars,
         )
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args  # optax's extra arguments (value=loss): none is read here
         expect_state(name, state, OptimizerState, spec.slots_type)
         if (spec.needs_params or decays) and params is None:
             what = "weight decay" if decays else name

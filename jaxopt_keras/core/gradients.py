@@ -147,10 +147,12 @@ def with_checked_gradients(
     (:func:`check_gradients`); the same state.  For a transformation that would
     otherwise broadcast them before the optimizer sees them (gradient accumulation)."""
 
-    def update(updates, state, params=None):
+    inner_update = base.extra_args_update(t.update)
+
+    def update(updates, state, params=None, **extra_args):
         grads, treedef = base.flatten_updates(updates)
         param_leaves = matched_params(treedef, params, owner) if params is not None else [None] * len(grads)
         check_gradients(grads, param_leaves, lambda: leaf_paths(params if params is not None else updates, is_leaf=base.is_none), family)
-        return t.update(updates, state, params)
+        return inner_update(updates, state, params, **extra_args)
 
     return base.GradientTransformation(t.init, update)

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core.interop import rewrap, unwrap
+from jaxopt_keras.core.transform import extra_args_update
 
 
 class Derived(NamedTuple):
@@ -362,7 +363,9 @@ def with_hyperparams(tx: Any, values: Mapping[str, Any]) -> Any:
         state = tx.init(params)
         return set_hyperparams(state, **present(state))
 
-    def update(updates, state, params=None):
-        return tx.update(updates, set_hyperparams(state, **present(state)), params)
+    inner_update = extra_args_update(tx.update)
+
+    def update(updates, state, params=None, **extra_args):
+        return inner_update(updates, set_hyperparams(state, **present(state)), params, **extra_args)
 
     return type(tx)(init, update)

@@ -10,6 +10,12 @@ optimizer returns ``-learning_rate * direction``.  The pair is a NamedTuple
 with optax's field names and signatures, so our transforms run inside
 ``optax.chain`` and optax's transforms run inside :func:`chain`.
 
+Every ``update`` here also takes keyword arguments after ``params``
+(``update(grads, state, params, value=loss)``), as optax's
+``GradientTransformationExtraArgs`` does: a transform that needs one (optax's
+``reduce_on_plateau`` reads ``value``) gets it through :func:`chain` and the
+wrappers; the others ignore it.
+
 Gradient trees may hold ``None`` where a parameter received no gradient (as
 Keras filters empty gradients): every transform here passes ``None`` through
 untouched and leaves that parameter's state alone, and :func:`apply_updates`
@@ -19,6 +25,7 @@ keeps the parameter as it was.
 from __future__ import annotations
 
 import functools
+import inspect
 import pickle
 from typing import Any, Callable, NamedTuple
 
@@ -39,7 +46,9 @@ class GradientTransformation(NamedTuple):
 
     Attributes:
       init: ``init(params) -> state``.
-      update: ``update(updates, state, params=None) -> (updates, state)``.
+      update: ``update(updates, state, params=None, **extra_args) -> (updates, state)``;
+        the ``extra_args`` (optax's convention, e.g. ``value=loss``) reach
+        the inner transforms that take them.
     """
 
     init: Callable[[Params], OptState]
@@ -157,6 +166,28 @@ def densify(u: Any) -> Any:
     return u.to_dense() if isinstance(u, IndexedSlices) else u
 
 
+def extra_args_update(update_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``update_fn`` taking optax's extra keyword arguments (``value=loss``).
+
+    An inner transform's ``update`` that takes ``**kwargs`` (ours, optax's
+    ``GradientTransformationExtraArgs``) gets them; one that does not (a plain
+    optax ``GradientTransformation``) is called without them, as
+    ``optax.with_extra_args_support`` does.
+    """
+    try:
+        takes = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(update_fn).parameters.values())
+    except (TypeError, ValueError):  # no signature to read: call it as optax's protocol says
+        takes = False
+    if takes:
+        return update_fn
+
+    def update(updates, state, params=None, **extra_args):
+        del extra_args
+        return update_fn(updates, state, params)
+
+    return update
+
+
 @picklable
 def identity() -> GradientTransformation:
     """The transform that returns its updates unchanged."""
@@ -165,8 +196,8 @@ def identity() -> GradientTransformation:
         del params
         return EmptyState()
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args
         return updates, state
 
     return GradientTransformation(init, update)
@@ -191,13 +222,13 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     for t in transforms:
         init_fn, update_fn = t  # NamedTuple unpacking works for optax too.
         inits.append(init_fn)
-        updates_fns.append(update_fn)
+        updates_fns.append(extra_args_update(update_fn))
     inits, updates_fns = tuple(inits), tuple(updates_fns)
 
     def init(params: Params) -> tuple:
         return tuple(fn(params) for fn in inits)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
         if not hasattr(state, "__len__") or len(state) != len(updates_fns):
             got = type(state).__name__ + (f" of length {len(state)}" if hasattr(state, "__len__") else "")
             raise ValueError(
@@ -206,7 +237,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
             )
         new_state = []
         for fn, s in zip(updates_fns, state):
-            updates, s = fn(updates, s, params)
+            updates, s = fn(updates, s, params, **extra_args)
             new_state.append(s)
         return updates, tuple(new_state)
 

@@ -49,7 +49,8 @@ def keras_clipping(family: str, args: Mapping[str, Any]) -> base.GradientTransfo
     else:
         parts = []
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args  # optax's extra arguments (value=loss): none is read here
         for t in parts:
             updates, _ = t.update(updates, base.EmptyState(), params)
         return updates, state

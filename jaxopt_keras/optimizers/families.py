@@ -196,7 +196,8 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
                 new[self._index[id(v)]] = g
             return new
 
-        def update(updates, state, params=None):
+        def update(updates, state, params=None, **extra_args):
+            del params, extra_args  # the pairs are (gradient, variable): neither is read
             if aggregator is not None:
                 updates = apply_pairs(aggregator, updates)
             for fn in transformers:

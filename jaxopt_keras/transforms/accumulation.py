@@ -96,7 +96,9 @@ def accumulate_gradients(
         accumulators = jax.tree_util.tree_map(lambda p: filled(p, 0), params)
         return AccumulationState(jnp.zeros([], count_dtype()), accumulators, inner.init(params))
 
-    def update(updates, state, params=None):
+    inner_update = base.extra_args_update(inner.update)
+
+    def update(updates, state, params=None, **extra_args):
         expect_state("gradient accumulation", state, AccumulationState)
         is_update = (safe_add(state.iterations, 1) % steps) == 0
         # Keras 3 adds a row-sparse gradient to its dense accumulator.
@@ -122,12 +124,12 @@ def accumulate_gradients(
             # XLA does not fuse across), the step run on it, its results chosen by
             # another (a select would let XLA fuse the step differently).
             grads = jax.lax.cond(is_update, mean, lambda _: list(flat_g), None)
-            stepped = (*inner.update(treedef.unflatten(grads), state.inner, params), reset())
+            stepped = (*inner_update(treedef.unflatten(grads), state.inner, params, **extra_args), reset())
             u, s, acc = jax.lax.cond(is_update, lambda ops: ops[0], lambda ops: ops[1], (stepped, accumulate(None)))
         else:
 
             def apply(_):
-                return (*inner.update(treedef.unflatten(mean(None)), state.inner, params), reset())
+                return (*inner_update(treedef.unflatten(mean(None)), state.inner, params, **extra_args), reset())
 
             u, s, acc = jax.lax.cond(is_update, apply, accumulate, None)
         new_state = AccumulationState(safe_add(state.iterations, 1), treedef.unflatten(acc), s)
@@ -186,8 +188,8 @@ def scale_by_loss_scale_factor(loss_scale_factor: float) -> base.GradientTransfo
     if loss_scale_factor is None:
         raise ValueError("`loss_scale_factor` must be a positive number. Received: loss_scale_factor=None")
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args  # optax's extra arguments (value=loss): none is read here
         return base.map_values(lambda g: g / loss_scale_factor, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

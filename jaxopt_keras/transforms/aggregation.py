@@ -48,8 +48,8 @@ def aggregate_gradients(
             return IndexedSlices(values, indices, g.dense_shape)
         return reduce(g, axis_name)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args  # optax's extra arguments (value=loss): none is read here
         return base.map_updates(leaf, updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

@@ -46,8 +46,8 @@ def clip_by_value(clipvalue: float) -> base.GradientTransformation:
     def clip(g):
         return jnp.maximum(jnp.minimum(g, _as(clipvalue, g.dtype)), _as(-clipvalue, g.dtype))
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args  # optax's extra arguments (value=loss): none is read here
         with inlined_jnp(updates):
             return base.map_values(clip, updates), state
 
@@ -82,8 +82,8 @@ def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
             return g.with_values((g.values * c) / jnp.maximum(l2norm, c))
         return (g * c) / jnp.maximum(l2norm, c)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args  # optax's extra arguments (value=loss): none is read here
         if contains_flat(updates):
             raise ValueError(
                 "clip_by_norm clips each tensor, and a flat layout has no tensor boundaries: "
@@ -130,8 +130,8 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
     """
     _check("global_clipnorm", global_clipnorm)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args  # optax's extra arguments (value=loss): none is read here
         norm = global_norm(updates)
         c = _as(global_clipnorm, norm.dtype)
         scale = c * jnp.minimum(1.0 / norm, jnp.asarray(1.0, norm.dtype) / c)
@@ -155,8 +155,8 @@ def clip_by_global_norm_keras3(global_clipnorm: float) -> base.GradientTransform
     """
     _check("global_clipnorm", global_clipnorm)
 
-    def update(updates, state, params=None):
-        del params
+    def update(updates, state, params=None, **extra_args):
+        del params, extra_args  # optax's extra arguments (value=loss): none is read here
         leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
         if not leaves:
             return updates, state

@@ -98,7 +98,8 @@ def ema(
         average = jax.tree_util.tree_map(lambda p: jnp.array(p, copy=True), params)
         return EmaState(jnp.zeros([], count_dtype()), hp, average)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args  # optax's extra arguments (value=loss): none is read here
         if params is None:
             raise ValueError("ema reads the parameter values: call update(updates, state, params).")
         expect_state("EMA", state, EmaState)
@@ -163,7 +164,8 @@ def ema_keras3(
         average = jax.tree_util.tree_map(lambda p: jnp.zeros_like(p), params)
         return EmaState(jnp.zeros([], count_dtype()), hp, average)
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args  # optax's extra arguments (value=loss): none is read here
         if params is None:
             raise ValueError("ema reads the parameter values: call update(updates, state, params).")
         expect_state("EMA", state, EmaState)

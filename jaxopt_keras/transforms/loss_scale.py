@@ -116,16 +116,18 @@ def loss_scale_optimizer(
             jnp.asarray(initial_scale, jnp.float32), jnp.zeros([], jnp.int32), inner.init(params)
         )
 
-    def update(updates, state, params=None):
+    inner_update = base.extra_args_update(inner.update)
+
+    def update(updates, state, params=None, **extra_args):
         expect_state("LossScaleOptimizer", state, LossScaleState)
         if not dynamic:
-            u, s = inner.update(updates, state.inner, params)
+            u, s = inner_update(updates, state.inner, params, **extra_args)
             return u, state._replace(inner=s)
         finite = all_finite(updates)
         # Zero updates shaped like inner's (a row-sparse gradient may give a dense update).
-        shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params)[0])
+        shapes = jax.eval_shape(lambda: inner_update(updates, state.inner, params, **extra_args)[0])
         zeros = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
-        u, s = step_if_finite(finite, lambda: inner.update(updates, state.inner, params), zeros, state.inner)
+        u, s = step_if_finite(finite, lambda: inner_update(updates, state.inner, params, **extra_args), zeros, state.inner)
         scale, counter = next_loss_scale(state.loss_scale, state.counter, finite, dynamic_growth_steps)
         return u, LossScaleState(scale, counter, s)
 
@@ -189,7 +191,9 @@ def loss_scale_optimizer_keras3(
     def init(params):
         return LossScaleState(jnp.asarray(initial_scale, jnp.float32), jnp.zeros([], jnp.int32), inner.init(params))
 
-    def update(updates, state, params=None):
+    inner_update = base.extra_args_update(inner.update)
+
+    def update(updates, state, params=None, **extra_args):
         expect_state("LossScaleOptimizer", state, LossScaleState)
         finite = all_finite(updates)
         scale = state.loss_scale
@@ -197,10 +201,10 @@ def loss_scale_optimizer_keras3(
         def step(_):
             with inlined_jnp(updates):
                 unscaled = base.map_values(lambda g: g / scale, updates)
-            return inner.update(unscaled, state.inner, params)
+            return inner_update(unscaled, state.inner, params, **extra_args)
 
         def skip(_):
-            shapes = jax.eval_shape(lambda: inner.update(updates, state.inner, params)[0])
+            shapes = jax.eval_shape(lambda: inner_update(updates, state.inner, params, **extra_args)[0])
             return jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes), state.inner
 
         u, s = jax.lax.cond(finite, step, skip, None)

@@ -77,7 +77,9 @@ def multi_optimizer(
         routed = routes(params)
         return tuple(t.init(masked(params, routed, k)) for k, t in enumerate(optimizers))
 
-    def update(updates, state, params=None):
+    inner_updates = [base.extra_args_update(t.update) for t in optimizers]
+
+    def update(updates, state, params=None, **extra_args):
         if params is None:
             raise ValueError("multi_optimizer routes by the params' paths: call update(grads, state, params).")
         routed = routes(params)
@@ -86,8 +88,8 @@ def multi_optimizer(
         flat_u, treedef = base.flatten_updates(updates)
         out = [None] * len(flat_u)
         new_state = []
-        for k, (t, s) in enumerate(zip(optimizers, state)):
-            u_k, s = t.update(masked(updates, routed, k), s, masked(params, routed, k))
+        for k, (inner_update, s) in enumerate(zip(inner_updates, state)):
+            u_k, s = inner_update(masked(updates, routed, k), s, masked(params, routed, k), **extra_args)
             new_state.append(s)
             for i, x in enumerate(base.flatten_updates(u_k)[0]):
                 if routed[i] == k:

@@ -75,7 +75,8 @@ def decoupled_weight_decay(
             values["learning_rate"], dtypes["learning_rate"] = learning_rate, np.float32
         return WeightDecayState(jnp.zeros([], count_dtype()), Hyperparams.create(values, dtypes))
 
-    def update(updates, state, params=None):
+    def update(updates, state, params=None, **extra_args):
+        del extra_args  # optax's extra arguments (value=loss): none is read here
         if params is None:
             raise ValueError("decoupled_weight_decay reads the parameter values: call update(updates, state, params).")
         expect_state("decoupled_weight_decay", state, WeightDecayState)
