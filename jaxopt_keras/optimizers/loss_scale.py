@@ -25,6 +25,7 @@ from jaxopt_keras.transforms.loss_scale import (
     DEFAULT_GROWTH_STEPS,
     DEFAULT_INITIAL_SCALE,
     all_finite,
+    check_loss_scale,
     next_loss_scale,
     step_if_finite,
 )
@@ -58,6 +59,8 @@ class LossScaleOptimizer:
         if dynamic:
             initial_scale = DEFAULT_INITIAL_SCALE if initial_scale is None else float(initial_scale)
             dynamic_growth_steps = DEFAULT_GROWTH_STEPS if dynamic_growth_steps is None else dynamic_growth_steps
+            if isinstance(dynamic_growth_steps, float) and dynamic_growth_steps.is_integer():
+                dynamic_growth_steps = int(dynamic_growth_steps)  # TF-Keras counts to 2000.0 alike
         else:
             if initial_scale is None:
                 raise ValueError('"initial_scale" must be specified if "dynamic" is False')
@@ -66,6 +69,7 @@ class LossScaleOptimizer:
                     f'"dynamic_growth_steps" must be None if "dynamic" is False, but got: {dynamic_growth_steps}'
                 )
             initial_scale = float(initial_scale)
+        check_loss_scale(initial_scale, dynamic_growth_steps, dynamic)  # before the inner optimizer is marked wrapped
         self._optimizer = inner_optimizer
         inner_optimizer._is_wrapped_by_loss_scale_optimizer = True
         self._dynamic = dynamic
@@ -219,6 +223,9 @@ class LossScaleOptimizer:
     def from_config(cls, config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None, use_legacy_optimizer: bool | None = None) -> "LossScaleOptimizer":
         """Rebuilds from :meth:`get_config` output (or TF-Keras's / Keras 3's)."""
         config = dict(config)
+        tf23 = "loss_scale" in config
+        if tf23:  # TF 2.3 and before: a LossScale object, as TF-Keras converts it
+            config.update(_tf23_loss_scale(config.pop("loss_scale")))
         if "optimizer" in config and "inner_optimizer" not in config:  # TF 2.3 name
             config["inner_optimizer"] = config.pop("optimizer")
         if "inner_optimizer" not in config:
@@ -228,14 +235,51 @@ class LossScaleOptimizer:
             if not isinstance(inner, Mapping):
                 raise ValueError(f"Field 'inner_optimizer' of a serialized LossScaleOptimizer must be a dict, received {inner!r}.")
             family = None if use_legacy_optimizer is None else ("legacy" if use_legacy_optimizer else "current")
-            inner = deserialize_optimizer(inner, custom_objects, family)
-        if "loss_scale" in config:
-            raise ValueError(
-                "TF 2.3-era `loss_scale` objects are not supported; pass `dynamic`, `initial_scale` "
-                "and `dynamic_growth_steps`."
-            )
+            inner = deserialize_optimizer(inner, custom_objects, "legacy" if tf23 else family)
         allowed = {"dynamic", "initial_scale", "dynamic_growth_steps"}
         unknown = set(config) - allowed - {"name"}
         if unknown:
             raise TypeError(f"Unexpected keyword arguments for LossScaleOptimizer: {sorted(unknown)}")
         return cls(inner, **{k: v for k, v in config.items() if k in allowed})
+
+
+# TF 2.3's LossScale classes: their constructors' defaults, by config key.
+_TF23_DYNAMIC = {"initial_loss_scale": 2.0**15, "increment_period": 2000, "multiplier": 2.0}
+
+
+def _tf23_loss_scale(loss_scale: Any) -> dict:
+    """The arguments a TF 2.3-era serialized ``LossScale`` stands for, as
+    TF-Keras's ``LossScaleOptimizer.from_config`` converts it.
+
+    ``{"class_name": "FixedLossScale", "config": {"loss_scale_value": s}}``
+    is ``dynamic=False, initial_scale=s``; ``DynamicLossScale``'s
+    ``initial_loss_scale`` and ``increment_period`` are ``initial_scale`` and
+    ``dynamic_growth_steps`` (its ``multiplier`` must be 2).  Nothing is
+    imported or built from the config but these numbers.
+
+    Raises:
+      ValueError: another class, or a multiplier other than 2 (TF-Keras's words).
+      TypeError: a config key the class does not take.
+    """
+    name = loss_scale.get("class_name") if isinstance(loss_scale, Mapping) else None
+    raw = loss_scale.get("config", {}) if isinstance(loss_scale, Mapping) else {}
+    known = {"FixedLossScale": {"loss_scale_value"}, "DynamicLossScale": set(_TF23_DYNAMIC)}
+    if name not in known or not isinstance(raw, Mapping):
+        raise ValueError(
+            "Serialized LossScaleOptimizers with a LossScale that is neither a FixedLossScale nor a "
+            f"DynamicLossScale can no longer be deserialized (received loss_scale={loss_scale!r})."
+        )
+    unknown = set(raw) - known[name]
+    if unknown:
+        raise TypeError(f"{name} got unexpected keyword arguments {sorted(unknown)} in a serialized LossScaleOptimizer.")
+    if name == "FixedLossScale":
+        if "loss_scale_value" not in raw:
+            raise TypeError("FixedLossScale is missing its argument 'loss_scale_value' in a serialized LossScaleOptimizer.")
+        return {"dynamic": False, "initial_scale": raw["loss_scale_value"]}
+    args = {**_TF23_DYNAMIC, **raw}
+    if args["multiplier"] != 2:
+        raise ValueError(
+            "Cannot deserialize LossScaleOptimizer with a DynamicLossScale whose multiplier is not 2. Got "
+            f"DynamicLossScale: {dict(raw)}"
+        )
+    return {"dynamic": True, "initial_scale": args["initial_loss_scale"], "dynamic_growth_steps": args["increment_period"]}

@@ -14,6 +14,7 @@ the unscaled gradients.  The Keras class built on the same rule is
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import jax
@@ -82,6 +83,25 @@ def next_loss_scale(scale: jax.Array, counter: jax.Array, finite: jax.Array, gro
     return new_scale.astype(scale.dtype), new_counter
 
 
+def check_loss_scale(initial_scale: Any, dynamic_growth_steps: Any, dynamic: bool = True) -> None:
+    """The loss-scale settings every loss-scaling wrapper takes (both families'
+    transforms and classes): a finite ``initial_scale > 0`` and, for a dynamic
+    scale, an integer ``dynamic_growth_steps >= 1``.
+
+    TF-Keras and Keras 3 accept a zero, negative or NaN scale and then skip
+    every step or flip the gradients' sign; growth steps of 0 never grow.
+
+    Raises:
+      ValueError: either out of range, or not a number (a bool included).
+    """
+    number = isinstance(initial_scale, (int, float, np.integer, np.floating)) and not isinstance(initial_scale, (bool, np.bool_))
+    if not (number and math.isfinite(initial_scale) and initial_scale > 0):
+        raise ValueError(f'"initial_scale" must be positive and finite, but got: {initial_scale!r}')
+    steps = dynamic_growth_steps
+    if dynamic and (isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)) or steps < 1):
+        raise ValueError(f'"dynamic_growth_steps" must be a positive integer, but got: {steps!r}')
+
+
 @base.picklable
 def loss_scale_optimizer(
     inner: base.GradientTransformation,
@@ -106,10 +126,7 @@ def loss_scale_optimizer(
     Returns:
       A transform with state :class:`LossScaleState`.
     """
-    if initial_scale is None or initial_scale <= 0:
-        raise ValueError(f'"initial_scale" must be positive, but got: {initial_scale}')
-    if dynamic and (not isinstance(dynamic_growth_steps, (int, np.integer)) or dynamic_growth_steps < 1):
-        raise ValueError(f'"dynamic_growth_steps" must be a positive integer, but got: {dynamic_growth_steps}')
+    check_loss_scale(initial_scale, dynamic_growth_steps, dynamic)
 
     def init(params):
         return LossScaleState(
@@ -183,10 +200,7 @@ def loss_scale_optimizer_keras3(
     Returns:
       A transform with state :class:`LossScaleState`.
     """
-    if initial_scale is None or not initial_scale > 0:
-        raise ValueError(f'"initial_scale" must be positive, but got: {initial_scale}')
-    if not isinstance(dynamic_growth_steps, (int, np.integer)) or dynamic_growth_steps < 1:
-        raise ValueError(f'"dynamic_growth_steps" must be a positive integer, but got: {dynamic_growth_steps}')
+    check_loss_scale(initial_scale, dynamic_growth_steps)
 
     def init(params):
         return LossScaleState(jnp.asarray(initial_scale, jnp.float32), jnp.zeros([], jnp.int32), inner.init(params))

@@ -97,3 +97,35 @@ def test_loss_scale_optimizer_constructor_errors():
         LossScaleOptimizer(O.SGD(), dynamic=False, initial_scale=2.0, dynamic_growth_steps=3)
     with pytest.raises(TypeError, match='"dynamic"'):
         LossScaleOptimizer(O.SGD(), dynamic=1)
+
+
+BAD_SCALES = [
+    (dict(initial_scale=0.0), '"initial_scale" must be positive and finite'),
+    (dict(dynamic=False, initial_scale=-1.0), '"initial_scale" must be positive and finite'),
+    (dict(initial_scale=float("nan")), '"initial_scale" must be positive and finite'),
+    (dict(initial_scale=float("inf")), '"initial_scale" must be positive and finite'),
+    (dict(dynamic_growth_steps=0), '"dynamic_growth_steps" must be a positive integer'),
+    (dict(dynamic_growth_steps=2.5), '"dynamic_growth_steps" must be a positive integer'),
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("kwargs,message", BAD_SCALES, ids=[str(k) for k, _ in BAD_SCALES])
+def test_a_scale_keras_accepts_and_then_misuses_is_refused_changing_nothing(family, kwargs, message):
+    """TF-Keras accepts these and then skips every step (a zero or NaN scale),
+    flips the gradients' sign (a negative one) or never grows (0 steps); we
+    refuse them, as the functional form does, and the inner optimizer stays
+    free to be wrapped."""
+    inner = FAMILIES[family].SGD()
+    with pytest.raises(ValueError, match=message):
+        LossScaleOptimizer(inner, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        jk.mixed_precision.loss_scale_optimizer(jk.sgd(), **kwargs)
+    assert LossScaleOptimizer(inner).inner_optimizer is inner  # not marked as wrapped
+    keras3 = {k: v for k, v in kwargs.items() if k != "dynamic"}  # Keras 3 has no fixed scale
+    with pytest.raises(ValueError, match=message):
+        O.keras3.LossScaleOptimizer(O.keras3.SGD(), **keras3)
+
+
+def test_tf_keras_integral_float_growth_steps_are_taken():
+    assert LossScaleOptimizer(O.SGD(), dynamic_growth_steps=3.0).dynamic_growth_steps == 3

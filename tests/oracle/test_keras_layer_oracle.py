@@ -295,6 +295,38 @@ def test_loss_scale_optimizer_config_matches_tf_keras(family):
     assert ours_fixed.get_config() == fixed.get_config()
 
 
+TF23_INNER = {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.001, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}
+TF23_LOSS_SCALES = {
+    "dynamic": {"class_name": "DynamicLossScale", "config": {"initial_loss_scale": 1024.0, "increment_period": 100, "multiplier": 2.0}},
+    "dynamic_defaults": {"class_name": "DynamicLossScale", "config": {}},
+    "fixed": {"class_name": "FixedLossScale", "config": {"loss_scale_value": 128.0}},
+    "multiplier_3": {"class_name": "DynamicLossScale", "config": {"initial_loss_scale": 8.0, "increment_period": 5, "multiplier": 3.0}},
+    "other_class": {"class_name": "MyLossScale", "config": {}},
+    "a_string": "dynamic",
+}
+
+
+@pytest.mark.parametrize("loss_scale", list(TF23_LOSS_SCALES.values()), ids=list(TF23_LOSS_SCALES))
+@pytest.mark.parametrize("use_legacy_optimizer", [None, True, False])
+def test_a_tf23_loss_scale_optimizer_config_deserializes_as_in_tf_keras(loss_scale, use_legacy_optimizer):
+    """TF 2.3 and before saved a LossScale object and `optimizer`; TF-Keras converts
+    them (the inner optimizer always legacy), or refuses with these words."""
+    def config():
+        return {"class_name": "LossScaleOptimizer", "config": {"optimizer": dict(TF23_INNER), "loss_scale": loss_scale}}
+
+    kwargs = {} if use_legacy_optimizer is None else {"use_legacy_optimizer": use_legacy_optimizer}
+    try:
+        theirs = tf_keras.optimizers.deserialize(config(), **kwargs)
+    except ValueError as e:
+        with pytest.raises(ValueError, match=str(e).split(".")[0].split(" Got ")[0]):
+            O.deserialize(config(), **kwargs)
+        return
+    ours = O.deserialize(config(), **kwargs)
+    assert type(ours.inner_optimizer) is O.legacy.Adam
+    assert ours.get_config() == theirs.get_config()
+    assert O.serialize(ours) == tf_keras.optimizers.serialize(theirs)
+
+
 @pytest.mark.parametrize("family", ["legacy", "current"])
 def test_loss_scale_optimizer_trajectory_matches_tf_keras(family):
     """Overflowing steps are skipped and halve the scale; growth doubles it."""
