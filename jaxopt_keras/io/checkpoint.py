@@ -26,7 +26,7 @@ import numpy as np
 
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers import deserialize
-from jaxopt_keras.optimizers.config import config_family, without_custom_prefix
+from jaxopt_keras.optimizers.config import tf_keras_family, without_custom_prefix
 from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
 from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
 
@@ -92,15 +92,15 @@ def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
     """The numerics family of a config: ``"keras3"`` if the file says Keras 3 wrote it (``keras3``),
     else as :func:`~jaxopt_keras.optimizers.deserialize` reads the config (a legacy module or key,
     ``is_legacy_optimizer``, ``jit_compile``: TF-Keras; ``loss_scale_factor`` or
-    ``gradient_accumulation_steps`` without those: Keras 3); a config that says nothing is TF-Keras's
-    current family's."""
+    ``gradient_accumulation_steps`` without those: Keras 3); a non-empty config that says nothing
+    was written before TF-Keras 2.11, legacy (:func:`~jaxopt_keras.optimizers.config.tf_keras_family`)."""
     if keras3:
         return "keras3"
     config = without_custom_prefix(optimizer_config, {})
     inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
     if isinstance(inner.get("inner_optimizer"), Mapping):  # a loss-scale wrapper: its inner optimizer's
         return family_of(inner["inner_optimizer"], False)
-    return config_family(config, inner)
+    return tf_keras_family(config)
 
 
 def keras_optimizer(config: Mapping[str, Any], family: str, custom_objects: Mapping[str, Any] | None = None) -> Any:

@@ -87,7 +87,7 @@ def config_family(config: Mapping[str, Any], inner: Mapping[str, Any], default: 
     Keras 3: ``loss_scale_factor`` or ``gradient_accumulation_steps`` without
     those.  A config that says none of this is read as ``default``.
     """
-    if config.get("module") in LEGACY_MODULES:
+    if isinstance(config.get("module"), str) and config["module"] in LEGACY_MODULES:  # a malformed one is named later
         return "legacy"
     if "is_legacy_optimizer" in inner:
         return "legacy" if inner["is_legacy_optimizer"] else "current"
@@ -98,6 +98,24 @@ def config_family(config: Mapping[str, Any], inner: Mapping[str, Any], default: 
     if "loss_scale_factor" in inner or "gradient_accumulation_steps" in inner:
         return "keras3"
     return default
+
+
+def tf_keras_family(config: Mapping[str, Any], use_legacy_optimizer: bool | None = None) -> str:
+    """The family ``tf.keras.optimizers.deserialize(config, use_legacy_optimizer=...)`` builds.
+
+    TF-Keras (since 2.11, when it began writing ``is_legacy_optimizer``) reads
+    a non-empty config's own ``is_legacy_optimizer``, and a config without it
+    as one written before 2.11: legacy, whatever ``use_legacy_optimizer``
+    says.  Only an empty config (``{"class_name": "adam", "config": {}}``,
+    what ``get("adam")`` builds) follows the flag, current by default.  Read
+    the same way here, and where TF-Keras would refuse the config, by its keys
+    (:func:`config_family`: ``jit_compile`` is current, Keras 3's
+    ``loss_scale_factor``/``gradient_accumulation_steps`` keras3).
+    """
+    inner = config.get("config") if isinstance(config, Mapping) else None
+    if not inner or not isinstance(inner, Mapping):
+        return "legacy" if use_legacy_optimizer else "current"
+    return config_family(config, inner, default="legacy")
 
 
 def known_classes(family: str) -> dict[str, type]:

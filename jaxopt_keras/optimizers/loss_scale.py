@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import checked_count
-from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer
+from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer, tf_keras_family
 from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.optimizers.families import loss_takes_values
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
@@ -223,8 +223,7 @@ class LossScaleOptimizer:
     def from_config(cls, config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None, use_legacy_optimizer: bool | None = None) -> "LossScaleOptimizer":
         """Rebuilds from :meth:`get_config` output (or TF-Keras's / Keras 3's)."""
         config = dict(config)
-        tf23 = "loss_scale" in config
-        if tf23:  # TF 2.3 and before: a LossScale object, as TF-Keras converts it
+        if "loss_scale" in config:  # TF 2.3 and before: a LossScale object, as TF-Keras converts it
             config.update(_tf23_loss_scale(config.pop("loss_scale")))
         if "optimizer" in config and "inner_optimizer" not in config:  # TF 2.3 name
             config["inner_optimizer"] = config.pop("optimizer")
@@ -234,8 +233,7 @@ class LossScaleOptimizer:
         if not isinstance(inner, KerasOptimizer):
             if not isinstance(inner, Mapping):
                 raise ValueError(f"Field 'inner_optimizer' of a serialized LossScaleOptimizer must be a dict, received {inner!r}.")
-            family = None if use_legacy_optimizer is None else ("legacy" if use_legacy_optimizer else "current")
-            inner = deserialize_optimizer(inner, custom_objects, "legacy" if tf23 else family)
+            inner = deserialize_optimizer(inner, custom_objects, tf_keras_family(inner, use_legacy_optimizer))
         allowed = {"dynamic", "initial_scale", "dynamic_growth_steps"}
         unknown = set(config) - allowed - {"name"}
         if unknown:

@@ -2,10 +2,12 @@
 
 Accepted: TF-Keras 2.x configs of both families (with or without ``module``),
 TF1-style configs (``lr``, ``decay``), and Keras 3 configs.  The family is
-read from the config: a legacy ``module``, ``is_legacy_optimizer: True`` or a
-legacy-only key (``decay``, ``lr``, ``gradient_aggregator``,
-``gradient_transformers``, ``schedule_decay``) means legacy, anything else the
-current family; ``use_legacy_optimizer=`` overrides.
+TF-Keras's choice (:func:`~jaxopt_keras.optimizers.config.tf_keras_family`):
+a non-empty config's ``is_legacy_optimizer``, legacy when it has none (a
+config written before TF-Keras 2.11), except that ``jit_compile`` means
+current and Keras 3's ``loss_scale_factor``/``gradient_accumulation_steps``
+mean Keras 3; an empty config follows ``use_legacy_optimizer=`` (current by
+default).
 
 Only our classes, or classes passed in ``custom_objects``, are ever built.
 Nothing named in a config is imported or evaluated (see
@@ -23,6 +25,7 @@ from jaxopt_keras.optimizers.config import (
     deserialize_optimizer,
     plain,
     serialize_optimizer,
+    tf_keras_family,
     without_custom_prefix,
 )
 from jaxopt_keras.optimizers import keras3
@@ -68,8 +71,9 @@ def deserialize(
         TF1-style ``{"class_name", "config"}``).
       custom_objects: name -> class for user-defined optimizers and schedules.
       use_legacy_format: accepted for signature compatibility.
-      **kwargs: only ``use_legacy_optimizer`` (``True``/``False`` forces the
-        family).
+      **kwargs: only ``use_legacy_optimizer``: the family of an empty config
+        (``True``: legacy); a non-empty config's own keys decide, as in
+        TF-Keras.
 
     Returns:
       An optimizer instance.
@@ -101,8 +105,7 @@ def deserialize(
         if use_legacy_optimizer is None and key == "lossscaleoptimizerv1":
             use_legacy_optimizer = True
         return LossScaleOptimizer.from_config(inner, custom_objects=custom_objects, use_legacy_optimizer=use_legacy_optimizer)
-    family = None if use_legacy_optimizer is None else ("legacy" if use_legacy_optimizer else "current")
-    return deserialize_optimizer(config, custom_objects, family)
+    return deserialize_optimizer(config, custom_objects, tf_keras_family(config, use_legacy_optimizer))
 
 
 def is_keras3_wrapper(key: str | None, config: Mapping[str, Any]) -> bool:

@@ -19,6 +19,7 @@ import pytest
 
 import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
+from config_families import FAMILY_RULES
 from jaxopt_keras.mixed_precision import LossScaleOptimizer
 
 
@@ -35,29 +36,15 @@ def test_get_accepts_names_in_any_case_dicts_and_instances():
     assert type(O.get("sgd", use_legacy_optimizer=True)) is O.legacy.SGD
     for instance in (O.SGD(), O.legacy.Ftrl(), LossScaleOptimizer(O.Adam())):
         assert O.get(instance) is instance
-    opt = O.get({"class_name": "nadam", "config": {"learning_rate": 0.5}})
+    opt = O.get({"class_name": "nadam", "config": {"learning_rate": 0.5, "is_legacy_optimizer": False}})
     assert type(opt) is O.Nadam and float(opt.learning_rate.numpy()) == 0.5
+    assert type(O.get({"class_name": "nadam", "config": {"learning_rate": 0.5}})) is O.legacy.Nadam  # TF-Keras's rule
     with pytest.raises(ValueError, match="Could not interpret optimizer identifier"):
         O.get(3)
     with pytest.raises(ValueError, match="class_name"):
         O.get("adamx")
 
 
-FAMILY_RULES = [
-    # (config, use_legacy_optimizer, expected class)
-    ({"module": "keras.optimizers.legacy", "class_name": "Adam", "config": {"learning_rate": 0.1}}, None, O.legacy.Adam),
-    ({"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.1}}, None, O.Adam),
-    ({"class_name": "Adam", "config": {"learning_rate": 0.1}}, None, O.Adam),
-    ({"class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": True}}, None, O.legacy.Adam),
-    ({"class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": False}}, None, O.Adam),
-    ({"class_name": "Adam", "config": {"learning_rate": 0.1, "decay": 0.0}}, None, O.legacy.Adam),
-    ({"class_name": "SGD", "config": {"lr": 0.1}}, None, O.legacy.SGD),
-    ({"class_name": "Nadam", "config": {"schedule_decay": 0.004}}, None, O.legacy.Nadam),
-    ({"class_name": "Adam", "config": {"learning_rate": 0.1}}, True, O.legacy.Adam),
-    ({"module": "keras.optimizers.legacy", "class_name": "SGD", "config": {"momentum": 0.5}}, False, O.SGD),
-    ({"class_name": "Custom>Adam", "config": {"is_legacy_optimizer": False}}, None, O.Adam),
-    ({"class_name": "Adam", "config": {"amsgrad": True}}, None, O.Adam),
-]
 
 
 @pytest.mark.parametrize("config,use_legacy,expected", FAMILY_RULES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import jax
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import tf_keras
 
 import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
+from config_families import FAMILY_RULES
 from harness import TOLERANCE, agreement, make_problem
 
 CASES = [
@@ -293,6 +296,22 @@ def test_loss_scale_optimizer_config_matches_tf_keras(family):
     fixed = tf_keras.mixed_precision.LossScaleOptimizer(tf_mod.SGD(), dynamic=False, initial_scale=128.0)
     ours_fixed = O.deserialize(tf_keras.optimizers.serialize(fixed))
     assert ours_fixed.get_config() == fixed.get_config()
+
+
+@pytest.mark.parametrize("config,use_legacy,expected", FAMILY_RULES)
+def test_the_family_a_config_is_built_in_is_tf_kerass(config, use_legacy, expected):
+    """Where TF-Keras builds the config, it builds it in our expected class's family;
+    where it refuses it (a TypeError: `is_legacy_optimizer: True` reaches the legacy
+    constructor, or a key of another family), ours reads the keys instead."""
+    kwargs = {} if use_legacy is None else {"use_legacy_optimizer": use_legacy}
+    assert type(O.deserialize(copy.deepcopy(config), **kwargs)) is expected
+    try:
+        theirs = tf_keras.optimizers.deserialize(copy.deepcopy(config), **kwargs)
+    except TypeError as e:
+        assert "Unexpected keyword argument" in str(e)
+        return
+    tf_legacy = isinstance(theirs, tf_keras.optimizers.legacy.Optimizer)
+    assert tf_legacy == issubclass(expected, O.legacy.Optimizer) and type(theirs).__name__ == expected.__name__
 
 
 TF23_INNER = {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.001, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}
