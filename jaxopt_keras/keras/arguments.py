@@ -52,6 +52,18 @@ BASE_ARGS: dict[str, dict[str, Any]] = {
         "slot_dtype": None,
     },
 }
+
+# The shared arguments Keras's constructors take by position, in BASE_ARGS's
+# order, after the algorithm's own and before `name` (TF-Keras >= 2.11 and
+# Keras 3).  The rest are keyword-only: OptimizerV2 reads its shared arguments
+# from **kwargs, and the current family's `loss_scale_factor` and
+# `gradient_accumulation_steps` (Keras 3's) and every family's `slot_dtype`
+# are ours.
+POSITIONAL_BASE_ARGS: dict[str, tuple[str, ...]] = {
+    "legacy": (),
+    "current": tuple(k for k in BASE_ARGS["current"] if k not in ("loss_scale_factor", "gradient_accumulation_steps", "slot_dtype")),
+    "keras3": tuple(k for k in BASE_ARGS["keras3"] if k != "slot_dtype"),
+}
 # OptimizerV2's accepted **kwargs.
 LEGACY_KWARGS = ("clipnorm", "clipvalue", "lr", "decay", "global_clipnorm")
 # Arguments of the legacy family that the current family refuses by name.

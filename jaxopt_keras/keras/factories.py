@@ -20,7 +20,7 @@ import numpy as np
 from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, STATE_ONLY_HYPERPARAMS, Spec
 from jaxopt_keras.core.hyperparams import with_hyperparams
 from jaxopt_keras.core.transform import GradientTransformation, picklable
-from jaxopt_keras.keras.arguments import BASE_ARGS, check_arguments, refuse_zero_arg_callables
+from jaxopt_keras.keras.arguments import BASE_ARGS, POSITIONAL_BASE_ARGS, check_arguments, refuse_zero_arg_callables
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.registry import Entry, entries, find
 
@@ -35,21 +35,24 @@ _P = inspect.Parameter
 def signature(spec: Spec, class_name: str, functional: bool = True) -> inspect.Signature:
     """The constructor signature of ``class_name`` in ``spec``'s family.
 
-    The algorithm's arguments (positional or keyword, with ``name`` where
-    Keras puts it), then the family's shared arguments and the class's own
-    extras (keyword-only), then ``**kwargs``.  The class (``functional=False``)
-    leaves out the factories' own arguments (a routed spec's ``paths``).
+    Keras's positional arguments in Keras's order: the algorithm's, then
+    (TF-Keras >= 2.11, Keras 3) the family's shared ones
+    (:data:`~jaxopt_keras.keras.arguments.POSITIONAL_BASE_ARGS`), with
+    ``name`` where Keras puts it; then the other shared arguments and the
+    class's own extras (keyword-only), then ``**kwargs``.  The class
+    (``functional=False``) leaves out the factories' own arguments (a routed
+    spec's ``paths``).
     """
-    own = list(spec.defaults.items())
-    at = len(own) if spec.name_index is None else spec.name_index
-    own.insert(at, ("name", None if spec.family == "keras3" else class_name))  # Keras 3 names itself
-    params = [_P(k, _P.POSITIONAL_OR_KEYWORD, default=v, annotation=_annotation(k, v)) for k, v in own]
     shared = {**BASE_ARGS[spec.family], **spec.base_defaults, **spec.extra_args}
     if not functional:
         shared = {k: v for k, v in shared.items() if k not in FUNCTIONAL_ONLY}
-    params += [
-        _P(k, _P.KEYWORD_ONLY, default=v, annotation=_annotation(k, v)) for k, v in shared.items() if k not in spec.defaults
-    ]
+    own = list(spec.defaults.items())
+    own += [(k, shared[k]) for k in POSITIONAL_BASE_ARGS[spec.family] if k in shared and k not in spec.defaults]
+    at = len(own) if spec.name_index is None else spec.name_index
+    own.insert(at, ("name", None if spec.family == "keras3" else class_name))  # Keras 3 names itself
+    params = [_P(k, _P.POSITIONAL_OR_KEYWORD, default=v, annotation=_annotation(k, v)) for k, v in own]
+    taken = {k for k, _ in own}
+    params += [_P(k, _P.KEYWORD_ONLY, default=v, annotation=_annotation(k, v)) for k, v in shared.items() if k not in taken]
     params.append(_P("kwargs", _P.VAR_KEYWORD, annotation=Any))
     return inspect.Signature(params, return_annotation=GradientTransformation)
 

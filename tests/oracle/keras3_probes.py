@@ -226,4 +226,16 @@ a, b = Var(np.ones(2), 'a'), Var(np.ones(2), 'b')
 mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD()))
 mo.build([a, b])
 mo.apply([np.ones(2, np.float32)])""",
+    # The constructors' positional arguments, in Keras 3's order.
+    "positional parameters": """
+import inspect
+names = ['Adadelta', 'Adafactor', 'Adagrad', 'Adam', 'AdamW', 'Adamax', 'Ftrl', 'Lamb', 'Lion', 'Muon', 'Nadam',
+         'RMSprop', 'SGD', 'ScheduleFreeAdamW']
+return {n: [p for p, v in inspect.signature(getattr(O3, n)).parameters.items()
+            if v.kind is v.POSITIONAL_OR_KEYWORD and p != 'self'] for n in names}""",
+    "every argument by position": """
+reset_names()
+return [O3.Adam(0.01, 0.8, 0.99, 1e-6, True, 0.004, 1.0, None, None, True, 0.9, 3, 2.0, 2, 'a').get_config(),
+        O3.SGD(0.1, 0.5, True, None, None, 0.5).get_config(),
+        O3.Ftrl(0.1, -0.25, 0.2, 0.01, 0.02, 0.03, 0.1, 0.001).get_config()]""",
 }

@@ -1,4 +1,5 @@
-"""Our factories take TF-Keras's constructor arguments, with TF-Keras's defaults.
+"""Our factories take TF-Keras's constructor arguments, with TF-Keras's defaults,
+and our classes take them by position in TF-Keras's order.
 
 For every optimizer of both families, each named parameter of the TF-Keras
 class's ``__init__`` is a parameter of our factory with the same default.
@@ -13,6 +14,8 @@ import inspect
 
 import pytest
 from harness import jax_factory, tf_class
+
+from jaxopt_keras import optimizers as O
 
 NAMES = ("SGD", "Adam", "Adamax", "Nadam", "Adagrad", "Adadelta", "RMSprop", "Ftrl")
 CASES = [("legacy", n) for n in NAMES] + [("current", n) for n in NAMES + ("AdamW", "Lion", "Adafactor")]
@@ -40,3 +43,19 @@ def test_factory_takes_tf_keras_arguments_and_defaults(family, name):
         assert ours[key] == default and type(ours[key]) is type(default), (key, ours[key], default)
     extras = EXTRAS[family] | ({"schedule_decay"} if (family, name) == ("legacy", "Nadam") else set())
     assert ours.keys() - theirs.keys() == extras
+
+
+def _positional(fn) -> list[str]:
+    return [k for k, p in inspect.signature(fn).parameters.items() if k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+
+
+@pytest.mark.parametrize("family,name", CASES, ids=[f"{f}-{n}" for f, n in CASES])
+def test_the_class_takes_tf_kerass_positional_arguments_in_order(family, name):
+    """``Adam(0.01, 0.9, 0.999, 1e-7, False, 0.004)`` is weight decay in the current
+    family (``name`` comes last there), the name in the legacy one."""
+    ours = getattr(O.legacy if family == "legacy" else O, name)
+    theirs = tf_class(family, name)
+    assert _positional(ours) == _positional(theirs.__init__)
+    values = [p.default for k, p in inspect.signature(theirs.__init__).parameters.items() if k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    values[-1 if family == "current" else _positional(ours).index("name")] = "by_position"
+    assert ours(*values).get_config() == theirs(*values).get_config()
