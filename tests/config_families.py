@@ -28,6 +28,9 @@ FAMILY_RULES = [
     ({"class_name": "Adam", "config": {"amsgrad": True}}, None, O.legacy.Adam),
     ({"class_name": "Adam", "config": {}}, None, O.Adam),
     ({"class_name": "Adam", "config": {}}, True, O.legacy.Adam),
+    # tf.keras.optimizers.experimental.X is the current class, in both of TF-Keras's tables.
+    ({"class_name": "ExperimentalSGD", "config": {"learning_rate": 0.1}}, None, O.SGD),
+    ({"class_name": "ExperimentalAdam", "config": {}}, True, O.Adam),
     # Where TF-Keras would refuse the config (TypeError), its keys tell:
     ({"class_name": "Adam", "config": {"learning_rate": 0.1, "jit_compile": True}}, None, O.Adam),
     ({"class_name": "Adam", "config": {"learning_rate": 0.1, "loss_scale_factor": None}}, None, O.keras3.Adam),

@@ -107,11 +107,15 @@ def tf_keras_family(config: Mapping[str, Any], use_legacy_optimizer: bool | None
     a non-empty config's own ``is_legacy_optimizer``, and a config without it
     as one written before 2.11: legacy, whatever ``use_legacy_optimizer``
     says.  Only an empty config (``{"class_name": "adam", "config": {}}``,
-    what ``get("adam")`` builds) follows the flag, current by default.  Read
+    what ``get("adam")`` builds) follows the flag, current by default; an
+    ``Experimental...`` class name is always the current class.  Read
     the same way here, and where TF-Keras would refuse the config, by its keys
     (:func:`config_family`: ``jit_compile`` is current, Keras 3's
     ``loss_scale_factor``/``gradient_accumulation_steps`` keras3).
     """
+    class_name = config.get("class_name") if isinstance(config, Mapping) else None
+    if isinstance(class_name, str) and class_name.lower().startswith("experimental"):
+        return "current"  # tf.keras.optimizers.experimental.X: both of TF-Keras's tables map it to its current class
     inner = config.get("config") if isinstance(config, Mapping) else None
     if not inner or not isinstance(inner, Mapping):
         return "legacy" if use_legacy_optimizer else "current"
