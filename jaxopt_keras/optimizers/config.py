@@ -79,7 +79,7 @@ def serialized_names(optimizer: Any) -> tuple[str, str | None, str | None]:
     return cls.__name__, module, cls.__name__
 
 
-def config_family(config: Mapping[str, Any], inner: Mapping[str, Any], default: str = "current") -> str:
+def config_family(config: Mapping[str, Any], inner: Mapping[str, Any], default: str) -> str:
     """The family a config was written by.
 
     Legacy: a legacy ``module``, ``is_legacy_optimizer: True`` or a legacy-only
@@ -156,15 +156,11 @@ def without_custom_prefix(config: Mapping[str, Any], custom: Mapping[str, Any]) 
     return config
 
 
-def deserialize_optimizer(
-    config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, family: str | None, default: str = "current"
-) -> Any:
-    """An optimizer (not a loss-scale wrapper) from its config; the family read from it unless given."""
+def deserialize_optimizer(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, family: str) -> Any:
+    """An optimizer (not a loss-scale wrapper) of ``family`` from its config."""
     check_serialized(config, "optimizer")
     custom = dict(custom_objects or {})
     config = without_custom_prefix(config, custom)
-    inner_config = config.get("config") or {}
-    family = config_family(config, inner_config, default) if family is None else family
     cls, inner = resolve_class(
         config,
         known=known_classes(family),

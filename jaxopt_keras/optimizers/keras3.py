@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from jaxopt_keras import schedules
 from jaxopt_keras.core.resolve import check_serialized
 from jaxopt_keras.optimizers import classes as _classes
-from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer
+from jaxopt_keras.optimizers.config import config_family, deserialize_optimizer, serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer as Optimizer
 from jaxopt_keras.optimizers.loss_scale_keras3 import LossScaleOptimizer, split_config
 from jaxopt_keras.optimizers.multi import MultiOptimizer, OptimizerMap
@@ -50,11 +50,11 @@ def deserialize(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | N
       ValueError: an unknown class (Keras 3 returns the class name instead),
         a foreign ``module``, or a malformed config; nothing is built then.
     """
-    check_serialized(config, "optimizer")
+    fields = check_serialized(config, "optimizer")
     name = config.get("class_name")
     key = name.lower() if isinstance(name, str) else None
     if key not in WRAPPERS or (custom_objects and name in custom_objects):
-        return deserialize_optimizer(config, custom_objects, None, default="keras3")
+        return deserialize_optimizer(config, custom_objects, config_family(config, fields, default="keras3"))
     if config.get("module") not in (None, "keras.optimizers", "keras.src.optimizers", "jaxopt_keras.optimizers.keras3"):
         raise ValueError(f"Field 'module' of the serialized {name} is {config.get('module')!r}, not a Keras optimizer module.")
     inner = config.get("config")

@@ -21,6 +21,7 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core.state import checked_count, find_state, map_clocks, replace_state
+from jaxopt_keras.keras.factories import MODULES as FACTORY_MODULES
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState
@@ -326,7 +327,7 @@ class WeightsList:
         for the variables whose values are ``params`` (all, or the batch being built)."""
         paths, n = [v.path for v in self._variables], len(jax.tree_util.tree_leaves(params))
         if jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure([0] * n):
-            factory = ("jk" if self._family == "current" else f"jk.{self._family}") + f".{self._entry.function}"
+            factory = f"{FACTORY_MODULES[self._family]}.{self._entry.function}"
             raise ValueError(
                 f"{type(self).__name__} routes each variable by its path, and this transformation holds the paths of "
                 f"the {len(paths)} variables it was built with, in their order: run it on a list of their values, not "

@@ -197,7 +197,7 @@ def test_the_layers_transformation_routes_the_variables_list_only():
         np.testing.assert_allclose(value + u, v.numpy(), rtol=1e-6, atol=1e-7)
     tree = {v.path: value for v, value in zip(vs, values)}
     with pytest.raises(ValueError, match=rf"Muon routes each variable by its path.*the {len(vs)} variables it was built "
-                       r"with.*run it on a list of their values.*jk.keras3.muon\(\.\.\., paths=\.\.\.\)"):
+                       r"with.*run it on a list of their values.*jaxopt_keras\.keras3\.muon\(\.\.\., paths=\.\.\.\)"):
         t.init(tree)
 
 
