@@ -145,13 +145,16 @@ def leaf_coefficients(c: Any, slots: Any, p: Any) -> Any:
 def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     """The state's :class:`Hyperparams` for these constructor arguments."""
     wide = widest_float()
+    # TF's `tf.cast(0.9, dtype)` makes a float32 tensor of the Python float first;
+    # Keras 3's `ops.cast(0.9, dtype)` rounds it once to `dtype`, exact in float64.
+    cast = wide if spec.family == "keras3" else np.float32
     primary: dict[str, float] = {}
     dtypes: dict[str, Any] = {}
     if not is_schedule(args["learning_rate"]):
         primary["learning_rate"] = args["learning_rate"]
         dtypes["learning_rate"] = np.float32  # a float32 variable in every family
     for name in spec.float32_hyperparams:
-        primary[name], dtypes[name] = args[name], np.float32
+        primary[name], dtypes[name] = args[name], cast
     for name in spec.exact_hyperparams:
         primary[name], dtypes[name] = args[name], wide
     if spec.time_decay:
@@ -159,8 +162,8 @@ def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
         primary["decay"], dtypes["decay"] = args["decay"], np.float32
     for name in spec.decay_rates:
         if args.get(name) is not None:
-            # `_apply_weight_decay`: tf.cast(self.weight_decay, dtype), through float32.
-            primary[name], dtypes[name] = args[name], np.float32
+            # `_apply_weight_decay`: tf.cast / ops.cast(self.weight_decay, dtype).
+            primary[name], dtypes[name] = args[name], cast
     return Hyperparams.create(primary, dtypes, spec.derived)
 
 

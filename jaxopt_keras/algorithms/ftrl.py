@@ -281,5 +281,10 @@ CURRENT = Spec(
 
 # Keras 3 adds `beta` to a Python float (`self.beta + ...`): a non-number is a TypeError there.
 KERAS3 = dataclasses.replace(
-    CURRENT, family="keras3", sparse_update=None, non_number_errors={**_COMPARED, "beta": TypeError}
+    CURRENT,
+    family="keras3",
+    sparse_update=None,
+    non_number_errors={**_COMPARED, "beta": TypeError},
+    # `initializers.Constant(initial_accumulator_value)`: one rounding to the slot's dtype.
+    slots=(Slot("accumulator", init=initial_accumulator), Slot("linear")),
 )

@@ -30,6 +30,8 @@ from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.
 _DECAY_BASE = float(np.float32(0.96))
+# Keras 3's `ops.cast(0.96, var_dtype)` and `ops.power(0.96, t)`: one rounding, to the dtype.
+_KERAS3_DECAY_BASE = 0.96
 
 
 class NadamSlots(NamedTuple):
@@ -94,14 +96,14 @@ def legacy_advance(scalars: dict, c: Coefficients) -> dict:
     return {"momentum_cache": scalars["momentum_cache"] * _legacy_mu(c, 1, dtype)}
 
 
-def _u_at(beta_1: jax.Array, iterations: jax.Array, k: int, dtype) -> jax.Array:
+def _u_at(beta_1: jax.Array, iterations: jax.Array, k: int, dtype, base: float = _DECAY_BASE) -> jax.Array:
     """``u_t = beta_1 * (1 - 0.5 * 0.96**t)`` at ``t = iterations + k``."""
     t = local_step(iterations, k, dtype)
-    return beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, dtype), t))
+    return beta_1 * (1.0 - 0.5 * jnp.power(jnp.asarray(base, dtype), t))
 
 
-def _current_u(c: Coefficients, k: int, dtype) -> jax.Array:
-    return _u_at(c.beta_1, c.iterations, k, dtype)
+def _current_u(c: Coefficients, k: int, dtype, base: float = _DECAY_BASE) -> jax.Array:
+    return _u_at(c.beta_1, c.iterations, k, dtype, base)
 
 
 def _current_schedule(c: Coefficients, dtype) -> _Schedule:
@@ -135,7 +137,7 @@ def keras3_update(g: jax.Array, p: jax.Array | None, s: NadamSlots, c: Coefficie
 
 
 def _keras3_schedule(c: Coefficients, dtype) -> _Schedule:
-    u, u_next = _current_u(c, 1, dtype), _current_u(c, 2, dtype)
+    u, u_next = _current_u(c, 1, dtype, _KERAS3_DECAY_BASE), _current_u(c, 2, dtype, _KERAS3_DECAY_BASE)
     return _Schedule(local_step(c.iterations, 1, dtype), u, u_next, c.u_product, c.u_product * u_next)
 
 
@@ -152,7 +154,7 @@ def keras3_advance(scalars: dict, c: Coefficients) -> dict:
     (1 - 0.5 * 0.96**t)`` in its own dtype (TF-Keras multiplies ``u_product * (beta_1 * ...)``)."""
     u = scalars["u_product"]
     t = local_step(c.iterations, 1, u.dtype)
-    return {"u_product": (u * c.beta_1) * (1.0 - 0.5 * jnp.power(jnp.asarray(_DECAY_BASE, u.dtype), t))}
+    return {"u_product": (u * c.beta_1) * (1.0 - 0.5 * jnp.power(jnp.asarray(_KERAS3_DECAY_BASE, u.dtype), t))}
 
 
 def current_advance(scalars: dict, c: Coefficients) -> dict:

@@ -199,8 +199,8 @@ class Spec:
         changes (current RMSprop: ``ema_overwrite_frequency=100``).
       extra_args: keyword-only arguments of this class beyond the family's
         (legacy Nadam's ``schedule_decay``), with their defaults.
-      float32_hyperparams: numeric arguments Keras stores as float32 (legacy
-        ``_set_hyper``, ``tf.cast`` of a Python float); kept in the state, rounded to float32.
+      float32_hyperparams: numeric arguments TF-Keras rounds to float32 (``_set_hyper``,
+        ``tf.cast`` of a Python float); kept so (``keras3``: widest float, as ``ops.cast``).
       exact_hyperparams: numeric arguments Keras keeps as Python floats; kept
         in the state at the widest float precision.
       derived: host-side arithmetic Keras does on Python floats.

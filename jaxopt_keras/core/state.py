@@ -48,7 +48,7 @@ def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
     A traced value (under ``jit``) is cast as it is: data cannot raise.
 
     Raises:
-      ValueError: ``value`` is not a scalar, not a whole number, or outside
+      ValueError: ``value`` is not a scalar, not a non-negative whole number, or outside
         ``dtype``'s range (the message names ``what`` and how to count further).
     """
     dtype = np.dtype(dtype)
@@ -58,9 +58,12 @@ def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
     if v.shape != ():
         raise ValueError(f"`{what}` must be a scalar; received shape {v.shape}.")
     if v.dtype.kind not in "iub" and not (v.dtype.kind == "f" and np.isfinite(v) and v == np.floor(v)):
-        raise ValueError(f"`{what}` must be a whole number; received {v.item()!r}.")
+        raise ValueError(f"`{what}` must be a non-negative whole number; received {v.item()!r}.")
     info = np.iinfo(dtype)
     count = int(v)
+    if count < 0:
+        # Keras takes it, and Adam's first step then divides by 1 - beta**0 = 0.
+        raise ValueError(f"`{what}` must be a non-negative whole number; received {count}.")
     if not info.min <= count <= info.max:
         hint = " (enable x64, `jax.config.update('jax_enable_x64', True)`, to count to 2**63 - 1)" if info.bits < 64 else ""
         raise ValueError(

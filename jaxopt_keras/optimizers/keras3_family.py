@@ -169,6 +169,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
         kept = [(g, v) for g, v in pairs if g is not None]
         if pairs and not kept:
             raise ValueError("No gradients provided for any variable.")
+        self._once_each(kept)
         if len(kept) < len(pairs):
             missing = [v.path for g, v in pairs if g is None]
             warnings.warn(

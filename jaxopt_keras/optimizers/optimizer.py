@@ -291,8 +291,9 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         return out
 
     def _register(self, new: Sequence[Variable]) -> None:
-        """Adds variables and their freshly initialized state, as one build batch."""
-        new = [v for v in new if self._var_key(v) not in self._index]
+        """Adds variables and their freshly initialized state, as one build batch
+        (a variable listed twice is added once)."""
+        new = list({self._var_key(v): v for v in new if self._var_key(v) not in self._index}.values())
         if not new and self._built:
             return
         if self._packed:
@@ -381,7 +382,21 @@ class KerasOptimizer(HyperAttributes, WeightsList):
                 f"No gradients provided for any variable: {([v.name for v in variables],)}. "
                 f"Provided `grads_and_vars` is {tuple(pairs)}."
             )
+        self._once_each(kept)
         return pairs, kept
+
+    def _once_each(self, kept: Sequence[tuple[Any, Variable]]) -> None:
+        """Refuses a variable given two gradients in one call, before anything changes
+        (Keras applies such pairs one after the other within the step)."""
+        seen: set = set()
+        for _, v in kept:
+            if self._var_key(v) in seen:
+                raise ValueError(
+                    f"Variable '{v.path}' has more than one gradient in `grads_and_vars`; an optimizer step "
+                    "takes one gradient per variable. Add the variable's gradients together and pass it once "
+                    "(Keras would apply the pairs one after the other within the step)."
+                )
+            seen.add(self._var_key(v))
 
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
         values = self._host_values()

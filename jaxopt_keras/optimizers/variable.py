@@ -108,7 +108,12 @@ class Variable:
         return jnp.array(new, dtype=self.dtype, copy=True)  # owned, as in __init__
 
     def _check_range(self, value: np.ndarray) -> None:
-        """An integer variable (the step count) takes no value its dtype would wrap."""
+        """An integer variable (the step count) takes no value its dtype would wrap or truncate."""
+        if value.dtype.kind == "f" and not np.all(np.isfinite(value) & (value == np.floor(value))):
+            raise ValueError(
+                f"Cannot assign value to variable '{self.name}': {value} is not a whole number, and "
+                f"its dtype is {np.dtype(self.dtype).name}."
+            )
         info = np.iinfo(self.dtype)
         if value.size and np.issubdtype(value.dtype, np.number) and (value.min() < info.min or value.max() > info.max):
             hint = " (enable x64 to count to 2**63 - 1)" if info.bits < 64 else ""

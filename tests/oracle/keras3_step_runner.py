@@ -13,7 +13,8 @@ gradient is infinite; ``initial_variables`` (a list of arrays in
 ``optimizer.variables`` order) replaces the freshly built ones, to continue a
 run from a weights list.  With ``"ours": true`` the same steps run our
 ``jaxopt_keras.optimizers.keras3`` class instead, which has the same API
-(for runs that need both sides under one ``XLA_FLAGS``).
+(for runs that need both sides under one ``XLA_FLAGS``).  A ``"float64"``
+case turns on ``jax_enable_x64`` for the whole run.
 """
 
 import json
@@ -24,6 +25,10 @@ os.environ["KERAS_BACKEND"] = "jax"
 sys.path.insert(0, os.path.dirname(__file__))
 
 import jax  # noqa: E402
+
+# float64 cases need x64 before Keras or any array exists.
+jax.config.update("jax_enable_x64", any(c.get("dtype") == "float64" for c in json.loads(sys.argv[1])))
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 

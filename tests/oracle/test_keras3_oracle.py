@@ -180,6 +180,47 @@ def test_functional_family_matches_keras3(keras3_results, report, name, kwargs):
     _compare(report, _label(name, kwargs), ours, theirs, params, (name, kwargs) in EXACT)
 
 
+# float64 (x64 on both sides): Keras 3 casts each Python hyperparameter once
+# to the variable's dtype (`ops.cast(self.beta_1, dtype)`, `ops.cast(0.96,
+# dtype)`, `initializers.Constant`), where TF rounds it through float32 first.
+# Agreement to round-off (harness.TOLERANCE[float64]).  Not listed, and
+# documented in numerics.md: Adafactor and Muon's Newton-Schulz path, about
+# 1e-9 apart in float64 for reasons not yet found.
+FLOAT64 = [
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True)),
+    ("SGD", dict(learning_rate=0.05, momentum=0.9, weight_decay=0.01)),
+    ("Adam", dict(learning_rate=0.01, amsgrad=True, clipnorm=0.5)),
+    ("Adam", dict(learning_rate=0.01, use_ema=True, ema_momentum=0.9, gradient_accumulation_steps=3)),
+    ("Adamax", dict(learning_rate=0.01)),
+    ("Nadam", dict(learning_rate=0.01, loss_scale_factor=128.0)),
+    ("AdamW", dict(learning_rate=0.01)),
+    ("Lion", dict(learning_rate=0.001)),
+    ("Lamb", dict(learning_rate=0.01, weight_decay=0.01)),
+    ("Ftrl", dict(learning_rate=0.1, initial_accumulator_value=0.3)),
+    ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True)),
+    ("Muon", dict(learning_rate=0.01, exclude_layers=["kernel"])),  # every variable on the AdamW path
+    ("ScheduleFreeAdamW", dict(learning_rate=0.01, warmup_steps=50, weight_decay=0.01)),
+]
+
+
+@pytest.fixture(scope="module")
+def keras3_float64_results():
+    cases = [dict(label=_label(n, k), name=n, kwargs=k, steps=STEPS, shapes=SHAPES, dtype="float64") for n, k in FLOAT64]
+    return run_keras3(cases)
+
+
+@pytest.mark.parametrize("name,kwargs", FLOAT64, ids=[_label(*c) for c in FLOAT64])
+def test_float64_matches_keras3(keras3_float64_results, report, name, kwargs):
+    with jax.enable_x64(True):
+        params, grads = make_problem(np.float64, shapes=SHAPES)
+        ours, _ = run_ours(functional(name, kwargs), params, grads)
+    theirs = [np.asarray(x, np.float64) for x in keras3_float64_results[_label(name, kwargs)]["params"]]
+    a = agreement(ours, theirs, params)
+    report(f"{_label(name, kwargs):80s} float64: rel {a.relative:.1e}")
+    assert a.moved > 0.01, f"the parameters hardly moved ({a.moved})"
+    assert a.relative <= TOLERANCE[np.float64], f"{_label(name, kwargs)}: rel {a.relative:.2e} in float64"
+
+
 @pytest.mark.parametrize("name,kwargs", FMA_ACROSS_CONDITIONAL, ids=[_label(*c) for c in FMA_ACROSS_CONDITIONAL])
 def test_accumulation_exact_without_fma(report, name, kwargs):
     """The bounded accumulation cases are bit-identical once XLA may not contract
