@@ -79,10 +79,18 @@ def attr_names(group: Any, name: str) -> list[str] | None:
     return out
 
 
-def json_attr(group: Any, name: str) -> dict | None:
+def json_attr(group: Any, name: str, path: Any = None) -> dict | None:
+    """The JSON attribute ``name`` of ``group`` (``None`` when absent).
+
+    Raises:
+      KerasFileError: it is not JSON (naming ``path`` and the attribute).
+    """
     if name not in group.attrs:
         return None
-    return json.loads(_text(group.attrs[name]))
+    try:
+        return json.loads(_text(group.attrs[name]))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise KerasFileError(path, f"the attribute {name!r} is not valid JSON ({e}).") from None
 
 
 def dataset(node: Any) -> np.ndarray:
@@ -108,8 +116,8 @@ def read_saved_model(f: Any, path: Any) -> dict:
         )
     if "model_weights" not in f:
         raise KerasFileError(path, "an HDF5 file, but not a Keras model file (no 'model_weights' group).")
-    model_config = json_attr(f, "model_config")
-    training = json_attr(f, "training_config")
+    model_config = json_attr(f, "model_config", path)
+    training = json_attr(f, "training_config", path)
     frozen = frozen_layers(model_config)
     weights: dict[str, np.ndarray] = {}
     trainable: list[str] = []

@@ -155,7 +155,7 @@ def write_keras(
         _write_weights_file(path, checkpoint, model_weights, entries, own, members)
     elif checkpoint.kind == "h5":
         with open_file(checkpoint.path, checkpoint.path) as f:
-            training = json_attr(f, "training_config") or {}
+            training = json_attr(f, "training_config", checkpoint.path) or {}
         training["optimizer_config"] = config
         write_saved_model(path, checkpoint.path, model_weights, _h5_names(checkpoint, config, entries), training)
     else:

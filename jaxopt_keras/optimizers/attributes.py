@@ -45,6 +45,9 @@ def python_scalar(value: Any) -> Any:
 class HyperAttributes:
     """Numeric hyperparameters and structural arguments read and assigned as attributes."""
 
+    # Constructor arguments with no effect here, stored as given when assigned.
+    _INERT: tuple[str, ...] = ("jit_compile",)
+
     def _host_callables(self) -> dict[str, Callable[[], Any]]:
         """Hyperparameters given as zero-argument callables: called on the host
         before each step, their values written into the state (no recompilation).
@@ -142,6 +145,14 @@ class HyperAttributes:
             self._set_static(name, value)
         elif name == "iterations":
             self._set_iterations(value.value if isinstance(value, Variable) else value)
+        elif name in self._args and name not in self._INERT:
+            # Keras reads these at each step (or trace); here they shape the
+            # transformation built once, so an assignment would be ignored.
+            raise AttributeError(
+                f"`{name}` of {type(self).__name__} is fixed when the optimizer is constructed, and assigning it "
+                f"would change nothing. Construct a new one: {type(self).__name__}.from_config("
+                f"{{**optimizer.get_config(), {name!r}: ...}}) (and `set_weights` to carry the state over)."
+            )
         else:
             object.__setattr__(self, name, value)
 

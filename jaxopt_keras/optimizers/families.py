@@ -8,6 +8,7 @@ its weights, what its hyperparameter attributes return, and its config.
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import jax
@@ -36,18 +37,19 @@ def loss_takes_values(loss: Callable) -> bool:
 class GradientsMixin:
     """TF-Keras's ``compute_gradients`` and ``minimize`` (Keras 3 has neither)."""
 
-    def compute_gradients(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> list:
+    def compute_gradients(self, loss: Callable, var_list: Sequence[Variable] | Callable, tape: Any = None) -> list:
         """``[(gradient, variable)]`` of ``loss`` with respect to the variables' values.
 
         ``loss`` is either a callable of the list of values, or Keras-style a
         callable of no arguments that reads the variables (their values are
         swapped for tracers while the gradient is taken, under the optimizer's
         lock).  A non-scalar loss is differentiated as its sum, as TF-Keras's
-        ``tape.gradient`` does: ``grad = d(sum(loss))/d(var)``.
+        ``tape.gradient`` does: ``grad = d(sum(loss))/d(var)``.  ``var_list``
+        may be a callable returning the list, as in TF-Keras.
         """
         if tape is not None:
             raise ValueError("JAX has no gradient tape: pass `loss` as a callable.")
-        var_list = self._check_variables(var_list)
+        var_list = self._check_variables(var_list() if callable(var_list) else var_list)
         if not callable(loss):
             raise ValueError(f"`loss` must be a callable in JAX. Received: loss={loss!r}")
         takes_values = loss_takes_values(loss)
@@ -73,7 +75,7 @@ class GradientsMixin:
             self._last_loss = value
         return list(zip(grads, var_list))
 
-    def minimize(self, loss: Callable, var_list: Sequence[Variable], tape: Any = None) -> jax.Array:
+    def minimize(self, loss: Callable, var_list: Sequence[Variable] | Callable, tape: Any = None) -> jax.Array:
         """Takes the gradient of ``loss`` (see :meth:`compute_gradients`) and applies it.
 
         Returns:
@@ -150,6 +152,27 @@ class BuiltWeightsMixin:
             f"weight shape {tuple(given)}."
         )
 
+    def save_own_variables(self, store: Any) -> None:
+        """Keras's saving hook: ``store[str(i)]`` is the i-th of :attr:`variables`."""
+        for i, value in enumerate(self.get_weights()):
+            store[str(i)] = value
+
+    def load_own_variables(self, store: Any) -> None:
+        """Keras's loading hook: the values ``store["0"]``, ``store["1"]``, ... in
+        :attr:`variables`' order, all or nothing (as :meth:`set_weights`).  A
+        store of another length is skipped with Keras's warning."""
+        count = len(self.get_weights())
+        if len(store.keys()) != count:
+            message = (
+                f"Skipping variable loading for optimizer '{self.name}', because it has {count} variables "
+                f"whereas the saved optimizer has {len(store.keys())} variables. "
+            )
+            if not self.built:
+                message += "This is likely because the optimizer has not been called/built yet."
+            warnings.warn(message, UserWarning, stacklevel=2)
+            return
+        self.set_weights([store[str(i)] for i in range(count)])
+
 
 class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the legacy family (``tf.keras.optimizers.legacy.Optimizer``).
@@ -213,6 +236,23 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     @property
     def gradient_transformers(self):
         return self._layer_args.get("gradient_transformers")
+
+    def _create_all_weights(self, var_list: Sequence[Variable]) -> None:
+        """OptimizerV2's name for :meth:`build` (the slots of ``var_list``)."""
+        self.build(var_list)
+
+    def _decayed_lr(self, var_dtype: Any = np.float32) -> jax.Array:
+        """OptimizerV2's ``_decayed_lr``: the learning rate the next step uses, in
+        ``var_dtype``: ``schedule(iterations)``, a callable's value or the float32
+        hyperparameter, then ``lr / (1 + decay * iterations)`` with the constructor's ``decay``."""
+        lr = self._args["learning_rate"]
+        hp = self._hp
+        values = self._host_values()  # `_get_hyper` calls a zero-argument callable
+        if values:
+            hp = hp.replace(**values)
+        source = lr if is_schedule(lr) and "learning_rate" not in values else None
+        decay = float(self._args.get("decay") or 0.0)
+        return learning_rate_at(source, self._iterations_value(), hp, np.dtype(var_dtype), "legacy", decay)
 
     def _build_for(self, pairs, kept) -> None:
         self._register([v for _, v in kept])
@@ -343,12 +383,14 @@ class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def _get_learning_rate(self) -> Any:
         if self._learning_rate_is_schedule():
             schedule = self._args["learning_rate"]
-            # As the step computes it (the family's numerics; no hyperparameter is read).
-            return StateView(
-                "current_learning_rate:0",
-                lambda: learning_rate_at(schedule, self._iterations_value(), None, None, self._family),
-                _read_only,
-            )
+            # TF-Keras's `_current_learning_rate`: the rate the last step used,
+            # `schedule(iterations - 1)` (before the first step, `schedule(0)`),
+            # as the step computes it (the family's numerics).
+            def last_used():
+                count = self._iterations_value()
+                return learning_rate_at(schedule, jnp.maximum(count - 1, 0).astype(count.dtype), None, None, self._family)
+
+            return StateView("current_learning_rate:0", last_used, _read_only)
         return self._hyper_view("learning_rate")
 
     def _put_learning_rate(self, value: Any) -> None:

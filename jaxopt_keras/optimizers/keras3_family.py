@@ -34,6 +34,7 @@ from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.serialization import serialize_keras3
 from jaxopt_keras.transforms.accumulation import overwrite_with_gradients
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
@@ -333,4 +334,6 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def _serialize_learning_rate(self) -> Any:
         if self._lr_function() is not None:
             return self._args["learning_rate"]
+        if isinstance(self._args["learning_rate"], LearningRateSchedule):
+            return serialize_keras3(self._args["learning_rate"])
         return super()._serialize_learning_rate()

@@ -69,6 +69,28 @@ def serialize(schedule: LearningRateSchedule, use_legacy_format: bool = False) -
     }
 
 
+# Keras 3's default `name` of each class (TF-Keras's is None).  Keras 3 loads a
+# config whose name is None, and the schedule then fails at its first call.
+KERAS3_DEFAULT_NAMES = {
+    "ExponentialDecay": "ExponentialDecay",
+    "PiecewiseConstantDecay": "PiecewiseConstant",
+    "PolynomialDecay": "PolynomialDecay",
+    "InverseTimeDecay": "InverseTimeDecay",
+    "CosineDecay": "CosineDecay",
+    "CosineDecayRestarts": "SGDRDecay",
+}
+
+
+def serialize_keras3(schedule: LearningRateSchedule) -> dict:
+    """:func:`serialize` as Keras 3 writes a schedule: a built-in one left
+    unnamed carries Keras 3's default name (``CosineDecayRestarts``: ``"SGDRDecay"``)."""
+    config = serialize(schedule)
+    name = type(schedule).__name__
+    if _SCHEDULES.get(name) is type(schedule) and config["config"].get("name") is None:
+        config = dict(config, config=dict(config["config"], name=KERAS3_DEFAULT_NAMES[name]))
+    return config
+
+
 def deserialize(
     config: Mapping[str, Any],
     custom_objects: Mapping[str, Any] | None = None,

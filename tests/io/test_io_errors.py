@@ -61,6 +61,22 @@ def test_truncated_files(files, tmp_path, kind, size):
     assert str(cut) in str(e.value)
 
 
+@pytest.mark.parametrize("attribute", ["training_config", "model_config"])
+def test_an_h5_attribute_that_is_not_json(files, tmp_path, attribute):
+    """It used to escape as a bare json.JSONDecodeError, naming neither the file nor the attribute."""
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "garbled.h5"
+    shutil.copy(files["current"]["h5"], path)
+    with h5py.File(path, "r+") as f:
+        f.attrs[attribute] = "{not json"
+    with pytest.raises(KerasFileError, match=f"'{attribute}' is not valid JSON") as e:
+        read_keras(path)
+    assert str(path) in str(e.value)
+
+
 def test_corrupt_member_of_an_archive(files, tmp_path):
     path = tmp_path / "flipped.keras"
     data = bytearray(open(files["current"]["keras"], "rb").read())

@@ -358,3 +358,34 @@ def test_wrappers_match_keras3(report, label):
     assert a.moved > 0.01 and a.max_ulps == 0
     for ours_v, theirs_v in zip(opt_values, theirs["variables"]):
         np.testing.assert_array_equal(np.asarray(ours_v), np.asarray(theirs_v, np.asarray(ours_v).dtype))
+
+
+# Keras 3's default `name` of each schedule (its source); TF-Keras's is None.
+KERAS3_SCHEDULE_NAMES = {
+    "ExponentialDecay": ("ExponentialDecay", dict(initial_learning_rate=0.05, decay_steps=5, decay_rate=0.8)),
+    "PiecewiseConstantDecay": ("PiecewiseConstant", dict(boundaries=[5, 10], values=[0.05, 0.02, 0.01])),
+    "PolynomialDecay": ("PolynomialDecay", dict(initial_learning_rate=0.05, decay_steps=15, power=2.0)),
+    "InverseTimeDecay": ("InverseTimeDecay", dict(initial_learning_rate=0.05, decay_steps=5, decay_rate=0.5)),
+    "CosineDecay": ("CosineDecay", dict(initial_learning_rate=0.05, decay_steps=15, warmup_target=0.1, warmup_steps=3)),
+    "CosineDecayRestarts": ("SGDRDecay", dict(initial_learning_rate=0.05, first_decay_steps=4)),
+}
+
+
+def test_our_config_with_a_schedule_trains_on_in_keras3(report):
+    """Our Keras 3 optimizer's config names an unnamed schedule as Keras 3 does
+    (``CosineDecayRestarts``: ``"SGDRDecay"``): Keras 3 loads a schedule named
+    None and fails at its first call.  Keras 3 then runs our config bit for bit
+    as ours does (both in the runner's process)."""
+    cases = []
+    for cls, (keras_name, config) in KERAS3_SCHEDULE_NAMES.items():
+        serialized = K3.serialize(K3.SGD(learning_rate=getattr(jk.schedules, cls)(**config), momentum=0.9))
+        assert serialized["config"]["learning_rate"]["config"]["name"] == keras_name
+        named = getattr(jk.schedules, cls)(**config, name="mine")
+        assert K3.serialize(K3.SGD(learning_rate=named))["config"]["learning_rate"]["config"]["name"] == "mine"
+        base = dict(config=serialized, steps=20, shapes=SHAPES, name=None, kwargs={})
+        cases += [dict(base, label=f"keras3 {cls}"), dict(base, label=f"ours {cls}", ours=True)]
+    res = run_keras3(cases)
+    for cls in KERAS3_SCHEDULE_NAMES:
+        theirs, ours = res[f"keras3 {cls}"], res[f"ours {cls}"]
+        report(f"keras3 config with {cls}: trained in Keras 3, {len(theirs['params'])} parameters equal")
+        assert ours["params"] == theirs["params"] and ours["variables"] == theirs["variables"]

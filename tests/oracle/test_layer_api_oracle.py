@@ -1,0 +1,153 @@
+"""Layer methods ported code calls, against TF-Keras on the same steps.
+
+* the current family's ``learning_rate`` with a schedule reads the rate the
+  last step used (TF-Keras's ``_current_learning_rate``), ``schedule(0)``
+  before the first step; ours read the next step's rate;
+* OptimizerV2's ``_decayed_lr(dtype)``, which learning-rate logging
+  callbacks call (schedule, callable and ``decay``);
+* ``_create_all_weights(var_list)``, the legacy way to create the state
+  before ``set_weights``;
+* the current family's ``save_own_variables``/``load_own_variables`` (the
+  ``.keras`` format's store): a TF-Keras store loads into ours and the two
+  continue alike; a store of another length is skipped with Keras's warning.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+import jaxopt_keras as jk
+from jaxopt_keras import optimizers as O
+from harness import TOLERANCE, agreement
+
+STEPS = 6
+
+
+def _variables(kind):
+    if kind == "tf":
+        return [tf.Variable(np.ones((2, 3), np.float32), name="kernel"), tf.Variable(np.zeros(3, np.float32), name="bias")]
+    return [jk.Variable(np.ones((2, 3), np.float32), name="dense/kernel"), jk.Variable(np.zeros(3, np.float32), name="dense/bias")]
+
+
+def _grads(t):
+    rng = np.random.default_rng(t)
+    return [rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal(3).astype(np.float32)]
+
+
+SCHEDULES = [
+    ("ExponentialDecay", dict(initial_learning_rate=0.1, decay_steps=1, decay_rate=0.5)),
+    ("PiecewiseConstantDecay", dict(boundaries=[0, 1, 2], values=[0.4, 0.3, 0.2, 0.1])),
+]
+
+
+@pytest.mark.parametrize("schedule,config", SCHEDULES, ids=[s for s, _ in SCHEDULES])
+def test_current_learning_rate_reads_the_rate_of_the_last_step(schedule, config):
+    theirs = tf_keras.optimizers.SGD(getattr(tf_keras.optimizers.schedules, schedule)(**config))
+    ours = O.SGD(getattr(jk.schedules, schedule)(**config))
+    tv, ov = _variables("tf"), _variables("ours")
+    read = lambda opt: float(np.asarray(opt.learning_rate))  # noqa: E731
+    assert read(ours) == read(theirs)
+    for t in range(STEPS):
+        theirs.apply_gradients(zip(_grads(t), tv))
+        ours.apply_gradients(zip(_grads(t), ov))
+        assert read(ours) == read(theirs), f"after step {t + 1}"
+        assert float(np.asarray(ours.lr)) == read(theirs)
+
+
+LEGACY_RATES = [
+    dict(learning_rate=0.1, decay=0.05),
+    dict(learning_rate="schedule", decay=0.05),
+    dict(learning_rate="callable"),
+]
+
+
+def _rate(kind, value):
+    if value == "schedule":
+        module = tf_keras.optimizers.schedules if kind == "tf" else jk.schedules
+        return module.ExponentialDecay(0.1, 2, 0.7)
+    if value == "callable":
+        return lambda: 0.03
+    return value
+
+
+@pytest.mark.parametrize("kwargs", LEGACY_RATES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_legacy_decayed_lr_equals_tf_kerass(kwargs, dtype):
+    theirs = tf_keras.optimizers.legacy.SGD(**dict(kwargs, learning_rate=_rate("tf", kwargs["learning_rate"])))
+    tv = _variables("tf")
+    with jax.enable_x64(dtype == np.float64):
+        ours = O.legacy.SGD(**dict(kwargs, learning_rate=_rate("ours", kwargs["learning_rate"])))
+        ov = _variables("ours")
+        for t in range(STEPS):
+            theirs.apply_gradients(zip(_grads(t), tv))
+            ours.apply_gradients(zip(_grads(t), ov))
+            expected = np.asarray(theirs._decayed_lr(tf.as_dtype(dtype)).numpy())
+            got = np.asarray(ours._decayed_lr(dtype))
+            assert got.dtype == expected.dtype and got == expected, f"after step {t + 1}: {got!r} != {expected!r}"
+
+
+def _assert_same_run(ours, theirs, params0):
+    """Within the float32 oracle tolerance (``harness.TOLERANCE``: 300 eps of the distance moved)."""
+    a = agreement([v.numpy() for v in ours], [v.numpy() for v in theirs], params0)
+    assert a.moved > 0.01 and a.relative <= TOLERANCE[np.float32], a
+
+
+def test_legacy_create_all_weights_then_set_weights_continues_tf_kerass_run():
+    theirs = tf_keras.optimizers.legacy.Adam(0.01)
+    tv = _variables("tf")
+    for t in range(3):
+        theirs.apply_gradients(zip(_grads(t), tv))
+    ours = O.legacy.Adam(0.01)
+    ov = [jk.Variable(v.numpy(), name=n) for v, n in zip(tv, ("dense/kernel", "dense/bias"))]
+    params0 = [v.numpy() for v in tv]
+    ours._create_all_weights(ov)
+    ours.set_weights(theirs.get_weights())
+    for t in range(3, STEPS):
+        theirs.apply_gradients(zip(_grads(t), tv))
+        ours.apply_gradients(zip(_grads(t), ov))
+    _assert_same_run(ov, tv, params0)
+
+
+def test_current_load_own_variables_takes_tf_kerass_store():
+    theirs = tf_keras.optimizers.Adam(0.01)
+    tv = _variables("tf")
+    for t in range(3):
+        theirs.apply_gradients(zip(_grads(t), tv))
+    store: dict = {}
+    theirs.save_own_variables(store)
+    ours = O.Adam(0.01)
+    ov = [jk.Variable(v.numpy(), name=n) for v, n in zip(tv, ("dense/kernel", "dense/bias"))]
+    ours.build(ov)
+    ours.load_own_variables(store)
+    mine: dict = {}
+    ours.save_own_variables(mine)
+    assert sorted(mine) == sorted(store)
+    for key in store:
+        np.testing.assert_array_equal(np.asarray(mine[key]), np.asarray(store[key]))
+    params0 = [v.numpy() for v in tv]
+    for t in range(3, STEPS):
+        theirs.apply_gradients(zip(_grads(t), tv))
+        ours.apply_gradients(zip(_grads(t), ov))
+    _assert_same_run(ov, tv, params0)
+
+
+def test_a_store_of_another_length_is_skipped_with_keras_warning():
+    ours = O.Adam(0.01)
+    ov = _variables("ours")
+    ours.build(ov)
+    before = [np.array(w) for w in ours.get_weights()]
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer 'Adam', because it has 5 variables"):
+        ours.load_own_variables({"0": np.int64(7)})
+    for a, b in zip(before, ours.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    fresh = O.keras3.Adam(0.01)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fresh.load_own_variables({"0": np.int64(7)})
+    assert any("not been called/built yet" in str(w.message) for w in caught)
