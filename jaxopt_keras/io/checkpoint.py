@@ -27,7 +27,9 @@ import numpy as np
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers import deserialize
 from jaxopt_keras.optimizers.config import tf_keras_family, without_custom_prefix
+from jaxopt_keras.optimizers.keras3 import LossScaleOptimizer as LossScaleOptimizerKeras3
 from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
+from jaxopt_keras.optimizers.keras3 import serialize as serialize_keras3
 from jaxopt_keras.optimizers.weights import Weight, keras_layout, keras_name
 
 FAMILIES = ("legacy", "current", "keras3")
@@ -191,6 +193,8 @@ def assemble(
             if not isinstance(inner.get(k), Mapping):  # a schedule's config stays
                 inner[k] = np.asarray(v).item()
         optimizer_config["config"] = inner
+    if loss_scale is not None and not isinstance((optimizer_config.get("config") or {}).get("inner_optimizer"), Mapping):
+        optimizer_config = _loss_scaled(path, optimizer_config)
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
@@ -213,6 +217,22 @@ def assemble(
         keras_version=keras_version,
         loss_scale=loss_scale,
     )
+
+
+def _loss_scaled(path: Any, config: Mapping[str, Any]) -> dict:
+    """The config of the ``LossScaleOptimizer`` Keras 3 wraps ``config`` in.
+
+    Under a ``mixed_float16`` policy Keras 3's ``compile`` wraps the model's
+    optimizer (Keras 3's defaults: ``initial_scale=2**15``,
+    ``dynamic_growth_steps=2000``), and does again when it loads the model
+    under that policy: the file holds the wrapper's variables while its
+    ``compile_config`` names the optimizer given to ``compile``.
+    """
+    try:
+        inner = deserialize_keras3(dict(config))
+    except (ValueError, TypeError) as e:
+        raise KerasFileError(path, f"its optimizer config cannot be read: {e}") from e
+    return serialize_keras3(LossScaleOptimizerKeras3(inner, name="loss_scale_optimizer"))
 
 
 def routes_by_path(config: Mapping[str, Any]) -> bool:

@@ -27,6 +27,7 @@ from jaxopt_keras.core.state import find_state, replace_state
 from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, inner_optimizer_of, keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.matching import leaves, match
+from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.multi import MultiOptimizer
 from jaxopt_keras.optimizers.weights import read_iterations, with_iterations
@@ -66,19 +67,24 @@ def transformation_from_keras(checkpoint: KerasCheckpoint, params: Any, names: N
     """
     opt = optimizer_from_keras(checkpoint)
     multi = inner_optimizer_of(opt)
-    if not isinstance(multi, MultiOptimizer):
+    if not isinstance(multi, MultiOptimizer) and multi._spec.route is None:
         return opt.transformation
     order = trainable_order(params, checkpoint, names)
     paths = [p for p, _ in leaves(params)]
     for k, i in enumerate(order):
         paths[i] = checkpoint.trainable[k]
-    members = multi.optimizer_map
-    tx = multi_optimizer(
-        {key: members[key].transformation for key in members},
-        members.default_optimizer.transformation,
-        paths=jax.tree_util.tree_structure(params).unflatten(paths),
-        loss_scale_factor=multi.loss_scale_factor,
-    )
+    keras_paths = jax.tree_util.tree_structure(params).unflatten(paths)
+    if not isinstance(multi, MultiOptimizer):
+        # An optimizer that routes each variable by its path (Keras 3's Muon): the file's paths.
+        tx = build_transformation(multi._spec, dict(multi._transformation_args(), paths=keras_paths), multi.name)
+    else:
+        members = multi.optimizer_map
+        tx = multi_optimizer(
+            {key: members[key].transformation for key in members},
+            members.default_optimizer.transformation,
+            paths=keras_paths,
+            loss_scale_factor=multi.loss_scale_factor,
+        )
     return tx if opt is multi else loss_scale_optimizer_keras3(tx, opt.initial_scale, opt.dynamic_growth_steps)
 
 
@@ -168,6 +174,14 @@ def _keras_optimizer_of(tx_or_optimizer: Any, checkpoint: KerasCheckpoint) -> An
     return inner_optimizer_of(opt if opt is not None else optimizer_from_keras(checkpoint))
 
 
+def _slot_positions(params: Any) -> list[int]:
+    """Where each leaf of ``params`` (``None`` skipped, as :func:`trainable_order` counts them) sits among
+    the leaves of a slot tree flattened with its ``None`` leaves: a route without that slot (Muon's
+    velocity on its Newton-Schulz path), a ``MultiOptimizer`` member's masked-out parameter."""
+    full = jax.tree_util.tree_leaves(params, is_leaf=lambda x: x is None)
+    return [i for i, x in enumerate(full) if x is not None]
+
+
 def _layout(opt: Any, params: Any, order: list[int], paths: Sequence[str]) -> list:
     flat = jax.tree_util.tree_leaves(params)
     shapes = [np.shape(flat[i]) for i in order]
@@ -220,7 +234,12 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
     core = find_state(target, OptimizerState, required=False)
     if core is None:
         raise TypeError("tx.init(params) holds no jaxopt_keras optimizer state: pass a jaxopt_keras transformation.")
-    slot_trees = {f: jax.tree_util.tree_flatten(getattr(core.slots, f)) for f in core.slots._fields if getattr(core.slots, f) is not None}
+    at = _slot_positions(params)
+    slot_trees = {
+        f: jax.tree_util.tree_flatten(getattr(core.slots, f), is_leaf=lambda x: x is None)
+        for f in core.slots._fields
+        if getattr(core.slots, f) is not None
+    }
     per_variable = {
         kind: (cls, field, jax.tree_util.tree_flatten(getattr(sub, field)))
         for kind, (cls, field) in _PER_VARIABLE.items()
@@ -239,7 +258,7 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
         if w.kind == "scalar":
             like = scalars[w.name]
         elif w.kind == "slot":
-            like = slot_trees[w.name][0][order[w.index]]
+            like = slot_trees[w.name][0][at[order[w.index]]]
         elif w.kind in new_lists:
             like = new_lists[w.kind][order[w.index]]
         else:
@@ -252,7 +271,7 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
         if w.kind == "scalar":
             scalars[w.name] = placed
         elif w.kind == "slot":
-            new_slots[w.name][order[w.index]] = placed
+            new_slots[w.name][at[order[w.index]]] = placed
         else:
             new_lists[w.kind][order[w.index]] = placed
     slots = core.slots._replace(**{f: slot_trees[f][1].unflatten(v) for f, v in new_slots.items()})
@@ -325,7 +344,8 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
         elif w.kind == "scalar":
             value = np.asarray(core.scalars[w.name])
         elif w.kind == "slot":
-            value = np.asarray(jax.tree_util.tree_leaves(getattr(core.slots, w.name))[order[w.index]])
+            slots = jax.tree_util.tree_leaves(getattr(core.slots, w.name), is_leaf=lambda x: x is None)
+            value = np.asarray(slots[_slot_positions(params)[order[w.index]]])
         else:
             cls, field = _PER_VARIABLE[w.kind]
             value = np.asarray(jax.tree_util.tree_leaves(getattr(find_state(state, cls), field))[order[w.index]])

@@ -23,12 +23,17 @@ CASES = {
     "SGD_schedule": ("SGD", dict(learning_rate=dict(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.9), momentum=0.5), None),
     "RMSprop": ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True), None),
     "LossScale_Adam": ("Adam", dict(learning_rate=0.01), "LossScaleOptimizer"),
+    # A model whose dtype policy is mixed_float16 (its layers float32): Keras 3's compile wraps the
+    # Adam in a LossScaleOptimizer, while the .keras file's compile_config names Adam.
+    "Adam_mixed_policy": ("Adam", dict(learning_rate=0.01), "mixed_float16"),
     # Adam for the kernels (a pattern: each case's layers are numbered anew), SGD for the rest.
     "Multi": ("Adam", dict(learning_rate=0.01), "MultiOptimizer"),
     "SGD_bfloat16": ("SGD", dict(learning_rate=0.05, momentum=0.9), None),  # Adam: beta_2 is 1.0 in bfloat16
+    # Muon routes by path: the kernels take its Newton-Schulz step (no velocity slot), the biases AdamW.
+    "Muon": ("Muon", dict(learning_rate=0.01, weight_decay=None, adam_weight_decay=None), None),
 }
 # The model's dtype where it is not float32.
-DTYPES = {"SGD_bfloat16": "bfloat16"}
+DTYPES = {"SGD_bfloat16": "bfloat16", "Adam_mixed_policy": "float32"}
 
 
 def batches() -> tuple[np.ndarray, np.ndarray]:

@@ -53,11 +53,18 @@ def train(model, start, stop):
         model.train_on_batch(XS[i], YS[i])
 
 
+def policy(label):
+    """The global dtype policy a case's model is built (and loaded) under."""
+    return "mixed_float16" if CASES[label][2] == "mixed_float16" else "float32"
+
+
 def compiled(label):
     keras.utils.set_random_seed(0)
     dtype = DTYPES.get(label)
+    keras.mixed_precision.set_global_policy(policy(label))
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6, activation="tanh", dtype=dtype), keras.layers.Dense(2, dtype=dtype)])
     model.compile(optimizer=optimizer(label), loss="mse")
+    keras.mixed_precision.set_global_policy("float32")
     return model
 
 
@@ -89,7 +96,9 @@ def main_continue(jobs):
             model.optimizer.build(model.trainable_variables)
             model.load_weights(job["path"])
         else:
+            keras.mixed_precision.set_global_policy(policy(job["label"]))
             model = keras.saving.load_model(job["path"])
+            keras.mixed_precision.set_global_policy("float32")
         loaded = [plain(v.value) for v in model.optimizer.variables]
         train(model, job["start"], job["stop"])
         out.append({"variables_at_load": loaded, "end": values(model)})
