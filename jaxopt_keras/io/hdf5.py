@@ -33,6 +33,7 @@ from jaxopt_keras.io.layers import (
     group_class,
     is_trainable,
     layer_configs,
+    nested_message,
     snake_case,
     strip_variable_name,
     variable_names,
@@ -259,6 +260,21 @@ def _layer_order(container: Any, configs: list | None, path: Any) -> list[tuple[
     return [(g, None) for g in sorted(groups, key=counter)]
 
 
+def _nested_float_vars(group: Any, known: tuple[str, ...]) -> list[str]:
+    """Float datasets under ``group``'s subgroups other than ``known`` (a seed generator's integer
+    state is no weight an optimizer updates)."""
+    out: list[str] = []
+    for key in group:
+        if key in known or not hasattr(group[key], "visititems"):
+            continue
+        group[key].visititems(
+            lambda name, node, key=key: out.append(f"{group.name.strip('/')}/{key}/{name}".strip("/"))
+            if hasattr(node, "dtype") and np.dtype(node.dtype).kind == "f"
+            else None
+        )
+    return out
+
+
 def _holds_weights(group: Any) -> bool:
     return bool(_vars(group)) or ("layers" in group and any(_holds_weights(group["layers"][g]) for g in group["layers"]))
 
@@ -289,6 +305,7 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
             weights[key] = dataset(node)
             if not frozen and is_trainable(key):
                 trainable.append(key)
+        nested.extend(_nested_float_vars(group, ("vars", "layers")))
         if "layers" in group:
             container(group["layers"], layer_configs(config), frozen, name)
 
@@ -296,8 +313,12 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
         for gname, config in _layer_order(group, configs, path):
             layer(group[gname], gname, config, frozen, outer)
 
+    nested: list[str] = []
     if "layers" in f:
         container(f["layers"], layer_configs(model_config), False, "")
+    nested.extend(_nested_float_vars(f, ("vars", "layers", "optimizer", "metrics")))  # TF-Keras: the compiled metrics
+    if nested:
+        raise KerasFileError(path, nested_message(nested, "a .keras or .weights.h5 file"))
     for node in _vars(f):  # the model's own variables
         weights[f"vars/{node.name.rsplit('/', 1)[-1]}"] = dataset(node)
     values, loss_scale = None, None

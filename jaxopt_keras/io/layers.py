@@ -30,9 +30,11 @@ LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
     "batch_normalization": ("gamma", "beta", "moving_mean", "moving_variance"),
     "layer_normalization": ("gamma", "beta"),
     "group_normalization": ("gamma", "beta"),
+    "normalization": ("mean", "variance", "count"),
 }
-# Variables Keras creates with trainable=False (no optimizer slots).
-NON_TRAINABLE = frozenset({"moving_mean", "moving_variance"})
+# Variables Keras creates with trainable=False (no optimizer slots): batch
+# normalization's moving statistics, the Normalization layer's adapted ones.
+NON_TRAINABLE = frozenset({"moving_mean", "moving_variance", "mean", "variance", "count"})
 # Config flags that drop a variable: (flag, variable) pairs, dropped when the flag is false.
 _FLAGS = (("use_bias", "bias"), ("scale", "gamma"), ("center", "beta"))
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
@@ -65,6 +67,16 @@ def variable_names(class_snake: str, layer_config: Mapping[str, Any] | None, cou
 def strip_variable_name(name: str) -> str:
     """A TF variable name without its ``:0`` (``dense/kernel:0`` -> ``dense/kernel``)."""
     return name[:-2] if name.endswith(":0") else name
+
+
+def nested_message(variables: list[str], where: str) -> str:
+    """The error for variables a file keeps in a layer's sub-objects (their order is not in the file)."""
+    return (
+        f"{len(variables)} variables live in sub-objects of a layer or of the model ({variables[:4]}): an RNN "
+        "layer's cell, MultiHeadAttention's projections, a subclassed model's layers. Their order in "
+        f"model.trainable_variables, which the optimizer's weights follow, is not in {where}, so they are not "
+        "read. A functional or Sequential model saved with model.save('model.h5') lists every weight in order."
+    )
 
 
 def is_trainable(name: str) -> bool:

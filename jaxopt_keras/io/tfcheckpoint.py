@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxopt_keras.io.checkpoint import keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError, missing
-from jaxopt_keras.io.layers import is_trainable, split_config
+from jaxopt_keras.io.layers import is_trainable, nested_message, split_config
 from jaxopt_keras.registry import entries
 
 _MODULES: dict[str, Any] = {}
@@ -168,6 +168,31 @@ def _model_variables(g: _Graph, model: int) -> list[int]:
     return out
 
 
+def _nested_variables(g: _Graph, model: int, found: list[int]) -> list[str]:
+    """Variables below a layer with weights, in an object that is not a ``layer_with_weights-<k>``
+    (an RNN layer's ``cell``, MultiHeadAttention's projections): not in :func:`_model_variables`."""
+    seen, out = set(found), []
+
+    def walk(i, depth):
+        for local, n in g.children(i):
+            if _LAYER.match(local) or n in seen or depth > 4:
+                continue
+            seen.add(n)
+            if g.value(n) is not None:
+                out.append(g.value(n)[1])
+            else:
+                walk(n, depth + 1)
+
+    def layers(i):
+        for local, n in g.children(i):
+            if _LAYER.match(local):
+                walk(n, 0)
+                layers(n)
+
+    layers(model)
+    return out
+
+
 def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any) -> dict:
     """The raw pieces of a TF checkpoint (see :func:`~jaxopt_keras.io.checkpoint.assemble`)."""
     tf = _tf()
@@ -186,10 +211,13 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
         if model is None:
             raise KerasFileError(path, "the checkpoint holds no Keras model (no 'layer_with_weights-<k>' objects).")
         variables = _model_variables(g, model)
+        nested = _nested_variables(g, model, variables)
+        if nested:
+            raise KerasFileError(path, nested_message(nested, "a TF checkpoint"))
         names = {n: g.value(n)[1] for n in variables}
         weights = {names[n]: tensor(n) for n in variables}
         legacy = g.child(optimizer, "iter") is not None
-        trainable = _trainable(g, variables, names, optimizer, legacy)
+        trainable = _trainable(path, g, variables, names, optimizer, legacy)
         optimizer_config, model_config = split_config(config)
         if metadata is not None and (optimizer_config is None or model_config is None):
             found_optimizer, found_model = saved_model_configs(metadata)
@@ -221,9 +249,17 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
     )
 
 
-def _trainable(g: _Graph, variables: list[int], names: dict, optimizer: int, legacy: bool) -> list[str]:
+def _trainable(path: Any, g: _Graph, variables: list[int], names: dict, optimizer: int, legacy: bool) -> list[str]:
     if legacy:  # exactly the variables that have slots
         with_slots = {s.original_variable_node_id for s in g.nodes[optimizer].slot_variables}
+        unread = with_slots - set(variables)
+        if unread:  # never leave a slotted variable out silently
+            raise KerasFileError(
+                path,
+                f"the optimizer has slots for {len(unread)} variables that are not among the model's layers' "
+                f"own variables ({sorted(str(g.value(n)[1]) if g.value(n) else n for n in unread)[:5]}): "
+                "they are not read from this checkpoint.",
+            )
         if with_slots:
             return [names[n] for n in variables if n in with_slots]
     listed = g.child(0, "trainable_variables")  # a SavedModel lists them

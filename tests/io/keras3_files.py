@@ -33,6 +33,20 @@ def nested():
     return keras.Sequential([keras.Input((4,)), inner, keras.layers.Dense(2)], name="outer")
 
 
+def normalized():
+    """A Normalization layer's adapted mean, variance and count: weights without optimizer slots."""
+    norm = keras.layers.Normalization()
+    norm.adapt(np.random.default_rng(1).normal(size=(32, 4)).astype("float32"))
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(3, activation="tanh")(norm(inputs))))
+
+
+def recurrent():
+    """An LSTM: its weights live in its cell (``layers/lstm/cell/vars``)."""
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.LSTM(3)(keras.layers.Reshape((2, 2))(inputs))))
+
+
 O = keras.optimizers
 CASES = {
     "adam": (small, lambda: O.Adam(0.01, clipnorm=1.0)),
@@ -46,6 +60,8 @@ CASES = {
     "loss_scale": (small, lambda: O.LossScaleOptimizer(O.Adam(0.01), initial_scale=1024.0, dynamic_growth_steps=2)),
     "adafactor": (small, lambda: O.Adafactor(0.01)),
     "multi": (small, lambda: O.MultiOptimizer(O.OptimizerMap(O.SGD(0.05, momentum=0.9), {".*kernel": O.Adam(0.01)}))),
+    "normalization": (normalized, lambda: O.Adam(0.01)),
+    "lstm": (recurrent, lambda: O.Adam(0.01)),
 }
 
 

@@ -42,6 +42,25 @@ def nested():
     return tf_keras.Sequential([tf_keras.Input((4,)), inner, tf_keras.layers.Dense(2)], name="outer")
 
 
+def normalized():
+    """Normalization (adapted: mean, variance, count, no optimizer slots) -> Dense(3, tanh) -> Dense(2)."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    norm = tf_keras.layers.Normalization()
+    norm.adapt(np.random.default_rng(1).normal(size=(32, 4)).astype("float32"))
+    inputs = tf_keras.Input((4,))
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Dense(3, activation="tanh")(norm(inputs))))
+
+
+def recurrent():
+    """Reshape -> LSTM(3) -> Dense(2): the LSTM's weights live in its cell."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((4,))
+    lstm = tf_keras.layers.LSTM(3)(tf_keras.layers.Reshape((2, 2))(inputs))
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(lstm))
+
+
 def data(model, steps=3, seed=0):
     rng = np.random.default_rng(seed)
     if len(model.inputs) == 2:

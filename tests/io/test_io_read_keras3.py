@@ -19,7 +19,7 @@ from jaxopt_keras import io
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.state import find_state
 
-CASES = ["adam", "sgd_schedule", "nadam", "adam_accumulation", "adamw_ema", "big", "nested", "bfloat16"]
+CASES = ["adam", "sgd_schedule", "nadam", "adam_accumulation", "adamw_ema", "big", "nested", "bfloat16", "normalization"]
 
 
 def check(ckpt, truth):
@@ -203,3 +203,15 @@ def test_a_loss_scale_optimizer_written_back_holds_both_copies(written, tmp_path
     for a, b, c in zip(outer[4:], inner, ckpt.optimizer_weights.values()):
         np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(b, c)
+
+
+@pytest.mark.parametrize("kind", ["keras", "weights.h5"])
+def test_weights_in_a_layers_sub_objects_are_refused_by_name(written, kind):
+    """An LSTM keeps its weights in its cell (``layers/lstm/cell/vars``), whose order in
+    ``trainable_variables`` the file does not hold: refused, naming them (the message
+    used to count optimizer weights over the Dense layer alone)."""
+    truth = written["lstm"]
+    config = {"model": truth["config"], "optimizer": truth["optimizer"]} if kind == "weights.h5" else None
+    with pytest.raises(io.KerasFileError, match=r"3 variables live in sub-objects .*layers/lstm/cell/vars/0") as e:
+        io.read_keras(truth["paths"][kind], config=config)
+    assert truth["paths"][kind] in str(e.value)

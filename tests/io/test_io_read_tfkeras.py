@@ -32,6 +32,9 @@ CASES = {
     "current_sgd_schedule": (kf.small, lambda: kf.C.SGD(kf.C.schedules.ExponentialDecay(0.1, 10, 0.9), momentum=0.9)),
     "current_big": (kf.big, lambda: kf.C.AdamW(0.01, amsgrad=True)),
     "current_nested": (kf.nested, lambda: kf.C.Nadam(0.01)),
+    # Normalization's mean, variance and count have no slots (they used to be counted as trainable).
+    "legacy_normalization": (kf.normalized, lambda: kf.L.Adam(0.01)),
+    "current_normalization": (kf.normalized, lambda: kf.C.Adam(0.01)),
 }
 
 
@@ -66,7 +69,10 @@ class Saved:
             assert name.endswith(key + ":0"), (key, name)
             np.testing.assert_array_equal(ours, theirs)
             assert ours.dtype == theirs.dtype
-        assert list(ckpt.model_weights) == self.model_names
+        # TF-Keras names Normalization's variables without their layer's scope (`mean:0`); a
+        # .keras file keeps them in the layer's group, which names them `normalization/mean`.
+        assert all(k == n or k.endswith("/" + n) for k, n in zip(ckpt.model_weights, self.model_names))
+        assert len(ckpt.model_weights) == len(self.model_names)
         for ours, theirs in zip(ckpt.model_weights.values(), self.model_values):
             np.testing.assert_array_equal(ours, theirs)
         assert list(ckpt.trainable) == self.trainable
@@ -163,3 +169,19 @@ def test_savedmodel_needs_no_config(tmp_path):
         assert [n.endswith(k + ":0") for k, n in zip(ckpt.optimizer_weights, names)] == [True] * len(names)
         for a, b in zip(ckpt.optimizer_weights.values(), values):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_weights_in_a_layers_sub_objects(tmp_path, family):
+    """An LSTM keeps its weights in its cell.  The .h5 lists every weight in order and reads;
+    a TF checkpoint (and the current family's .keras) does not hold their order: refused,
+    naming them.  The legacy checkpoint used to read without them, leaving their slots out."""
+    make = kf.L.Adam if family == "legacy" else kf.C.Adam
+    model = kf.trained(kf.recurrent, lambda: make(0.01))
+    paths = kf.save_all(model, str(tmp_path), kinds=("h5", "keras", "ckpt"))
+    ckpt = read_keras(paths["h5"])
+    assert list(ckpt.trainable) == [strip(w.name) for w in model.trainable_weights]
+    assert len(ckpt.optimizer_weights) == len(kf.optimizer_list(model.optimizer)[0])
+    for kind in ("ckpt",) if family == "legacy" else ("ckpt", "keras"):
+        with pytest.raises(KerasFileError, match=r"3 variables live in sub-objects .*lstm_cell/kernel|3 variables live in sub-objects .*cell/vars"):
+            read_keras(paths[kind], config=kf.serialized(model.optimizer))
