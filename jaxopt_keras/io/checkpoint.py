@@ -203,7 +203,7 @@ def assemble(
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"
     else:
-        names = _checked_names(path, optimizer_config, family, model_weights, trainable, values)
+        names = _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config)
     return KerasCheckpoint(
         path=None if path is None else str(path),
         kind=kind,
@@ -244,7 +244,7 @@ def routes_by_path(config: Mapping[str, Any]) -> bool:
     return str(config.get("class_name")).lower() == "multioptimizer"
 
 
-def _checked_names(path, optimizer_config, family, model_weights, trainable, values) -> list[str]:
+def _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config=None) -> list[str]:
     try:
         optimizer = keras_optimizer(optimizer_config, family)
     except (ValueError, TypeError) as e:
@@ -258,7 +258,13 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
             path,
             f"the file holds {len(values)} optimizer weights, but {_describe(optimizer_config)} ({family} family) "
             f"over the {len(trainable)} trainable variables {list(trainable)} has {len(layout)}: "
-            f"{[entry_key(spec, w, trainable[w.index] if w.index >= 0 else '') for w, _, _ in layout]}.",
+            f"{[entry_key(spec, w, trainable[w.index] if w.index >= 0 else '') for w, _, _ in layout]}."
+            + (
+                " A layer frozen with trainable=False has no slots: pass config= with the model's config, "
+                "whose flags say which layers are frozen."
+                if len(layout) > len(values) and model_config is None
+                else ""
+            ),
         )
     names = []
     for (w, shape, _), value in zip(layout, values):

@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxopt_keras.io.checkpoint import keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError, missing
-from jaxopt_keras.io.layers import is_trainable, nested_message, split_config
+from jaxopt_keras.io.layers import frozen_layers, is_trainable, nested_message, split_config
 from jaxopt_keras.registry import entries
 
 _MODULES: dict[str, Any] = {}
@@ -217,8 +217,8 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
         names = {n: g.value(n)[1] for n in variables}
         weights = {names[n]: tensor(n) for n in variables}
         legacy = g.child(optimizer, "iter") is not None
-        trainable = _trainable(path, g, variables, names, optimizer, legacy)
         optimizer_config, model_config = split_config(config)
+        trainable = _trainable(path, g, variables, names, optimizer, legacy, frozen_layers(model_config))
         if metadata is not None and (optimizer_config is None or model_config is None):
             found_optimizer, found_model = saved_model_configs(metadata)
             optimizer_config = optimizer_config or found_optimizer
@@ -249,7 +249,7 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
     )
 
 
-def _trainable(path: Any, g: _Graph, variables: list[int], names: dict, optimizer: int, legacy: bool) -> list[str]:
+def _trainable(path: Any, g: _Graph, variables: list[int], names: dict, optimizer: int, legacy: bool, frozen: set) -> list[str]:
     if legacy:  # exactly the variables that have slots
         with_slots = {s.original_variable_node_id for s in g.nodes[optimizer].slot_variables}
         unread = with_slots - set(variables)
@@ -265,7 +265,8 @@ def _trainable(path: Any, g: _Graph, variables: list[int], names: dict, optimize
     listed = g.child(0, "trainable_variables")  # a SavedModel lists them
     if listed is not None:
         return [names[n] for _, n in g.children(listed) if n in names]
-    return [names[n] for n in variables if is_trainable(names[n])]
+    # By name, and the model config's `trainable: false` layers (named in the variables' scopes).
+    return [names[n] for n in variables if is_trainable(names[n]) and not frozen & set(names[n].split("/")[:-1])]
 
 
 def _hyperparams(g: _Graph, optimizer: int, legacy: bool, tensor) -> dict:

@@ -15,6 +15,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import tf_keras
 
 import kerasfiles as kf
 from jaxopt_keras.io import KerasFileError, read_keras
@@ -185,3 +186,29 @@ def test_weights_in_a_layers_sub_objects(tmp_path, family):
     for kind in ("ckpt",) if family == "legacy" else ("ckpt", "keras"):
         with pytest.raises(KerasFileError, match=r"3 variables live in sub-objects .*lstm_cell/kernel|3 variables live in sub-objects .*cell/vars"):
             read_keras(paths[kind], config=kf.serialized(model.optimizer))
+
+
+def frozen_base():
+    """A frozen Dense (a pretrained base) -> Dense(2): the frozen layer has no slots."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((4,))
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Dense(3, trainable=False)(inputs)))
+
+
+@pytest.mark.parametrize("kind", ["ckpt", "tfw"])
+def test_a_current_tf_checkpoint_with_a_frozen_layer_reads_with_the_model_config(tmp_path, kind):
+    """A current-family TF checkpoint does not say which variables are trainable; the model
+    config's flags do (its reader ignored them, and refused the file)."""
+    model = kf.trained(frozen_base, lambda: kf.C.Adam(0.01))
+    paths = kf.save_all(model, str(tmp_path), kinds=(kind,))
+    optimizer = kf.serialized(model.optimizer)
+    with pytest.raises(KerasFileError, match="frozen with trainable=False .* pass config= with the model's config"):
+        read_keras(paths[kind], config=optimizer)
+    ckpt = read_keras(paths[kind], config={"model": json.loads(model.to_json()), "optimizer": optimizer})
+    assert list(ckpt.trainable) == [strip(w.name) for w in model.trainable_weights]
+    assert len(ckpt.trainable) == 2 < len(ckpt.model_weights)
+    names, values = kf.optimizer_list(model.optimizer)
+    assert len(ckpt.optimizer_weights) == len(values)
+    for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
+        np.testing.assert_array_equal(ours, theirs)
