@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core.hyperparams import check_range
-from jaxopt_keras.schedules.base import is_schedule
+from jaxopt_keras.schedules.base import is_schedule, takes_no_arguments, takes_the_step
 from jaxopt_keras.transforms.accumulation import check_accumulation_steps, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import check_ema_arguments
 
@@ -324,6 +324,11 @@ def _current(spec: Spec, class_name: str, given: dict, kwargs: Mapping[str, Any]
             )
         raise TypeError(f"{k} is not a valid argument, kwargs should be empty  for `optimizer_experimental.Optimizer`.")
     args = {**BASE_ARGS["current"], **spec.base_defaults, **spec.defaults, **spec.extra_args, **given}
+    lr = args["learning_rate"]
+    if takes_no_arguments(lr) and not takes_the_step(lr):
+        # `tf.Variable(learning_rate)` calls a zero-argument callable once, for its initial value.
+        value = lr()
+        args["learning_rate"] = value.item() if isinstance(value, (np.ndarray, np.generic, jax.Array)) else value
     check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
     check_clipping(args, "current")
     check_nonnegative("weight_decay", args["weight_decay"])

@@ -58,18 +58,29 @@ class HyperAttributes:
         """
         return {n: self._args[n] for n in self._spec.callable_hyperparams() if self._spec.is_host_callable(n, self._args.get(n))}
 
-    def _host_values(self) -> dict[str, Any]:
-        """The host callables' current values, checked as the constructor checks a number.
+    def _host_values(self, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The host callables' current values (of ``names`` only, if given), checked as
+        the constructor checks a number.  Each call calls them, as OptimizerV2's
+        ``_get_hyper`` does: a stateful callable sees every read.
 
         Raises:
           TypeError, ValueError: a callable returned something the constructor refuses.
         """
         values = {}
         for name, fn in self._host_callables().items():
+            if names is not None and name not in names:
+                continue
             value = python_scalar(fn())
             check_hyperparameter(self._spec, name, value)
             values[name] = value
         return values
+
+    def _held_host_values(self) -> dict[str, Any]:
+        """The host callables' values without calling them (OptimizerV2 calls them only when it
+        reads them): the state's, which the next step replaces; a callable the state has no value
+        for yet is called."""
+        held = {k: float(self._hp[k]) for k in self._host_callables() if k in self._hp.primary}
+        return {**self._host_values(tuple(k for k in self._host_callables() if k not in held)), **held}
 
     def _hyper_names(self) -> tuple[str, ...]:
         return tuple(self._hp.primary)
@@ -103,7 +114,7 @@ class HyperAttributes:
         self._args["learning_rate"] = value
         values = dict(self._hp.primary)
         values.pop("learning_rate", None)
-        hp = init_hyperparams(self._spec, {**self._args, **self._host_values()})
+        hp = init_hyperparams(self._spec, {**self._args, **self._held_host_values()})
         hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
         self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
         self._rebuild()

@@ -247,7 +247,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         hyperparameter, then ``lr / (1 + decay * iterations)`` with the constructor's ``decay``."""
         lr = self._args["learning_rate"]
         hp = self._hp
-        values = self._host_values()  # `_get_hyper` calls a zero-argument callable
+        values = self._host_values(("learning_rate",))  # `_get_hyper` calls a zero-argument callable
         if values:
             hp = hp.replace(**values)
         source = lr if is_schedule(lr) and "learning_rate" not in values else None
@@ -293,7 +293,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
 
     def _serialize_hyper(self, key: str) -> Any:
         if key in self._host_callables():  # `_serialize_hyperparameter` calls it
-            return self._host_values()[key]
+            return self._host_values((key,))[key]
         # Once its hyper variables exist (built, or read), OptimizerV2 reports their float32 values.
         if key in self._spec.float32_hyperparams or key == "learning_rate":
             if (self.built or self._hypers_read) and key in self._hp:

@@ -84,6 +84,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         self._weight_decay_exclude: tuple[list[int], list[str]] | None = None
         self._lock = threading.RLock()  # one step at a time: the step donates the state
         self._packed = False  # the state is held packed (see _packs_now)
+        self._first_host_values: dict | None = None  # the host callables' construction values (first step)
         self._rebuild()
         self._state = self._transformation.init([])
         self._initialized = True
@@ -114,7 +115,11 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _transformation_args(self) -> dict:
         """The arguments the transformation is built from (the constructor's, checked;
         a host callable's current value in its place)."""
-        args = {**self._args, **self._host_values()}
+        if self.__dict__.get("_initialized"):
+            host = self._held_host_values()
+        else:  # at construction: called once, and these values serve the first step
+            host = self._first_host_values = self._host_values()
+        args = {**self._args, **host}
         if any(args.get(rate) is not None for rate in self._spec.decay_rates):
             args["weight_decay_mask"] = self._decay_mask
         if self._spec.route is not None:
@@ -122,8 +127,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         return args
 
     def _rebuild(self) -> None:
-        """Builds the transformation and its jitted step (at construction, and when
-        a structural argument changes)."""
+        """Builds the transformation and its jitted step (at construction, and on a structural change)."""
         if self._packed:
             self._unpack()  # the packed state was the old transformation's
         main = build_transformation(self._spec, self._transformation_args(), getattr(self, "_name", "optimizer"))
@@ -391,15 +395,12 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         seen: set = set()
         for _, v in kept:
             if self._var_key(v) in seen:
-                raise ValueError(
-                    f"Variable '{v.path}' has more than one gradient in `grads_and_vars`; an optimizer step "
-                    "takes one gradient per variable. Add the variable's gradients together and pass it once "
-                    "(Keras would apply the pairs one after the other within the step)."
-                )
+                raise ValueError(f"Variable '{v.path}' has more than one gradient in `grads_and_vars`; an optimizer "
+                                 "step takes one gradient per variable: add them and pass the variable once.")
             seen.add(self._var_key(v))
 
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
-        values = self._host_values()
+        values, self._first_host_values = self._first_host_values or self._host_values(), None
         if values:
             self._set_hp(self._hp.replace(**values))
         grads, dense = self._gradients(kept)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from jaxopt_keras.schedules import _keras3 as k3
 from jaxopt_keras.schedules._arith import _cast, _convert, _float_dtype, _opaque, _runtime_zero, _step
-from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.base import LearningRateSchedule, checked_steps
 
 
 class RateDecay(LearningRateSchedule):
@@ -24,7 +24,7 @@ class RateDecay(LearningRateSchedule):
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None, *, numerics=None):
         super().__init__(numerics)
         self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
+        self.decay_steps = checked_steps("decay_steps", decay_steps)
         self.decay_rate = decay_rate
         self.staircase = staircase
         self.name = name

@@ -19,7 +19,7 @@ directly, it uses ``"tf_function"``.
 from __future__ import annotations
 
 import inspect
-
+import math
 from typing import Any, Mapping
 
 import jax
@@ -123,6 +123,25 @@ def _binds(value: Any, *args: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def checked_steps(name: str, value: Any) -> Any:
+    """``value`` for a schedule's ``decay_steps`` (``first_decay_steps``): a positive number.
+
+    Keras 3 refuses ``<= 0`` in these words; TF-Keras accepts it and computes
+    NaN or infinity at every step, or a learning rate of 0 from the start.
+
+    Raises:
+      TypeError: not a number (``None``, a string, a bool).
+      ValueError: zero, negative, or not finite.
+    """
+    if isinstance(value, jax.core.Tracer):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Argument `{name}` must be a number. Received: {name}={value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"Argument `{name}` must be > 0. Received: {name}={value}")
+    return value
 
 
 def takes_no_arguments(value: Any) -> bool:

@@ -21,7 +21,7 @@ from jaxopt_keras.schedules._arith import (
     _runtime_zero,
     _step,
 )
-from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.base import LearningRateSchedule, checked_steps
 
 
 class CosineDecay(LearningRateSchedule):
@@ -59,7 +59,7 @@ class CosineDecay(LearningRateSchedule):
     ):
         super().__init__(numerics)
         self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
+        self.decay_steps = checked_steps("decay_steps", decay_steps)
         self.alpha = alpha
         self.name = name
         self.warmup_steps = warmup_steps

@@ -25,7 +25,7 @@ from jaxopt_keras.schedules._arith import (
     _step,
 )
 from jaxopt_keras.schedules._grappler import reciprocal_mul
-from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.base import LearningRateSchedule, checked_steps
 
 
 class CosineDecayRestarts(LearningRateSchedule):
@@ -60,7 +60,7 @@ class CosineDecayRestarts(LearningRateSchedule):
     ):
         super().__init__(numerics)
         self.initial_learning_rate = initial_learning_rate
-        self.first_decay_steps = first_decay_steps
+        self.first_decay_steps = checked_steps("first_decay_steps", first_decay_steps)
         self._t_mul = t_mul
         self._m_mul = m_mul
         self.alpha = alpha

@@ -22,7 +22,7 @@ from jaxopt_keras.schedules._arith import (
     _step,
 )
 from jaxopt_keras.schedules._grappler import convert_pow, reciprocal_mul
-from jaxopt_keras.schedules.base import LearningRateSchedule
+from jaxopt_keras.schedules.base import LearningRateSchedule, checked_steps
 
 
 class PolynomialDecay(LearningRateSchedule):
@@ -55,7 +55,7 @@ class PolynomialDecay(LearningRateSchedule):
     ):
         super().__init__(numerics)
         self.initial_learning_rate = initial_learning_rate
-        self.decay_steps = decay_steps
+        self.decay_steps = checked_steps("decay_steps", decay_steps)
         self.end_learning_rate = end_learning_rate
         self.power = power
         self.cycle = cycle

@@ -80,3 +80,46 @@ def test_tf_keras_refuses_a_callable_where_its_constructor_compares_and_so_do_we
     for make in (tf_keras.optimizers.legacy.Ftrl, O.legacy.Ftrl):
         with pytest.raises(TypeError):
             make(l1_regularization_strength=lambda: 0.1)
+
+
+def _counting():
+    """A stateful zero-argument learning rate: 0.1 / (number of calls so far)."""
+    calls = []
+
+    def lr():
+        calls.append(None)
+        return 0.1 / len(calls)
+
+    return lr, calls
+
+
+def _steps(opt, variable, n=3):
+    moved = []
+    for _ in range(n):
+        before = float(np.asarray(variable.numpy())[0])
+        opt.apply_gradients([(np.ones(1, np.float32), variable)])
+        moved.append(before - float(np.asarray(variable.numpy())[0]))
+    return moved
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_a_stateful_callable_learning_rate_steps_as_tf_kerass(family):
+    """Legacy: OptimizerV2 calls it at each step (first at step 0) and in get_config; ours
+    called it once more at construction, so every step used the next call's value.
+    Current: ``tf.Variable(learning_rate)`` calls it once, at construction, for good;
+    ours took it for a schedule and failed at the first step."""
+    import tensorflow as tf
+    import tf_keras
+
+    runs = {}
+    for side, module, make_variable in (
+        ("tf", tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers, tf.Variable),
+        ("ours", O.legacy if family == "legacy" else O, lambda x: jk.Variable(x, name="w")),
+    ):
+        lr, calls = _counting()
+        opt = module.SGD(lr)
+        moved = _steps(opt, make_variable(np.ones(1, np.float32)))
+        runs[side] = (np.round(moved, 6).tolist(), opt.get_config()["learning_rate"])
+    assert runs["ours"] == runs["tf"]
+    expected = [0.1, 0.05, 0.033333] if family == "legacy" else [0.1, 0.1, 0.1]
+    assert runs["ours"][0] == pytest.approx(expected, rel=1e-5)

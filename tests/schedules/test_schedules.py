@@ -474,6 +474,30 @@ def test_integer_initial_learning_rate_is_rejected():
                 s.evaluate(3, numerics)
 
 
+@pytest.mark.parametrize(
+    "make,argument",
+    [
+        (lambda n: S.ExponentialDecay(0.1, n, 0.5), "decay_steps"),
+        (lambda n: S.InverseTimeDecay(0.1, n, 0.5), "decay_steps"),
+        (lambda n: S.PolynomialDecay(0.1, n), "decay_steps"),
+        (lambda n: S.CosineDecay(0.1, n), "decay_steps"),
+        (lambda n: S.CosineDecayRestarts(0.1, n), "first_decay_steps"),
+    ],
+    ids=["exponential", "inverse_time", "polynomial", "cosine", "cosine_restarts"],
+)
+def test_decay_steps_must_be_a_positive_number(make, argument):
+    """Keras 3 refuses ``<= 0`` in these words; TF-Keras builds the schedule, then computes
+    NaN or infinity (``0``), or 0 and negative rates, at every step; ``None`` made NaN here."""
+    for bad in (0, -10, 0.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=rf"Argument `{argument}` must be > 0. Received: {argument}="):
+            make(bad)
+    for bad in (None, "10", True):
+        with pytest.raises(TypeError, match=rf"Argument `{argument}` must be a number"):
+            make(bad)
+    for good in (1, 7.5, np.int64(3)):
+        assert np.isfinite(float(make(good).evaluate(5, "keras3")))
+
+
 def test_piecewise_boundaries_follow_step_dtype():
     s = S.PiecewiseConstantDecay([10.7, 20], [0.3, 0.2, 0.1])
     # Integer step: the float boundary is truncated to 10, as tf.cast does.
