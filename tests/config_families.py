@@ -25,6 +25,8 @@ FAMILY_RULES = [
     ({"class_name": "Adam", "config": {"learning_rate": 0.1}}, False, O.legacy.Adam),
     ({"module": "keras.optimizers.legacy", "class_name": "SGD", "config": {"momentum": 0.5}}, False, O.legacy.SGD),
     ({"class_name": "Custom>Adam", "config": {"is_legacy_optimizer": False}}, None, O.Adam),
+    # The flag wins over a legacy `module`.
+    ({"module": "keras.optimizers.legacy", "class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": False}}, None, O.Adam),
     ({"class_name": "Adam", "config": {"amsgrad": True}}, None, O.legacy.Adam),
     ({"class_name": "Adam", "config": {}}, None, O.Adam),
     ({"class_name": "Adam", "config": {}}, True, O.legacy.Adam),

@@ -119,6 +119,8 @@ def tf_keras_family(config: Mapping[str, Any], use_legacy_optimizer: bool | None
     inner = config.get("config") if isinstance(config, Mapping) else None
     if not inner or not isinstance(inner, Mapping):
         return "legacy" if use_legacy_optimizer else "current"
+    if "is_legacy_optimizer" in inner:  # read first, whatever a legacy `module` says
+        return "legacy" if inner["is_legacy_optimizer"] else "current"
     return config_family(config, inner, default="legacy")
 
 
