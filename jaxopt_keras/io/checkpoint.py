@@ -186,13 +186,7 @@ def assemble(
             "the file holds the optimizer's weights but not its config (class and hyperparameters): "
             "pass config= (the optimizer's serialization, or the model's config with its compile_config).",
         )
-    optimizer_config = dict(optimizer_config)
-    if file_hyperparams:
-        inner = dict(optimizer_config.get("config") or {})
-        for k, v in file_hyperparams.items():
-            if not isinstance(inner.get(k), Mapping):  # a schedule's config stays
-                inner[k] = np.asarray(v).item()
-        optimizer_config["config"] = inner
+    optimizer_config = with_file_hyperparams(optimizer_config, file_hyperparams or {})
     if loss_scale is not None and not isinstance((optimizer_config.get("config") or {}).get("inner_optimizer"), Mapping):
         optimizer_config = _loss_scaled(path, optimizer_config)
     family = family or family_of(optimizer_config, keras3)
@@ -217,6 +211,22 @@ def assemble(
         keras_version=keras_version,
         loss_scale=loss_scale,
     )
+
+
+def with_file_hyperparams(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> dict:
+    """``config`` with the hyperparameter values a file holds in variables (they win), put in the
+    optimizer's own config: a loss-scale wrapper's inner one (``inner_optimizer``, TF-Keras's and
+    Keras 3's key), whose variables they are.  A schedule's config stays."""
+    config = dict(config)
+    inner = dict(config.get("config") or {})
+    if isinstance(inner.get("inner_optimizer"), Mapping):
+        inner["inner_optimizer"] = with_file_hyperparams(inner["inner_optimizer"], hyperparams)
+    else:
+        for k, v in hyperparams.items():
+            if not isinstance(inner.get(k), Mapping):
+                inner[k] = np.asarray(v).item()
+    config["config"] = inner
+    return config
 
 
 def _loss_scaled(path: Any, config: Mapping[str, Any]) -> dict:

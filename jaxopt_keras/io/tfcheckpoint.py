@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from jaxopt_keras.io.checkpoint import keras_optimizer, layout_of
+from jaxopt_keras.io.checkpoint import keras_optimizer, layout_of, with_file_hyperparams
 from jaxopt_keras.io.errors import KerasFileError, missing
 from jaxopt_keras.io.layers import frozen_layers, is_trainable, nested_message, split_config
 from jaxopt_keras.registry import entries
@@ -286,7 +286,7 @@ def _optimizer_values(path, g, optimizer, legacy, tensor, config, hypers, family
         entries = sorted((int(local), n) for local, n in g.children(listed) if local.isdigit()) if listed is not None else []
         iterations = g.child(optimizer, "_iterations")
         return [tensor(iterations)] + [tensor(n) for i, n in entries if i > 0]
-    config = dict(config, config={**(config.get("config") or {}), **{k: np.asarray(v).item() for k, v in hypers.items()}})
+    config = with_file_hyperparams(config, hypers)
     try:
         opt = keras_optimizer(config, family)
     except (ValueError, TypeError) as e:

@@ -212,3 +212,30 @@ def test_a_current_tf_checkpoint_with_a_frozen_layer_reads_with_the_model_config
     assert len(ckpt.optimizer_weights) == len(values)
     for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_a_tf_checkpoint_with_the_loss_scale_wrappers_config(tmp_path, family):
+    """A mixed_float16 model's compile wraps the optimizer in a LossScaleOptimizer; with that
+    wrapper's serialization as config=, the checkpoint's hyperparameter variables (the inner
+    optimizer's) go into the inner config (they were merged into the wrapper's: a TypeError)."""
+    make = kf.L.Adam if family == "legacy" else kf.C.Adam
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        tf_keras.backend.clear_session()
+        tf_keras.utils.set_random_seed(0)
+        inputs = tf_keras.Input((4,))
+        model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, dtype="float32")(tf_keras.layers.Dense(3)(inputs)))
+        model.compile(make(0.01), "mse")
+        x, y = kf.data(model)
+        model.fit(x, y, batch_size=8, verbose=0)
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    paths = kf.save_all(model, str(tmp_path), kinds=("ckpt",))
+    ckpt = read_keras(paths["ckpt"], config=kf.serialized(model.optimizer))
+    assert "inner_optimizer" in ckpt.config["config"]
+    assert ckpt.config["config"]["inner_optimizer"]["config"]["learning_rate"] == pytest.approx(0.01)
+    _, values = kf.optimizer_list(model.optimizer.inner_optimizer)
+    assert len(ckpt.optimizer_weights) == len(values)
+    for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
+        np.testing.assert_array_equal(ours, theirs)
