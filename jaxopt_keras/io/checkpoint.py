@@ -263,6 +263,13 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
     dtypes = [np.asarray(model_weights[k]).dtype for k in trainable]
     layout = layout_of(optimizer, shapes, dtypes, list(trainable))
     spec = inner_optimizer_of(optimizer)._spec
+    if len(values) < len(layout) and len(values) == len(layout_of(optimizer, [], [], [])) and not int(values[0]):
+        raise KerasFileError(
+            path,
+            f"the optimizer was compiled but never built: the file holds only its own {len(values)} variables "
+            "(step count 0) and no slots, so there is no optimizer state to port. Build a fresh optimizer from "
+            "its config (what Keras does when it loads this file), and the model's weights from the file.",
+        )
     if len(layout) != len(values):
         raise KerasFileError(
             path,

@@ -208,3 +208,16 @@ def test_missing_dependencies(files, monkeypatch):
     monkeypatch.setattr(tfcheckpoint.importlib, "import_module", no_tensorflow)
     with pytest.raises(MissingDependencyError, match=r"jaxopt_keras\[tf\]"):
         read_keras(files["legacy"]["ckpt"], config=files["legacy_config"])
+
+
+def test_an_optimizer_compiled_but_never_built(tmp_path):
+    """TF-Keras >= 2.11 saves a compiled, untrained model's optimizer as its step count alone:
+    the error says so (it used to count optimizer weights against slots that never existed)."""
+    model = kf.small()
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01), loss="mse")
+    paths = kf.save_all(model, str(tmp_path), kinds=("h5", "keras", "ckpt"))
+    for kind, path in paths.items():
+        config = kf.serialized(model.optimizer) if kind == "ckpt" else None
+        with pytest.raises(KerasFileError, match="compiled but never built: the file holds only its own 1 variables") as e:
+            read_keras(path, config=config)
+        assert str(path) in str(e.value)
