@@ -84,7 +84,6 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         self._weight_decay_exclude: tuple[list[int], list[str]] | None = None
         self._lock = threading.RLock()  # one step at a time: the step donates the state
         self._packed = False  # the state is held packed (see _packs_now)
-        self._first_host_values: dict | None = None  # the host callables' construction values (first step)
         self._rebuild()
         self._state = self._transformation.init([])
         self._initialized = True
@@ -117,8 +116,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         a host callable's current value in its place)."""
         if self.__dict__.get("_initialized"):
             host = self._held_host_values()
-        else:  # at construction: called once, and these values serve the first step
-            host = self._first_host_values = self._host_values()
+        else:  # OptimizerV2 first calls them at the first step: the defaults stand in until then
+            host = {k: self._spec.defaults.get(k) or 0.0 for k in self._host_callables()}
         args = {**self._args, **host}
         if any(args.get(rate) is not None for rate in self._spec.decay_rates):
             args["weight_decay_mask"] = self._decay_mask
@@ -400,7 +399,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
             seen.add(self._var_key(v))
 
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:
-        values, self._first_host_values = self._first_host_values or self._host_values(), None
+        values = self._host_values()
         if values:
             self._set_hp(self._hp.replace(**values))
         grads, dense = self._gradients(kept)

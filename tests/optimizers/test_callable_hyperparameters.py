@@ -26,8 +26,8 @@ def test_called_once_per_step_with_one_compilation():
     v = jk.Variable(np.zeros(3, np.float32), name="v")
     for _ in range(4):
         opt.apply_gradients([(np.ones(3, np.float32), v)])
-    # One call per step, as OptimizerV2 (the construction's call serves the first step):
-    # each step used the value returned just before it, -(0.1 + 0.2 + 0.3 + 0.4).
+    # One call per step and none at construction, as OptimizerV2: each step used the value
+    # returned just before it, -(0.1 + 0.2 + 0.3 + 0.4).
     assert len(calls) == 4
     np.testing.assert_allclose(v.numpy(), -1.0, rtol=1e-6)
     assert compiled_programs(opt) == 1

@@ -104,8 +104,8 @@ def _steps(opt, variable, n=3):
 
 @pytest.mark.parametrize("family", ["legacy", "current"])
 def test_a_stateful_callable_learning_rate_steps_as_tf_kerass(family):
-    """Legacy: OptimizerV2 calls it at each step (first at step 0) and in get_config; ours
-    called it once more at construction, so every step used the next call's value.
+    """Legacy: OptimizerV2 calls it at each step (first at step 0, none at construction) and in
+    get_config; ours called it once more at construction, so every step used the next call's value.
     Current: ``tf.Variable(learning_rate)`` calls it once, at construction, for good;
     ours took it for a schedule and failed at the first step."""
     import tensorflow as tf
@@ -118,8 +118,26 @@ def test_a_stateful_callable_learning_rate_steps_as_tf_kerass(family):
     ):
         lr, calls = _counting()
         opt = module.SGD(lr)
+        at_construction = len(calls)
         moved = _steps(opt, make_variable(np.ones(1, np.float32)))
-        runs[side] = (np.round(moved, 6).tolist(), opt.get_config()["learning_rate"])
+        runs[side] = (np.round(moved, 6).tolist(), opt.get_config()["learning_rate"], at_construction, len(calls))
     assert runs["ours"] == runs["tf"]
     expected = [0.1, 0.05, 0.033333] if family == "legacy" else [0.1, 0.1, 0.1]
     assert runs["ours"][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_legacy_callable_sees_changes_made_before_the_first_step():
+    """A callable reading state the training loop sets (a warm-up rule) is read at the first step."""
+    import tensorflow as tf
+    import tf_keras
+
+    moved = {}
+    for side, module, make_variable in (
+        ("tf", tf_keras.optimizers.legacy, tf.Variable),
+        ("ours", O.legacy, lambda x: jk.Variable(x, name="w")),
+    ):
+        box = {"lr": 0.1}
+        opt = module.SGD(lambda: box["lr"])
+        box["lr"] = 0.02
+        moved[side] = np.round(_steps(opt, make_variable(np.ones(1, np.float32)), 1), 6).tolist()
+    assert moved["ours"] == moved["tf"] == [0.02]
