@@ -45,6 +45,13 @@ def widest_float() -> np.dtype:
     return np.dtype(jnp.float64) if jax.config.jax_enable_x64 else np.dtype(jnp.float32)
 
 
+def python_scalar(value: Any) -> Any:
+    """A Python scalar for NumPy/JAX scalars; anything else unchanged."""
+    if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
+        return np.asarray(value).item()
+    return value
+
+
 def check_scalar(name: str, value: Any) -> float | None:
     """A concrete hyperparameter value as a Python float (``None`` for a traced value).
 

@@ -334,6 +334,7 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
         ]
     order = trainable_order(params, checkpoint, names)
     core = find_state(state, OptimizerState)
+    at = _slot_positions(params)
     out = []
     for w, _, dtype in _layout(opt, params, order, checkpoint.trainable):
         name = entry_key(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
@@ -345,7 +346,7 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
             value = np.asarray(core.scalars[w.name])
         elif w.kind == "slot":
             slots = jax.tree_util.tree_leaves(getattr(core.slots, w.name), is_leaf=lambda x: x is None)
-            value = np.asarray(slots[_slot_positions(params)[order[w.index]]])
+            value = np.asarray(slots[at[order[w.index]]])
         else:
             cls, field = _PER_VARIABLE[w.kind]
             value = np.asarray(jax.tree_util.tree_leaves(getattr(find_state(state, cls), field))[order[w.index]])

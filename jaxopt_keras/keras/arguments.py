@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxopt_keras.algorithms.spec import Spec
-from jaxopt_keras.core.hyperparams import check_range
+from jaxopt_keras.core.hyperparams import check_range, python_scalar
 from jaxopt_keras.schedules.base import is_schedule, takes_no_arguments, takes_the_step
 from jaxopt_keras.transforms.accumulation import check_accumulation_steps, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import check_ema_arguments
@@ -327,8 +327,7 @@ def _current(spec: Spec, class_name: str, given: dict, kwargs: Mapping[str, Any]
     lr = args["learning_rate"]
     if takes_no_arguments(lr) and not takes_the_step(lr):
         # `tf.Variable(learning_rate)` calls a zero-argument callable once, for its initial value.
-        value = lr()
-        args["learning_rate"] = value.item() if isinstance(value, (np.ndarray, np.generic, jax.Array)) else value
+        args["learning_rate"] = python_scalar(lr())
     check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
     check_clipping(args, "current")
     check_nonnegative("weight_decay", args["weight_decay"])

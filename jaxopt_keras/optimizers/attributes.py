@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
+from jaxopt_keras.core.hyperparams import python_scalar
 from jaxopt_keras.core.state import find_state, replace_state
 from jaxopt_keras.keras.arguments import CLIP_ARGS, check_clipping, check_hyperparameter
 from jaxopt_keras.optimizers.variable import StateView, Variable
@@ -33,13 +34,6 @@ from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.schedules.base import is_schedule
 from jaxopt_keras.transforms.accumulation import AccumulationState, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import EmaState
-
-
-def python_scalar(value: Any) -> Any:
-    """A Python scalar for NumPy/JAX scalars; anything else unchanged."""
-    if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:
-        return np.asarray(value).item()
-    return value
 
 
 class HyperAttributes:

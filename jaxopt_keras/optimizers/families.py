@@ -245,12 +245,11 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         """OptimizerV2's ``_decayed_lr``: the learning rate the next step uses, in
         ``var_dtype``: ``schedule(iterations)``, a callable's value or the float32
         hyperparameter, then ``lr / (1 + decay * iterations)`` with the constructor's ``decay``."""
-        lr = self._args["learning_rate"]
         hp = self._hp
         values = self._host_values(("learning_rate",))  # `_get_hyper` calls a zero-argument callable
         if values:
             hp = hp.replace(**values)
-        source = lr if is_schedule(lr) and "learning_rate" not in values else None
+        source = self._args["learning_rate"] if self._learning_rate_is_schedule() else None
         decay = float(self._args.get("decay") or 0.0)
         return learning_rate_at(source, self._iterations_value(), hp, np.dtype(var_dtype), "legacy", decay)
 
