@@ -36,6 +36,8 @@ from jaxopt_keras.io.layers import (
     nested_message,
     snake_case,
     strip_variable_name,
+    sub_object,
+    sub_object_order,
     variable_names,
 )
 
@@ -260,12 +262,12 @@ def _layer_order(container: Any, configs: list | None, path: Any) -> list[tuple[
     return [(g, None) for g in sorted(groups, key=counter)]
 
 
-def _nested_float_vars(group: Any, known: tuple[str, ...]) -> list[str]:
-    """Float datasets under ``group``'s subgroups other than ``known`` (a seed generator's integer
-    state is no weight an optimizer updates)."""
+def _float_datasets(group: Any, keys: list[str]) -> list[str]:
+    """Float datasets under ``group``'s subgroups ``keys`` (a seed generator's integer state is no weight
+    an optimizer updates)."""
     out: list[str] = []
-    for key in group:
-        if key in known or not hasattr(group[key], "visititems"):
+    for key in keys:
+        if not hasattr(group[key], "visititems"):
             continue
         group[key].visititems(
             lambda name, node, key=key: out.append(f"{group.name.strip('/')}/{key}/{name}".strip("/"))
@@ -276,7 +278,51 @@ def _nested_float_vars(group: Any, known: tuple[str, ...]) -> list[str]:
 
 
 def _holds_weights(group: Any) -> bool:
-    return bool(_vars(group)) or ("layers" in group and any(_holds_weights(group["layers"][g]) for g in group["layers"]))
+    return bool(_vars(group)) or any(_holds_weights(group[k]) for k in group if k != "vars" and hasattr(group[k], "keys"))
+
+
+def _store_objects(f: Any, model_config: dict | None, path: Any) -> list[tuple[Any, str, str, dict, bool, str]]:
+    """``(group, name, class, layer config, frozen, outer layer's name)`` of each object of a weights
+    store that may hold variables, in ``model.weights`` order: each layer, its sub-objects
+    (:data:`~jaxopt_keras.io.layers.SUB_OBJECTS`), then a nested model's layers.
+
+    Raises:
+      KerasFileError: float variables in sub-objects whose order is not known.
+    """
+    objects: list[tuple[Any, str, str, dict, bool, str]] = []
+    nested: list[str] = []
+
+    def named(group, default):  # Keras 3 marks each vars group with its object's name
+        v = group["vars"] if "vars" in group else None
+        return _text(v.attrs["name"]) if v is not None and "name" in v.attrs else default
+
+    def obj(group, name, cls, layer, frozen, outer):
+        config = (layer or {}).get("config") or {}
+        frozen = frozen or config.get("trainable") is False
+        objects.append((group, name, cls, config, frozen, outer))
+        known, unknown = sub_object_order([k for k in group if k not in ("vars", "layers")])
+        nested.extend(_float_datasets(group, unknown))
+        for key in known:
+            sub_cls, sub_layer, segment = sub_object(key, cls, layer)
+            if key == "cells":  # a list of cells, stored like a model's layers
+                container(group[key], (sub_layer or {}).get("config", {}).get("cells"), frozen, outer, f"{name}/")
+            else:
+                segment = named(group[key], segment)
+                obj(group[key], f"{name}/{segment}" if segment else name, sub_cls, sub_layer, frozen, outer)
+        if "layers" in group:
+            container(group["layers"], layer_configs(layer), frozen, name, "")
+
+    def container(group, configs, frozen, outer, prefix):
+        for gname, layer in _layer_order(group, configs if isinstance(configs, list) else None, path):
+            name = named(group[gname], ((layer or {}).get("config") or {}).get("name", gname))
+            obj(group[gname], prefix + name, group_class(gname), layer, frozen, outer)
+
+    if "layers" in f:
+        container(f["layers"], layer_configs(model_config), False, "", "")
+    nested.extend(_float_datasets(f, [k for k in f if k not in ("vars", "layers", "optimizer", "metrics")]))  # TF-Keras: the compiled metrics
+    if nested:
+        raise KerasFileError(path, nested_message(nested, "a .keras or .weights.h5 file"))
+    return objects
 
 
 def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
@@ -285,18 +331,11 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
         raise KerasFileError(path, "an HDF5 file, but not a Keras weights file (no 'layers' or 'optimizer' group).")
     weights: dict[str, np.ndarray] = {}
     trainable: list[str] = []
-    keras3 = [False]
-
-    def layer(group, name, config, frozen, outer):
-        layer_config = (config or {}).get("config") or {}
-        if "vars" in group and "name" in group["vars"].attrs:
-            keras3[0] = True
-            name = _text(group["vars"].attrs["name"])
-        else:
-            name = layer_config.get("name", name)
-        frozen = frozen or layer_config.get("trainable") is False
+    keras3 = False  # Keras 3 marks its vars groups with a name
+    for group, name, cls, config, frozen, outer in _store_objects(f, model_config, path):
+        keras3 = keras3 or ("vars" in group and "name" in group["vars"].attrs)
         stored = _vars(group)
-        for var, node in zip(variable_names(group_class(group.name.rsplit("/", 1)[-1]), layer_config, len(stored)), stored):
+        for var, node in zip(variable_names(cls, config, len(stored)), stored):
             key = f"{name}/{var}"
             if key in weights:
                 key = f"{outer}/{key}"
@@ -305,32 +344,17 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
             weights[key] = dataset(node)
             if not frozen and is_trainable(key):
                 trainable.append(key)
-        nested.extend(_nested_float_vars(group, ("vars", "layers")))
-        if "layers" in group:
-            container(group["layers"], layer_configs(config), frozen, name)
-
-    def container(group, configs, frozen, outer):
-        for gname, config in _layer_order(group, configs, path):
-            layer(group[gname], gname, config, frozen, outer)
-
-    nested: list[str] = []
-    if "layers" in f:
-        container(f["layers"], layer_configs(model_config), False, "")
-    nested.extend(_nested_float_vars(f, ("vars", "layers", "optimizer", "metrics")))  # TF-Keras: the compiled metrics
-    if nested:
-        raise KerasFileError(path, nested_message(nested, "a .keras or .weights.h5 file"))
     for node in _vars(f):  # the model's own variables
         weights[f"vars/{node.name.rsplit('/', 1)[-1]}"] = dataset(node)
     values, loss_scale = None, None
     if "optimizer" in f:
         og = f["optimizer"]
-        if "vars" in og and "name" in og["vars"].attrs:
-            keras3[0] = True
+        keras3 = keras3 or ("vars" in og and "name" in og["vars"].attrs)
         # A loss-scale wrapper stores its inner optimizer's weights under inner_optimizer (which Keras loads last).
         where = "optimizer/inner_optimizer" if "inner_optimizer" in og else "optimizer"
         values = [dataset(n) for n in _numbered_vars(og["inner_optimizer"] if "inner_optimizer" in og else og, where, path)] or None
-        loss_scale = _keras3_loss_scale(og, path) if keras3[0] and "inner_optimizer" in og else None
-    return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3[0], loss_scale=loss_scale)
+        loss_scale = _keras3_loss_scale(og, path) if keras3 and "inner_optimizer" in og else None
+    return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3, loss_scale=loss_scale)
 
 
 def _keras3_loss_scale(og: Any, path: Any) -> dict:
@@ -414,14 +438,4 @@ def write_dataset(group: Any, name: str, value: Any) -> None:
 
 def _store_nodes(f: Any, model_config: dict | None, path: Any) -> list[Any]:
     """The datasets of a weights store's layers, in the order :func:`read_weights_store` lists them."""
-    out: list[Any] = []
-
-    def container(group, configs):
-        for gname, config in _layer_order(group, configs, path):
-            out.extend(_vars(group[gname]))
-            if "layers" in group[gname]:
-                container(group[gname]["layers"], layer_configs(config))
-
-    if "layers" in f:
-        container(f["layers"], layer_configs(model_config))
-    return out + _vars(f)
+    return [node for group, *_ in _store_objects(f, model_config, path) for node in _vars(group)] + _vars(f)

@@ -6,7 +6,11 @@ class (``dense``, ``dense_1``, ``conv2d``), not the layer, and the variables
 by position.  The names come from the model's config (the layers in order,
 their names and flags) and from each layer class's variables, in the order
 the class creates them (below).  A class not listed here keeps positional
-names (``my_layer/0``).
+names (``my_layer/0``).  Some layers keep their variables in sub-objects,
+stored under the attribute's name (``layers/lstm/cell/vars``,
+``layers/multi_head_attention/_query_dense/vars``): :data:`SUB_OBJECTS`
+lists those Keras's layers have, in the order their variables follow the
+layer's own in ``trainable_variables`` (a file lists them alphabetically).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
     "layer_normalization": ("gamma", "beta"),
     "group_normalization": ("gamma", "beta"),
     "normalization": ("mean", "variance", "count"),
+    "lstm_cell": ("kernel", "recurrent_kernel", "bias"),
+    "gru_cell": ("kernel", "recurrent_kernel", "bias"),
+    "simple_rnn_cell": ("kernel", "recurrent_kernel", "bias"),
+    "conv_lstm_cell": ("kernel", "recurrent_kernel", "bias"),
 }
 # Variables Keras creates with trainable=False (no optimizer slots): batch
 # normalization's moving statistics, the Normalization layer's adapted ones.
@@ -38,6 +46,17 @@ NON_TRAINABLE = frozenset({"moving_mean", "moving_variance", "mean", "variance",
 # Config flags that drop a variable: (flag, variable) pairs, dropped when the flag is false.
 _FLAGS = (("use_bias", "bias"), ("scale", "gamma"), ("center", "beta"))
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
+# Sub-objects a layer keeps variables in, by attribute (TF-Keras's leading underscore dropped), in
+# the order Keras lists their variables after the layer's own: a recurrent layer's cell (a
+# StackedRNNCells' cells in turn), a wrapper's layer(s), MultiHeadAttention's projections.
+SUB_OBJECTS = ("cell", "cells", "forward_layer", "backward_layer", "layer", "query_dense", "key_dense", "value_dense", "output_dense")
+# MultiHeadAttention's projections: EinsumDense layers, named in their variables' paths as here.
+_PROJECTIONS = {"query_dense": "query", "key_dense": "key", "value_dense": "value", "output_dense": "attention_output"}
+# The cell a recurrent layer makes (its config names none): its class, and the segment it puts in
+# its variables' paths (TF-Keras's ConvLSTM cells put none: conv_lstm2d/kernel; Keras 3's files name theirs).
+_CELLS = {"lstm": ("lstm_cell", "lstm_cell"), "gru": ("gru_cell", "gru_cell"), "simple_rnn": ("simple_rnn_cell", "simple_rnn_cell")} | {
+    f"conv_lstm{n}d": ("conv_lstm_cell", None) for n in (1, 2, 3)
+}
 
 
 def snake_case(name: str) -> str:
@@ -64,16 +83,54 @@ def variable_names(class_snake: str, layer_config: Mapping[str, Any] | None, cou
     return names
 
 
+def sub_object_order(keys: list[str]) -> tuple[list[str], list[str]]:
+    """The keys among a layer's that name a known sub-object, in Keras's variable order; and the others."""
+    rank = {name: i for i, name in enumerate(SUB_OBJECTS)}
+    known = sorted((k for k in keys if k.lstrip("_") in rank), key=lambda k: rank[k.lstrip("_")])
+    return known, [k for k in keys if k.lstrip("_") not in rank]
+
+
+def sub_object(key: str, class_snake: str, layer: Mapping[str, Any] | None) -> tuple[str, dict | None, str | None]:
+    """``(class, serialization, name)`` of the sub-object ``key`` of a ``class_snake`` layer serialized as ``layer``.
+
+    The name is the segment Keras puts in the sub-object's variables' paths
+    (``lstm/lstm_cell/kernel``, ``bidirectional/forward_lstm/...``,
+    ``multi_head_attention/query/kernel``), ``None`` where it puts none (a
+    TF-Keras ``TimeDistributed``'s layer, a StackedRNNCells' list of cells).
+    """
+    config = (layer or {}).get("config") or {}
+    attr = key.lstrip("_")
+    if attr in _PROJECTIONS:
+        return "einsum_dense", dict(layer or {}), _PROJECTIONS[attr]
+    if attr == "cell":
+        cell = config.get("cell")
+        if isinstance(cell, Mapping):
+            return snake_case(str(cell.get("class_name", ""))), dict(cell), (cell.get("config") or {}).get("name")
+        cls, segment = _CELLS.get(class_snake, ("cell", "cell"))
+        return cls, None, segment
+    if attr in ("forward_layer", "backward_layer", "layer"):
+        inner = config.get("backward_layer") if attr == "backward_layer" else None
+        inner = inner if isinstance(inner, Mapping) else config.get("layer")
+        if not isinstance(inner, Mapping):
+            return "", None, None if attr == "layer" else attr
+        name = (inner.get("config") or {}).get("name")
+        if attr != "layer" and isinstance(name, str):  # Bidirectional names its copies forward_<name>, backward_<name>
+            prefix = attr.split("_")[0] + "_"
+            name = name if name.startswith(prefix) else prefix + name.removeprefix("forward_")
+        return snake_case(str(inner.get("class_name", ""))), dict(inner), None if attr == "layer" else name
+    return "", dict(layer or {}), None  # cells: a list, each cell named by its own
+
+
 def strip_variable_name(name: str) -> str:
     """A TF variable name without its ``:0`` (``dense/kernel:0`` -> ``dense/kernel``)."""
     return name[:-2] if name.endswith(":0") else name
 
 
 def nested_message(variables: list[str], where: str) -> str:
-    """The error for variables a file keeps in a layer's sub-objects (their order is not in the file)."""
+    """The error for variables a file keeps in sub-objects we do not know (their order is not in the file)."""
     return (
-        f"{len(variables)} variables live in sub-objects of a layer or of the model ({variables[:4]}): an RNN "
-        "layer's cell, MultiHeadAttention's projections, a subclassed model's layers. Their order in "
+        f"{len(variables)} variables live in sub-objects of a layer or of the model ({variables[:4]}) that are "
+        f"none of {list(SUB_OBJECTS)} (a custom layer's or a subclassed model's attributes). Their order in "
         f"model.trainable_variables, which the optimizer's weights follow, is not in {where}, so they are not "
         "read. A functional or Sequential model saved with model.save('model.h5') lists every weight in order."
     )

@@ -19,6 +19,12 @@ name within a layer:
   ``dense_1``, ``Conv_0`` is ``conv2d``, the way both libraries count
   layers per class when they name them.  Normalization layers whose kind
   only the variables tell take the remaining normalization layers in order.
+* An attention layer's projections pair by role: Keras's
+  ``multi_head_attention/query`` with the i-th flax ``query`` of a module
+  whose name says attention (``MultiHeadDotProductAttention_0``,
+  ``SelfAttention_0``, ``attn``); ``out`` with ``attention_output``.
+  Other variables of a layer's sub-objects (an LSTM's cell, ...) have no
+  flax counterpart of the same layout: pair them with ``names=``.
 * Within a pair: ``kernel`` -> ``kernel``, ``bias`` -> ``bias`` (``beta``
   in a normalization), ``scale`` -> ``gamma``, ``embedding`` ->
   ``embeddings``, ``mean``/``var`` -> ``moving_mean``/``moving_variance``;
@@ -51,6 +57,10 @@ _MODULE_KINDS = (
 _RENAME = {"scale": "gamma", "embedding": "embeddings", "mean": "moving_mean", "var": "moving_variance"}
 _NORMS = ("batch_norm", "layer_norm")
 FLAX_COLLECTIONS = ("params", "batch_stats")
+# An attention layer's projections, paired by role: Keras's MultiHeadAttention names them
+# query/key/value/attention_output, flax's attention modules query/key/value/out (which sort
+# key, out, query, value: in order, they would pair the key with Keras's query).
+_ATTENTION = {"query": "query", "key": "key", "value": "value", "out": "output", "attention_output": "output"}
 
 
 def path_string(path: Sequence[Any]) -> str:
@@ -79,7 +89,10 @@ def _natural(path: str) -> tuple:
     return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)|/", path) if t)
 
 
-def _kind(module: str, variables: Mapping[str, tuple]) -> str:
+def _kind(layer: str, variables: Mapping[str, tuple], keras: bool = False) -> str:
+    parent, _, module = layer.rpartition("/")
+    if module in _ATTENTION and (keras and parent or re.search(r"att(n|ention)", parent.rsplit("/", 1)[-1], re.I)):
+        return f"attention_{_ATTENTION[module]}"
     base = re.sub(r"_\d+$", "", module)
     kind = next((k for rx, k in _MODULE_KINDS if rx.match(base)), None)
     if "embedding" in variables or "embeddings" in variables:
@@ -111,7 +124,7 @@ def _layers(items: Sequence[tuple[str, tuple]], collections: bool = False) -> li
             head, _, rest = layer.partition("/")
             layer = rest if head in FLAX_COLLECTIONS else layer
         groups.setdefault(layer, {})[var] = tuple(shape)
-    return [(layer, _kind(layer.rsplit("/", 1)[-1], v), v) for layer, v in groups.items()]
+    return [(layer, _kind(layer, v, keras=not collections), v) for layer, v in groups.items()]
 
 
 def _pair_variables(theirs: Mapping[str, tuple], kind: str, ours: Mapping[str, tuple]) -> dict[str, str]:

@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxopt_keras.io.checkpoint import keras_optimizer, layout_of, with_file_hyperparams
 from jaxopt_keras.io.errors import KerasFileError, missing
-from jaxopt_keras.io.layers import frozen_layers, is_trainable, nested_message, split_config
+from jaxopt_keras.io.layers import frozen_layers, is_trainable, nested_message, split_config, sub_object_order
 from jaxopt_keras.registry import entries
 
 _MODULES: dict[str, Any] = {}
@@ -153,13 +153,22 @@ class _Graph:
 
 
 def _model_variables(g: _Graph, model: int) -> list[int]:
-    """The model's variable nodes in ``model.weights`` order: each layer's own, then its sub-layers'."""
+    """The model's variable nodes in ``model.weights`` order: each layer's own, its sub-objects'
+    (:data:`~jaxopt_keras.io.layers.SUB_OBJECTS`: an RNN's ``cell``, a StackedRNNCells' numbered
+    ``cells``), then its sub-layers'."""
     out: list[int] = []
 
     def layer(i):
         for _, n in g.children(i):
             if g.value(n) is not None and n not in out:
                 out.append(n)
+        children = dict(g.children(i))
+        for key in sub_object_order(list(children))[0]:
+            if key == "cells":
+                for _, n in sorted((int(k), n) for k, n in g.children(children[key]) if k.isdigit()):
+                    layer(n)
+            else:
+                layer(children[key])
         subs = sorted((int(m.group(1)), n) for local, n in g.children(i) if (m := _LAYER.match(local)))
         for _, n in subs:
             layer(n)
@@ -169,8 +178,8 @@ def _model_variables(g: _Graph, model: int) -> list[int]:
 
 
 def _nested_variables(g: _Graph, model: int, found: list[int]) -> list[str]:
-    """Variables below a layer with weights, in an object that is not a ``layer_with_weights-<k>``
-    (an RNN layer's ``cell``, MultiHeadAttention's projections): not in :func:`_model_variables`."""
+    """Variables below a layer with weights, in an object that is neither a ``layer_with_weights-<k>``
+    nor a known sub-object (a custom layer's attribute): not in :func:`_model_variables`."""
     seen, out = set(found), []
 
     def walk(i, depth):

@@ -16,14 +16,24 @@ tf.config.set_visible_devices([], "GPU")
 KERAS3_FILES = os.path.join(os.path.dirname(__file__), "keras3_files.py")
 
 
-@pytest.fixture(scope="session")
-def written(tmp_path_factory):
-    """Keras 3's own files (``keras3_files.py``, JAX backend, a fresh process) and what its live objects held."""
-    directory = str(tmp_path_factory.mktemp("keras3"))
+def keras3(*args):
+    """``keras3_files.py`` with ``args`` in a fresh process (JAX backend): its ``RESULT``."""
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("XLA_FLAGS", None)
     env.pop("TF_USE_LEGACY_KERAS", None)
-    proc = subprocess.run([sys.executable, KERAS3_FILES, directory], capture_output=True, text=True, env=env, timeout=900)
+    proc = subprocess.run([sys.executable, KERAS3_FILES, *args], capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT ") :])
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory):
+    """Keras 3's own files (``keras3_files.py``, JAX backend, a fresh process) and what its live objects held."""
+    return keras3(str(tmp_path_factory.mktemp("keras3")))
+
+
+@pytest.fixture(scope="session")
+def keras3_load():
+    """``keras3_load(path)``: what Keras 3 holds after ``keras.saving.load_model(path)`` (a fresh process)."""
+    return lambda path: keras3("load", str(path))

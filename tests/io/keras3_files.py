@@ -1,6 +1,7 @@
 """Writes Keras 3 files for test_io_read_keras3.py, in a fresh process (the JAX backend is fixed at import).
 
-Usage: ``python keras3_files.py DIRECTORY``.  Prints ``RESULT <json>``: per
+Usage: ``python keras3_files.py DIRECTORY``; ``python keras3_files.py load PATH``
+prints what Keras 3 holds after loading the file ``PATH``.  Prints ``RESULT <json>``: per
 case, the files written and what the live objects held (the optimizer's
 variables in order, the model's weights, the trainable ones, the step count).
 """
@@ -41,10 +42,34 @@ def normalized():
     return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(3, activation="tanh")(norm(inputs))))
 
 
-def recurrent():
-    """An LSTM: its weights live in its cell (``layers/lstm/cell/vars``)."""
+def sub_objects():
+    """Every kind of sub-object Keras keeps variables in: a ConvLSTM1D's cell, MultiHeadAttention's projections, a
+    Bidirectional's forward and backward GRUs, TimeDistributed's Dense, an LSTM's cell, and an
+    RNN's stacked cells (``layers/lstm/cell/vars``, ``layers/multi_head_attention/query_dense/vars``)."""
     inputs = keras.Input((4,))
-    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.LSTM(3)(keras.layers.Reshape((2, 2))(inputs))))
+    x = keras.layers.ConvLSTM1D(2, 1)(keras.layers.Reshape((2, 2, 1))(inputs))
+    x = keras.layers.MultiHeadAttention(num_heads=2, key_dim=2)(x, x)
+    x = keras.layers.Bidirectional(keras.layers.GRU(2, return_sequences=True))(x)
+    x = keras.layers.TimeDistributed(keras.layers.Dense(3))(x)
+    x = keras.layers.LSTM(3, return_sequences=True)(x)
+    x = keras.layers.RNN([keras.layers.LSTMCell(2), keras.layers.SimpleRNNCell(2)])(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x))
+
+
+class Projected(keras.layers.Layer):
+    """A custom layer keeping a Dense in an attribute of its own (``proj``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.proj = keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.proj(x)
+
+
+def custom_sub_object():
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(2)(Projected()(inputs)))
 
 
 O = keras.optimizers
@@ -61,7 +86,8 @@ CASES = {
     "adafactor": (small, lambda: O.Adafactor(0.01)),
     "multi": (small, lambda: O.MultiOptimizer(O.OptimizerMap(O.SGD(0.05, momentum=0.9), {".*kernel": O.Adam(0.01)}))),
     "normalization": (normalized, lambda: O.Adam(0.01)),
-    "lstm": (recurrent, lambda: O.Adam(0.01)),
+    "sub_objects": (sub_objects, lambda: O.Adam(0.01)),
+    "custom_sub_object": (custom_sub_object, lambda: O.Adam(0.01)),
 }
 
 
@@ -102,5 +128,14 @@ def main(directory):
     print("RESULT " + json.dumps(out))
 
 
+def load(path):
+    """What Keras 3 holds after loading ``path``: the trainable variables and the optimizer's, by path."""
+    model = keras.saving.load_model(path)
+    print("RESULT " + json.dumps({
+        "trainable": [[w.path, plain(w.value)] for w in model.trainable_weights],
+        "variables": [[v.path, plain(v.value)] for v in model.optimizer.variables],
+    }))
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    load(sys.argv[2]) if sys.argv[1] == "load" else main(sys.argv[1])

@@ -52,13 +52,39 @@ def normalized():
     return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Dense(3, activation="tanh")(norm(inputs))))
 
 
-def recurrent():
-    """Reshape -> LSTM(3) -> Dense(2): the LSTM's weights live in its cell."""
+def sub_objects():
+    """Every kind of sub-object Keras keeps variables in: a ConvLSTM1D's cell, MultiHeadAttention's projections, a
+    Bidirectional's forward and backward GRUs, TimeDistributed's Dense, an LSTM's cell, and an
+    RNN's stacked cells (LSTMCell, SimpleRNNCell)."""
     tf_keras.backend.clear_session()
     tf_keras.utils.set_random_seed(0)
     inputs = tf_keras.Input((4,))
-    lstm = tf_keras.layers.LSTM(3)(tf_keras.layers.Reshape((2, 2))(inputs))
-    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(lstm))
+    x = tf_keras.layers.ConvLSTM1D(2, 1)(tf_keras.layers.Reshape((2, 2, 1))(inputs))
+    x = tf_keras.layers.MultiHeadAttention(num_heads=2, key_dim=2)(x, x)
+    x = tf_keras.layers.Bidirectional(tf_keras.layers.GRU(2, return_sequences=True))(x)
+    x = tf_keras.layers.TimeDistributed(tf_keras.layers.Dense(3))(x)
+    x = tf_keras.layers.LSTM(3, return_sequences=True)(x)
+    x = tf_keras.layers.RNN([tf_keras.layers.LSTMCell(2), tf_keras.layers.SimpleRNNCell(2)])(x)
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(x))
+
+
+class Projected(tf_keras.layers.Layer):
+    """A custom layer keeping a Dense in an attribute of its own (``proj``)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.proj = tf_keras.layers.Dense(2)
+
+    def call(self, x):
+        return self.proj(x)
+
+
+def custom_sub_object():
+    """Input(4) -> Projected -> Dense(2): weights in a sub-object no Keras layer has."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((4,))
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(Projected()(inputs)))
 
 
 def data(model, steps=3, seed=0):

@@ -96,3 +96,39 @@ def test_mismatches_name_both_sides():
         match(params, {"dense/kernel": (4, 3)})
     with pytest.raises(KerasFileError, match=r"Keras variables without a parameter: \['dense/bias \(4,\)'\]"):
         match(params, {"dense/kernel": (3, 4), "dense/bias": (4,)})
+
+
+def test_attention_projections_pair_by_role():
+    """flax's attention projections sort key, out, query, value; Keras lists query, key, value,
+    attention_output.  Self-attention gives them equal shapes, so pairing in order would put
+    Keras's query on the key without an error: they pair by role."""
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4)(x, x))
+
+    params = Net().init(jax.random.key(0), jnp.zeros((1, 3, 4)))["params"]
+    projection = {"kernel": (4, 2, 2), "bias": (2, 2)}
+    k = keras(
+        ("multi_head_attention/query", projection),
+        ("multi_head_attention/key", projection),
+        ("multi_head_attention/value", projection),
+        ("multi_head_attention/attention_output", {"kernel": (2, 2, 4), "bias": (4,)}),
+        ("dense", {"kernel": (4, 2), "bias": (2,)}),
+    )
+    found = dict(zip([p for p, _ in leaves(params)], match(params, k)))
+    for role in ("query", "key", "value"):
+        assert found[f"MultiHeadDotProductAttention_0/{role}/kernel"] == f"multi_head_attention/{role}/kernel"
+    assert found["MultiHeadDotProductAttention_0/out/bias"] == "multi_head_attention/attention_output/bias"
+    assert found["Dense_0/kernel"] == "dense/kernel"
+
+
+def test_projections_outside_an_attention_module_are_not_taken_for_keras_attention():
+    """A flax Dense the user named ``query`` is no attention projection: with Keras's
+    MultiHeadAttention projections left over, the pairing fails and asks for names=."""
+    params = {"query": {"kernel": jnp.zeros((4, 2, 2)), "bias": jnp.zeros((2, 2))}}
+    k = keras(("multi_head_attention/query", {"kernel": (4, 2, 2), "bias": (2, 2)}))
+    with pytest.raises(KerasFileError, match="names="):
+        match(params, k)
+    assert match(params, k, names={"query/kernel": "multi_head_attention/query/kernel", "query/bias": "multi_head_attention/query/bias"})

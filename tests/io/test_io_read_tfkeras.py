@@ -172,22 +172,6 @@ def test_savedmodel_needs_no_config(tmp_path):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("family", ["legacy", "current"])
-def test_weights_in_a_layers_sub_objects(tmp_path, family):
-    """An LSTM keeps its weights in its cell.  The .h5 lists every weight in order and reads;
-    a TF checkpoint (and the current family's .keras) does not hold their order: refused,
-    naming them.  The legacy checkpoint used to read without them, leaving their slots out."""
-    make = kf.L.Adam if family == "legacy" else kf.C.Adam
-    model = kf.trained(kf.recurrent, lambda: make(0.01))
-    paths = kf.save_all(model, str(tmp_path), kinds=("h5", "keras", "ckpt"))
-    ckpt = read_keras(paths["h5"])
-    assert list(ckpt.trainable) == [strip(w.name) for w in model.trainable_weights]
-    assert len(ckpt.optimizer_weights) == len(kf.optimizer_list(model.optimizer)[0])
-    for kind in ("ckpt",) if family == "legacy" else ("ckpt", "keras"):
-        with pytest.raises(KerasFileError, match=r"3 variables live in sub-objects .*lstm_cell/kernel|3 variables live in sub-objects .*cell/vars"):
-            read_keras(paths[kind], config=kf.serialized(model.optimizer))
-
-
 def frozen_base():
     """A frozen Dense (a pretrained base) -> Dense(2): the frozen layer has no slots."""
     tf_keras.backend.clear_session()
