@@ -64,9 +64,11 @@ class KerasCheckpoint:
         ``model.trainable_variables`` order.
       model_config: the model's config, when the file has it.
       keras_version: the Keras version that wrote the file, when it says.
-      loss_scale: a Keras 3 ``LossScaleOptimizer``'s own state,
+      loss_scale: a loss-scale optimizer's own state,
         ``{"step_counter": int, "dynamic_scale": float}`` (its inner
-        optimizer's weights are ``optimizer_weights``); ``None`` otherwise.
+        optimizer's weights are ``optimizer_weights``): Keras 3's files, and
+        TF checkpoints of a TF-Keras wrapper read with its config; ``None``
+        otherwise.
     """
 
     path: str | None

@@ -33,7 +33,8 @@ from jaxopt_keras.optimizers.multi import MultiOptimizer
 from jaxopt_keras.optimizers.weights import read_iterations, with_iterations
 from jaxopt_keras.transforms.accumulation import AccumulationState
 from jaxopt_keras.transforms.ema import EmaState
-from jaxopt_keras.transforms.loss_scale import LossScaleState, loss_scale_optimizer_keras3
+from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
+from jaxopt_keras.transforms.loss_scale import DEFAULT_GROWTH_STEPS, LossScaleState, loss_scale_optimizer, loss_scale_optimizer_keras3
 from jaxopt_keras.transforms.routing import multi_optimizer, route
 
 Names = Mapping[Any, str] | Callable[[str], str | None] | None
@@ -59,6 +60,8 @@ def optimizer_from_keras(checkpoint: KerasCheckpoint, custom_objects: Mapping[st
 
 def transformation_from_keras(checkpoint: KerasCheckpoint, params: Any, names: Names = None) -> Any:
     """The functional optimizer of the checkpoint, for ``params``: ``optimizer_from_keras(ckpt).transformation``;
+    for a TF-Keras ``LossScaleOptimizer``, its inner one's in :func:`~jaxopt_keras.transforms.loss_scale.loss_scale_optimizer`
+    (the wrapper's scale and counter, from a TF checkpoint, go into its state);
     for a Keras 3 ``MultiOptimizer``, its members routed by the Keras path of each leaf of ``params``
     (its ``OptimizerMap`` keys are Keras paths or patterns, which a flax tree's own paths do not match).
 
@@ -67,6 +70,8 @@ def transformation_from_keras(checkpoint: KerasCheckpoint, params: Any, names: N
     """
     opt = optimizer_from_keras(checkpoint)
     multi = inner_optimizer_of(opt)
+    if isinstance(opt, LossScaleOptimizer):  # TF-Keras's wrapper: its transformation is the inner one's
+        return loss_scale_optimizer(opt.transformation, opt.initial_scale, opt.dynamic_growth_steps or DEFAULT_GROWTH_STEPS, opt.dynamic)
     if not isinstance(multi, MultiOptimizer) and multi._spec.route is None:
         return opt.transformation
     order = trainable_order(params, checkpoint, names)

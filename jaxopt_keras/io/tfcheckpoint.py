@@ -24,7 +24,7 @@ import importlib
 import json
 import os
 import re
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -233,6 +233,8 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
             optimizer_config = optimizer_config or found_optimizer
             model_config = model_config or found_model
         family = "legacy" if legacy else "current"
+        wrapped = isinstance(((optimizer_config or {}).get("config") or {}).get("inner_optimizer"), Mapping)
+        loss_scale = _loss_scale(g, optimizer, tensor) if wrapped else None
         hypers = _hyperparams(g, optimizer, legacy, tensor)
         values = None
         if optimizer_config is not None or not legacy:
@@ -250,6 +252,7 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
         family=family,
         file_hyperparams=hypers,
         keras_version=None,
+        loss_scale=loss_scale,
         missing_optimizer=(
             "a TF checkpoint does not hold the optimizer's config (its class and the hyperparameters it keeps "
             "outside variables: epsilon, amsgrad, clipnorm, ...), and without it a legacy optimizer's slots "
@@ -276,6 +279,16 @@ def _trainable(path: Any, g: _Graph, variables: list[int], names: dict, optimize
         return [names[n] for _, n in g.children(listed) if n in names]
     # By name, and the model config's `trainable: false` layers (named in the variables' scopes).
     return [names[n] for n in variables if is_trainable(names[n]) and not frozen & set(names[n].split("/")[:-1])]
+
+
+def _loss_scale(g: _Graph, optimizer: int, tensor) -> dict | None:
+    """A TF-Keras ``LossScaleOptimizer``'s dynamic scale and its count of finite steps since the scale
+    last changed (``loss_scale/current_loss_scale``, ``loss_scale/good_steps``); ``None`` for a fixed scale."""
+    node = g.child(optimizer, "loss_scale")
+    scale, steps = (None, None) if node is None else (g.child(node, "current_loss_scale"), g.child(node, "good_steps"))
+    if scale is None or steps is None or g.value(scale) is None or g.value(steps) is None:
+        return None
+    return {"step_counter": int(tensor(steps)), "dynamic_scale": float(tensor(scale))}
 
 
 def _hyperparams(g: _Graph, optimizer: int, legacy: bool, tensor) -> dict:

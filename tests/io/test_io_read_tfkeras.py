@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 
 import h5py
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import tf_keras
 
 import kerasfiles as kf
+from jaxopt_keras import io
+from jaxopt_keras.core.state import find_state
 from jaxopt_keras.io import KerasFileError, read_keras
+from jaxopt_keras.transforms.loss_scale import LossScaleState
 
 CASES = {
     "legacy_adam": (kf.small, lambda: kf.L.Adam(0.01, decay=0.01, clipnorm=1.0)),
@@ -202,7 +206,9 @@ def test_a_current_tf_checkpoint_with_a_frozen_layer_reads_with_the_model_config
 def test_a_tf_checkpoint_with_the_loss_scale_wrappers_config(tmp_path, family):
     """A mixed_float16 model's compile wraps the optimizer in a LossScaleOptimizer; with that
     wrapper's serialization as config=, the checkpoint's hyperparameter variables (the inner
-    optimizer's) go into the inner config (they were merged into the wrapper's: a TypeError)."""
+    optimizer's) go into the inner config (they were merged into the wrapper's: a TypeError).
+    The wrapper's dynamic scale and its count of good steps are read and go into the ported
+    state (they were left at the config's initial scale and 0)."""
     make = kf.L.Adam if family == "legacy" else kf.C.Adam
     tf_keras.mixed_precision.set_global_policy("mixed_float16")
     try:
@@ -223,3 +229,13 @@ def test_a_tf_checkpoint_with_the_loss_scale_wrappers_config(tmp_path, family):
     assert len(ckpt.optimizer_weights) == len(values)
     for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
         np.testing.assert_array_equal(ours, theirs)
+    scale, counter = float(model.optimizer.loss_scale), int(model.optimizer.dynamic_counter)
+    assert ckpt.loss_scale == {"step_counter": counter, "dynamic_scale": scale}
+    assert (scale, counter) != (2.0**15, 0)  # what a state left at the config's start would hold
+    params = {f"Dense_{i}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)} for i, (k, b) in enumerate(zip(*[iter(model.get_weights())] * 2))}
+    tx = io.transformation_from_keras(ckpt, params)
+    wrapper = find_state(io.state_from_keras(tx, params, ckpt), LossScaleState)
+    assert (float(wrapper.loss_scale), int(wrapper.counter)) == (scale, counter)
+    # Without the wrapper's config, the checkpoint ports as the bare optimizer: no scale to read.
+    bare = read_keras(paths["ckpt"], config=kf.serialized(model.optimizer.inner_optimizer))
+    assert bare.loss_scale is None and "inner_optimizer" not in bare.config["config"]
