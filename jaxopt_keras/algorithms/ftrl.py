@@ -86,7 +86,7 @@ def two_l2(c: Coefficients) -> jax.Array:
 
 
 def legacy_two_l2_shrinkage(c: Coefficients) -> jax.Array:
-    """``2 * l2_shrinkage`` on the float32 variable."""
+    """``2 * l2_shrinkage`` on its float32 value (OptimizerV2 `tf.cast`s the Python float, a float32 tensor)."""
     return 2 * c.l2_shrinkage_regularization_strength
 
 
@@ -238,9 +238,18 @@ LEGACY = Spec(
         "l1_regularization_strength",
         "l2_regularization_strength",
         "beta",
-        "l2_shrinkage_regularization_strength",  # tf.cast(python float, dtype)
+        "l2_shrinkage_regularization_strength",  # tf.cast(python float, dtype): a float32 tensor first
     ),
     exact_hyperparams=(),
+    attributes=("l2_shrinkage_regularization_strength",),  # not a `_set_hyper` variable
+    config_order=(  # OptimizerV2 Ftrl's get_config order
+        "initial_accumulator_value",
+        "learning_rate_power",
+        "l1_regularization_strength",
+        "l2_regularization_strength",
+        "beta",
+        "l2_shrinkage_regularization_strength",
+    ),
     slots_type=FtrlSlots,
     slots=(Slot("accumulator", init=initial_accumulator), Slot("linear")),
     slot_order=(("accumulator", "linear"),),

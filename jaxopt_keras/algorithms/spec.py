@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import jax
@@ -203,6 +204,8 @@ class Spec:
         ``tf.cast`` of a Python float); kept so (``keras3``: widest float, as ``ops.cast``).
       exact_hyperparams: numeric arguments Keras keeps as Python floats; kept
         in the state at the widest float precision.
+      attributes: legacy ``float32_hyperparams`` that are plain attributes, not ``_set_hyper``
+        variables (Ftrl's ``l2_shrinkage``): ``get_config`` reports the float given.
       derived: host-side arithmetic Keras does on Python floats.
       statics: non-numeric arguments the math reads (``nesterov``, ...).
       prepare: the scalars every parameter of a dtype shares (Adam's step
@@ -286,6 +289,7 @@ class Spec:
     update: UpdateFn
     float32_hyperparams: tuple[str, ...] = ()
     exact_hyperparams: tuple[str, ...] = ()
+    attributes: tuple[str, ...] = ()
     derived: tuple[Derived, ...] = ()
     statics: tuple[Static, ...] = ()
     prepare: tuple[Prepared, ...] = ()
@@ -407,13 +411,9 @@ class Coefficients(NamedTuple):
     iterations: jax.Array
 
 
-_TYPES: dict[tuple[str, ...], type] = {}
-
-
+@functools.cache
 def _coefficients_type(fields: tuple[str, ...]) -> type:
-    if fields not in _TYPES:
-        _TYPES[fields] = collections.namedtuple("Coefficients", fields)
-    return _TYPES[fields]
+    return collections.namedtuple("Coefficients", fields)
 
 
 # --------------------------------------------------------------------------

@@ -294,7 +294,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         if key in self._host_callables():  # `_serialize_hyperparameter` calls it
             return self._host_values((key,))[key]
         # Once its hyper variables exist (built, or read), OptimizerV2 reports their float32 values.
-        if key in self._spec.float32_hyperparams or key == "learning_rate":
+        if (key in self._spec.float32_hyperparams and key not in self._spec.attributes) or key == "learning_rate":
             if (self.built or self._hypers_read) and key in self._hp:
                 return np.float32(self._hp[key])
         return self._args[key]

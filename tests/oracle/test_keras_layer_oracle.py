@@ -55,6 +55,13 @@ def _tf_weights(opt, family):
     return [w.name for w in ws], [w.numpy() for w in ws]
 
 
+def assert_same_config(ours, theirs):
+    """Equal configs, with the same keys in the same order and each value of the same type."""
+    assert ours == theirs
+    assert list(ours) == list(theirs)
+    assert [type(v) for v in ours.values()] == [type(v) for v in theirs.values()], (ours, theirs)
+
+
 def _train(tf_opt, our_opt, params, grads):
     tvs = [tf.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
     ovs = [jk.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
@@ -99,8 +106,9 @@ def test_training_and_weights_lists_match_tf_keras(report, family, name, kwargs,
         assert our_values[0] == tf_values[0] == 60
         r = agreement([v.numpy() for v in ovs], [v.numpy() for v in tvs], params)
         w = agreement(our_values[1:], tf_values[1:], [np.zeros_like(x) for x in tf_values[1:]])
-        # Config after training: legacy hyperparameters now read back as float32.
-        assert ours.get_config() == theirs.get_config()
+        # Config after training: legacy hyperparameters now read back as float32 (values, their
+        # types and the keys' order alike; legacy Ftrl's l2_shrinkage is a plain float attribute).
+        assert_same_config(ours.get_config(), theirs.get_config())
     report(f"layer {family} {name} {kwargs} {dtype.__name__}: params rel {r.relative:.1e} ({r.max_ulps:.0f} ulp), weights rel {w.relative:.1e}")
     if dtype == np.float32 and kwargs.get("ema_overwrite_frequency"):
         # Overwriting with the average every few steps keeps the parameters
