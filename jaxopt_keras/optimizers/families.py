@@ -188,6 +188,10 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     _LAYER_ONLY = ("gradient_aggregator", "gradient_transformers")
     _ITER_NAME = "iter"
 
+    def apply_gradients(self, grads_and_vars: Any, name: str | None = None, experimental_aggregate_gradients: bool = True):
+        """OptimizerV2's signature (an unknown keyword is a ``TypeError``); see :meth:`KerasOptimizer.apply_gradients`."""
+        return super().apply_gradients(grads_and_vars, name)
+
     def _check_layer_args(self, layer_only):
         transformers = layer_only.get("gradient_transformers") or []
         if transformers:

@@ -411,8 +411,9 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         for v, value in zip(self._variables, new_values):
             v._set(value)
 
-    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]], name: str | None = None, **kwargs: Any):
-        """Applies one step to the variables, in place, and increments ``iterations``.
+    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, Variable]], name: str | None = None, skip_gradients_aggregation: bool = False, **kwargs: Any):
+        """Applies one step to the variables, in place, and increments ``iterations``; TF-Keras's
+        signature, whose ``name`` and aggregation flags have no effect here.
 
         ``None`` gradients are dropped, as Keras drops them.  The step is one
         jitted call, compiled once per set of gradient shapes/dtypes and reused;
@@ -423,7 +424,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         Returns:
           :attr:`iterations`.
         """
-        del name, kwargs
+        del name, skip_gradients_aggregation, kwargs
         pairs, kept = self._filter(grads_and_vars)
         if not pairs:
             return self.iterations

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import inspect
 
+import numpy as np
 import pytest
 from harness import jax_factory, tf_class
 
+import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
 
 NAMES = ("SGD", "Adam", "Adamax", "Nadam", "Adagrad", "Adadelta", "RMSprop", "Ftrl")
@@ -59,3 +61,23 @@ def test_the_class_takes_tf_kerass_positional_arguments_in_order(family, name):
     values = [p.default for k, p in inspect.signature(theirs.__init__).parameters.items() if k != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
     values[-1 if family == "current" else _positional(ours).index("name")] = "by_position"
     assert ours(*values).get_config() == theirs(*values).get_config()
+
+
+@pytest.mark.parametrize("family,name", CASES, ids=[f"{f}-{n}" for f, n in CASES])
+def test_apply_gradients_takes_tf_kerass_arguments(family, name):
+    """``apply_gradients``'s parameters are TF-Keras's, in order and with its defaults: a third
+    positional argument is the aggregation flag, and the legacy family refuses an unknown
+    keyword, as OptimizerV2 does (the current family's ``**kwargs`` takes any)."""
+    ours, theirs = getattr(O.legacy if family == "legacy" else O, name), tf_class(family, name)
+    ours_sig, theirs_sig = inspect.signature(ours.apply_gradients), inspect.signature(theirs.apply_gradients)
+    assert [(k, p.kind, p.default) for k, p in ours_sig.parameters.items()] == [
+        (k, p.kind, p.default) for k, p in theirs_sig.parameters.items()
+    ]
+    opt = ours(learning_rate=0.1)
+    v = jk.Variable(np.ones(2, np.float32))
+    opt.apply_gradients([(np.ones(2, np.float32), v)], "step", family == "legacy")
+    assert int(opt.iterations) == 1
+    if family == "legacy":
+        with pytest.raises(TypeError, match="unexpected keyword argument 'skip_gradients_aggregation'"):
+            opt.apply_gradients([(np.ones(2, np.float32), v)], skip_gradients_aggregation=True)
+        assert int(opt.iterations) == 1
