@@ -73,6 +73,20 @@ def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
     return np.asarray(count, dtype)
 
 
+def nan_count(value: Any) -> int:
+    """How many elements of a concrete value are NaN (0 for integers, booleans and traced values).
+
+    A NaN in an optimizer's slot makes every later step of its parameter NaN;
+    ``set_weights`` and the file loaders refuse it (Keras takes it).
+    """
+    if isinstance(value, jax.core.Tracer):
+        return 0
+    v = np.asarray(value)
+    if v.dtype.kind in "biuOSU":
+        return 0
+    return int(np.count_nonzero(np.isnan(v.astype(np.float64) if v.dtype.kind == "V" or v.dtype.itemsize < 4 else v)))
+
+
 def is_clock(x: Any) -> bool:
     """A NamedTuple state with an ``iterations`` field (a step counter)."""
     return isinstance(x, tuple) and "iterations" in getattr(x, "_fields", ())

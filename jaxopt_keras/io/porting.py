@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
-from jaxopt_keras.core.state import find_state, replace_state
+from jaxopt_keras.core.state import find_state, nan_count, replace_state
 from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, inner_optimizer_of, keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.matching import leaves, match
@@ -235,6 +235,9 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
             f"the file holds {len(values)} optimizer weights ({list(checkpoint.optimizer_weights)}); "
             f"the optimizer over these parameters has {len(layout)}.",
         )
+    nans = [f"{k} ({nan_count(v)} of {np.size(v)})" for k, v in checkpoint.optimizer_weights.items() if nan_count(v)]
+    if nans:
+        raise KerasFileError(checkpoint.path, f"optimizer weights hold NaN: {nans[:5]}; every later step would be NaN.")
     target = tx.init(params)
     core = find_state(target, OptimizerState, required=False)
     if core is None:

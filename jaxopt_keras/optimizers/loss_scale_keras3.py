@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.core.state import checked_count
+from jaxopt_keras.core.state import checked_count, nan_count
 from jaxopt_keras.optimizers.config import serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
 from jaxopt_keras.optimizers.multi import MultiOptimizer
@@ -167,6 +167,8 @@ class LossScaleOptimizer:
             raise ValueError(f"Expected {len(self.variables)} weights for {self.name}, received {len(weights)}.")
         if self._built:
             checked_count(weights[2], np.int32, "step_counter")  # before anything changes
+            if nan_count(weights[3]):
+                raise ValueError(f"Optimizer weight {self.name}/dynamic_scale holds NaN: every later step would be NaN.")
         self.inner_optimizer.set_weights(weights[own:])
         if self._built:
             self._set_counter(weights[2])

@@ -20,7 +20,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.algorithms.spec import Spec
-from jaxopt_keras.core.state import checked_count, find_state, map_clocks, replace_state
+from jaxopt_keras.core.state import checked_count, find_state, map_clocks, nan_count, replace_state
 from jaxopt_keras.keras.factories import MODULES as FACTORY_MODULES
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.schedules.base import is_schedule
@@ -386,7 +386,8 @@ class WeightsList:
 
         Raises:
           ValueError: the list's length or a weight's shape does not match, as
-            Keras reports it.  The optimizer is left unchanged.
+            Keras reports it; a weight holds NaN (Keras takes it).  The
+            optimizer is left unchanged.
         """
         entries = self._weight_entries() if self._built else []
         weights = list(weights)
@@ -399,6 +400,8 @@ class WeightsList:
             w = np.asarray(w.value if isinstance(w, Variable) else w)
             if tuple(current.shape) != tuple(w.shape):
                 self._shape_error(name, current.shape, w.shape)
+            if nan_count(w):
+                raise ValueError(f"Optimizer weight {name} holds NaN ({nan_count(w)} of {w.size} values): every later step would be NaN.")
             # The step count goes as given: its writer refuses what the counter cannot hold.
             new_state = write(new_state, w if is_count(current) else jnp.asarray(w).astype(current.dtype))
         if entries:
