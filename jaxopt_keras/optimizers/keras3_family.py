@@ -31,7 +31,7 @@ from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
-from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.schedules.serialization import serialize_keras3
@@ -83,6 +83,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
 
     _family: ClassVar[str] = "keras3"
     _STATIC: ClassVar[tuple[str, ...]] = KerasOptimizer._STATIC + ("loss_scale_factor",)
+    _VIEW: ClassVar[type] = Keras3View
 
     def _check_name(self, name: Any) -> str:
         # `check_arguments` has checked it (a string without `/`, or None).
@@ -104,7 +105,8 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
             return jnp.asarray(lr.evaluate(self._iterations_value(), DEFAULT_NUMERICS["keras3"]))
         if is_zero_arg_callable(lr):
             return lr()
-        return self._hyper_view("learning_rate")
+        view = self._hyper_view("learning_rate")  # Keras 3's variable: path adam/learning_rate
+        return Keras3View(f"{self._name}/learning_rate", view._read, view._write)
 
     def _put_learning_rate(self, value: Any) -> None:
         if isinstance(value, LearningRateSchedule) or is_zero_arg_callable(value):
@@ -128,7 +130,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def iterations(self) -> Any:
         """Updates taken: the call count, divided by ``gradient_accumulation_steps`` when set."""
         steps = self._args.get("gradient_accumulation_steps")
-        raw = StateView(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
+        raw = Keras3View(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
         return raw if not steps else jnp.floor_divide(raw.value, steps)
 
     # -- variables -------------------------------------------------------------
@@ -232,7 +234,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
             with self._lock:
                 self._build_for(pairs, kept)
                 self._run(kept)
-        return StateView(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
+        return Keras3View(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
 
     @locked
     def stateless_apply(self, optimizer_variables: Sequence[Any], grads: Sequence[Any], trainable_variables: Sequence[Any]):

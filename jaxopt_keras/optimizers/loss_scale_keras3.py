@@ -24,7 +24,7 @@ from jaxopt_keras.core.state import checked_count, nan_count
 from jaxopt_keras.optimizers.config import serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
 from jaxopt_keras.optimizers.multi import MultiOptimizer
-from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
 from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.transforms.loss_scale import all_finite, loss_scale_optimizer_keras3, next_loss_scale_keras3
 
@@ -129,13 +129,13 @@ class LossScaleOptimizer:
     # -- variables -------------------------------------------------------------
     def _own_views(self) -> list[StateView]:
         views = [
-            StateView(f"{self.name}/iteration", lambda: jnp.zeros([], jnp.int32), lambda v: None),
-            StateView(f"{self.name}/learning_rate", lambda: jnp.zeros([], jnp.float32), lambda v: None),
+            Keras3View(f"{self.name}/iteration", lambda: jnp.zeros([], jnp.int32), lambda v: None),
+            Keras3View(f"{self.name}/learning_rate", lambda: jnp.zeros([], jnp.float32), lambda v: None),
         ]
         if self._built:
             views += [
-                StateView(f"{self.name}/step_counter", lambda: self._counter, self._set_counter),
-                StateView(f"{self.name}/dynamic_scale", lambda: self._scale, self._set_scale),
+                Keras3View(f"{self.name}/step_counter", lambda: self._counter, self._set_counter),
+                Keras3View(f"{self.name}/dynamic_scale", lambda: self._scale, self._set_scale),
             ]
         return views
 
@@ -152,7 +152,7 @@ class LossScaleOptimizer:
 
     @property
     def loss_scale(self) -> StateView:
-        return StateView(f"{self.name}/dynamic_scale", lambda: self._scale, self._set_scale)
+        return Keras3View(f"{self.name}/dynamic_scale", lambda: self._scale, self._set_scale)
 
     @locked
     def get_weights(self) -> list[np.ndarray]:

@@ -24,7 +24,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import serialize_optimizer
 from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
-from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
 from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.transforms.routing import multi_optimizer, route
 
@@ -184,8 +184,8 @@ class MultiOptimizer:
     # -- variables -------------------------------------------------------------
     def _own_views(self) -> list[StateView]:
         return [
-            StateView(f"{self.name}/iteration", lambda: self._iterations, self._set_iterations),
-            StateView(f"{self.name}/learning_rate", lambda: jnp.zeros([], jnp.float32), lambda v: None),
+            Keras3View(f"{self.name}/iteration", lambda: self._iterations, self._set_iterations),
+            Keras3View(f"{self.name}/learning_rate", lambda: jnp.zeros([], jnp.float32), lambda v: None),
         ]
 
     @locked

@@ -192,3 +192,12 @@ class StateView(Variable):
 
     def _set(self, value: jax.Array) -> None:
         self._write(value)
+
+
+class Keras3View(StateView):
+    """A :class:`StateView` named as Keras 3 names its variables: ``name`` is the last part of
+    ``path`` (``adam/dense_kernel_momentum`` -> ``dense_kernel_momentum``), without ``:0``."""
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]

@@ -265,6 +265,8 @@ class WeightsList:
     :meth:`_slot_name`); the order of the slots comes from the spec.
     """
 
+    _VIEW: type = StateView  # how the family names its variables
+
     _ITER_NAME = "iteration"
 
     # -- iterations ----------------------------------------------------------
@@ -354,7 +356,7 @@ class WeightsList:
             with self._lock:  # a copy: the next step donates the state's buffers
                 return jnp.array(read(self._held if once else self._state), copy=True)
 
-        return StateView(name, read_state, write_state)
+        return self._VIEW(name, read_state, write_state)
 
     # -- the list ------------------------------------------------------------
     @property

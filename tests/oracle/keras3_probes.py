@@ -56,6 +56,12 @@ opt = O3.SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, 
 back = O3.deserialize(O3.serialize(opt))
 return [type(back).__name__, back.get_config() == opt.get_config(), back.name]""",
     # Variables.
+    "variable names and paths": """reset_names()
+opt = O3.Adam(0.1)
+opt.build([Var(np.ones(2), "kernel")])
+lso = O3.LossScaleOptimizer(O3.SGD(0.1, momentum=0.9))
+lso.build([Var(np.ones(2), "bias")])
+return [[v.name, v.path] for v in opt.variables + [opt.iterations, opt.learning_rate] + lso.variables]""",
     "variables before build": "reset_names()\nreturn [v.path for v in O3.Adam().variables]",
     "callable learning rate has no variable": "reset_names()\nreturn [v.path for v in O3.Adam(learning_rate=lambda: 0.1).variables]",
     "schedule has no variable": """
