@@ -54,8 +54,15 @@ def _init_c(param: jax.Array, args) -> jax.Array:
     return filled(param, 0, slot_dtype(param, args), shape=_c_shape(param.shape))
 
 
-def _rms(x: jax.Array) -> jax.Array:
-    return jnp.sqrt(jnp.mean(jnp.square(x)))
+def _keras3_mean(x: jax.Array, axis=None, keepdims: bool = False) -> jax.Array:
+    """Keras 3's ``ops.mean`` on JAX: summed and divided in float32 whatever the
+    float dtype (its ``dtypes.result_type(x.dtype, "float32")`` is float32 on this
+    backend, even for float64), then cast back to ``x``'s dtype."""
+    return jnp.mean(x, axis=axis, keepdims=keepdims, dtype=jnp.float32).astype(x.dtype)
+
+
+def _rms(x: jax.Array, mean=jnp.mean) -> jax.Array:
+    return jnp.sqrt(mean(jnp.square(x)))
 
 
 def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficients):
@@ -72,30 +79,30 @@ def current_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficient
         u = g / sqrt(v) ;  u = u / max(1, rms(u) / clip_threshold)
         p = p - alpha * u
     """
-    return _step(g, p, s, c, lax.rsqrt, lambda g, v: g * lax.rsqrt(v), share_u=False)
+    return _step(g, p, s, c, lax.rsqrt, lambda g, v: g * lax.rsqrt(v), share_u=False, mean=jnp.mean)
 
 
 def keras3_update(g: jax.Array, p: jax.Array, s: AdafactorSlots, c: Coefficients):
     """One Keras 3 Adafactor step: as :func:`current_update`, with ``1 / sqrt(t)``
     and ``g / sqrt(v)`` where TF-Keras uses ``rsqrt``; a callable learning rate,
     like a schedule, is not capped by ``relative_step``."""
-    return _step(g, p, s, c, lambda t: 1 / jnp.sqrt(t), lambda g, v: g / jnp.sqrt(v), share_u=True)
+    return _step(g, p, s, c, lambda t: 1 / jnp.sqrt(t), lambda g, v: g / jnp.sqrt(v), share_u=True, mean=_keras3_mean)
 
 
-def _step(g, p, s: AdafactorSlots, c: Coefficients, inv_sqrt, scaled, share_u: bool):
+def _step(g, p, s: AdafactorSlots, c: Coefficients, inv_sqrt, scaled, share_u: bool, mean):
     dtype = g.dtype
     t = local_step(c.iterations, 1, dtype)
     lr = c.learning_rate
     if c.relative_step and not c.learning_rate_is_schedule:
         lr = jnp.minimum(lr, inv_sqrt(t))
     rho_t = jnp.minimum(lr, inv_sqrt(t))
-    alpha_t = jnp.maximum(c.epsilon_2, _rms(p)) * rho_t
+    alpha_t = jnp.maximum(c.epsilon_2, _rms(p, mean)) * rho_t
     regulated = jnp.square(g) + c.epsilon_1
     beta_2_t = 1 - jnp.power(t, c.beta_2_decay)
     if g.ndim >= 2:
-        r = beta_2_t * s.r + (1 - beta_2_t) * jnp.mean(regulated, axis=-1)
-        col = beta_2_t * s.c + (1 - beta_2_t) * jnp.mean(regulated, axis=-2)
-        v = jnp.expand_dims(r / jnp.mean(r, axis=-1, keepdims=True), -1) * jnp.expand_dims(col, -2)
+        r = beta_2_t * s.r + (1 - beta_2_t) * mean(regulated, axis=-1)
+        col = beta_2_t * s.c + (1 - beta_2_t) * mean(regulated, axis=-2)
+        v = jnp.expand_dims(r / mean(r, axis=-1, keepdims=True), -1) * jnp.expand_dims(col, -2)
     else:
         r, col = s.r, s.c
         v = beta_2_t * s.v + (1 - beta_2_t) * regulated
@@ -104,7 +111,7 @@ def _step(g, p, s: AdafactorSlots, c: Coefficients, inv_sqrt, scaled, share_u: b
     # temporary).  Keras 3 shares u, and XLA then folds the clipping's division
     # differently: sharing it keeps the bits Keras 3 gets.
     u_again = u if share_u else recomputed(scaled, g, v)
-    u_hat = u_again / jnp.maximum(jnp.asarray(1.0, dtype), _rms(u) / c.clip_threshold)
+    u_hat = u_again / jnp.maximum(jnp.asarray(1.0, dtype), _rms(u, mean) / c.clip_threshold)
     return -alpha_t * u_hat, AdafactorSlots(r, col, v)
 
 

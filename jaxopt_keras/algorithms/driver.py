@@ -152,7 +152,9 @@ def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     dtypes: dict[str, Any] = {}
     if not is_schedule(args["learning_rate"]):
         primary["learning_rate"] = args["learning_rate"]
-        dtypes["learning_rate"] = np.float32  # a float32 variable in every family
+        # A float32 variable in every family; Keras 3 casts a callable's value
+        # straight to the parameter's dtype (`learning_rate_dtype`: the widest float).
+        dtypes["learning_rate"] = args.get("learning_rate_dtype", np.float32)
     for name in spec.float32_hyperparams:
         primary[name], dtypes[name] = args[name], cast
     for name in spec.exact_hyperparams:

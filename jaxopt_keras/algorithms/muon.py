@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from jaxopt_keras.algorithms.spec import Coefficients, Route, Slot, Spec, Static, minus_one, one_minus
 from jaxopt_keras.core.hyperparams import Derived
 from jaxopt_keras.core.state import local_step
+from jaxopt_keras.schedules._keras3 import compute_dtype
 
 
 class MuonSlots(NamedTuple):
@@ -73,7 +74,7 @@ def zeropower_via_newtonschulz5(x: jax.Array, steps: int, a: Any = 3.4445, b: An
     tall = shape[-2] > shape[-1]
     if tall:
         x = _transpose_last_axes(x)
-    norm = jnp.linalg.norm(x.astype(jnp.result_type(x.dtype, float)), axis=(-2, -1), keepdims=True)
+    norm = jnp.linalg.norm(x.astype(compute_dtype(x.dtype)), axis=(-2, -1), keepdims=True)  # Keras 3's ops.norm
     x = x / (norm + 1e-7)
     for _ in range(steps):
         temp_a = x @ _transpose_last_axes(x)
@@ -86,7 +87,8 @@ def lr_adjust(x: jax.Array, rms_rate: float | None) -> jax.Array:
     """Moonlight's scaling of a 2-D update: ``x * sqrt(max(rows, cols)) * rms_rate`` (``x`` if ``None``)."""
     if rms_rate is None:
         return x
-    return x * jnp.sqrt(jnp.maximum(jnp.asarray(x.shape[0]), jnp.asarray(x.shape[1]))) * rms_rate
+    rows_or_cols = jnp.maximum(jnp.asarray(x.shape[0]), jnp.asarray(x.shape[1]))
+    return x * jnp.sqrt(rows_or_cols.astype(compute_dtype(rows_or_cols.dtype))) * rms_rate  # ops.sqrt of an integer
 
 
 def muon_update(g: jax.Array, p: jax.Array | None, s: MuonSlots, c: Coefficients):

@@ -76,6 +76,10 @@ class HyperAttributes:
         held = {k: float(self._hp[k]) for k in self._host_callables() if k in self._hp.primary}
         return {**self._host_values(tuple(k for k in self._host_callables() if k not in held)), **held}
 
+    def _hyperparam_args(self) -> dict[str, Any]:
+        """Extra arguments to :func:`~jaxopt_keras.algorithms.driver.init_hyperparams` (a family's storage dtypes)."""
+        return {}
+
     def _hyper_names(self) -> tuple[str, ...]:
         return tuple(self._hp.primary)
 
@@ -108,7 +112,7 @@ class HyperAttributes:
         self._args["learning_rate"] = value
         values = dict(self._hp.primary)
         values.pop("learning_rate", None)
-        hp = init_hyperparams(self._spec, {**self._args, **self._held_host_values()})
+        hp = init_hyperparams(self._spec, {**self._args, **self._held_host_values(), **self._hyperparam_args()})
         hp = hp.replace(**{k: v for k, v in values.items() if k in hp.primary})
         self._set_hp(hp)  # the hyperparameter mapping changed shape: the state with it
         self._rebuild()

@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.hyperparams import widest_float
 from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
@@ -98,6 +99,11 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def _lr_function(self) -> Callable[[], Any] | None:
         lr = self._args["learning_rate"]
         return lr if is_zero_arg_callable(lr) else None
+
+    def _hyperparam_args(self) -> dict:
+        # Keras 3 casts a callable's value straight to the variable's dtype
+        # (`ops.cast(learning_rate, variable.dtype)`): no float32 variable between.
+        return {"learning_rate_dtype": widest_float()} if self._lr_function() is not None else {}
 
     def _get_learning_rate(self) -> Any:
         lr = self._args["learning_rate"]

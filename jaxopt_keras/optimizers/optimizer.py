@@ -118,7 +118,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
             host = self._held_host_values()
         else:  # OptimizerV2 first calls them at the first step: the defaults stand in until then
             host = {k: self._spec.defaults.get(k) or 0.0 for k in self._host_callables()}
-        args = {**self._args, **host}
+        args = {**self._args, **host, **self._hyperparam_args()}
         if any(args.get(rate) is not None for rate in self._spec.decay_rates):
             args["weight_decay_mask"] = self._decay_mask
         if self._spec.route is not None:

@@ -37,6 +37,21 @@ def initial_rate(value: Any, schedule: str) -> jax.Array:
     return x
 
 
+def compute_dtype(dtype: Any) -> jnp.dtype:
+    """The dtype Keras 3's float ops (``ops.cos``, ``ops.floor``, ``ops.sqrt``,
+    ``ops.norm``, ...) compute a ``dtype`` input in on JAX,
+    ``dtypes.result_type(dtype, float)``: float32 for an integer and for
+    float64 (Keras 3's JAX backend maps float64 to float32 there, x64 or not),
+    else the float dtype itself."""
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dtype == jnp.float64 or not jnp.issubdtype(dtype, jnp.floating) else dtype
+
+
+def unary_float(x: jax.Array) -> jax.Array:
+    """``x`` as Keras 3's float unary ops take it on JAX (:func:`compute_dtype`)."""
+    return x.astype(compute_dtype(x.dtype))
+
+
 def cast(value: Any, dtype: Any) -> jax.Array:
     """``ops.cast(value, dtype)``: straight to ``dtype`` (no float32 detour, unlike ``tf.cast``)."""
     return jnp.asarray(value, dtype)

@@ -48,7 +48,7 @@ class RateDecay(LearningRateSchedule):
         decay_rate = k3.cast(self.decay_rate, dtype)
         p = k3.cast(step, dtype) / decay_steps
         if self.staircase:
-            p = jnp.floor(p)
+            p = jnp.floor(k3.unary_float(p))  # ops.floor: float32 for a float64 on JAX
         return initial, decay_rate, p
 
     def get_config(self) -> dict:

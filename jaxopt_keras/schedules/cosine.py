@@ -134,7 +134,7 @@ class CosineDecay(LearningRateSchedule):
 
     def _keras3_decay(self, s, decay_steps, peak, dtype):
         fraction = jnp.divide(s, decay_steps)
-        cosine = 0.5 * (1.0 + jnp.cos(jnp.multiply(jnp.array(math.pi, dtype=dtype), fraction)))
+        cosine = 0.5 * (1.0 + jnp.cos(k3.unary_float(jnp.multiply(jnp.array(math.pi, dtype=dtype), fraction))))
         decayed = (1 - self.alpha) * cosine + self.alpha
         return jnp.multiply(peak, decayed)
 

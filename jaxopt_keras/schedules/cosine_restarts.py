@@ -151,14 +151,14 @@ class CosineDecayRestarts(LearningRateSchedule):
         def compute_step(completed_fraction, geometric):
             if geometric:
                 i_restart = jnp.floor(
-                    jnp.log(k3.cast(1.0 - completed_fraction * (1.0 - t_mul), dtype)) / jnp.log(t_mul)
+                    k3.unary_float(jnp.log(k3.cast(1.0 - completed_fraction * (1.0 - t_mul), dtype)) / jnp.log(t_mul))
                 )
                 sum_r = jnp.divide(1.0 - jnp.power(t_mul, i_restart), (1.0 - t_mul))
                 completed_fraction = jnp.divide(
                     jnp.subtract(completed_fraction, sum_r), jnp.power(t_mul, i_restart)
                 )
             else:
-                i_restart = jnp.floor(completed_fraction)
+                i_restart = jnp.floor(k3.unary_float(completed_fraction))
                 completed_fraction -= i_restart
             return i_restart, completed_fraction
 
@@ -168,7 +168,7 @@ class CosineDecayRestarts(LearningRateSchedule):
             lambda: compute_step(completed_fraction, geometric=True),
         )
         m_fac = jnp.power(m_mul, i_restart)
-        cosine = 0.5 * m_fac * (1.0 + jnp.cos(jnp.multiply(jnp.array(math.pi, dtype=dtype), completed_fraction)))
+        cosine = 0.5 * m_fac * (1.0 + jnp.cos(k3.unary_float(jnp.multiply(jnp.array(math.pi, dtype=dtype), completed_fraction))))
         decayed = jnp.add(jnp.multiply((1 - alpha), cosine), alpha)
         return jnp.multiply(initial, decayed)
 

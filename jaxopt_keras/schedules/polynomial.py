@@ -113,7 +113,7 @@ class PolynomialDecay(LearningRateSchedule):
         s = k3.cast(step, dtype)
         decay_steps = k3.cast(self.decay_steps, dtype)
         if self.cycle:
-            multiplier = jnp.where(jnp.equal(s, 0), 1.0, jnp.ceil(s / self.decay_steps))
+            multiplier = jnp.where(jnp.equal(s, 0), 1.0, jnp.ceil(k3.unary_float(s / self.decay_steps)))  # ops.ceil
             decay_steps = jnp.multiply(decay_steps, multiplier)
         else:
             s = jnp.minimum(s, decay_steps)

@@ -7,7 +7,8 @@ label to its final parameters and optimizer variables (``optimizer.variables``
 order, as nested lists with their dtypes).
 
 A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
-"config"?, "inf_steps"?, "initial_variables"?, "ours"?}``; ``config`` (a
+"callable_lr"? (a zero-argument callable returning it), "config"?,
+"inf_steps"?, "initial_variables"?, "ours"?}``; ``config`` (a
 serialized optimizer) replaces ``name``/``kwargs``; at ``inf_steps`` the first
 gradient is infinite; ``initial_variables`` (a list of arrays in
 ``optimizer.variables`` order) replaces the freshly built ones, to continue a
@@ -45,10 +46,12 @@ def run(case):
     if "grads_from" in case:
         grads = grads[case["grads_from"] :]
     kwargs = dict(case["kwargs"])
+    library, make_variable = (ours, jaxopt_keras.Variable) if case.get("ours") else (keras.optimizers, keras.Variable)
     if "schedule" in case:
         kind, config = case["schedule"]
         kwargs["learning_rate"] = getattr(keras.optimizers.schedules, SCHEDULES[kind])(**config)
-    library, make_variable = (ours, jaxopt_keras.Variable) if case.get("ours") else (keras.optimizers, keras.Variable)
+    if "callable_lr" in case:
+        kwargs["learning_rate"] = lambda value=case["callable_lr"]: value
     if "config" in case:
         opt = library.deserialize(json.loads(json.dumps(case["config"])))
     else:

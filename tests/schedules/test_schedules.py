@@ -365,8 +365,12 @@ def test_keras3_numerics_is_xla_on_keras3_code():
     assert s(jnp.int32(41)) == ON_TIME
     # A Python float is jnp.asarray's: float64 with x64 on (TF makes it float32).
     with jax.enable_x64(True):
-        assert S.CosineDecay(0.1, 10, numerics="keras3")(3).dtype == jnp.float64
-        assert S.CosineDecay(0.1, 10)(3).dtype == jnp.float32
+        assert S.ExponentialDecay(0.1, 10, 0.5, numerics="keras3")(3).dtype == jnp.float64
+        assert S.ExponentialDecay(0.1, 10, 0.5)(3).dtype == jnp.float32
+        # Keras 3's ops.cos computes a float64 in float32 on JAX, and the weakly typed
+        # initial rate follows: float32 without warmup; float64 with (a strongly typed target).
+        assert S.CosineDecay(0.1, 10, numerics="keras3")(3).dtype == jnp.float32
+        assert S.CosineDecay(0.0, 10, warmup_target=0.1, warmup_steps=5, numerics="keras3")(30).dtype == jnp.float64
 
 
 def test_optimizers_evaluate_in_their_family_numerics():
