@@ -52,6 +52,27 @@ def python_scalar(value: Any) -> Any:
     return value
 
 
+def is_variable(value: Any) -> bool:
+    """A variable given as a hyperparameter (``jk.Variable``, ``tf.Variable``): assignable, with a value."""
+    return not callable(value) and hasattr(value, "assign") and (hasattr(value, "numpy") or hasattr(value, "value"))
+
+
+class VariableReader:
+    """A variable given as a legacy hyperparameter.  OptimizerV2 keeps the variable itself
+    (``_set_hyper``) and reads it at each step: this reads it as a zero-argument callable
+    hyperparameter is called, before each step; ``variable`` is what ``opt.<name>`` returns."""
+
+    def __init__(self, variable: Any):
+        self.variable = variable
+
+    def __call__(self) -> Any:
+        v = self.variable
+        return python_scalar(np.asarray(v.numpy() if hasattr(v, "numpy") else v.value))
+
+    def __repr__(self) -> str:
+        return f"VariableReader({self.variable!r})"
+
+
 def check_scalar(name: str, value: Any) -> float | None:
     """A concrete hyperparameter value as a Python float (``None`` for a traced value).
 

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from jaxopt_keras.algorithms.spec import Spec
-from jaxopt_keras.core.hyperparams import check_range, python_scalar
+from jaxopt_keras.core.hyperparams import VariableReader, check_range, is_variable, python_scalar
 from jaxopt_keras.schedules.base import is_schedule, takes_no_arguments, takes_the_step
 from jaxopt_keras.transforms.accumulation import check_accumulation_steps, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import check_ema_arguments
@@ -207,9 +207,16 @@ def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, An
     schedule, and fine.
 
     Raises:
-      TypeError: a zero-argument callable hyperparameter.
+      TypeError: a zero-argument callable hyperparameter, or a variable (read at each step by OptimizerV2).
     """
     for name in spec.callable_hyperparams():
+        if isinstance(args.get(name), VariableReader):
+            raise TypeError(
+                f"`{name}` is a variable. OptimizerV2 reads it at every step, but a functional transformation "
+                f"is traced once, so its value would be frozen. Pass its value and set it between steps with "
+                f"jaxopt_keras.set_hyperparams(state, {name}=float(variable)), or use the class "
+                f"jaxopt_keras.optimizers.legacy.{class_name}, which reads it before each step."
+            )
         if spec.is_host_callable(name, args.get(name)):
             raise TypeError(
                 f"`{name}` is a zero-argument callable. OptimizerV2 calls it before every step, but a "
@@ -287,6 +294,9 @@ def _legacy(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
     if lr is not None and not _is_number(lr) and not is_schedule(lr):
         raise _lr_not_a_number(lr)
     args = {**spec.defaults, **BASE_ARGS["legacy"], **spec.extra_args, **given, **kwargs}
+    for name in spec.callable_hyperparams():  # `_set_hyper` keeps a variable: read at each step
+        if is_variable(args.get(name)):
+            args[name] = VariableReader(args[name])
     check_number_types(spec, args)
     for k in ("lr", "decay"):
         if k in args and k not in spec.ignored:
@@ -328,6 +338,8 @@ def _current(spec: Spec, class_name: str, given: dict, kwargs: Mapping[str, Any]
     if takes_no_arguments(lr) and not takes_the_step(lr):
         # `tf.Variable(learning_rate)` calls a zero-argument callable once, for its initial value.
         args["learning_rate"] = python_scalar(lr())
+    elif is_variable(lr):  # ... and copies a variable's value
+        args["learning_rate"] = VariableReader(lr)()
     check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
     check_clipping(args, "current")
     check_nonnegative("weight_decay", args["weight_decay"])

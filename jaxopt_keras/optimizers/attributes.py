@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
-from jaxopt_keras.core.hyperparams import python_scalar
+from jaxopt_keras.core.hyperparams import VariableReader, is_variable, python_scalar
 from jaxopt_keras.core.state import find_state, replace_state
 from jaxopt_keras.keras.arguments import CLIP_ARGS, check_clipping, check_hyperparameter
 from jaxopt_keras.optimizers.variable import StateView, Variable
@@ -92,6 +92,13 @@ class HyperAttributes:
 
     @locked
     def _set_numeric_hyper(self, name: str, value: Any) -> None:
+        held = self._args.get(name)
+        if isinstance(held, VariableReader) and not is_variable(value) and not callable(value):
+            # OptimizerV2's `_set_hyper` assigns a number to the variable it was given.
+            check_hyperparameter(self._spec, name, python_scalar(value))
+            held.variable.assign(value)
+            self._set_hp(self._hp.replace(**{name: held()}))
+            return
         if self._spec.is_host_callable(name, value):
             # OptimizerV2's `_set_hyper` takes a callable: called from now on before each step.
             current = python_scalar(value())

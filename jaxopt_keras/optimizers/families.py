@@ -18,6 +18,7 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import learning_rate_at
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
+from jaxopt_keras.core.hyperparams import VariableReader
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, keras_name, locked
 from jaxopt_keras.schedules import deserialize as deserialize_schedule
@@ -273,15 +274,17 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     # Hyperparameters: OptimizerV2 returns its float32 hyper variables.
     def _get_hyper(self, name: str) -> Any:
         self._hypers_read = True
+        if isinstance(self._args.get(name), VariableReader):  # the variable it was given
+            return self._args[name].variable
         if name in self._spec.float32_hyperparams or name in ("learning_rate", "decay"):
             return self._hyper_view(name)
         return self._args[name]
 
     def _get_learning_rate(self) -> Any:
-        self._hypers_read = True
         if self._learning_rate_is_schedule():
+            self._hypers_read = True
             return self._args["learning_rate"]
-        return self._hyper_view("learning_rate")
+        return self._get_hyper("learning_rate")
 
     def _put_learning_rate(self, value: Any) -> None:
         if (is_schedule(value) and not self._spec.is_host_callable("learning_rate", value)) or self._learning_rate_is_schedule():

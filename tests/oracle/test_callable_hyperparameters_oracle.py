@@ -141,3 +141,38 @@ def test_a_legacy_callable_sees_changes_made_before_the_first_step():
         box["lr"] = 0.02
         moved[side] = np.round(_steps(opt, make_variable(np.ones(1, np.float32)), 1), 6).tolist()
     assert moved["ours"] == moved["tf"] == [0.02]
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_a_variable_learning_rate_as_tf_keras_takes_it(family):
+    """A variable as learning rate (``jk.Variable`` here, ``tf.Variable`` there): the legacy
+    family shares it (OptimizerV2's ``_set_hyper`` keeps it; ``opt.learning_rate`` is it, each
+    step reads it, assigning a number writes into it); the current family copies its value at
+    construction (``tf.Variable(learning_rate)``).  Same trajectory and config as TF-Keras; it
+    used to be refused as not a number."""
+    import tensorflow as tf
+    import tf_keras
+
+    modules = (tf_keras.optimizers.legacy, O.legacy) if family == "legacy" else (tf_keras.optimizers, O)
+    runs = []
+    for module, make_lr, make_var in zip(modules, (tf.Variable, jk.Variable), (tf.Variable, jk.Variable)):
+        lr = make_lr(np.float32(0.1))
+        opt = module.SGD(lr, momentum=0.5)
+        var = make_var(np.array([1.0, 2.0], np.float32))
+        for step in range(4):
+            opt.apply_gradients([(np.array([1.0, -1.0], np.float32), var)])
+            lr.assign(np.float32(0.1 * (step + 2)))
+        shared = opt.learning_rate is lr
+        config = opt.get_config()["learning_rate"]
+        opt.learning_rate = 0.05
+        runs.append((np.asarray(var.numpy()), shared, config, float(np.asarray(lr.numpy()))))
+    (theirs, their_shared, their_config, their_lr), (ours, our_shared, our_config, our_lr) = runs
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+    expected = (True, np.float32(0.05)) if family == "legacy" else (False, np.float32(0.5))  # the variables are float32
+    assert (our_shared, our_lr) == (their_shared, their_lr) == expected
+    assert our_config == their_config
+
+
+def test_the_functional_form_refuses_a_variable_it_would_freeze():
+    with pytest.raises(TypeError, match="`learning_rate` is a variable.*set_hyperparams"):
+        jk.legacy.sgd(learning_rate=jk.Variable(np.float32(0.1)))
