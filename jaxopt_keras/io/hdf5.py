@@ -304,7 +304,7 @@ def _store_objects(f: Any, model_config: dict | None, path: Any) -> list[tuple[A
         nested.extend(_float_datasets(group, unknown))
         for key in known:
             sub_cls, sub_layer, segment = sub_object(key, cls, layer)
-            if key == "cells":  # a list of cells, stored like a model's layers
+            if key.lstrip("_") == "cells":  # a list of cells, stored like a model's layers
                 container(group[key], (sub_layer or {}).get("config", {}).get("cells"), frozen, outer, f"{name}/")
             else:
                 segment = named(group[key], segment)

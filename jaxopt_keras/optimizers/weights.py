@@ -402,6 +402,8 @@ class WeightsList:
             w = np.asarray(w.value if isinstance(w, Variable) else w)
             if tuple(current.shape) != tuple(w.shape):
                 self._shape_error(name, current.shape, w.shape)
+            if w.dtype.kind in "OSU":  # None, strings
+                raise ValueError(f"Optimizer weight {name} must hold numbers; received {w.dtype} values: {str(w.tolist())[:60]}.")
             if nan_count(w):
                 raise ValueError(f"Optimizer weight {name} holds NaN ({nan_count(w)} of {w.size} values): every later step would be NaN.")
             # The step count goes as given: its writer refuses what the counter cannot hold.

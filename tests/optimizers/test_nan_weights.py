@@ -1,4 +1,4 @@
-"""A NaN in an optimizer weight is refused wherever weights come in: ``set_weights``,
+"""A NaN (or a non-number) in an optimizer weight is refused wherever weights come in: ``set_weights``,
 ``load_own_variables``, a Keras 3 loss-scale wrapper's scale, and ``state_from_keras``.
 
 Keras takes such a weight; the slot's parameter then steps to NaN at the next
@@ -58,6 +58,21 @@ def test_set_weights_refuses_a_nan_and_changes_nothing(cls):
             opt.load_own_variables(store)
     opt.apply_gradients(zip([np.full((3, 2), 0.5, np.float32)], var))
     assert np.isfinite(var[0].numpy()).all()
+
+
+@pytest.mark.parametrize("cls", [O.legacy.Adam, O.Adam, O.keras3.Adam], ids=["legacy", "current", "keras3"])
+def test_set_weights_refuses_none_and_strings_by_name(cls):
+    """A ``None`` or a string inside a weight of the right shape (an object array) used to reach
+    JAX, whose TypeError named no weight; a ValueError names it, and nothing changes."""
+    opt, _ = stepped(cls)
+    before = [np.array(w) for w in opt.get_weights()]
+    for bad_value in ([[None, 1.0]] * 3, [["a", "b"]] * 3):
+        bad = [w.copy() for w in before]
+        bad[-1] = np.array(bad_value, dtype=object)
+        with pytest.raises(ValueError, match="must hold numbers"):
+            opt.set_weights(bad)
+        for a, b in zip(before, opt.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_a_keras3_loss_scale_wrappers_nan_scale_is_refused():
