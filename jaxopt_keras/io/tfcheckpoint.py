@@ -35,6 +35,8 @@ from jaxopt_keras.registry import entries
 
 _MODULES: dict[str, Any] = {}
 _LAYER = re.compile(r"^layer_with_weights-(\d+)$")
+# A SavedModel's lists of the model's variables (the same nodes again, not in the weights' order).
+_LISTS = frozenset({"variables", "trainable_variables", "non_trainable_variables", "keras_api"})
 GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
@@ -177,6 +179,51 @@ def _model_variables(g: _Graph, model: int) -> list[int]:
     return out
 
 
+def _subclassed_variables(g: _Graph, model: int, optimizer: int) -> list[int]:
+    """A subclassed model's variable nodes in ``model.weights`` order.
+
+    Its object graph lists each object's attributes in the order they were
+    set.  TF-Keras lists a ``Model``'s tracked layers' variables, then its
+    own (``add_weight``); a ``Layer``'s own variables, then its layers'
+    (a list attribute's items in order).  A functional sub-model is read as
+    :func:`_model_variables` reads one.
+    """
+    out: list[int] = []
+    seen = {optimizer}
+
+    def add(nodes):
+        out.extend(n for n in nodes if n not in out)
+
+    def walk(i, is_model):
+        own = [n for _, n in g.children(i) if g.value(n) is not None]
+        subs = [n for local, n in g.children(i) if g.value(n) is None and n not in seen and local not in _LISTS]
+        seen.update(subs)
+        if not is_model:
+            add(own)
+        for n in subs:
+            if any(_LAYER.match(local) for local, _ in g.children(n)):
+                add(_model_variables(g, n))
+            else:
+                walk(n, False)
+        if is_model:
+            add(own)
+
+    walk(model, True)
+    return out
+
+
+def _find_model(g: _Graph, optimizer: int) -> tuple[int | None, bool]:
+    """``(model node, subclassed)``: the checkpoint's ``model`` (or the root, which ``save_weights``
+    makes the model); a functional or Sequential one has ``layer_with_weights-<k>`` children."""
+    top = g.child(0, "model")
+    top = 0 if top is None else top
+    if any(_LAYER.match(n) for n, _ in g.children(top)):
+        return top, False
+    if top != 0 or g.child(0, "optimizer") == optimizer:  # a model beside the optimizer, or holding it
+        return top, True
+    return g.bfs(lambda i: any(_LAYER.match(n) for n, _ in g.children(i))), False
+
+
 def _nested_variables(g: _Graph, model: int, found: list[int]) -> list[str]:
     """Variables below a layer with weights, in an object that is neither a ``layer_with_weights-<k>``
     nor a known sub-object (a custom layer's attribute): not in :func:`_model_variables`."""
@@ -216,11 +263,13 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
         optimizer = g.bfs(lambda i: any(n in ("iter", "_iterations") for n, _ in g.children(i)))
         if optimizer is None:
             raise KerasFileError(path, "the checkpoint holds no optimizer (no 'iter' or '_iterations' variable).")
-        model = g.bfs(lambda i: any(_LAYER.match(n) for n, _ in g.children(i)))
+        model, subclassed = _find_model(g, optimizer)
         if model is None:
             raise KerasFileError(path, "the checkpoint holds no Keras model (no 'layer_with_weights-<k>' objects).")
-        variables = _model_variables(g, model)
-        nested = _nested_variables(g, model, variables)
+        variables = _subclassed_variables(g, model, optimizer) if subclassed else _model_variables(g, model)
+        if not variables:
+            raise KerasFileError(path, "the checkpoint's model holds no variables.")
+        nested = [] if subclassed else _nested_variables(g, model, variables)
         if nested:
             raise KerasFileError(path, nested_message(nested, "a TF checkpoint"))
         names = {n: g.value(n)[1] for n in variables}

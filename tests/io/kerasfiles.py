@@ -87,9 +87,47 @@ def custom_sub_object():
     return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(Projected()(inputs)))
 
 
+class Block(tf_keras.layers.Layer):
+    """A custom layer: a Dense set first, then its own weight in ``build`` (a Layer lists its own first)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = tf_keras.layers.Dense(3)
+
+    def build(self, shape):
+        self.gain = self.add_weight(name="gain", shape=(3,), initializer="ones")
+
+    def call(self, x):
+        return self.inner(x) * self.gain
+
+
+class Subclassed(tf_keras.Model):
+    """A subclassed model: its own weight set first (a Model lists it last), a custom layer, a list
+    of layers, a BatchNormalization (moving statistics without slots)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
+        self.block = Block()
+        self.heads = [tf_keras.layers.Dense(3, activation="tanh"), tf_keras.layers.Dense(2)]
+        self.norm = tf_keras.layers.BatchNormalization()
+
+    def call(self, x):
+        x = self.norm(self.block(x))
+        for head in self.heads:
+            x = head(x)
+        return x * self.scale
+
+
+def subclassed():
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    return Subclassed()
+
+
 def data(model, steps=3, seed=0):
     rng = np.random.default_rng(seed)
-    if len(model.inputs) == 2:
+    if model.inputs is not None and len(model.inputs) == 2:
         x = [rng.integers(0, 10, (steps * 8, 5)).astype("int32"), rng.normal(size=(steps * 8, 6, 6, 1)).astype("float32")]
     else:
         x = rng.normal(size=(steps * 8, 4)).astype("float32")

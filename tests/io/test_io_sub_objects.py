@@ -110,3 +110,27 @@ def test_a_custom_layers_own_sub_object_is_refused_by_name(tmp_path):
             with pytest.raises(KerasFileError, match=r"2 variables live in sub-objects .*proj") as e:
                 read_keras(paths[kind], config=config)
             assert "custom layer" in str(e.value)
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_a_subclassed_models_tf_checkpoint_reads_in_keras_order(tmp_path, family):
+    """A subclassed model's TF checkpoint (``tf.train.Checkpoint``, ``save_weights``) has no
+    ``layer_with_weights-<k>`` objects; its object graph lists attributes in the order they were
+    set, and TF-Keras lists a Model's layers' variables before its own, a Layer's own before its
+    layers'.  Read in ``trainable_variables`` order, named by the checkpoint (it used to say the
+    checkpoint holds no Keras model)."""
+    model = kf.trained(kf.subclassed, lambda: make(family)(0.01))
+    paths = kf.save_all(model, str(tmp_path), kinds=("ckpt", "tfw"))
+    names, values = kf.optimizer_list(model.optimizer)
+    weights = {strip(w.name): w.numpy() for w in model.weights}
+    trainable = [strip(w.name) for w in model.trainable_weights]
+    assert trainable[-1] == "scale" and trainable[0] == "subclassed/block/gain"  # the orders the rule is about
+    for kind in ("ckpt", "tfw"):
+        ckpt = read_keras(paths[kind], config=kf.serialized(model.optimizer))
+        assert list(ckpt.trainable) == trainable, kind
+        assert sorted(ckpt.model_weights) == sorted(weights), kind
+        for key, value in ckpt.model_weights.items():
+            np.testing.assert_array_equal(value, weights[key], err_msg=f"{kind} {key}")
+        assert len(ckpt.optimizer_weights) == len(values), kind
+        for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
+            np.testing.assert_array_equal(ours, theirs, err_msg=kind)
