@@ -235,9 +235,10 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
             f"the file holds {len(values)} optimizer weights ({list(checkpoint.optimizer_weights)}); "
             f"the optimizer over these parameters has {len(layout)}.",
         )
-    nans = [f"{k} ({nan_count(v)} of {np.size(v)})" for k, v in checkpoint.optimizer_weights.items() if nan_count(v)]
-    if nans:
-        raise KerasFileError(checkpoint.path, f"optimizer weights hold NaN: {nans[:5]}; every later step would be NaN.")
+    nans = {k: nan_count(v) for k, v in checkpoint.optimizer_weights.items()}
+    if any(nans.values()):
+        held = [f"{k} ({n} of {np.size(checkpoint.optimizer_weights[k])})" for k, n in nans.items() if n]
+        raise KerasFileError(checkpoint.path, f"optimizer weights hold NaN: {held[:5]}; every later step would be NaN.")
     target = tx.init(params)
     core = find_state(target, OptimizerState, required=False)
     if core is None:

@@ -84,7 +84,11 @@ class HyperAttributes:
         return tuple(self._hp.primary)
 
     def _hyper_view(self, name: str) -> StateView:
-        return StateView(f"{name}:0", lambda: self._hyper_value(name), lambda value: self._set_numeric_hyper(name, value))
+        """A view of the hyperparameter's state value, named as the family names it (``_hyper_path``)."""
+        return self._VIEW(self._hyper_path(name), lambda: self._hyper_value(name), lambda value: self._set_numeric_hyper(name, value))
+
+    def _hyper_path(self, name: str) -> str:
+        return f"{name}:0"
 
     @locked
     def _hyper_value(self, name: str) -> jax.Array:

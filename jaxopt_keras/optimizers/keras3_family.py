@@ -111,8 +111,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
             return jnp.asarray(lr.evaluate(self._iterations_value(), DEFAULT_NUMERICS["keras3"]))
         if is_zero_arg_callable(lr):
             return lr()
-        view = self._hyper_view("learning_rate")  # Keras 3's variable: path adam/learning_rate
-        return Keras3View(f"{self._name}/learning_rate", view._read, view._write)
+        return self._hyper_view("learning_rate")
 
     def _put_learning_rate(self, value: Any) -> None:
         if isinstance(value, LearningRateSchedule) or is_zero_arg_callable(value):
@@ -136,8 +135,15 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def iterations(self) -> Any:
         """Updates taken: the call count, divided by ``gradient_accumulation_steps`` when set."""
         steps = self._args.get("gradient_accumulation_steps")
-        raw = Keras3View(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
+        raw = self._iteration_view()
         return raw if not steps else jnp.floor_divide(raw.value, steps)
+
+    def _iteration_view(self) -> Keras3View:
+        """The call count, Keras 3's ``iteration`` variable."""
+        return Keras3View(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
+
+    def _hyper_path(self, name: str) -> str:
+        return f"{self._name}/{name}"  # Keras 3's variable: adam/learning_rate
 
     # -- variables -------------------------------------------------------------
     def _var_path(self, v: Variable) -> str:
@@ -240,7 +246,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
             with self._lock:
                 self._build_for(pairs, kept)
                 self._run(kept)
-        return Keras3View(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
+        return self._iteration_view()
 
     @locked
     def stateless_apply(self, optimizer_variables: Sequence[Any], grads: Sequence[Any], trainable_variables: Sequence[Any]):

@@ -404,8 +404,9 @@ class WeightsList:
                 self._shape_error(name, current.shape, w.shape)
             if w.dtype.kind in "OSU":  # None, strings
                 raise ValueError(f"Optimizer weight {name} must hold numbers; received {w.dtype} values: {str(w.tolist())[:60]}.")
-            if nan_count(w):
-                raise ValueError(f"Optimizer weight {name} holds NaN ({nan_count(w)} of {w.size} values): every later step would be NaN.")
+            nans = nan_count(w)
+            if nans:
+                raise ValueError(f"Optimizer weight {name} holds NaN ({nans} of {w.size} values): every later step would be NaN.")
             # The step count goes as given: its writer refuses what the counter cannot hold.
             new_state = write(new_state, w if is_count(current) else jnp.asarray(w).astype(current.dtype))
         if entries:

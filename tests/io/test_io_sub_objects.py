@@ -43,6 +43,20 @@ def saved(request, tmp_path_factory):
     return family, model, paths, config
 
 
+def assert_as_keras(ckpt, model, kind):
+    """The checkpoint holds what the live model and optimizer hold: the trainable variables in
+    ``trainable_variables`` order, every weight's value by name, the optimizer's weights list."""
+    weights = {strip(w.name): w.numpy() for w in model.weights}
+    _, values = kf.optimizer_list(model.optimizer)
+    assert list(ckpt.trainable) == [strip(w.name) for w in model.trainable_weights], kind
+    assert sorted(ckpt.model_weights) == sorted(weights), kind
+    for key, value in ckpt.model_weights.items():
+        np.testing.assert_array_equal(value, weights[key], err_msg=f"{kind} {key}")
+    assert len(ckpt.optimizer_weights) == len(values), kind
+    for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
+        np.testing.assert_array_equal(ours, theirs, err_msg=kind)
+
+
 def slot(opt_names, opt_values, var, which):
     """TF-Keras's slot ``which`` of variable ``var``, found by its name in either family."""
     hits = [v for n, v in zip(opt_names, opt_values) if n.removeprefix("Adam/") in (f"{var}/{which}:0", f"{which}/{var}:0")]
@@ -52,19 +66,11 @@ def slot(opt_names, opt_values, var, which):
 
 def test_every_file_kind_reads_in_keras_order(saved):
     family, model, paths, config = saved
-    names, values = kf.optimizer_list(model.optimizer)
-    weights = {strip(w.name): w.numpy() for w in model.weights}
     trainable = [strip(w.name) for w in model.trainable_weights]
     assert any("/stacked_rnn_cells/" in k for k in trainable) and any("/query/" in k for k in trainable)
     for kind in kinds(family):
         ckpt = read_keras(paths[kind], config=config)
-        assert list(ckpt.trainable) == trainable, kind
-        assert sorted(ckpt.model_weights) == sorted(weights), kind
-        for key, value in ckpt.model_weights.items():
-            np.testing.assert_array_equal(value, weights[key], err_msg=f"{kind} {key}")
-        assert len(ckpt.optimizer_weights) == len(values), kind
-        for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
-            np.testing.assert_array_equal(ours, theirs, err_msg=kind)
+        assert_as_keras(ckpt, model, kind)
 
 
 def test_a_step_in_jax_written_back_loads_in_keras_by_name(saved, tmp_path):
@@ -121,16 +127,8 @@ def test_a_subclassed_models_tf_checkpoint_reads_in_keras_order(tmp_path, family
     checkpoint holds no Keras model)."""
     model = kf.trained(kf.subclassed, lambda: make(family)(0.01))
     paths = kf.save_all(model, str(tmp_path), kinds=("ckpt", "tfw"))
-    names, values = kf.optimizer_list(model.optimizer)
-    weights = {strip(w.name): w.numpy() for w in model.weights}
     trainable = [strip(w.name) for w in model.trainable_weights]
     assert trainable[-1] == "scale" and trainable[0] == "subclassed/block/gain"  # the orders the rule is about
     for kind in ("ckpt", "tfw"):
         ckpt = read_keras(paths[kind], config=kf.serialized(model.optimizer))
-        assert list(ckpt.trainable) == trainable, kind
-        assert sorted(ckpt.model_weights) == sorted(weights), kind
-        for key, value in ckpt.model_weights.items():
-            np.testing.assert_array_equal(value, weights[key], err_msg=f"{kind} {key}")
-        assert len(ckpt.optimizer_weights) == len(values), kind
-        for ours, theirs in zip(ckpt.optimizer_weights.values(), values):
-            np.testing.assert_array_equal(ours, theirs, err_msg=kind)
+        assert_as_keras(ckpt, model, kind)
