@@ -10,6 +10,55 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
+
+# How Keras serializes a NumPy array in a config (`serialize_keras_object`),
+# TF-Keras and Keras 3 alike.
+NUMPY_CLASS = "__numpy__"
+
+
+def plain(value: Any) -> Any:
+    """Config values as Keras serializes them: NumPy scalars become Python numbers, a
+    NumPy array ``{"class_name": "__numpy__", "config": {"value": a.tolist(), "dtype": name}}``."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return {"class_name": NUMPY_CLASS, "config": {"value": value.tolist(), "dtype": value.dtype.name}}
+    return value
+
+
+def from_plain(value: Any, what: str) -> Any:
+    """A config value as :func:`plain` wrote it: a ``"__numpy__"`` dict becomes its array again.
+
+    Only numbers and booleans are built (``np.asarray(value, dtype)`` of a
+    numeric dtype name): nothing else is imported or evaluated.
+
+    Raises:
+      ValueError: a ``"__numpy__"`` dict without a ``value``, or whose ``dtype``
+        is not a numeric NumPy dtype name; the message names ``what``.
+    """
+    if not (isinstance(value, Mapping) and value.get("class_name") == NUMPY_CLASS):
+        return value
+    inner = value.get("config")
+    dtype = inner.get("dtype") if isinstance(inner, Mapping) else None
+    try:
+        kind = np.dtype(dtype).kind if isinstance(dtype, str) else None
+    except TypeError:
+        kind = None
+    if kind is None or kind not in "biuf" or "value" not in inner:
+        raise ValueError(
+            f"{what} is a serialized NumPy array ({NUMPY_CLASS!r}) without a `value` and a numeric "
+            f"`dtype`; received {value!r}."
+        )
+    try:
+        return np.asarray(inner["value"], dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} is a serialized NumPy array whose `value` is not {dtype} numbers: {e}") from None
+
 
 def _lookup(name: str, table: Mapping[str, Any]) -> Any | None:
     if name in table:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from jaxopt_keras.core.resolve import check_serialized, resolve_class
+from jaxopt_keras.core.resolve import check_serialized, plain, resolve_class
 from jaxopt_keras.optimizers.classes import classes, is_registry_class
 from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.registry import entries, find
@@ -53,17 +53,6 @@ LOSS_SCALE_MODULES = frozenset(
 LEGACY_ONLY_KEYS = ("decay", "lr", "gradient_aggregator", "gradient_transformers", "schedule_decay")
 
 LOSS_SCALE_NAMES = ("lossscaleoptimizer", "lossscaleoptimizerv3", "lossscaleoptimizerv1")
-
-
-def plain(value: Any) -> Any:
-    """Config values as Keras serializes them: NumPy scalars become Python numbers."""
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(plain(v) for v in value)
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def serialized_names(optimizer: Any) -> tuple[str, str | None, str | None]:

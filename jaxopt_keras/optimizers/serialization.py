@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from jaxopt_keras.core.resolve import check_serialized, resolve_class
+from jaxopt_keras.core.resolve import check_serialized, plain, resolve_class
 from jaxopt_keras.optimizers.config import (
     LOSS_SCALE_MODULES,
     LOSS_SCALE_NAMES,
     deserialize_optimizer,
-    plain,
     serialize_optimizer,
     tf_keras_family,
     without_custom_prefix,

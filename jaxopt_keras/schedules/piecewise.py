@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
@@ -26,8 +28,16 @@ class PiecewiseConstantDecay(LearningRateSchedule):
       numerics: ``None`` (the optimizer decides), ``"tf_function"``,
         ``"tf_eager"`` or ``"keras3"`` (:mod:`jaxopt_keras.schedules.base`).
 
+    Values of different types (``[1, 0.5]``: int32 and float32) are taken as
+    TF-Keras takes them: eagerly (``"tf_eager"``) each value keeps its own
+    dtype, and a jitted step chooses among them in their common dtype, the
+    same number once cast to the parameter's; inside ``tf.function``
+    (``"tf_function"``) they are a ``TypeError``; ``"keras3"`` computes in
+    ``values[0]``'s dtype promoted by the others, as Keras 3 does.
+
     Raises:
       ValueError: ``len(boundaries) != len(values) - 1``.
+      TypeError: values of different types, in the ``"tf_function"`` numerics.
     """
 
     def __init__(self, boundaries: Sequence, values: Sequence, name=None, *, numerics=None):
@@ -43,19 +53,39 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         self.name = name
 
     def _tf_eager(self, step: Any) -> jax.Array:
+        # Eagerly TF's `tf.case` returns the chosen value as it is, in its own
+        # dtype (`[1, 0.5]`: int32 1, then float32 0.5).  Traced, the dtype must
+        # not depend on the step: mixed values are chosen in their promoted
+        # dtype, which the optimizer's cast to the variable's dtype makes the
+        # same number (`tf.cast(lr, var.dtype)`).
         x = jnp.asarray(step)
         values = [_convert(v, _tensor_dtype(v)) for v in self.values]
-        out_dtype = values[0].dtype
         bounds = [_boundary(b, x.dtype) for b in self.boundaries]
-        result = values[0]
+        if len({v.dtype for v in values}) > 1 and not isinstance(x, jax.core.Tracer):
+            return values[_chosen(x, bounds)]
+        out_dtype = functools.reduce(jnp.promote_types, [v.dtype for v in values])
+        result = values[0].astype(out_dtype)
         # Walk from the top: the first matching interval wins, as in tf.case.
         result = jnp.where(x > bounds[-1], values[-1].astype(out_dtype), result)
         for low, high, v in zip(bounds[:-1], bounds[1:], values[1:-1]):
             result = jnp.where((x > low) & (x <= high), v.astype(out_dtype), result)
-        return jnp.where(x <= bounds[0], values[0], result)
+        return jnp.where(x <= bounds[0], values[0].astype(out_dtype), result)
 
-    # Comparisons and a choice of value: nothing for grappler to rewrite.
-    _tf_function = _tf_eager
+    def _tf_function(self, step: Any) -> jax.Array:
+        # Comparisons and a choice of value: nothing for grappler to rewrite.
+        # Inside tf.function `tf.case` builds one `cond` whose branches must
+        # agree in dtype, so TF-Keras refuses mixed values at the first step.
+        dtypes = [_tensor_dtype(v) for v in self.values]
+        if len(set(dtypes)) > 1:
+            listed = ", ".join(f"{v!r} ({d.name})" for v, d in zip(self.values, dtypes))
+            raise TypeError(
+                f"PiecewiseConstantDecay's values have different types: {listed}. TF-Keras refuses them "
+                "inside tf.function (`model.fit`, what the legacy and current families compute by "
+                "default) with a TypeError. Give every value one type (`1.0` for `1`), or build the "
+                "schedule with numerics='tf_eager' (TF-Keras run eagerly, where the legacy optimizers "
+                "take them) or numerics='keras3'."
+            )
+        return self._tf_eager(step)
 
     def _keras3(self, step: Any) -> jax.Array:
         # A sum of masked values, not a choice: an infinite value gives NaN
@@ -74,3 +104,16 @@ class PiecewiseConstantDecay(LearningRateSchedule):
 
     def get_config(self) -> dict:
         return {"boundaries": self.boundaries, "values": self.values, "name": self.name}
+
+
+def _chosen(x: jax.Array, bounds: list[jax.Array]) -> int:
+    """The index of the value ``tf.case`` chooses at a concrete step ``x``
+    (``values[0]`` where no interval matches, a NaN step)."""
+    if x <= bounds[0]:
+        return 0
+    if x > bounds[-1]:
+        return len(bounds)
+    for i, (low, high) in enumerate(zip(bounds[:-1], bounds[1:]), start=1):
+        if low < x <= high:
+            return i
+    return 0

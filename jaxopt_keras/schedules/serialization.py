@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Mapping
 
-from jaxopt_keras.core.resolve import resolve_class
+from jaxopt_keras.core.resolve import from_plain, plain, resolve_class
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.schedules.cosine import CosineDecay
 from jaxopt_keras.schedules.cosine_restarts import CosineDecayRestarts
@@ -50,9 +50,12 @@ def serialize(schedule: LearningRateSchedule, use_legacy_format: bool = False) -
 
     Returns:
       A dict equal to what ``tf_keras.optimizers.schedules.serialize`` returns
-      for the same schedule: for a subclass of your own, ``module`` is its
-      module and ``registered_name`` its name, as TF-Keras writes for an
-      unregistered class.
+      for the same schedule: NumPy scalars as Python numbers, a NumPy array as
+      Keras's ``{"class_name": "__numpy__", ...}`` (:func:`deserialize` reads
+      it back; the legacy form keeps them as they are, as TF-Keras's does),
+      and for a subclass of your own, ``module`` is its module and
+      ``registered_name`` its name, as TF-Keras writes for an unregistered
+      class.
     """
     if not isinstance(schedule, LearningRateSchedule):
         raise ValueError(f"Expected a LearningRateSchedule, received {schedule!r}.")
@@ -64,7 +67,7 @@ def serialize(schedule: LearningRateSchedule, use_legacy_format: bool = False) -
     return {
         "module": "keras.optimizers.schedules" if builtin else cls.__module__,
         "class_name": name,
-        "config": schedule.get_config(),
+        "config": plain(schedule.get_config()),
         "registered_name": None if builtin else name,
     }
 
@@ -100,7 +103,9 @@ def deserialize(
 
     Accepts TF-Keras 2.x (legacy and new) and Keras 3 forms.  Only the classes
     above, or those in ``custom_objects``, are ever built; nothing named in the
-    config is imported.
+    config is imported.  An argument Keras wrote as a NumPy array
+    (``{"class_name": "__numpy__", ...}``) is that array again (Keras's own
+    ``deserialize`` passes the dict on to the constructor).
 
     Args:
       config: a dict as produced by :func:`serialize` or by Keras.
@@ -113,7 +118,7 @@ def deserialize(
 
     Raises:
       ValueError: unknown class, foreign ``module``, a ``registered_name``
-        naming another class, a malformed config, or (for the classes above)
+        naming another class, a malformed config or ``"__numpy__"`` argument, or (for the classes above)
         a config key that is not a constructor argument.  The message names
         the offending field.
     """
@@ -125,6 +130,7 @@ def deserialize(
         allowed_modules=_SCHEDULE_MODULES,
         what="learning rate schedule",
     )
+    inner = {k: from_plain(v, f"Argument {k!r} of the serialized {cls.__name__}") for k, v in inner.items()}
     if _SCHEDULES.get(cls.__name__) is cls:
         # Keras's arguments only: `numerics` is ours and never in a config.
         params = set(inspect.signature(cls.__init__).parameters) - {"self", "numerics"}

@@ -500,6 +500,105 @@ def test_serialize_custom_class_matches_tf_keras():
     assert S.serialize(halving(S.LearningRateSchedule)(0.1)) == TS.serialize(halving(TS.LearningRateSchedule)(0.1))
 
 
+def test_serialize_numpy_arguments_matches_tf_keras():
+    # NumPy scalars become Python numbers and arrays Keras's "__numpy__" dicts,
+    # as TF-Keras writes them (`serialize_keras_object`): JSON, both ways.
+    cases = [
+        ("ExponentialDecay", dict(initial_learning_rate=np.float32(0.1), decay_steps=np.int64(100), decay_rate=np.float32(0.96))),
+        ("PiecewiseConstantDecay", dict(boundaries=np.array([10, 20]), values=np.array([0.1, 0.01, 0.001]))),
+    ]
+    for name, kwargs in cases:
+        ours, theirs = getattr(S, name)(**kwargs), getattr(TS, name)(**kwargs)
+        blob = S.serialize(ours)
+        assert blob == TS.serialize(theirs), name
+        assert json.loads(json.dumps(blob)) == blob
+        # The legacy form is the config as it is, in both.
+        legacy = S.serialize(ours, use_legacy_format=True)
+        assert legacy["config"].keys() == TS.serialize(theirs, use_legacy_format=True)["config"].keys()
+        assert all(legacy["config"][k] is v for k, v in ours.get_config().items())
+        # (TF-Keras's PiecewiseConstantDecay flattens an array argument into one
+        # tensor and fails at its first call, which the current SGD makes.)
+        for family in ("current", "legacy") if name == "ExponentialDecay" else ():
+            opt = tf_class(family, "SGD")(learning_rate=theirs)
+            ours_opt = getattr(jk.optimizers.legacy if family == "legacy" else jk.optimizers, "SGD")(learning_rate=ours)
+            assert ours_opt.get_config()["learning_rate"] == opt.get_config()["learning_rate"], (name, family)
+        # Read back (TF-Keras's own deserialize passes the "__numpy__" dicts to
+        # the constructor): the same schedule, the same numbers.
+        rebuilt = S.deserialize(json.loads(json.dumps(S.serialize(ours))))
+        for key, value in kwargs.items():
+            got = getattr(rebuilt, key)
+            assert np.array_equal(got, value), (name, key)
+            if isinstance(value, np.ndarray):
+                assert isinstance(got, np.ndarray) and got.dtype == value.dtype, (name, key)
+        # (TF-Keras's numbers for an array argument are those of its list.)
+        plain_kwargs = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+        assert_same_values(rebuilt, getattr(TS, name)(**plain_kwargs), True, f"{name} with NumPy arguments")
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        {"class_name": "__numpy__", "config": {"value": [1, 2]}},
+        {"class_name": "__numpy__", "config": {"value": [1, 2], "dtype": "object"}},
+        {"class_name": "__numpy__", "config": {"value": [1, 2], "dtype": "no_such_dtype"}},
+        {"class_name": "__numpy__", "config": {"value": ["a", "b"], "dtype": "float32"}},
+        {"class_name": "__numpy__", "config": None},
+    ],
+)
+def test_deserialize_refuses_a_malformed_numpy_argument(blob):
+    config = {"class_name": "PiecewiseConstantDecay", "config": {"boundaries": blob, "values": [0.1, 0.01, 0.001]}}
+    with pytest.raises(ValueError, match="'boundaries' of the serialized PiecewiseConstantDecay"):
+        S.deserialize(config)
+
+
+PIECEWISE_MIXED = [[1, 0.5, 0.1], [0.5, 1, 2], [np.float64(0.5), 0.25, 0.125]]
+
+
+@pytest.mark.parametrize("values", PIECEWISE_MIXED, ids=["int_first", "float_first", "float64_first"])
+def test_piecewise_values_of_different_types(values):
+    # TF-Keras's tf.case: eagerly each value in its own dtype; inside
+    # tf.function one cond whose branches disagree, a TypeError.
+    boundaries = [10, 20]
+    theirs = TS.PiecewiseConstantDecay(boundaries, values)
+    ours = S.PiecewiseConstantDecay(boundaries, values)
+    steps = range(0, 31)
+    with jax.enable_x64(True):
+        for step in steps:
+            expected = theirs(tf.constant(step, tf.int64)).numpy()
+            got = np.asarray(ours.evaluate(jnp.asarray(step, jnp.int64), "tf_eager"))
+            assert got.dtype == expected.dtype and got == expected, (step, got, expected)
+        # A jitted step chooses in a float dtype that holds every value: the
+        # same numbers, and the same again cast back to each value's dtype.
+        jitted = np.asarray(jax.jit(jax.vmap(lambda s: ours.evaluate(s, "tf_eager")))(jnp.arange(31)))
+        assert jitted.dtype.kind == "f"
+        for step in steps:
+            expected = theirs(tf.constant(step, tf.int64)).numpy()
+            assert jitted[step] == expected and jitted[step].astype(expected.dtype) == expected, (step, jitted[step])
+        with pytest.raises(TypeError, match="different types.*numerics='tf_eager'"):
+            ours(15)  # called directly: "tf_function"
+        with pytest.raises(TypeError, match="different types"):
+            jk.legacy.sgd(learning_rate=ours).update(jnp.ones(2), jk.legacy.sgd(1.0).init(jnp.zeros(2)), jnp.zeros(2))
+    with pytest.raises(TypeError, match="have different types"):
+        tf.function(theirs)(tf.constant(15, tf.int64))
+
+
+def test_legacy_sgd_with_piecewise_values_of_different_types(report):
+    # Run eagerly, the legacy optimizer casts each value to the variable's
+    # dtype (`_decayed_lr`): it trains through all three values.  (The current
+    # family eagerly raises a ValueError where the value's dtype changes,
+    # which no run ported from it can have passed.)
+    kwargs = dict(boundaries=[100, 200], values=[1, 0.05, 0.01])
+    compare(
+        report,
+        "schedules  legacy SGD(learning_rate=PiecewiseConstantDecay(values=[1, 0.05, 0.01]))",
+        "legacy",
+        "SGD",
+        dict(learning_rate=TS.PiecewiseConstantDecay(**kwargs), momentum=0.9),
+        lambda: jk.legacy.sgd(learning_rate=S.PiecewiseConstantDecay(**kwargs, numerics="tf_eager"), momentum=0.9),
+        np.float32,
+    )
+
+
 @pytest.fixture(scope="module")
 def keras3():
     """Keras 3 (``import keras``), on its default TensorFlow backend."""
