@@ -26,7 +26,7 @@ from jaxopt_keras.algorithms.spec import STATE_ONLY_HYPERPARAMS, Route, Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
 from jaxopt_keras.core.gradients import check_gradients, matched_params
-from jaxopt_keras.core.hyperparams import Hyperparams, widest_float
+from jaxopt_keras.core.hyperparams import Hyperparams, tf_cast_dtype, widest_float
 from jaxopt_keras.core.paths import given_paths, leaf_paths
 from jaxopt_keras.core.sparse import IndexedSlices, deduplicate
 from jaxopt_keras.core.state import (
@@ -80,7 +80,7 @@ def learning_rate_at(
     Legacy (``OptimizerV2._decayed_lr``): a schedule is called with
     ``tf.cast(iterations, var_dtype)``, then, when the constructor's
     ``decay`` is positive, ``lr / (1 + decay * iterations)`` with ``decay``
-    rounded to float32 and cast to ``dtype``.  ``decay`` is the constructor's
+    rounded to float32 (float64 for an np.float64) and cast to ``dtype``.  ``decay`` is the constructor's
     value, a Python number, as OptimizerV2 reads ``self._initial_decay``: the
     ``decay`` hyperparameter in the state (which a checkpoint restores and an
     assignment changes) does not enter the step, and with the default 0 the
@@ -100,8 +100,8 @@ def learning_rate_at(
     if dtype is not None:
         lr = lr.astype(dtype)
     if decay > 0.0:
-        # `tf.cast(self._initial_decay, var_dtype)`: the Python float becomes a float32 tensor first.
-        decay_t = jnp.asarray(np.float32(decay)).astype(lr.dtype)
+        # `tf.cast(self._initial_decay, var_dtype)`: a Python float becomes a float32 tensor first.
+        decay_t = jnp.asarray(np.asarray(decay, tf_cast_dtype(decay))).astype(lr.dtype)
         lr = lr / (1.0 + decay_t * iterations.astype(lr.dtype))
     return lr
 
@@ -145,27 +145,33 @@ def leaf_coefficients(c: Any, slots: Any, p: Any) -> Any:
 def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     """The state's :class:`Hyperparams` for these constructor arguments."""
     wide = widest_float()
-    # TF's `tf.cast(0.9, dtype)` makes a float32 tensor of the Python float first;
-    # Keras 3's `ops.cast(0.9, dtype)` rounds it once to `dtype`, exact in float64.
-    cast = wide if spec.family == "keras3" else np.float32
+
+    def cast(value: Any) -> np.dtype:
+        # TF's `tf.cast(0.9, dtype)` makes a tensor of the value's own dtype
+        # first (float32 for a Python float, float64 for an np.float64), as
+        # OptimizerV2's hyperparameter variables take the value's dtype;
+        # Keras 3's `ops.cast(0.9, dtype)` rounds it once to `dtype`, exact in float64.
+        return wide if spec.family == "keras3" else tf_cast_dtype(value)
+
     primary: dict[str, float] = {}
     dtypes: dict[str, Any] = {}
     if not is_schedule(args["learning_rate"]):
-        primary["learning_rate"] = args["learning_rate"]
-        # A float32 variable in every family; Keras 3 casts a callable's value
-        # straight to the parameter's dtype (`learning_rate_dtype`: the widest float).
-        dtypes["learning_rate"] = args.get("learning_rate_dtype", np.float32)
+        lr = primary["learning_rate"] = args["learning_rate"]
+        # A float32 variable (`dtype=floatx()`), except OptimizerV2's, of the
+        # value's dtype; Keras 3 casts a callable's value straight to the
+        # parameter's dtype (`learning_rate_dtype`: the widest float).
+        dtypes["learning_rate"] = args.get("learning_rate_dtype", cast(lr) if spec.family == "legacy" else np.float32)
     for name in spec.float32_hyperparams:
-        primary[name], dtypes[name] = args[name], cast
+        primary[name], dtypes[name] = args[name], cast(args[name])
     for name in spec.exact_hyperparams:
         primary[name], dtypes[name] = args[name], wide
     if spec.time_decay:
-        # OptimizerV2's `decay` hyper variable, float32; its step reads the constructor's value instead.
-        primary["decay"], dtypes["decay"] = args["decay"], np.float32
+        # OptimizerV2's `decay` hyper variable; its step reads the constructor's value instead.
+        primary["decay"], dtypes["decay"] = args["decay"], cast(args["decay"])
     for name in spec.decay_rates:
         if args.get(name) is not None:
             # `_apply_weight_decay`: tf.cast / ops.cast(self.weight_decay, dtype).
-            primary[name], dtypes[name] = args[name], cast
+            primary[name], dtypes[name] = args[name], cast(args[name])
     return Hyperparams.create(primary, dtypes, spec.derived)
 
 
@@ -216,7 +222,8 @@ def scale_by_keras(spec: Spec, args: Mapping[str, Any], name: str = "optimizer")
     active = spec.active_slots(args)
     fields = spec.slots_type._fields
     statics = {s.name: s.of(args) for s in spec.statics}
-    initial_decay = float(args["decay"]) if spec.time_decay else 0.0  # OptimizerV2's `_initial_decay`
+    # OptimizerV2's `_initial_decay`, the constructor's number in its TF dtype.
+    initial_decay = np.asarray(args["decay"], tf_cast_dtype(args["decay"]))[()] if spec.time_decay else 0.0
     dedup = spec.sparse_dedup(args)
     decays = any(args.get(rate) is not None for rate in spec.decay_rates)
     decay_mask = args.get("weight_decay_mask")

@@ -45,6 +45,36 @@ def widest_float() -> np.dtype:
     return np.dtype(jnp.float64) if jax.config.jax_enable_x64 else np.dtype(jnp.float32)
 
 
+def tf_dtype(value: Any) -> np.dtype:
+    """The dtype ``tf.convert_to_tensor(value)`` gives (before JAX canonicalization).
+
+    Arrays and NumPy scalars keep their dtype.  They are looked at first
+    because ``np.float64`` is a subclass of Python ``float`` yet converts to
+    float64, not float32.  A Python ``int`` is int32 if it fits, else int64.
+    """
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        if isinstance(value, bool):
+            dtype = np.bool_
+        elif isinstance(value, int):
+            info = np.iinfo(np.int32)
+            dtype = np.int32 if info.min <= value <= info.max else np.int64
+        elif isinstance(value, float):
+            dtype = np.float32
+        else:
+            dtype = np.asarray(value).dtype
+    return np.dtype(dtype)
+
+
+def tf_cast_dtype(value: Any) -> np.dtype:
+    """The storage dtype of a float hyperparameter TF-Keras passes through
+    ``tf.cast(value, var.dtype)`` (or holds in a variable of the value's dtype,
+    OptimizerV2's hyperparameters): float64 for a NumPy or JAX float64 (x64
+    on), else float32, which holds a Python float's float32 rounding, a
+    float16 and a small integer exactly, so the cast gives TF's number."""
+    return widest_float() if tf_dtype(value) == np.float64 else np.dtype(np.float32)
+
+
 def python_scalar(value: Any) -> Any:
     """A Python scalar for NumPy/JAX scalars; anything else unchanged."""
     if isinstance(value, (np.generic, jax.Array, np.ndarray)) and np.ndim(value) == 0:

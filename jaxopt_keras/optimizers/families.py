@@ -255,7 +255,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         if values:
             hp = hp.replace(**values)
         source = self._args["learning_rate"] if self._learning_rate_is_schedule() else None
-        decay = float(self._args.get("decay") or 0.0)
+        decay = self._args.get("decay") or 0.0
         return learning_rate_at(source, self._iterations_value(), hp, np.dtype(var_dtype), "legacy", decay)
 
     def _build_for(self, pairs, kept) -> None:
@@ -271,7 +271,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         if name == "decay":
             self._args["decay"] = initial
 
-    # Hyperparameters: OptimizerV2 returns its float32 hyper variables.
+    # Hyperparameters: OptimizerV2 returns its hyper variables.
     def _get_hyper(self, name: str) -> Any:
         self._hypers_read = True
         if isinstance(self._args.get(name), VariableReader):  # the variable it was given
@@ -300,10 +300,11 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     def _serialize_hyper(self, key: str) -> Any:
         if key in self._host_callables():  # `_serialize_hyperparameter` calls it
             return self._host_values((key,))[key]
-        # Once its hyper variables exist (built, or read), OptimizerV2 reports their float32 values.
+        # Once its hyper variables exist (built, or read), OptimizerV2 reports their values,
+        # float32 (float64 for an np.float64 given with x64 on).
         if (key in self._spec.float32_hyperparams and key not in self._spec.attributes) or key == "learning_rate":
             if (self.built or self._hypers_read) and key in self._hp:
-                return np.float32(self._hp[key])
+                return np.asarray(self._hp[key])[()]
         return self._args[key]
 
     def get_config(self) -> dict:

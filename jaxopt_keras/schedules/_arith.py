@@ -20,31 +20,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-
-def _tf_dtype(value: Any) -> np.dtype:
-    """The dtype ``tf.convert_to_tensor(value)`` gives (before JAX canonicalization).
-
-    Arrays and NumPy scalars keep their dtype.  They are looked at first
-    because ``np.float64`` is a subclass of Python ``float`` yet converts to
-    float64, not float32.  A Python ``int`` is int32 if it fits, else int64.
-    """
-    dtype = getattr(value, "dtype", None)
-    if dtype is None:
-        if isinstance(value, bool):
-            dtype = np.bool_
-        elif isinstance(value, int):
-            info = np.iinfo(np.int32)
-            dtype = np.int32 if info.min <= value <= info.max else np.int64
-        elif isinstance(value, float):
-            dtype = np.float32
-        else:
-            dtype = np.asarray(value).dtype
-    return np.dtype(dtype)
+from jaxopt_keras.core.hyperparams import tf_dtype
 
 
 def _tensor_dtype(value: Any) -> np.dtype:
-    """:func:`_tf_dtype`, canonicalized (float64 -> float32 unless x64 is on)."""
-    return np.dtype(jax.dtypes.canonicalize_dtype(_tf_dtype(value)))
+    """:func:`tf_dtype`, canonicalized (float64 -> float32 unless x64 is on)."""
+    return np.dtype(jax.dtypes.canonicalize_dtype(tf_dtype(value)))
 
 
 def _float_dtype(value: Any, schedule: str) -> np.dtype:
@@ -111,7 +92,7 @@ def _cast_np(value: Any, dtype: Any) -> np.ndarray:
     """:func:`_cast` computed with NumPy, for a decision taken at trace time."""
     if isinstance(value, jax.Array):  # concrete only
         return np.asarray(value).astype(dtype)
-    return np.asarray(np.asarray(value, _tf_dtype(value)), dtype)
+    return np.asarray(np.asarray(value, tf_dtype(value)), dtype)
 
 
 def _step(step: Any, dtype: Any) -> jax.Array:

@@ -151,3 +151,36 @@ def test_a_store_of_another_length_is_skipped_with_keras_warning():
         warnings.simplefilter("always")
         fresh.load_own_variables({"0": np.int64(7)})
     assert any("not been called/built yet" in str(w.message) for w in caught)
+
+
+NUMPY_HYPERPARAMETERS = [
+    dict(learning_rate=np.float64(0.01), beta_1=np.float32(0.9), beta_2=np.float64(0.99), epsilon=np.float64(1e-7)),
+    dict(learning_rate=np.float64(0.02), decay=np.float64(1e-3)),
+]
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+@pytest.mark.parametrize("kwargs", NUMPY_HYPERPARAMETERS, ids=["betas", "decay"])
+def test_numpy_hyperparameters_config_and_dtype_are_tf_kerass(family, kwargs):
+    # OptimizerV2's hyper variables take the value's dtype (float64 for an
+    # np.float64) and get_config() reports them; the current family's
+    # learning rate is a float32 variable, its other arguments as given.
+    if family == "current":
+        kwargs = {k: v for k, v in kwargs.items() if k != "decay"}
+    classes = (tf_keras.optimizers.legacy.Adam, O.legacy.Adam) if family == "legacy" else (tf_keras.optimizers.Adam, O.Adam)
+    with jax.enable_x64(True):
+        theirs, ours = classes[0](**kwargs), classes[1](**kwargs)
+        tv = tf.Variable(np.ones(3), name="w")
+        ov = jk.Variable(np.ones(3), name="w")
+
+        def config(opt):
+            return {k: (type(v), v) for k, v in opt.get_config().items()}
+
+        assert config(ours) == config(theirs)
+        for t in range(3):
+            g = np.full(3, 0.1 * (t + 1))
+            theirs.apply_gradients([(tf.constant(g), tv)])
+            ours.apply_gradients([(g, ov)])
+        assert config(ours) == config(theirs)
+        assert np.dtype(ours.learning_rate.dtype) == theirs.learning_rate.dtype.as_numpy_dtype
+        np.testing.assert_array_equal(np.asarray(ov.value), tv.numpy())

@@ -78,6 +78,29 @@ def test_matches_tf_keras(report, name, family, kwargs, dtype):
     compare(report, label, family, name, kwargs, lambda: jax_factory(family, name)(**kwargs), dtype)
 
 
+def _numpy_params():
+    for name, families, kwargs in CASES:
+        for family in families:
+            label = ",".join(f"{k}={v}" for k, v in kwargs.items())
+            yield pytest.param(name, family, kwargs, id=f"{family}-{name}-{label}")
+
+
+@pytest.mark.parametrize("name,family,kwargs", list(_numpy_params()))
+def test_numpy_float64_hyperparameters_match_tf_keras(report, name, family, kwargs):
+    """Every float argument an ``np.float64`` (a rate computed with NumPy), on float64 variables.
+
+    TF-Keras's ``tf.cast(np.float64(0.9), tf.float64)`` is exact, and
+    OptimizerV2's hyperparameter variables take the value's dtype (float64),
+    where a Python float is rounded to float32 first: the same tolerance,
+    1e-10 of the distance moved, holds only if ours keeps the float64 too.
+    (The current family's learning rate is a float32 variable in TF-Keras,
+    whatever it is given.)
+    """
+    numpy_kwargs = {k: np.float64(v) if type(v) is float else v for k, v in kwargs.items()}
+    label = f"{family} {name} np.float64 {kwargs}"
+    compare(report, label, family, name, numpy_kwargs, lambda: jax_factory(family, name)(**numpy_kwargs), np.float64)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_legacy_lr_alias(report, dtype):
     """``lr=`` reaches the learning rate, with a deprecation warning, as in OptimizerV2."""
