@@ -178,11 +178,9 @@ class BuiltWeightsMixin:
 class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     """Base class of the legacy family (``tf.keras.optimizers.legacy.Optimizer``).
 
-    Constructor arguments beyond the algorithm's: ``lr`` (deprecated alias),
-    ``decay``, ``clipnorm``, ``clipvalue``, ``global_clipnorm``,
-    ``gradient_aggregator`` (a function of the ``[(grad, var)]`` list, run
-    inside the jitted step before clipping) and ``gradient_transformers``
-    (functions of that list, run after clipping).
+    Constructor arguments beyond the algorithm's: ``lr`` (deprecated alias), ``decay``, ``clipnorm``,
+    ``clipvalue``, ``global_clipnorm``, ``gradient_aggregator`` (a function of the ``[(grad, var)]``
+    list, run inside the jitted step before clipping) and ``gradient_transformers`` (run after it).
     """
 
     _family: ClassVar[str] = "legacy"
@@ -190,8 +188,12 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     _ITER_NAME = "iter"
 
     def apply_gradients(self, grads_and_vars: Any, name: str | None = None, experimental_aggregate_gradients: bool = True):
-        """OptimizerV2's signature (an unknown keyword is a ``TypeError``); see :meth:`KerasOptimizer.apply_gradients`."""
-        return super().apply_gradients(grads_and_vars, name)
+        """OptimizerV2's signature (an unknown keyword is a ``TypeError``); an empty list creates the
+        weights (``iter``) and returns ``None`` (``tf.no_op()``); see :meth:`KerasOptimizer.apply_gradients`."""
+        pairs = list(grads_and_vars)
+        if not pairs and not self.built:
+            self.build([])
+        return super().apply_gradients(pairs, name) if pairs else None
 
     def _check_layer_args(self, layer_only):
         transformers = layer_only.get("gradient_transformers") or []
@@ -208,9 +210,8 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
     def _pre(self) -> base.GradientTransformation | None:
         """``gradient_aggregator``, then ``gradient_transformers``.
 
-        OptimizerV2 runs the aggregator, then clipping, then the transformers;
-        it refuses clipping arguments together with transformers, so running
-        both before the optimizer (which clips first) keeps its order.
+        OptimizerV2 runs the aggregator, then clipping, then the transformers; it refuses
+        clipping arguments together with transformers, so running both first keeps its order.
         """
         aggregator = self._layer_args.get("gradient_aggregator")
         transformers = self._layer_args.get("gradient_transformers") or []

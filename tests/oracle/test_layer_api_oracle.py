@@ -184,3 +184,24 @@ def test_numpy_hyperparameters_config_and_dtype_are_tf_kerass(family, kwargs):
         assert config(ours) == config(theirs)
         assert np.dtype(ours.learning_rate.dtype) == theirs.learning_rate.dtype.as_numpy_dtype
         np.testing.assert_array_equal(np.asarray(ov.value), tv.numpy())
+
+
+@pytest.mark.parametrize("built", [False, True], ids=["unbuilt", "built"])
+def test_legacy_apply_gradients_of_nothing_is_tf_kerass(built):
+    # OptimizerV2 creates its weights (`iter`) for the empty list, then returns
+    # `tf.no_op()`: None eagerly.  Either way the next step is the same.
+    theirs, ours = tf_keras.optimizers.legacy.Adam(0.1), O.legacy.Adam(0.1)
+    tv, ov = _variables("tf"), _variables("ours")
+    if built:
+        theirs.apply_gradients(zip(_grads(0), tv))
+        ours.apply_gradients(zip(_grads(0), ov))
+    for empty in ([], zip([], [])):
+        assert theirs.apply_gradients(empty) is None
+        assert ours.apply_gradients(empty) is None
+        assert [w.name for w in ours.weights] == [w.name.replace("kernel", "dense/kernel").replace("bias", "dense/bias") for w in theirs.weights]
+        assert [np.asarray(w).tolist() for w in ours.get_weights()] == [w.tolist() for w in theirs.get_weights()]
+    theirs.apply_gradients(zip(_grads(1), tv))
+    ours.apply_gradients(zip(_grads(1), ov))
+    for a, b in zip(ov, tv):
+        np.testing.assert_array_equal(np.asarray(a.value), b.numpy())
+    assert [w.name for w in ours.weights][0] == "Adam/iter:0"
