@@ -29,7 +29,8 @@ from jaxopt_keras.io.archive import write_archive
 from jaxopt_keras.io.checkpoint import KerasCheckpoint, routes_by_path
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
-from jaxopt_keras.io.matching import match
+from jaxopt_keras.io.matching import leaves as matching_leaves
+from jaxopt_keras.io.matching import match, path_string
 from jaxopt_keras.io.porting import Names, keras_weights, member_weights
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.optimizers import serialize
@@ -94,6 +95,32 @@ def _write_weights_file(path: Any, checkpoint: KerasCheckpoint, model_weights: d
             os.remove(tmp)
 
 
+def _trainable_part(params: Any, keys: list[str], checkpoint: KerasCheckpoint) -> Any:
+    """``params`` without the leaves paired with non-trainable variables (batch statistics), which
+    the optimizer has no slots for: the tree its state was built on (flax's ``variables["params"]``,
+    ``nnx.state(model, nnx.Param)``), as nested dicts of the same paths, in the same order."""
+    trainable = set(checkpoint.trainable)
+    if all(k in trainable for k in keys):
+        return params
+    kept = [(p, leaf) for (p, leaf), k in zip(jax.tree_util.tree_flatten_with_path(params)[0], keys) if k in trainable]
+    out: dict = {}
+    for p, leaf in kept:
+        parts = [getattr(e, "key", getattr(e, "idx", getattr(e, "name", e))) for e in p]
+        if len(parts) > 1 and isinstance(p[-1], jax.tree_util.GetAttrKey) and parts[-1] == "value":
+            parts.pop()  # an nnx variable's `.value`, as `path_string` drops it
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = leaf
+    if [path_string(p) for p, _ in kept] != [path for path, _ in matching_leaves(out)]:
+        raise KerasFileError(
+            checkpoint.path,
+            "params holds non-trainable weights the optimizer state has no slots for, in a tree that cannot be "
+            "split by path: pass the trainable parameters (the tree the state was built on) instead.",
+        )
+    return out
+
+
 def write_keras(
     path: Any,
     tx_or_optimizer: Any,
@@ -111,8 +138,9 @@ def write_keras(
         hyperparameters changed).
       params: the parameters (a flax tree, any pytree), paired with the
         file's variables as :func:`~jaxopt_keras.io.state_from_keras` pairs
-        them; leaves may include non-trainable weights (batch statistics).
-        Weights ``params`` does not hold keep ``like``'s values.
+        them; leaves may include non-trainable weights (batch statistics:
+        flax's whole ``variables``, ``nnx.state(model)``), which are written
+        and have no slots.  Weights ``params`` does not hold keep ``like``'s values.
       state: the optimizer state (``tx.init``'s structure).
       like: a Keras file (or the :class:`~jaxopt_keras.io.KerasCheckpoint`
         read from it) of the same model: a TF-Keras ``.h5``, a ``.keras``
@@ -148,9 +176,10 @@ def write_keras(
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
     model_weights = dict(zip(keys, leaves))
     config = _optimizer_config(tx_or_optimizer, state, checkpoint)
-    entries = keras_weights(tx_or_optimizer, params, state, checkpoint, names)
+    trainable = _trainable_part(params, keys, checkpoint)
+    entries = keras_weights(tx_or_optimizer, trainable, state, checkpoint, names)
     own = _loss_scale_variables(checkpoint, state)
-    members = dict(member_weights(params, state, checkpoint, names)) if routes_by_path(checkpoint.config) else None
+    members = dict(member_weights(trainable, state, checkpoint, names)) if routes_by_path(checkpoint.config) else None
     if checkpoint.kind == "weights.h5":
         _write_weights_file(path, checkpoint, model_weights, entries, own, members)
     elif checkpoint.kind == "h5":
