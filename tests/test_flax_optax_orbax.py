@@ -350,3 +350,40 @@ def test_an_orbax_flat_state_saved_without_the_padding_restores_through_state_fr
     assert_trees_equal(step(flat, state, grads), step(restored["params"], restored["opt_state"], grads))
     with pytest.raises(ValueError, match=rf"Buffer 0 of the flat layout .* needs shape \({size},\) .*holds shape \({used - 1},\)"):
         io.state_from_tree(target, checkpointer.restore(tmp_path / "short"))
+
+
+ROW_SPARSE = [("legacy adagrad", lambda: jk.legacy.adagrad(0.1)), ("legacy sgd momentum", lambda: jk.legacy.sgd(0.1, momentum=0.9)),
+              ("current adagrad", lambda: jk.adagrad(0.1)), ("legacy ftrl", lambda: jk.legacy.ftrl(0.1))]
+
+
+@pytest.mark.parametrize("make", [m for _, m in ROW_SPARSE], ids=[n for n, _ in ROW_SPARSE])
+def test_row_sparse_updates_in_flax_loops(make):
+    # These optimizers update the gradient's rows only and return an IndexedSlices
+    # update; optax.apply_updates (which TrainState and nnx.Optimizer call) adds it
+    # as jk.apply_updates does, duplicate rows summed, padding rows dropped.
+    table = jnp.linspace(-1.0, 1.0, 40).reshape(10, 4)
+
+    def sparse(i):
+        return jk.IndexedSlices(jnp.cos(jnp.arange(12.0).reshape(3, 4) + i), jnp.array([1, 7, 7 if i % 2 else 10]), (10, 4))
+
+    tx = make()
+    expected, state = {"e": table}, tx.init({"e": table})
+    for i in range(4):
+        updates, state = tx.update({"e": sparse(i)}, state, expected)
+        assert isinstance(updates["e"], jk.IndexedSlices)
+        np.testing.assert_array_equal(np.asarray(optax.apply_updates(expected, updates)["e"]), np.asarray(jk.apply_updates(expected, updates)["e"]))
+        expected = jk.apply_updates(expected, updates)
+    ts = train_state.TrainState.create(apply_fn=None, params={"e": table}, tx=make())
+    for i in range(4):
+        ts = ts.apply_gradients(grads={"e": sparse(i)})
+    assert_trees_equal(ts.params, expected)
+
+    class Net(nnx.Module):
+        def __init__(self):
+            self.e = nnx.Param(table)
+
+    net = Net()
+    optimizer = nnx.Optimizer(net, make(), wrt=nnx.Param)
+    for i in range(4):
+        optimizer.update(net, jax.tree_util.tree_map(lambda _: sparse(i), nnx.state(net, nnx.Param)))
+    np.testing.assert_array_equal(np.asarray(net.e.value), np.asarray(expected["e"]))

@@ -74,6 +74,11 @@ class IndexedSlices:
         values = jnp.asarray(self.values)
         return jnp.where(valid.reshape((-1,) + (1,) * (values.ndim - 1)), values, jnp.zeros_like(values))
 
+    def __radd__(self, other: Any) -> jax.Array:
+        """``dense + self``: ``dense`` with the rows added (:func:`scatter_add`, padding dropped), so
+        ``optax.apply_updates`` (flax's ``TrainState``, ``nnx.Optimizer``) applies a row-sparse update."""
+        return scatter_add(jnp.asarray(other), self.indices, self.values)
+
     def __repr__(self) -> str:
         return f"IndexedSlices(values={self.values!r}, indices={self.indices!r}, dense_shape={self.dense_shape})"
 
