@@ -25,7 +25,8 @@ import jax
 import numpy as np
 
 from jaxopt_keras.io.errors import KerasFileError
-from jaxopt_keras.optimizers import deserialize
+from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
+from jaxopt_keras.optimizers import deserialize, serialize
 from jaxopt_keras.optimizers.config import tf_keras_family, without_custom_prefix
 from jaxopt_keras.optimizers.keras3 import LossScaleOptimizer as LossScaleOptimizerKeras3
 from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
@@ -173,6 +174,7 @@ def assemble(
     keras_version: str | None = None,
     missing_optimizer: str = "",
     loss_scale: dict | None = None,
+    wrapped: bool = False,
 ) -> KerasCheckpoint:
     """The checkpoint from a reader's raw pieces, checked (see the module docstring).
 
@@ -189,8 +191,8 @@ def assemble(
             "pass config= (the optimizer's serialization, or the model's config with its compile_config).",
         )
     optimizer_config = with_file_hyperparams(optimizer_config, file_hyperparams or {})
-    if loss_scale is not None and not isinstance((optimizer_config.get("config") or {}).get("inner_optimizer"), Mapping):
-        optimizer_config = _loss_scaled(path, optimizer_config)
+    if (loss_scale is not None or wrapped) and not isinstance((optimizer_config.get("config") or {}).get("inner_optimizer"), Mapping):
+        optimizer_config = _loss_scaled(path, optimizer_config, keras3)
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
     iterations = int(values[0])
@@ -231,20 +233,23 @@ def with_file_hyperparams(config: Mapping[str, Any], hyperparams: Mapping[str, A
     return config
 
 
-def _loss_scaled(path: Any, config: Mapping[str, Any]) -> dict:
-    """The config of the ``LossScaleOptimizer`` Keras 3 wraps ``config`` in.
+def _loss_scaled(path: Any, config: Mapping[str, Any], keras3: bool) -> dict:
+    """The config of the ``LossScaleOptimizer`` Keras wraps ``config`` in.
 
-    Under a ``mixed_float16`` policy Keras 3's ``compile`` wraps the model's
-    optimizer (Keras 3's defaults: ``initial_scale=2**15``,
-    ``dynamic_growth_steps=2000``), and does again when it loads the model
-    under that policy: the file holds the wrapper's variables while its
-    ``compile_config`` names the optimizer given to ``compile``.
+    Under a ``mixed_float16`` policy ``compile`` wraps the model's optimizer
+    (the defaults: ``initial_scale=2**15``, ``dynamic_growth_steps=2000``;
+    TF-Keras's current optimizers in ``LossScaleOptimizerV3``), and does
+    again when it loads the model under that policy: the file's store holds
+    the wrapper's ``inner_optimizer`` while its ``compile_config`` names the
+    optimizer given to ``compile``.  (Keras 3 stores the wrapper's scale and
+    counter; TF-Keras does not, and its wrapper starts again at the initial scale.)
     """
     try:
-        inner = deserialize_keras3(dict(config))
+        if keras3:
+            return serialize_keras3(LossScaleOptimizerKeras3(deserialize_keras3(dict(config)), name="loss_scale_optimizer"))
+        return serialize(LossScaleOptimizer(deserialize(dict(config))))
     except (ValueError, TypeError) as e:
         raise KerasFileError(path, f"its optimizer config cannot be read: {e}") from e
-    return serialize_keras3(LossScaleOptimizerKeras3(inner, name="loss_scale_optimizer"))
 
 
 def routes_by_path(config: Mapping[str, Any]) -> bool:

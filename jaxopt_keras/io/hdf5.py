@@ -346,15 +346,16 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
                 trainable.append(key)
     for node in _vars(f):  # the model's own variables
         weights[f"vars/{node.name.rsplit('/', 1)[-1]}"] = dataset(node)
-    values, loss_scale = None, None
+    values, loss_scale, wrapped = None, None, False
     if "optimizer" in f:
         og = f["optimizer"]
+        wrapped = "inner_optimizer" in og
         keras3 = keras3 or ("vars" in og and "name" in og["vars"].attrs)
         # A loss-scale wrapper stores its inner optimizer's weights under inner_optimizer (which Keras loads last).
         where = "optimizer/inner_optimizer" if "inner_optimizer" in og else "optimizer"
         values = [dataset(n) for n in _numbered_vars(og["inner_optimizer"] if "inner_optimizer" in og else og, where, path)] or None
         loss_scale = _keras3_loss_scale(og, path) if keras3 and "inner_optimizer" in og else None
-    return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3, loss_scale=loss_scale)
+    return dict(model_weights=weights, trainable=trainable, values=values, keras3=keras3, loss_scale=loss_scale, wrapped=wrapped)
 
 
 def _keras3_loss_scale(og: Any, path: Any) -> dict:

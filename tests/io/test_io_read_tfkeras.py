@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 import h5py
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -239,3 +240,45 @@ def test_a_tf_checkpoint_with_the_loss_scale_wrappers_config(tmp_path, family):
     # Without the wrapper's config, the checkpoint ports as the bare optimizer: no scale to read.
     bare = read_keras(paths["ckpt"], config=kf.serialized(model.optimizer.inner_optimizer))
     assert bare.loss_scale is None and "inner_optimizer" not in bare.config["config"]
+
+
+def test_a_mixed_float16_keras_file_ports_with_its_loss_scale_wrapper(tmp_path):
+    """Under mixed_float16, compile wraps the optimizer given to it in a LossScaleOptimizerV3;
+    the .keras file's compile_config names the optimizer given (Adam) and its store holds the
+    wrapper's inner_optimizer.  The port is the wrapped optimizer, as the run was, so a
+    non-finite gradient skips the step and halves the scale, as TF-Keras's does."""
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        tf_keras.backend.clear_session()
+        tf_keras.utils.set_random_seed(0)
+        inputs = tf_keras.Input((4,))
+        model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, dtype="float32")(tf_keras.layers.Dense(3, dtype="float32")(inputs)))
+        model.compile(kf.C.Adam(0.01), "mse")
+        x, y = kf.data(model)
+        model.fit(x, y, batch_size=8, verbose=0)
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    assert type(model.optimizer).__name__ == "LossScaleOptimizerV3"
+    paths = kf.save_all(model, str(tmp_path), kinds=("keras", "weights.h5"))
+    config = {"model": json.loads(model.to_json()), "optimizer": kf.serialized(model.optimizer.inner_optimizer)}
+    for kind in ("keras", "weights.h5"):
+        ckpt = read_keras(paths[kind], config=config if kind == "weights.h5" else None)
+        assert ckpt.config["class_name"] == "LossScaleOptimizerV3", kind
+        assert ckpt.config["config"]["inner_optimizer"]["class_name"] == "Adam", kind
+        assert ckpt.loss_scale is None  # TF-Keras stores no scale: its wrapper starts at 2**15 again
+    params = {f"Dense_{i}": {"kernel": jnp.asarray(k), "bias": jnp.asarray(b)} for i, (k, b) in enumerate(zip(*[iter(model.get_weights())] * 2))}
+    tx = io.transformation_from_keras(ckpt, params)
+    state = io.state_from_keras(tx, params, ckpt)
+    assert float(model.optimizer.loss_scale) == 2.0**15 == float(find_state(state, LossScaleState).loss_scale)
+    for step in range(3):  # an infinite gradient first, then finite ones, on both sides
+        fill = np.inf if step == 0 else 0.1 * (step + 1)
+        grads = [np.full(v.shape, fill if i == 0 else 0.1, np.float32) for i, v in enumerate(model.trainable_variables)]
+        model.optimizer.apply_gradients(zip([tf_keras.backend.constant(g) for g in grads], model.trainable_variables))
+        tree = {"Dense_0": {"kernel": grads[0], "bias": grads[1]}, "Dense_1": {"kernel": grads[2], "bias": grads[3]}}
+        updates, state = tx.update(jax.tree_util.tree_map(jnp.asarray, tree), state, params)
+        params = jax.tree_util.tree_map(jnp.add, params, updates)
+        assert float(find_state(state, LossScaleState).loss_scale) == float(model.optimizer.loss_scale), step
+    ours = [np.asarray(params[f"Dense_{i}"][k]) for i in range(2) for k in ("kernel", "bias")]
+    for got, want in zip(ours, model.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert all(np.isfinite(w).all() for w in ours)
