@@ -34,7 +34,9 @@ def _tf_kwargs(kwargs):
     out = dict(kwargs)
     lr = out.get("learning_rate")
     if isinstance(lr, jk.schedules.LearningRateSchedule):
-        out["learning_rate"] = tf_keras.optimizers.schedules.deserialize(jk.schedules.serialize(lr))
+        # The same constructor arguments (serialize writes an np.float64 as a Python
+        # float, which TF-Keras's schedule would compute in float32).
+        out["learning_rate"] = getattr(tf_keras.optimizers.schedules, type(lr).__name__).from_config(lr.get_config())
     return out
 
 

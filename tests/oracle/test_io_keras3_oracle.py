@@ -33,7 +33,7 @@ import numpy as np
 import pytest
 
 import jaxopt_keras as jk
-from harness import agreement
+from harness import TOLERANCE, agreement
 from jaxopt_keras import io, mixed_precision
 from jaxopt_keras.core.state import find_state
 from jaxopt_keras.transforms.loss_scale import LossScaleState
@@ -107,7 +107,20 @@ def check(report, label, what, ours, theirs, saved):
     ulps = f"{a.max_ulps:.0f} ulp, " if dtype == jnp.float32 else ""  # (of float32: none for bfloat16)
     report(f"io keras3 {what:44s} {label:18s} {dtype.name}: {ulps}rel {a.relative:.1e}")
     assert a.moved > 0.01, f"the parameters hardly moved ({a.moved})"
-    assert a.max_abs_diff == 0, f"{label} {what}: {a.max_ulps} ulp of float32 (rel {a.relative:.1e})"
+    if label in INCREMENT_OF_A_VALUE:
+        assert a.relative <= TOLERANCE[np.float32], f"{label} {what}: rel {a.relative:.1e} of the distance moved"
+    else:
+        assert a.max_abs_diff == 0, f"{label} {what}: {a.max_ulps} ulp of float32 (rel {a.relative:.1e})"
+
+
+# Keras 3 decays the weight first (`p - p*wd*lr`), then steps: a new value, which the
+# optax protocol returns as the increment `new - p`.  When a parameter crosses zero
+# that subtraction is inexact and `p + (new - p)` can miss `new` by an ulp, as the
+# Keras 3 oracle's bounded cases do (test_keras3_oracle.py).  Whether some step of
+# this run does depends on the trajectory, whose last bits follow the machine's XLA
+# code (its `tanh` and `pow` with or without FMA): exact on one machine, 83 ulp of
+# one weight (rel 3e-7) on another.  Bounded by the float32 oracle tolerance.
+INCREMENT_OF_A_VALUE = ("AdamW",)
 
 
 PORT_CASES = [(label, kind) for label in CASES for kind in ("keras", "weights.h5")]
