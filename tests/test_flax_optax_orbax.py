@@ -387,3 +387,32 @@ def test_row_sparse_updates_in_flax_loops(make):
     for i in range(4):
         optimizer.update(net, jax.tree_util.tree_map(lambda _: sparse(i), nnx.state(net, nnx.Param)))
     np.testing.assert_array_equal(np.asarray(net.e.value), np.asarray(expected["e"]))
+
+
+def test_routed_optimizer_paths_in_nnx_optimizer():
+    # Paths made over nnx.state(model, nnx.Param) keep each string in its Param;
+    # nnx.Optimizer inits on that state and updates on the bare arrays: the step
+    # reads the string inside (it was a ValueError, "a variable's path is a string").
+    class Net(nnx.Module):
+        def __init__(self):
+            self.embed = nnx.Embed(6, 4, rngs=nnx.Rngs(0))
+            self.dense = nnx.Linear(4, 5, rngs=nnx.Rngs(1))
+
+    keras_paths = {("embed", "embedding"): "embedding/embeddings", ("dense", "kernel"): "dense/kernel", ("dense", "bias"): "dense/bias"}
+
+    def paths_of(tree):
+        return jax.tree_util.tree_map_with_path(lambda kp, _: keras_paths[tuple(k.key for k in kp[:2])], tree)
+
+    net = Net()
+    params = nnx.state(net, nnx.Param)
+    optimizer = nnx.Optimizer(net, jk.keras3.muon(learning_rate=0.01, paths=paths_of(params)), wrt=nnx.Param)
+    pure = nnx.to_pure_dict(params)
+    tx = jk.keras3.muon(learning_rate=0.01, paths=paths_of(pure))
+    state = tx.init(pure)
+    for i in range(3):
+        wrapped = jax.tree_util.tree_map(lambda p: jnp.cos(jnp.arange(p.size, dtype=p.dtype).reshape(p.shape) + i), nnx.state(net, nnx.Param))
+        optimizer.update(net, wrapped)  # as nnx.grad gives them
+        grads = nnx.to_pure_dict(wrapped)
+        updates, state = tx.update(grads, state, pure)
+        pure = jk.apply_updates(pure, updates)
+    assert_trees_equal(nnx.to_pure_dict(nnx.state(net, nnx.Param)), pure)
