@@ -65,19 +65,25 @@ _ATTENTION = {"query": "query", "key": "key", "value": "value", "out": "output",
 
 def path_string(path: Sequence[Any]) -> str:
     """``params/Dense_0/kernel`` for a JAX key path (an nnx variable's trailing ``.value`` dropped)."""
+    return "/".join(str(part) for part in path_keys(path))
+
+
+def path_keys(path: Sequence[Any]) -> list[Any]:
+    """The keys of a JAX key path (dict keys, sequence indices, attribute names), an nnx
+    variable's trailing ``.value`` dropped: the parts :func:`path_string` joins."""
     parts = []
     for k in path:
         if isinstance(k, jax.tree_util.DictKey):
-            parts.append(str(k.key))
+            parts.append(k.key)
         elif isinstance(k, jax.tree_util.GetAttrKey):
             parts.append(k.name)
         elif isinstance(k, jax.tree_util.SequenceKey):
-            parts.append(str(k.idx))
+            parts.append(k.idx)
         else:
-            parts.append(str(getattr(k, "key", k)))
+            parts.append(getattr(k, "key", k))
     if len(parts) > 1 and isinstance(path[-1], jax.tree_util.GetAttrKey) and parts[-1] == "value":
         parts.pop()
-    return "/".join(parts)
+    return parts
 
 
 def leaves(tree: Any) -> list[tuple[str, Any]]:

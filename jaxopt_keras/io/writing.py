@@ -30,7 +30,7 @@ from jaxopt_keras.io.checkpoint import KerasCheckpoint, routes_by_path
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
 from jaxopt_keras.io.matching import leaves as matching_leaves
-from jaxopt_keras.io.matching import match, path_string
+from jaxopt_keras.io.matching import match, path_keys, path_string
 from jaxopt_keras.io.porting import Names, keras_weights, member_weights
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.optimizers import serialize
@@ -105,9 +105,7 @@ def _trainable_part(params: Any, keys: list[str], checkpoint: KerasCheckpoint) -
     kept = [(p, leaf) for (p, leaf), k in zip(jax.tree_util.tree_flatten_with_path(params)[0], keys) if k in trainable]
     out: dict = {}
     for p, leaf in kept:
-        parts = [getattr(e, "key", getattr(e, "idx", getattr(e, "name", e))) for e in p]
-        if len(parts) > 1 and isinstance(p[-1], jax.tree_util.GetAttrKey) and parts[-1] == "value":
-            parts.pop()  # an nnx variable's `.value`, as `path_string` drops it
+        parts = path_keys(p)
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
