@@ -64,33 +64,54 @@ def transformation_from_keras(checkpoint: KerasCheckpoint, params: Any, names: N
     (the wrapper's scale and counter, from a TF checkpoint, go into its state);
     for a Keras 3 ``MultiOptimizer``, its members routed by the Keras path of each leaf of ``params``
     (its ``OptimizerMap`` keys are Keras paths or patterns, which a flax tree's own paths do not match).
+    With ``global_clipnorm``, the norm sums the gradients in Keras's variable order, not the tree's
+    (a flax tree flattens a layer's ``bias`` before its ``kernel``), so it rounds as Keras does.
 
     Raises:
       KerasFileError: parameters that do not match the file's variables.
     """
     opt = optimizer_from_keras(checkpoint)
     multi = inner_optimizer_of(opt)
+    routed = isinstance(multi, MultiOptimizer) or multi._spec.route is not None
+    members = multi.optimizers if isinstance(multi, MultiOptimizer) else [multi]
+    clipped = [m for m in members if m._args.get("global_clipnorm") is not None]
+    order = trainable_order(params, checkpoint, names) if routed or clipped else []
     if isinstance(opt, LossScaleOptimizer):  # TF-Keras's wrapper: its transformation is the inner one's
-        return loss_scale_optimizer(opt.transformation, opt.initial_scale, opt.dynamic_growth_steps or DEFAULT_GROWTH_STEPS, opt.dynamic)
-    if not isinstance(multi, MultiOptimizer) and multi._spec.route is None:
+        inner = _in_keras_order(multi, order)
+        return loss_scale_optimizer(inner, opt.initial_scale, opt.dynamic_growth_steps or DEFAULT_GROWTH_STEPS, opt.dynamic)
+    if not routed and not clipped:
         return opt.transformation
-    order = trainable_order(params, checkpoint, names)
     paths = [p for p, _ in leaves(params)]
     for k, i in enumerate(order):
         paths[i] = checkpoint.trainable[k]
     keras_paths = jax.tree_util.tree_structure(params).unflatten(paths)
-    if not isinstance(multi, MultiOptimizer):
+    if not routed:
+        tx = _in_keras_order(multi, order)
+    elif not isinstance(multi, MultiOptimizer):
         # An optimizer that routes each variable by its path (Keras 3's Muon): the file's paths.
-        tx = build_transformation(multi._spec, dict(multi._transformation_args(), paths=keras_paths), multi.name)
+        tx = _in_keras_order(multi, order, paths=keras_paths)
     else:
-        members = multi.optimizer_map
+        optimizer_map, default = multi.optimizer_map, multi.optimizer_map.default_optimizer
+        own = {id(m): [i for k, i in zip(checkpoint.trainable, order) if route(k, optimizer_map, default) is m] for m in members}
+        txs = {id(m): _in_keras_order(m, own[id(m)]) for m in members}  # one each: a member two keys name is one optimizer
         tx = multi_optimizer(
-            {key: members[key].transformation for key in members},
-            members.default_optimizer.transformation,
+            {key: txs[id(optimizer_map[key])] for key in optimizer_map},
+            txs[id(default)],
             paths=keras_paths,
             loss_scale_factor=multi.loss_scale_factor,
         )
     return tx if opt is multi else loss_scale_optimizer_keras3(tx, opt.initial_scale, opt.dynamic_growth_steps)
+
+
+def _in_keras_order(opt: Any, order: Sequence[int], **extra_args: Any) -> Any:
+    """``opt``'s transformation over leaves whose indices in the tree are ``order``, in Keras's variable
+    order: its ``global_clipnorm`` sums their norms in that order, as Keras does (a flax tree holds a
+    layer's ``bias`` before its ``kernel``); ``extra_args``: more arguments (a routed optimizer's ``paths``)."""
+    if opt._args.get("global_clipnorm") is None and not extra_args:
+        return opt.transformation
+    rank = {leaf: r for r, leaf in enumerate(sorted(order))}  # its position among the leaves it sees
+    sums = [rank[leaf] for leaf in order] if opt._args.get("global_clipnorm") is not None else None
+    return build_transformation(opt._spec, dict(opt._transformation_args(), **extra_args), opt.name, global_norm_order=sums)
 
 
 def _members(params: Any, checkpoint: KerasCheckpoint, names: Names, multi: MultiOptimizer) -> list[tuple]:

@@ -9,7 +9,7 @@ dict asks for in that order; parts that are not configured are left out.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from jaxopt_keras.algorithms.driver import scale_by_keras
 from jaxopt_keras.algorithms.spec import Spec
@@ -21,7 +21,7 @@ from jaxopt_keras.transforms.accumulation import accumulate_gradients, scale_by_
 from jaxopt_keras.transforms.ema import ema, ema_keras3
 
 
-def keras_clipping(family: str, args: Mapping[str, Any]) -> base.GradientTransformation:
+def keras_clipping(family: str, args: Mapping[str, Any], global_norm_order: Sequence[int] | None = None) -> base.GradientTransformation:
     """Gradient clipping as the family's Keras base class applies it (stateless).
 
     Legacy (``OptimizerV2._transform_gradients``): ``clipvalue``, then
@@ -29,6 +29,8 @@ def keras_clipping(family: str, args: Mapping[str, Any]) -> base.GradientTransfo
     (``_clip_gradients``): only the first of ``clipnorm``, ``global_clipnorm``,
     ``clipvalue`` that is set and positive; Keras 3 computes the global norm
     its own way (:func:`~jaxopt_keras.transforms.clipping.clip_by_global_norm_keras3`).
+    ``global_norm_order``: the global norm's summation order (Keras's variable
+    order, see :func:`~jaxopt_keras.transforms.clipping.global_norm`).
     """
     cv, cn, gcn = args.get("clipvalue"), args.get("clipnorm"), args.get("global_clipnorm")
     if family == "legacy":
@@ -38,12 +40,12 @@ def keras_clipping(family: str, args: Mapping[str, Any]) -> base.GradientTransfo
         if cn is not None:
             parts.append(clipping.clip_by_norm(cn))
         if gcn is not None:
-            parts.append(clipping.clip_by_global_norm(gcn))
+            parts.append(clipping.clip_by_global_norm(gcn, global_norm_order))
     elif cn and cn > 0:
         parts = [clipping.clip_by_norm(cn)]
     elif gcn and gcn > 0:
         by_global_norm = clipping.clip_by_global_norm_keras3 if family == "keras3" else clipping.clip_by_global_norm
-        parts = [by_global_norm(gcn)]
+        parts = [by_global_norm(gcn, global_norm_order)]
     elif cv and cv > 0:
         parts = [clipping.clip_by_value(cv)]
     else:
@@ -82,7 +84,9 @@ class MicroStepSchedule(LearningRateSchedule):
         return {"schedule": self.schedule.get_config(), "steps": self.steps}
 
 
-def build_transformation(spec: Spec, args: Mapping[str, Any], name: str = "optimizer") -> base.GradientTransformation:
+def build_transformation(
+    spec: Spec, args: Mapping[str, Any], name: str = "optimizer", global_norm_order: Sequence[int] | None = None
+) -> base.GradientTransformation:
     """The optimizer that checked ``args`` describe, in Keras's order.
 
     ``chain(loss_scale_factor, accumulate(chain(clipping, step)), ema)``:
@@ -93,6 +97,9 @@ def build_transformation(spec: Spec, args: Mapping[str, Any], name: str = "optim
       spec: the algorithm in one family.
       args: the output of :func:`jaxopt_keras.keras.arguments.check_arguments`.
       name: the optimizer's name, for error messages.
+      global_norm_order: the order ``global_clipnorm``'s norm sums the
+        gradients in, where Keras's variable order is not the tree's (a
+        ported flax tree); ``None``: the tree's.
     """
     steps = args.get("gradient_accumulation_steps")
     step_args = dict(args)
@@ -100,7 +107,7 @@ def build_transformation(spec: Spec, args: Mapping[str, Any], name: str = "optim
         step_args["learning_rate"] = MicroStepSchedule(args["learning_rate"], steps)
     inner = []
     if any(args.get(k) is not None for k in ("clipvalue", "clipnorm", "global_clipnorm")):
-        inner.append(keras_clipping(spec.family, args))
+        inner.append(keras_clipping(spec.family, args, global_norm_order))
     inner.append(scale_by_keras(spec, step_args, name))
     parts = []
     if args.get("loss_scale_factor") is not None:

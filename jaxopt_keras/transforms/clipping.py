@@ -9,6 +9,8 @@ converts them.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,13 +99,34 @@ def clip_by_norm(clipnorm: float) -> base.GradientTransformation:
     return base.GradientTransformation(lambda params: base.EmptyState(), update)
 
 
-def global_norm(updates) -> jax.Array:
+def _summed(updates, order: Sequence[int] | None) -> list:
+    """The non-``None`` gradient leaves, in the order a global norm sums them:
+    the tree's, or ``order`` (``order[k]`` the position, among those leaves, of the k-th one summed)."""
+    leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
+    if order is None:
+        return leaves
+    if sorted(order) != list(range(len(leaves))):
+        raise ValueError(
+            f"The global norm's order must name each of the {len(leaves)} gradients once; received {list(order)}."
+        )
+    return [leaves[i] for i in order]
+
+
+def global_norm(updates, order: Sequence[int] | None = None) -> jax.Array:
     """``tf.linalg.global_norm``: ``sqrt(2 * sum_i l2_loss(g_i))``.
 
     ``l2_loss(g) = sum(g**2) / 2`` per tensor, in the tensor's dtype; the sum
     over tensors runs in their common dtype.  ``None`` leaves are skipped.
+
+    Args:
+      updates: a tree of gradients.
+      order: the order of the sum over tensors (a permutation of the
+        non-``None`` leaves' positions), where it must be Keras's variable
+        order rather than the tree's: a flax tree flattens a layer's ``bias``
+        before its ``kernel``, which Keras lists first, and a float sum in
+        another order can round differently.  ``None``: the tree's order.
     """
-    leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
+    leaves = _summed(updates, order)
     if not leaves:
         return jnp.zeros([], jnp.float32)
     dtype = jnp.result_type(*leaves)
@@ -113,7 +136,7 @@ def global_norm(updates) -> jax.Array:
 
 
 @base.picklable
-def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
+def clip_by_global_norm(global_clipnorm: float, order: Sequence[int] | None = None) -> base.GradientTransformation:
     """Scales all gradients together so their global L2 norm is at most the threshold.
 
     As ``tf.clip_by_global_norm(grads, global_clipnorm)``::
@@ -124,6 +147,7 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
 
     Args:
       global_clipnorm: a non-negative threshold.
+      order: the order the norm sums the tensors in (see :func:`global_norm`).
 
     Returns:
       A stateless transform.
@@ -132,7 +156,7 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
 
     def update(updates, state, params=None, **extra_args):
         del params, extra_args  # optax's extra arguments (value=loss): none is read here
-        norm = global_norm(updates)
+        norm = global_norm(updates, order)
         c = _as(global_clipnorm, norm.dtype)
         scale = c * jnp.minimum(1.0 / norm, jnp.asarray(1.0, norm.dtype) / c)
         scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as TF.
@@ -143,7 +167,7 @@ def clip_by_global_norm(global_clipnorm: float) -> base.GradientTransformation:
 
 
 @base.picklable
-def clip_by_global_norm_keras3(global_clipnorm: float) -> base.GradientTransformation:
+def clip_by_global_norm_keras3(global_clipnorm: float, order: Sequence[int] | None = None) -> base.GradientTransformation:
     """Keras 3's global-norm clipping (``BaseOptimizer._clip_by_global_norm``)::
 
         n = sqrt(sum_i sum(g_i**2))
@@ -152,12 +176,13 @@ def clip_by_global_norm_keras3(global_clipnorm: float) -> base.GradientTransform
 
     TF-Keras (:func:`clip_by_global_norm`) sums halves of squares and computes
     ``1 / global_clipnorm`` in float32; the two can differ in the last bit.
+    ``order``: the order the norm sums the tensors in (see :func:`global_norm`).
     """
     _check("global_clipnorm", global_clipnorm)
 
     def update(updates, state, params=None, **extra_args):
         del params, extra_args  # optax's extra arguments (value=loss): none is read here
-        leaves = [base.values_of(g) for g in jax.tree_util.tree_leaves(updates, is_leaf=base.is_none) if g is not None]
+        leaves = _summed(updates, order)
         if not leaves:
             return updates, state
         with inlined_jnp(leaves):

@@ -192,3 +192,39 @@ def test_a_step_count_beyond_the_counter_is_refused_not_wrapped(files):
             np.testing.assert_array_equal(a, b)
     at_max = dataclasses.replace(ckpt, iterations=2**31 - 1)
     assert int(jk.optimizers.weights.read_iterations(io.state_from_keras(tx, params, at_max))) == 2**31 - 1
+
+
+GLOBAL_CLIP_CASES = {
+    "legacy": lambda: kf.L.SGD(0.1, global_clipnorm=0.1),
+    "current": lambda: kf.C.SGD(0.1, global_clipnorm=0.1),
+    "current_loss_scale": lambda: tf_keras.mixed_precision.LossScaleOptimizer(kf.C.SGD(0.1, global_clipnorm=0.1)),
+}
+
+
+@pytest.mark.parametrize("case", list(GLOBAL_CLIP_CASES))
+def test_ported_global_clipnorm_sums_in_keras_order(tmp_path, case):
+    """Keras sums the global norm over its trainable variables in their order (each layer's
+    kernel, then its bias); a flax tree flattens the bias first.  The ported transformation
+    sums in Keras's order: on the tree it steps bit for bit as the same optimizer on the list
+    in Keras's order, for gradients whose norm the tree's order rounds otherwise."""
+    model = kf.trained(kf.small, GLOBAL_CLIP_CASES[case])
+    kind = "h5" if case == "legacy" else "keras"  # (TF-Keras saves no legacy optimizer state in a .keras)
+    ckpt = io.read_keras(kf.save_all(model, str(tmp_path), kinds=(kind,))[kind])
+    weights = [jnp.asarray(w) for w in model.get_weights()]  # kernel, bias, kernel, bias
+    tree = lambda xs: {f"Dense_{i}": {"kernel": xs[2 * i], "bias": xs[2 * i + 1]} for i in range(2)}  # noqa: E731
+    ported = io.transformation_from_keras(ckpt, tree(weights))
+    factory = jk.legacy.sgd if case == "legacy" else jk.sgd
+    in_keras_order, in_tree_order = factory(0.1, global_clipnorm=0.1), factory(0.1, global_clipnorm=0.1)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # gradients whose norm the two orders round differently
+        grads = [jnp.asarray(rng.normal(size=w.shape).astype(np.float32)) for w in weights]
+        if jk.global_norm(grads) != jk.global_norm(tree(grads)):
+            break
+    else:
+        pytest.fail("no draw whose global norm depends on the order")
+    theirs, _ = in_keras_order.update(grads, in_keras_order.init(weights), weights)
+    ours, _ = ported.update(tree(grads), ported.init(tree(weights)), tree(weights))
+    for got, want in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(tree(theirs))):
+        np.testing.assert_array_equal(got, want)
+    other, _ = in_tree_order.update(tree(grads), in_tree_order.init(tree(weights)), tree(weights))
+    assert any(np.any(a != b) for a, b in zip(jax.tree_util.tree_leaves(other), jax.tree_util.tree_leaves(ours)))

@@ -14,6 +14,10 @@ BEFORE, AFTER, HALF, BATCH = 20, 60, 30, 16
 # label -> (class name, kwargs, wrapper).  A "schedule" kwarg is an ExponentialDecay config.
 CASES = {
     "Adam": ("Adam", dict(learning_rate=0.01, clipnorm=1.0), None),
+    # The global norm sums the tensors' squares in Keras's variable order (kernel, bias per layer),
+    # not in the flax tree's (bias, kernel): a different order rounds differently.
+    "Adam_global_clipnorm": ("Adam", dict(learning_rate=0.01, global_clipnorm=0.1), None),
+    "LossScale_Adam_global_clipnorm": ("Adam", dict(learning_rate=0.01, global_clipnorm=0.1), "LossScaleOptimizer"),
     "AdamW": ("AdamW", dict(learning_rate=0.01, weight_decay=0.05), None),
     "Nadam": ("Nadam", dict(learning_rate=0.01), None),
     "SGD": ("SGD", dict(learning_rate=0.05, momentum=0.9, nesterov=True), None),
@@ -28,6 +32,8 @@ CASES = {
     "Adam_mixed_policy": ("Adam", dict(learning_rate=0.01), "mixed_float16"),
     # Adam for the kernels (a pattern: each case's layers are numbered anew), SGD for the rest.
     "Multi": ("Adam", dict(learning_rate=0.01), "MultiOptimizer"),
+    # The kernels' Adam clips their global norm: over its own variables, leaves 1 and 3 of the tree.
+    "Multi_global_clipnorm": ("Adam", dict(learning_rate=0.01, global_clipnorm=0.1), "MultiOptimizer"),
     "SGD_bfloat16": ("SGD", dict(learning_rate=0.05, momentum=0.9), None),  # Adam: beta_2 is 1.0 in bfloat16
     # Muon routes by path: the kernels take its Newton-Schulz step (no velocity slot), the biases AdamW.
     "Muon": ("Muon", dict(learning_rate=0.01, weight_decay=None, adam_weight_decay=None), None),

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 import jaxopt_keras as jk
 from harness import compare, jax_factory
+from jaxopt_keras.transforms.clipping import clip_by_global_norm_keras3
 
 
 def _tensors(dtype, seed=0):
@@ -120,3 +121,22 @@ def test_clipping_orders_differ_between_families():
     # current: clipnorm alone -> g / |g|.
     g0 = np.array([3.0, -4.0, 0.25])
     np.testing.assert_allclose(np.asarray(uc[0]), -g0 / np.linalg.norm(g0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("clip", [jk.clip_by_global_norm, clip_by_global_norm_keras3], ids=["tf", "keras3"])
+def test_global_norm_order_is_the_order_of_the_sum(clip):
+    """``order`` sums the tensors as a list in that order would (Keras's variable order,
+    not the tree's); a list that names a tensor twice, or misses one, is refused."""
+    ts = [np.float32(3.0) * t for t in _tensors(np.float32, seed=1)]
+    ts[2] = None  # a None leaf is not counted: order is over the others
+    present = [t for t in ts if t is not None]
+    order = [3, 0, 2, 1]
+    ours, _ = clip(1.0, order).update(ts, jk.EmptyState())
+    theirs, _ = clip(1.0).update([present[i] for i in order], jk.EmptyState())
+    for k, i in enumerate(order):
+        np.testing.assert_array_equal(np.asarray([x for x in ours if x is not None][i]), np.asarray(theirs[k]))
+    assert ours[2] is None
+    np.testing.assert_array_equal(jk.global_norm(ts, order), jk.global_norm([present[i] for i in order]))
+    for bad in ([0, 1, 2], [0, 0, 1, 2], [1, 2, 3, 4]):
+        with pytest.raises(ValueError, match="must name each of the 4 gradients once"):
+            clip(1.0, bad).update(ts, jk.EmptyState())
