@@ -261,6 +261,19 @@ def routes_by_path(config: Mapping[str, Any]) -> bool:
     return str(config.get("class_name")).lower() == "multioptimizer"
 
 
+def _untracked_scalars(optimizer: Any, layout: list, values: Sequence) -> str:
+    """The reason a Keras 3 file of a wrapped optimizer lacks that optimizer's scalars (``u_product``)."""
+    scalars = [w.name for w, _, _ in layout if w.kind == "scalar"]
+    if not isinstance(optimizer, LossScaleOptimizerKeras3) or not scalars or len(values) != len(layout) - len(scalars):
+        return ""
+    return (
+        f" Keras 3 does not track the wrapped optimizer's {scalars} under a LossScaleOptimizer: they are not among"
+        " its variables, so the file lacks them, and on the JAX backend each step of the run started them again"
+        " from their initial value instead of carrying them on. That run's state does not continue as"
+        f" {type(optimizer.inner_optimizer).__name__}: port the model's weights and start the optimizer afresh."
+    )
+
+
 def _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config=None) -> list[str]:
     try:
         optimizer = keras_optimizer(optimizer_config, family)
@@ -288,7 +301,8 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
                 "whose flags say which layers are frozen."
                 if len(layout) > len(values) and model_config is None
                 else ""
-            ),
+            )
+            + _untracked_scalars(optimizer, layout, values),
         )
     names = []
     for (w, shape, _), value in zip(layout, values):

@@ -104,6 +104,20 @@ def test_a_loss_scale_optimizer_without_its_own_variables(written, tmp_path):
     assert str(bad) in str(e.value)
 
 
+def test_a_loss_scale_optimizers_nadam_file_lacks_u_product(written):
+    """Keras 3 does not track a LossScaleOptimizer's inner Nadam's ``u_product`` (on the JAX
+    backend each step starts it again from 1.0): neither variables list holds it and the file
+    lacks it.  The error says so, where it would otherwise only count the weights."""
+    truth = written["loss_scale_nadam"]
+    assert not any("u_product" in path for path, _ in truth["variables"] + truth["inner_variables"])
+    config = {"model": truth["config"], "optimizer": truth["optimizer"]}
+    for kind in ("keras", "weights.h5"):
+        path = truth["paths"][kind]
+        with pytest.raises(KerasFileError, match=r"has 11: .*'u_product'\]\. Keras 3 does not track the wrapped optimizer's \['u_product'\]") as e:
+            read_keras(path, config=config if kind == "weights.h5" else None)
+        assert str(path) in str(e.value) and "continue as Nadam" in str(e.value)
+
+
 def test_a_weights_file_of_another_optimizer(written):
     """The config says Nadam (one more variable: u_product); the file holds Adam's."""
     config = {"model": written["adam"]["config"], "optimizer": written["nadam"]["optimizer"]}
