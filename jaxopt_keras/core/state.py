@@ -38,7 +38,7 @@ def local_step(count: jax.Array, k: int, dtype: Any) -> jax.Array:
     return safe_add(count, k).astype(dtype)
 
 
-def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
+def checked_count(value: Any, dtype: Any, what: str = "iterations", widens: bool = True) -> Any:
     """``value`` as a step count of ``dtype``, refusing what the counter cannot hold.
 
     Without x64 the counter is int32 (:func:`count_dtype`): a count beyond
@@ -46,6 +46,7 @@ def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
     the following steps would compute with a wrong ``t``.  Stepping saturates
     at the maximum (:func:`safe_add`); a count given from outside is refused.
     A traced value (under ``jit``) is cast as it is: data cannot raise.
+    ``widens``: whether x64 would make the counter int64 (the message says so).
 
     Raises:
       ValueError: ``value`` is not a scalar, not a non-negative whole number, or outside
@@ -65,7 +66,7 @@ def checked_count(value: Any, dtype: Any, what: str = "iterations") -> Any:
         # Keras takes it, and Adam's first step then divides by 1 - beta**0 = 0.
         raise ValueError(f"`{what}` must be a non-negative whole number; received {count}.")
     if not info.min <= count <= info.max:
-        hint = " (enable x64, `jax.config.update('jax_enable_x64', True)`, to count to 2**63 - 1)" if info.bits < 64 else ""
+        hint = " (enable x64, `jax.config.update('jax_enable_x64', True)`, to count to 2**63 - 1)" if info.bits < 64 and widens else ""
         raise ValueError(
             f"`{what}` = {count} is outside the range of the optimizer's step counter ({dtype.name}: "
             f"{info.min} to {info.max}){hint}."

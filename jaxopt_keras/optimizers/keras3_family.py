@@ -30,10 +30,11 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.hyperparams import widest_float
+from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
-from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations
+from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations, shared
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.schedules.serialization import serialize_keras3
 from jaxopt_keras.transforms.accumulation import overwrite_with_gradients
@@ -137,6 +138,16 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
         steps = self._args.get("gradient_accumulation_steps")
         raw = self._iteration_view()
         return raw if not steps else jnp.floor_divide(raw.value, steps)
+
+    @staticmethod
+    @shared
+    def _read_iterations(state: Any) -> jax.Array:
+        """Keras 3 counts in an int32 variable, under x64 too (our state's counter is then int64)."""
+        return jnp.minimum(read_iterations(state), np.iinfo(np.int32).max).astype(jnp.int32)  # saturating, as the counter
+
+    @shared
+    def _write_iterations(self, state: Any, value: Any) -> Any:
+        return super()._write_iterations(state, checked_count(value, np.int32, widens=False))
 
     def _iteration_view(self) -> Keras3View:
         """The call count, Keras 3's ``iteration`` variable."""

@@ -130,7 +130,7 @@ class LossScaleOptimizer:
 
     def _set_counter(self, value):
         with self._optimizer._lock:
-            self._counter = jnp.array(checked_count(value, np.int32, "good_steps"), copy=True)
+            self._counter = jnp.array(checked_count(value, np.int32, "good_steps", widens=False), copy=True)
 
     @property
     def dynamic_counter(self) -> StateView | None:

@@ -141,7 +141,7 @@ class LossScaleOptimizer:
 
     @locked
     def _set_counter(self, value: Any) -> None:
-        self._counter = jnp.array(checked_count(value, np.int32, "step_counter"), copy=True)
+        self._counter = jnp.array(checked_count(value, np.int32, "step_counter", widens=False), copy=True)
 
     def _set_scale(self, value: Any) -> None:
         self._scale = jnp.asarray(value, jnp.float32)
@@ -166,7 +166,7 @@ class LossScaleOptimizer:
         if len(weights) != len(self.variables):
             raise ValueError(f"Expected {len(self.variables)} weights for {self.name}, received {len(weights)}.")
         if self._built:
-            checked_count(weights[2], np.int32, "step_counter")  # before anything changes
+            checked_count(weights[2], np.int32, "step_counter", widens=False)  # before anything changes
             if nan_count(weights[3]):
                 raise ValueError(f"Optimizer weight {self.name}/dynamic_scale holds NaN: every later step would be NaN.")
         self.inner_optimizer.set_weights(weights[own:])

@@ -190,7 +190,7 @@ class MultiOptimizer:
 
     @locked
     def _set_iterations(self, value: Any) -> None:
-        self._iterations = jnp.array(checked_count(value, np.int32), copy=True)
+        self._iterations = jnp.array(checked_count(value, np.int32, widens=False), copy=True)
 
     @property
     def variables(self) -> list[StateView]:
@@ -211,7 +211,7 @@ class MultiOptimizer:
         sizes = [len(opt.variables) for opt in self._optimizers]
         if len(weights) != 2 + sum(sizes):
             raise ValueError(f"Expected {2 + sum(sizes)} weights for {self.name}, received {len(weights)}.")
-        checked_count(weights[0], np.int32)  # before anything changes
+        checked_count(weights[0], np.int32, widens=False)  # before anything changes
         saved = [opt.get_weights() if opt.built else None for opt in self._optimizers]
         try:
             start = 2

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_keras.core.state import count_dtype
+
 
 class Variable:
     """A named, mutable reference to a JAX array.
@@ -116,7 +118,7 @@ class Variable:
             )
         info = np.iinfo(self.dtype)
         if value.size and np.issubdtype(value.dtype, np.number) and (value.min() < info.min or value.max() > info.max):
-            hint = " (enable x64 to count to 2**63 - 1)" if info.bits < 64 else ""
+            hint = " (enable x64 to count to 2**63 - 1)" if info.bits < 64 and count_dtype().itemsize < 8 else ""
             raise ValueError(
                 f"Cannot assign value to variable '{self.name}': {value.max() if value.max() > info.max else value.min()} "
                 f"is outside the range of its dtype {np.dtype(self.dtype).name} ({info.min} to {info.max}){hint}."

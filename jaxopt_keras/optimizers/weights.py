@@ -266,13 +266,13 @@ class WeightsList:
     """
 
     _VIEW: type = StateView  # how the family names its variables
-
     _ITER_NAME = "iteration"
+    _read_iterations = staticmethod(read_iterations)  # the step count as the family's Keras shows it
 
     # -- iterations ----------------------------------------------------------
     @locked
     def _iterations_value(self) -> jax.Array:
-        return jnp.array(read_iterations(self._held), copy=True)  # the next step donates the state's
+        return jnp.array(self._read_iterations(self._held), copy=True)  # the next step donates the state's
 
     @locked
     def _set_iterations(self, value: Any) -> None:
@@ -313,7 +313,7 @@ class WeightsList:
     def _access(self, weight: Weight) -> tuple[Callable, Callable]:
         """Reader and writer of an entry in the state."""
         if weight.kind == "iterations":
-            return read_iterations, self._write_iterations
+            return self._read_iterations, self._write_iterations
         if weight.kind == "scalar":
             return scalar_entry(weight.name)
         if weight.kind == "hyper":

@@ -49,8 +49,10 @@ def test_set_weights_refuses_a_count_beyond_int32(cls, count):
     before = snapshot(opt)
     weights = opt.get_weights()
     weights[0] = count
-    with pytest.raises(ValueError, match=rf"`iterations` = {int(count)} is outside the range .*int32.*x64"):
+    with pytest.raises(ValueError, match=rf"`iterations` = {int(count)} is outside the range .*int32") as e:
         opt.set_weights(weights)
+    # x64 widens TF-Keras's counters (int64 there); Keras 3's stays an int32 variable.
+    assert ("enable x64" in str(e.value)) == (cls.__module__.rsplit(".", 1)[-1] != "keras3")
     assert_unchanged(opt, before)
 
 
@@ -147,3 +149,25 @@ def test_checked_count():
             checked_count(bad, np.int32)
     traced = jax.jit(lambda x: checked_count(x, jnp.int32))(jnp.int32(3))  # data cannot raise under jit
     assert int(traced) == 3
+
+
+@pytest.mark.parametrize("cls", [O.keras3.Adam, O.keras3.Nadam], ids=lambda c: c.__name__)
+def test_keras3_counts_in_int32_under_x64_too(cls):
+    """Keras 3's ``iteration`` is an int32 variable under x64 too (``keras3_probes.py``):
+    ours shows it so, refuses a count beyond it by every way in (without the x64 hint,
+    which would not help), and never shows a wrapped count."""
+    with jax.enable_x64(True):
+        opt, _ = built(cls)
+        assert opt.iterations.dtype == jnp.int32 and opt.get_weights()[0].dtype == np.int32
+        before = snapshot(opt)
+        for count in TOO_BIG:
+            weights = opt.get_weights()
+            weights[0] = count
+            for attempt in (lambda: opt.set_weights(weights), lambda: setattr(opt, "iterations", count), lambda: opt.iterations.assign(count)):
+                with pytest.raises(ValueError, match="outside the range") as e:
+                    attempt()
+                assert "x64" not in str(e.value)
+        assert_unchanged(opt, before)
+        # The state counts in int64 under x64; a count beyond int32 put there shows saturated, not wrapped.
+        opt.state = jax.tree_util.tree_map(lambda x: x + 2**31 if np.ndim(x) == 0 and x.dtype == jnp.int64 else x, opt.state)
+        assert int(opt.iterations.numpy()) == 2**31 - 1

@@ -75,6 +75,18 @@ return [(v.path, list(v.shape)) for v in opt.variables]""",
     "set_weights before build": "O3.Adam().set_weights([np.zeros(())])",
     "stateless_apply before build": "O3.Adam().stateless_apply([], [], [])",
     # Applying.
+    "iterations are int32 under x64": """
+import jax
+with jax.enable_x64(True):
+    v = Var(np.ones(2, np.float32), 'w')
+    opt = O3.SGD(learning_rate=0.5)
+    opt.apply_gradients([(np.ones(2, np.float32), v)])
+    opt.set_weights([np.asarray(w.value) for w in opt.variables])  # back in: the count stays
+    opt.apply_gradients([(np.ones(2, np.float32), v)])
+    wrapped = O3.LossScaleOptimizer(O3.SGD(0.5))
+    wrapped.build([v])
+    return [str(opt.iterations.dtype), str(opt.variables[0].dtype), str(np.asarray(opt.variables[0].value).dtype),
+            int(np.asarray(opt.iterations.value)), [str(w.dtype) for w in wrapped.variables if 'iteration' in w.path]]""",
     "iterations count": """
 v = Var(np.ones(2), 'w')
 opt = O3.SGD(learning_rate=0.5)
