@@ -168,7 +168,7 @@ class BuiltWeightsMixin:
                 f"Skipping variable loading for optimizer '{self.name}', because it has {count} variables "
                 f"whereas the saved optimizer has {len(store.keys())} variables. "
             )
-            if not self.built:
+            if not count:  # (Keras: only an optimizer without variables, never the current family's)
                 message += "This is likely because the optimizer has not been called/built yet."
             warnings.warn(message, UserWarning, stacklevel=2)
             return

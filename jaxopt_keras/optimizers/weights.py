@@ -361,8 +361,8 @@ class WeightsList:
     # -- the list ------------------------------------------------------------
     @property
     def weights(self) -> list[StateView]:
-        """The optimizer's variables in Keras's order (views into :attr:`state`)."""
-        if not self._built:
+        """The optimizer's variables in Keras's order (views into :attr:`state`); before the build, none (legacy) or the step counter."""
+        if not self._built and self._family == "legacy":
             return []
         return [self._view(*entry) for entry in self._weight_entries()]
 
@@ -373,8 +373,8 @@ class WeightsList:
 
     @locked
     def get_weights(self) -> list[np.ndarray]:
-        """The weights' values as NumPy arrays (the step counter as int64, as Keras)."""
-        if not self._built:
+        """The weights' values as NumPy arrays (the step counter as int64, as Keras), as :attr:`weights` lists them."""
+        if not self._built and self._family == "legacy":
             return []
         out = []
         for i, (_, read, _) in enumerate(self._weight_entries()):

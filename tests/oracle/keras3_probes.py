@@ -73,6 +73,7 @@ opt = O3.RMSprop(momentum=0.5, centered=True, use_ema=True)
 opt.build([Var(np.ones((2, 3)), 'kernel'), Var(np.ones(3), 'bias')])
 return [(v.path, list(v.shape)) for v in opt.variables]""",
     "set_weights before build": "O3.Adam().set_weights([np.zeros(())])",
+    "load_own_variables before build": "reset_names()\nO3.Adam().load_own_variables({'0': np.int64(7)})",
     "stateless_apply before build": "O3.Adam().stateless_apply([], [], [])",
     # Applying.
     "iterations are int32 under x64": """

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import jax
@@ -146,11 +147,38 @@ def test_a_store_of_another_length_is_skipped_with_keras_warning():
         ours.load_own_variables({"0": np.int64(7)})
     for a, b in zip(before, ours.get_weights()):
         np.testing.assert_array_equal(a, b)
-    fresh = O.keras3.Adam(0.01)
+    # Before the build: keras3_probes.py compares Keras 3's words, test_variables_before_the_build_are_tf_kerass TF-Keras's.
+
+
+def _warning(fn):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fresh.load_own_variables({"0": np.int64(7)})
-    assert any("not been called/built yet" in str(w.message) for w in caught)
+        fn()
+    return [str(w.message) for w in caught]
+
+
+def test_variables_before_the_build_are_tf_kerass(caplog):
+    """TF-Keras's current optimizers (and their loss-scale wrapper) create the step counter at
+    construction, OptimizerV2 its ``iter`` at the first step: before the build the variables
+    are ``['iteration:0']`` and ``[]``, and a store of another length is skipped with the same count."""
+    from jaxopt_keras import mixed_precision
+
+    pairs = [
+        (tf_keras.optimizers.Adam(0.1, use_ema=True), O.Adam(0.1, use_ema=True)),
+        (tf_keras.optimizers.SGD(0.1), O.SGD(0.1)),
+        (tf_keras.mixed_precision.LossScaleOptimizer(tf_keras.optimizers.Adam(0.1)), mixed_precision.LossScaleOptimizer(O.Adam(0.1))),
+        (tf_keras.optimizers.legacy.Adam(0.1), O.legacy.Adam(0.1)),
+    ]
+    for theirs, ours in pairs:
+        listed = theirs.variables() if callable(theirs.variables) else theirs.variables
+        assert [v.name for v in ours.variables] == [v.name for v in listed], type(theirs)
+        assert [np.asarray(v).tolist() for v in ours.variables] == [v.numpy().tolist() for v in listed]
+    theirs, ours = pairs[0]
+    store = {"0": np.int64(7), "1": np.int64(3)}
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        theirs.load_own_variables(store)  # TF-Keras logs it; we warn with the same words
+    assert _warning(lambda: ours.load_own_variables(store)) == [r.getMessage() for r in caplog.records] != []
 
 
 NUMPY_HYPERPARAMETERS = [
