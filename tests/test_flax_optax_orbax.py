@@ -17,6 +17,7 @@ from flax.training import train_state
 import jaxopt_keras as jk
 from helpers import all_factories
 from jaxopt_keras import io
+from jaxopt_keras.transforms.routing import multi_optimizer
 
 PARAMS = {"Dense_0": {"kernel": jnp.linspace(-1.0, 1.0, 12).reshape(4, 3), "bias": jnp.zeros(3)}, "scale": jnp.ones(())}
 
@@ -389,10 +390,18 @@ def test_row_sparse_updates_in_flax_loops(make):
     np.testing.assert_array_equal(np.asarray(net.e.value), np.asarray(expected["e"]))
 
 
-def test_routed_optimizer_paths_in_nnx_optimizer():
+ROUTED = {
+    "muon": lambda paths: jk.keras3.muon(learning_rate=0.01, paths=paths),
+    "multi_optimizer": lambda paths: multi_optimizer({".*kernel": jk.keras3.adam(0.01)}, jk.keras3.sgd(0.1, momentum=0.9), paths=paths),
+}
+
+
+@pytest.mark.parametrize("name", list(ROUTED))
+def test_routed_optimizer_paths_in_nnx_optimizer(name):
     # Paths made over nnx.state(model, nnx.Param) keep each string in its Param;
     # nnx.Optimizer inits on that state and updates on the bare arrays: the step
-    # reads the string inside (it was a ValueError, "a variable's path is a string").
+    # reads the string inside (core/paths.given_paths; it was a ValueError, "a variable's
+    # path is a string", for Muon, and "unhashable type: 'Param'" for a MultiOptimizer).
     class Net(nnx.Module):
         def __init__(self):
             self.embed = nnx.Embed(6, 4, rngs=nnx.Rngs(0))
@@ -405,9 +414,9 @@ def test_routed_optimizer_paths_in_nnx_optimizer():
 
     net = Net()
     params = nnx.state(net, nnx.Param)
-    optimizer = nnx.Optimizer(net, jk.keras3.muon(learning_rate=0.01, paths=paths_of(params)), wrt=nnx.Param)
+    optimizer = nnx.Optimizer(net, ROUTED[name](paths_of(params)), wrt=nnx.Param)
     pure = nnx.to_pure_dict(params)
-    tx = jk.keras3.muon(learning_rate=0.01, paths=paths_of(pure))
+    tx = ROUTED[name](paths_of(pure))
     state = tx.init(pure)
     for i in range(3):
         wrapped = jax.tree_util.tree_map(lambda p: jnp.cos(jnp.arange(p.size, dtype=p.dtype).reshape(p.shape) + i), nnx.state(net, nnx.Param))

@@ -175,12 +175,6 @@ def init_hyperparams(spec: Spec, args: Mapping[str, Any]) -> Hyperparams:
     return Hyperparams.create(primary, dtypes, spec.derived)
 
 
-def _unwrapped(path: Any) -> Any:
-    """A path string, out of the one-leaf node that holds it (an nnx ``Param``), else ``path``."""
-    inner = [] if isinstance(path, str) else jax.tree_util.tree_leaves(path)
-    return inner[0] if len(inner) == 1 and isinstance(inner[0], str) else path
-
-
 def leaf_routes(spec: Spec, args: Mapping[str, Any], tree: Any, treedef: Any, shapes: list) -> tuple[list[Route], list]:
     """Each leaf's :class:`Route` (all alike unless the spec routes), and its path.
 
@@ -196,9 +190,6 @@ def leaf_routes(spec: Spec, args: Mapping[str, Any], tree: Any, treedef: Any, sh
     keys = leaf_paths(tree, is_leaf=base.is_none)
     paths = args.get("paths")
     names = keys if paths is None else given_paths(paths(tree) if callable(paths) else paths, treedef)
-    # A path kept in the wrapper of its parameter (an nnx `Param` holding the string, when the
-    # paths were made over `nnx.state(model, nnx.Param)` and the step sees the bare arrays).
-    names = [_unwrapped(p) for p in names]
     for key, path in zip(keys, names):
         if not isinstance(path, str):
             raise ValueError(f"`paths` gives the parameter at {key!r} the path {path!r}: a variable's path is a string.")

@@ -34,12 +34,23 @@ def leaf_paths(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list[
 def given_paths(paths: Any, treedef: Any, what: str = "parameters") -> list[Any]:
     """The leaves of a user's ``paths`` tree, one per leaf of ``treedef``.
 
+    A path made over ``nnx.state(model, nnx.Param)`` sits in its parameter's
+    ``Param``, and ``nnx.Optimizer`` updates on the bare arrays: the string
+    is read out of the one-leaf node that holds it (``core.interop`` cannot
+    be imported here: it imports the flat layout, which imports this module).
+
     Raises:
       ValueError: ``paths`` is not shaped like the parameters.
     """
-    return leaves_like(
+    given = leaves_like(
         treedef, paths, lambda why: f"`paths` must be a tree of strings shaped like the {what} ({treedef}); received {paths!r}."
     )
+    return [_unwrapped(p) for p in given]
+
+
+def _unwrapped(path: Any) -> Any:
+    inner = [] if isinstance(path, str) else jax.tree_util.tree_leaves(path)
+    return inner[0] if len(inner) == 1 and isinstance(inner[0], str) else path
 
 
 def paths_of(tree: Any, paths: Any = None, is_leaf: Callable[[Any], bool] | None = None) -> list[str]:

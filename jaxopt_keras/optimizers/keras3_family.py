@@ -143,7 +143,8 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     @shared
     def _read_iterations(state: Any) -> jax.Array:
         """Keras 3 counts in an int32 variable, under x64 too (our state's counter is then int64)."""
-        return jnp.minimum(read_iterations(state), np.iinfo(np.int32).max).astype(jnp.int32)  # saturating, as the counter
+        count = read_iterations(state)
+        return count if count.dtype == jnp.int32 else jnp.minimum(count, np.iinfo(np.int32).max).astype(jnp.int32)  # saturating
 
     @shared
     def _write_iterations(self, state: Any, value: Any) -> Any:
