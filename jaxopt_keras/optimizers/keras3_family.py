@@ -308,13 +308,14 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
         """Exempts variables (by identity, or by ``re.search`` on the last part of their path).
 
-        Raises:
-          ValueError: the optimizer is already built (Keras 3 accepts the call
-            then but its step has already been traced without it).
+        After the build too, as Keras 3 (which resets its per-variable cache
+        of the decision): from the next step on, which is traced again.  Each
+        call replaces the previous one's exclusions, as in Keras 3.
         """
-        if self.built:
-            raise ValueError("`exclude_from_weight_decay()` can only be configued before the optimizer is built.")
         self._weight_decay_exclude = ([id(v) for v in var_list or []], list(var_names or []))
+        if self.built:
+            self._rebuild()
+            self._restructure_state()
 
     def _decay_mask(self, params: Any) -> list[bool] | None:
         if self._weight_decay_exclude is None:  # all of them: the transformation runs on any tree (a ported flax one)

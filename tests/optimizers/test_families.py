@@ -59,6 +59,23 @@ def test_exclude_from_weight_decay_by_list_and_by_name():
         opt.exclude_from_weight_decay(var_names=["kernel"])
 
 
+def test_keras3_takes_exclusions_after_the_build_from_the_next_step_on():
+    # Keras 3 resets its per-variable cache of the decision on each call, so
+    # exclusions made after the build, even after steps, apply from the next
+    # step on (tests/oracle/keras3_probes.py compares the same with Keras 3).
+    # Many small variables, so that under --packed the step packs its state.
+    variables = [jk.Variable(np.full(4, 2.0, np.float32), name=f"w_{i}") for i in range(40)]
+    opt = O.keras3.AdamW(learning_rate=0.5, weight_decay=0.25)
+    zero = np.zeros(4, np.float32)
+    opt.apply_gradients([(zero, v) for v in variables])  # zero gradients: only the decay moves them
+    opt.exclude_from_weight_decay(var_list=variables[:10], var_names=["w_3[0-9]"])
+    opt.apply_gradients([(zero, v) for v in variables])
+    once, twice = 2.0 * (1 - 0.125), 2.0 * (1 - 0.125) ** 2
+    for i, v in enumerate(variables):
+        expected = once if i < 10 or i >= 30 else twice
+        np.testing.assert_array_equal(v.numpy(), np.full(4, expected, np.float32), err_msg=v.name)
+
+
 @pytest.mark.parametrize("module", [O, O.keras3], ids=["current", "keras3"])
 def test_the_transformation_with_exclusions_names_its_mask_on_another_tree(module):
     kernel = jk.Variable(np.full(3, 2.0, np.float32), name="dense/kernel")

@@ -139,6 +139,21 @@ opt.exclude_from_weight_decay(var_names=['exclude'])
 for _ in range(3):
     opt.apply_gradients([(np.zeros((), np.float32), a), (np.zeros((), np.float32), b)])
 return [float(np.asarray(a)), float(np.asarray(b))]""",
+    # Keras 3 takes exclusions after the build too, from its next step on, each
+    # call replacing the last (TF-Keras refuses them once built).
+    "weight decay exclusions after the build and after a step": """
+a, b = Var(np.array([2.0, 3.0]), 'keep'), Var(np.array([2.0, 3.0]), 'exclude')
+opt = O3.AdamW(learning_rate=0.5, weight_decay=0.25)
+zero = np.zeros(2, np.float32)
+opt.build([a, b])
+opt.exclude_from_weight_decay(var_names=['exclude'])
+out = []
+for var_list in (None, [a]):
+    if var_list is not None:
+        opt.exclude_from_weight_decay(var_list=var_list)
+    opt.apply_gradients([(zero, a), (zero, b)])
+    out.append([np.asarray(a).tolist(), np.asarray(b).tolist()])
+return out""",
     "stateless_apply wrong lengths": """
 v = Var(np.ones(2), 'w')
 opt = O3.Adam()
