@@ -14,12 +14,14 @@ import io as _io
 import json
 import os
 import zipfile
+import zlib
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from jaxopt_keras.io.errors import KerasFileError
+from jaxopt_keras.io.errors import KerasFileError, json_kind
 from jaxopt_keras.io.hdf5 import open_file, read_weights_store, write_weights_store
+from jaxopt_keras.io.layers import check_model_config, optimizer_config
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 
@@ -29,33 +31,41 @@ def _members(path: Any) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as z:
             return {name: z.read(name) for name in z.namelist()}
-    except zipfile.BadZipFile as e:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
         raise KerasFileError(path, f"not a readable .keras archive (truncated or corrupt zip): {e}") from e
+    except (NotImplementedError, RuntimeError) as e:  # zipfile: an unknown compression method, an encrypted member
+        raise KerasFileError(path, f"a zip whose members cannot be read as a .keras archive's: {e}") from e
 
 
 def _json(members: Mapping[str, bytes], name: str, path: Any) -> dict:
     if name not in members:
         raise KerasFileError(path, f"a zip, but not a .keras archive: it has no {name} (members: {sorted(members)}).")
     try:
-        return json.loads(members[name].decode("utf-8"))
+        value = json.loads(members[name].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise KerasFileError(path, f"{name} is not valid JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise KerasFileError(path, f"{name} holds {json_kind(value)}, not a JSON object.")
+    return value
 
 
 def read_archive(path: Any) -> dict:
     """The raw pieces of a ``.keras`` archive (see :func:`~jaxopt_keras.io.checkpoint.assemble`)."""
     members = _members(path)
     config = _json(members, CONFIG, path)
+    check_model_config(config, path, CONFIG)
     metadata = _json(members, METADATA, path) if METADATA in members else {}
     if WEIGHTS not in members:
         raise KerasFileError(path, f"the archive has no {WEIGHTS} (sharded weights are not supported); members: {sorted(members)}.")
     with open_file(_io.BytesIO(members[WEIGHTS]), f"{path}!{WEIGHTS}") as f:
         raw = read_weights_store(f, f"{path}!{WEIGHTS}", config)
     version = metadata.get("keras_version")
+    if not isinstance(version, (str, type(None))):
+        raise KerasFileError(path, f"{METADATA}'s 'keras_version' is {json_kind(version)}, not a string.")
     compile_config = config.get("compile_config") or {}
-    optimizer = compile_config.get("optimizer")
-    if isinstance(optimizer, str):  # compile(optimizer="adam") saved by name
-        optimizer = {"class_name": optimizer, "config": {}}
+    if not isinstance(compile_config, Mapping):
+        raise KerasFileError(path, f"{CONFIG}'s 'compile_config' is {json_kind(compile_config)}, not a JSON object.")
+    optimizer = optimizer_config(compile_config.get("optimizer"), path, f"{CONFIG}'s compile_config['optimizer']")
     legacy_note = ""
     if isinstance(optimizer, Mapping) and "legacy" in str(optimizer.get("module", "")):
         legacy_note = " TF-Keras does not save a legacy optimizer's state in a .keras file: use model.save('m.h5')."

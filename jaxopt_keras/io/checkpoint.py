@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
+from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
 from jaxopt_keras.optimizers import deserialize, serialize
@@ -195,7 +196,11 @@ def assemble(
         optimizer_config = _loss_scaled(path, optimizer_config, keras3)
     family = family or family_of(optimizer_config, keras3)
     values = [np.asarray(v) for v in values]
-    iterations = int(values[0])
+    for i, value in enumerate(values):
+        check_numeric(path, f"optimizer weight {i}", value)
+    for key, value in model_weights.items():
+        check_numeric(path, f"model weight {key!r}", value)
+    iterations = file_step_count(path, values[0])
     if routes_by_path(optimizer_config):
         names = ["iteration"] + [f"vars/{i}" for i in range(1, len(values))]
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
@@ -215,6 +220,31 @@ def assemble(
         keras_version=keras_version,
         loss_scale=loss_scale,
     )
+
+
+def check_numeric(path: Any, what: str, value: Any) -> None:
+    """Refuses a weight that does not hold numbers (strings, objects: a damaged file).
+
+    Raises:
+      KerasFileError: naming ``path``, ``what`` and the dtype.
+    """
+    dtype = np.asarray(value).dtype
+    if dtype.kind not in "biufc" and not (dtype.kind == "V" and jax.numpy.issubdtype(dtype, jax.numpy.number)):
+        raise KerasFileError(path, f"{what} holds values of dtype {dtype}, not numbers.")
+
+
+def file_step_count(path: Any, value: Any) -> int:
+    """A file's optimizer step count, checked (:func:`~jaxopt_keras.core.state.checked_count`: a
+    scalar, a non-negative whole number); a count beyond the state's counter is refused when it is
+    loaded into a state, not here, so such a file can still be read.
+
+    Raises:
+      KerasFileError: naming ``path`` and what the count is.
+    """
+    try:
+        return int(checked_count(value, np.int64, "iterations", widens=False))
+    except ValueError as e:
+        raise KerasFileError(path, f"the optimizer's step count (its first weight): {e}") from None
 
 
 def with_file_hyperparams(config: Mapping[str, Any], hyperparams: Mapping[str, Any]) -> dict:
@@ -308,8 +338,9 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
     for (w, shape, _), value in zip(layout, values):
         name = entry_key(spec, w, trainable[w.index] if w.index >= 0 else "")
         if tuple(np.shape(value)) != shape:
+            over = f" over the model weight {trainable[w.index]!r} of shape {np.shape(model_weights[trainable[w.index]])}" if w.index >= 0 else ""
             raise KerasFileError(
-                path, f"optimizer weight {len(names)} ({name}) has shape {np.shape(value)}; the optimizer's is {shape}."
+                path, f"optimizer weight {len(names)} ({name}) has shape {np.shape(value)}; the optimizer's{over} is {shape}."
             )
         names.append(name)
     return names

@@ -22,6 +22,17 @@ class KerasFileError(ValueError):
         super().__init__(message if path is None else f"{self.path}: {message}")
 
 
+def json_kind(value: Any) -> str:
+    """What JSON calls ``value``'s type ("an object", "a list", "null", ...), for an error naming
+    what a file holds where something else belongs."""
+    if value is None:
+        return "null"
+    for kind, name in ((dict, "an object"), (list, "a list"), (str, "a string"), (bool, "a boolean"), ((int, float), "a number")):
+        if isinstance(value, kind):
+            return name
+    return f"a {type(value).__name__}"
+
+
 class MissingDependencyError(ImportError):
     """An optional dependency a file format needs is not installed."""
 

@@ -27,18 +27,10 @@ from typing import Any, Mapping, Sequence
 import ml_dtypes
 import numpy as np
 
-from jaxopt_keras.io.errors import KerasFileError, missing
+from jaxopt_keras.io.errors import KerasFileError, json_kind, missing
 from jaxopt_keras.io.layers import (
-    frozen_layers,
-    group_class,
-    is_trainable,
-    layer_configs,
-    nested_message,
-    snake_case,
-    strip_variable_name,
-    sub_object,
-    sub_object_order,
-    variable_names,
+    check_model_config, frozen_layers, group_class, is_trainable, layer_configs, nested_message,
+    optimizer_config, snake_case, strip_variable_name, sub_object, sub_object_order, variable_names,
 )
 
 try:  # h5py is the `io` extra
@@ -83,17 +75,20 @@ def attr_names(group: Any, name: str) -> list[str] | None:
 
 
 def json_attr(group: Any, name: str, path: Any = None) -> dict | None:
-    """The JSON attribute ``name`` of ``group`` (``None`` when absent).
+    """The JSON object in attribute ``name`` of ``group`` (``None`` when absent).
 
     Raises:
-      KerasFileError: it is not JSON (naming ``path`` and the attribute).
+      KerasFileError: it is not JSON, or not an object (naming ``path`` and the attribute).
     """
     if name not in group.attrs:
         return None
     try:
-        return json.loads(_text(group.attrs[name]))
+        value = json.loads(_text(group.attrs[name]))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise KerasFileError(path, f"the attribute {name!r} is not valid JSON ({e}).") from None
+    if not isinstance(value, dict):
+        raise KerasFileError(path, f"the attribute {name!r} holds {json_kind(value)}, not a JSON object.")
+    return value
 
 
 def dataset(node: Any) -> np.ndarray:
@@ -120,6 +115,7 @@ def read_saved_model(f: Any, path: Any) -> dict:
     if "model_weights" not in f:
         raise KerasFileError(path, "an HDF5 file, but not a Keras model file (no 'model_weights' group).")
     model_config = json_attr(f, "model_config", path)
+    check_model_config(model_config, path, "the attribute 'model_config'")
     training = json_attr(f, "training_config", path)
     frozen = frozen_layers(model_config)
     weights: dict[str, np.ndarray] = {}
@@ -150,7 +146,7 @@ def read_saved_model(f: Any, path: Any) -> dict:
         values = [dataset(og[name]) for name in names]
     version = _text(f.attrs["keras_version"]) if "keras_version" in f.attrs else None
     return dict(
-        optimizer_config=None if training is None else training.get("optimizer_config"),
+        optimizer_config=optimizer_config((training or {}).get("optimizer_config"), path, "training_config['optimizer_config']", False),
         model_config=model_config,
         model_weights=weights,
         trainable=trainable,
@@ -329,6 +325,9 @@ def read_weights_store(f: Any, path: Any, model_config: dict | None) -> dict:
     """The raw pieces of a weights store (see :func:`~jaxopt_keras.io.checkpoint.assemble`)."""
     if "layers" not in f and "optimizer" not in f:
         raise KerasFileError(path, "an HDF5 file, but not a Keras weights file (no 'layers' or 'optimizer' group).")
+    not_a_group = f.visititems(lambda name, node: name if name.rsplit("/", 1)[-1] == "vars" and not hasattr(node, "keys") else None)
+    if not_a_group:  # (a non-None return ends the walk)
+        raise KerasFileError(path, f"{not_a_group!r} is a dataset where Keras stores a group of variables.")
     weights: dict[str, np.ndarray] = {}
     trainable: list[str] = []
     keras3 = False  # Keras 3 marks its vars groups with a name

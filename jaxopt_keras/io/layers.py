@@ -20,6 +20,8 @@ import os
 import re
 from typing import Any, Mapping
 
+from jaxopt_keras.io.errors import KerasFileError, json_kind
+
 # Snake-case class name -> the variables it creates, in order.
 LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
     "dense": ("kernel", "bias"),
@@ -164,9 +166,48 @@ def layer_configs(model_config: Mapping[str, Any] | None) -> list[dict] | None:
     config = model_config.get("config")
     if isinstance(config, Mapping) and isinstance(config.get("layers"), list):
         return list(config["layers"])
-    if isinstance(config, list):  # TF1-era Sequential: the config is the list of layers
+    if isinstance(config, list) and model_config.get("class_name") == "Sequential":  # TF1-era: the list of layers
         return list(config)
     return None
+
+
+def check_model_config(model_config: Any, path: Any, where: str) -> None:
+    """Refuses a model config whose layers (nested ones too) are not layer configs.
+
+    Raises:
+      KerasFileError: a layer, or a layer's ``config``, is not a JSON object
+        (naming ``path``, ``where`` and the layer's position).
+    """
+
+    def walk(layers: list, at: str) -> None:
+        for i, layer in enumerate(layers):
+            here = f"{at}[{i}]"
+            if not isinstance(layer, Mapping):
+                raise KerasFileError(path, f"{where}: layer {here} is {json_kind(layer)}, not a layer's config (a JSON object).")
+            if not isinstance(layer.get("config"), (Mapping, type(None))):
+                raise KerasFileError(path, f"{where}: the 'config' of layer {here} is {json_kind(layer['config'])}, not a JSON object.")
+            walk(layer_configs(layer) or [], f"{here}.layers")
+
+    walk(layer_configs(model_config) or [], "layers")
+
+
+def optimizer_config(value: Any, path: Any, where: str, by_name: bool = True) -> dict | None:
+    """The optimizer config held at ``where``, checked: ``{"class_name", "config"}``; with
+    ``by_name``, a bare class name (a ``.keras`` archive of ``compile(optimizer="adam")``) as
+    such a config; ``None`` as ``None``.
+
+    Raises:
+      KerasFileError: anything else (naming ``path`` and ``where``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and by_name:
+        return {"class_name": value, "config": {}}
+    if not isinstance(value, Mapping):
+        raise KerasFileError(path, f"{where} is {json_kind(value)}, not an optimizer's config (a JSON object with its 'class_name').")
+    if not isinstance(value.get("config"), (Mapping, type(None))):
+        raise KerasFileError(path, f"{where}['config'] is {json_kind(value['config'])}, not a JSON object of the optimizer's arguments.")
+    return dict(value)
 
 
 def load_json(value: Any, what: str) -> Any:
@@ -204,15 +245,18 @@ def split_config(config: Any) -> tuple[dict | None, dict | None]:
             optimizer = {"class_name": optimizer, "config": {}}
         optimizer = None if optimizer is None else load_json(optimizer, "config['optimizer']")
     elif "optimizer_config" in config:
-        optimizer = dict(config["optimizer_config"])
+        optimizer = optimizer_config(config["optimizer_config"], None, "config['optimizer_config']", by_name=False)
     elif layer_configs(config) is not None or "compile_config" in config:
         model = config
     else:
         optimizer = config
+    if model is not None:
+        check_model_config(model, None, "config")
     if model is not None and optimizer is None:
-        compile_config = model.get("compile_config") or {}
-        if isinstance(compile_config.get("optimizer"), Mapping):
+        compile_config = model.get("compile_config")
+        if isinstance(compile_config, Mapping) and isinstance(compile_config.get("optimizer"), Mapping):
             optimizer = dict(compile_config["optimizer"])
+    optimizer = optimizer_config(optimizer, None, "config's optimizer")
     if optimizer is not None and "class_name" not in optimizer:
         raise ValueError(f"An optimizer config needs a 'class_name'; received keys {sorted(optimizer)}.")
     return optimizer, model

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxopt_keras.algorithms.driver import OptimizerState
 from jaxopt_keras.core.state import find_state, nan_count, replace_state
-from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, inner_optimizer_of, keras_optimizer, layout_of
+from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, file_step_count, inner_optimizer_of, keras_optimizer, layout_of
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.matching import leaves, match
 from jaxopt_keras.keras.pipeline import build_transformation
@@ -136,7 +136,7 @@ def _members(params: Any, checkpoint: KerasCheckpoint, names: Names, multi: Mult
         sub = dataclasses.replace(
             checkpoint,
             config=serialize(member),
-            iterations=int(chunk[0]),
+            iterations=file_step_count(checkpoint.path, chunk[0]),
             optimizer_weights=dict(zip([entry_key(member._spec, w, keys[w.index] if w.index >= 0 else "") for w, _, _ in layout], chunk)),
             trainable=tuple(keys),
             loss_scale=None,
@@ -172,10 +172,18 @@ def params_from_keras(params: Any, checkpoint: KerasCheckpoint, names: Names = N
 
     ``params`` may hold the trainable parameters, or the moving statistics
     too (a flax linen ``{"params": ..., "batch_stats": ...}``); every leaf
-    must match a weight of the file, of the same shape and dtype.
+    must match a weight of the file, of the same shape and dtype, and hold
+    no NaN (a diverged run's weights would make every step NaN).
+
+    Raises:
+      KerasFileError: a leaf matches no weight, or one of another dtype, or one holding NaN.
     """
     shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
     keys = match(params, shapes, names, require_all=False, path=checkpoint.path)
+    nans = {k: n for k in keys if (n := nan_count(checkpoint.model_weights[k]))}
+    if nans:
+        held = [f"{k} ({n} of {np.size(checkpoint.model_weights[k])})" for k, n in nans.items()]
+        raise KerasFileError(checkpoint.path, f"model weights hold NaN: {held[:5]}; every step from them would be NaN.")
     flat, treedef = jax.tree_util.tree_flatten(params)
     out = []
     for key, leaf in zip(keys, flat):
@@ -297,7 +305,10 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
             raise KerasFileError(checkpoint.path, f"optimizer weight {key!r} has shape {np.shape(value)}; the state's is {np.shape(like)}.")
         if w.kind != "scalar" and np.dtype(value.dtype) != np.dtype(like.dtype):
             raise _dtype_error(checkpoint, f"optimizer weight {key!r}", value.dtype, like.dtype)
-        placed = place_like(np.asarray(value, like.dtype), like)
+        try:
+            placed = place_like(np.asarray(value, like.dtype), like)
+        except (TypeError, ValueError) as e:
+            raise KerasFileError(checkpoint.path, f"optimizer weight {key!r} cannot be read as {like.dtype}: {e}") from None
         if w.kind == "scalar":
             scalars[w.name] = placed
         elif w.kind == "slot":
@@ -305,9 +316,11 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
         else:
             new_lists[w.kind][order[w.index]] = placed
     slots = core.slots._replace(**{f: slot_trees[f][1].unflatten(v) for f, v in new_slots.items()})
-    state = replace_state(
-        target, OptimizerState, lambda c: c._replace(slots=slots, scalars=scalars, hyperparams=c.hyperparams.replace(**hypers))
-    )
+    try:
+        hyperparams = core.hyperparams.replace(**hypers)
+    except (TypeError, ValueError) as e:  # Keras 3's learning_rate variable, not finite
+        raise KerasFileError(checkpoint.path, f"optimizer weights {list(hypers)}: {e}") from None
+    state = replace_state(target, OptimizerState, lambda c: c._replace(slots=slots, scalars=scalars, hyperparams=hyperparams))
     for kind, kind_leaves in new_lists.items():
         cls, field, (_, treedef) = per_variable[kind]
         state = replace_state(state, cls, lambda s, f=field, t=treedef, v=kind_leaves: s._replace(**{f: t.unflatten(v)}))
@@ -365,8 +378,17 @@ def keras_weights(tx_or_optimizer: Any, params: Any, state: Any, checkpoint: Ker
     order = trainable_order(params, checkpoint, names)
     core = find_state(state, OptimizerState)
     at = _slot_positions(params)
+    layout = _layout(opt, params, order, checkpoint.trainable)
+    lacking = [w.name for w, _, _ in layout if (w.kind == "slot" and getattr(core.slots, w.name, None) is None)
+               or (w.kind == "scalar" and w.name not in core.scalars) or (w.kind == "hyper" and w.name not in core.hyperparams)]
+    if lacking:
+        raise KerasFileError(
+            checkpoint.path,
+            f"the state is not {type(opt).__name__}'s, the file's optimizer: it has no {sorted(set(lacking))} (its slots: "
+            f"{list(core.slots._fields)}); pass a state of the file's optimizer, or as tx_or_optimizer our Keras optimizer whose state it is.",
+        )
     out = []
-    for w, _, dtype in _layout(opt, params, order, checkpoint.trainable):
+    for w, _, dtype in layout:
         name = entry_key(opt._spec, w, checkpoint.trainable[w.index] if w.index >= 0 else "")
         if w.kind == "iterations":
             value = np.asarray(read_iterations(state)).astype(_iteration_dtype(opt))

@@ -9,6 +9,7 @@ readers: :mod:`~jaxopt_keras.io.hdf5`, :mod:`~jaxopt_keras.io.archive`,
 
 from __future__ import annotations
 
+import glob
 import os
 from typing import Any, Mapping
 
@@ -92,6 +93,8 @@ def read_keras(path: Any, config: Any = None) -> KerasCheckpoint:
         kind, raw = "tf_checkpoint", read_tf_checkpoint(path, *find_prefix(path), config)
     elif os.path.isdir(path):
         raise KerasFileError(path, "a directory, but neither a SavedModel nor a TF checkpoint directory.")
+    elif glob.glob(glob.escape(path) + ".data-*"):
+        raise KerasFileError(path, f"a TF checkpoint's data without its index: {os.path.basename(path)}.index is missing.")
     else:
         raise FileNotFoundError(f"No such Keras file: {path!r}")
     raw["optimizer_config"] = _merge(given_optimizer, raw.get("optimizer_config"))

@@ -179,3 +179,16 @@ def save_all(model, directory, kinds=("h5", "keras", "weights.h5", "w.h5", "ckpt
 def serialized(opt):
     """The optimizer's serialization as JSON would carry it."""
     return json.loads(json.dumps(tf_keras.optimizers.serialize(opt)))
+
+
+def replaced(key, value):
+    """An h5py edit putting ``value`` in the dataset ``key`` (a name, or ``key(f)``), its attributes kept."""
+
+    def edit(f):
+        name = key(f) if callable(key) else key
+        attrs = dict(f[name].attrs)
+        del f[name]
+        f[name] = value
+        f[name].attrs.update(attrs)
+
+    return edit

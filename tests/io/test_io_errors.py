@@ -9,6 +9,7 @@ anything from the file (a Lambda layer's code, a custom class).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import zipfile
 
@@ -221,3 +222,198 @@ def test_an_optimizer_compiled_but_never_built(tmp_path):
         with pytest.raises(KerasFileError, match="compiled but never built: the file holds only its own 1 variables") as e:
             read_keras(path, config=config)
         assert str(path) in str(e.value)
+
+
+# ----------------------------------------------------------------------------
+# Valid containers holding what Keras never writes: each a KerasFileError
+# naming the file and the field (they used to escape as bare AttributeError,
+# TypeError, zlib.error, or were silently rounded or ported)
+# ----------------------------------------------------------------------------
+
+
+def h5_edited(src, tmp_path, edit, name="edited.h5"):
+    import shutil
+
+    import h5py
+
+    out = tmp_path / name
+    shutil.copy(src, out)
+    with h5py.File(out, "r+") as f:
+        edit(f)
+    return out
+
+
+def first_optimizer_weight(f):
+    names = f["optimizer_weights"].attrs["weight_names"]
+    return "optimizer_weights/" + (names[0].decode() if isinstance(names[0], bytes) else names[0])
+
+
+@pytest.mark.parametrize("value", [np.float32(2.5), np.float32(np.nan), np.array([2, 2], np.int64), np.int64(-1)],
+                         ids=["fractional", "nan", "not a scalar", "negative"])
+def test_a_step_count_that_is_not_a_whole_number(files, tmp_path, value):
+    """int() of the file's count rounded 2.5 down to 2 (set_weights refuses it) and raised a bare
+    ValueError or TypeError on NaN and on arrays."""
+    path = h5_edited(files["legacy"]["h5"], tmp_path, kf.replaced(first_optimizer_weight, value))
+    with pytest.raises(KerasFileError, match=r"step count \(its first weight\): `iterations` must be a (non-negative whole number|scalar)") as e:
+        read_keras(path)
+    assert str(path) in str(e.value)
+
+
+def _json_edit(name, change):
+    def edit(members):
+        value = json.loads(members[name])
+        value = change(value)
+        return {**members, name: json.dumps(value).encode()}
+
+    return edit
+
+
+def _at(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def change(config):
+        node = config
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+        return config
+
+    return change
+
+
+ARCHIVE_DAMAGE = {
+    "config.json is a list": ("config.json", lambda c: [], "config.json holds a list, not a JSON object"),
+    "metadata.json is null": ("metadata.json", lambda c: None, "metadata.json holds null"),
+    "keras_version is a number": ("metadata.json", lambda c: {**c, "keras_version": 3}, "'keras_version' is a number"),
+    "compile_config is a list": ("config.json", _at("compile_config", [1]), "'compile_config' is a list"),
+    "the optimizer is a number": ("config.json", _at("compile_config", "optimizer", 5), r"compile_config\['optimizer'\] is a number"),
+    "the optimizer's config is a list": ("config.json", _at("compile_config", "optimizer", "config", [1]), r"\['optimizer'\]\['config'\] is a list"),
+    "a layer is a string": ("config.json", _at("config", "layers", 1, "dense"), r"layer layers\[1\] is a string"),
+}
+
+
+@pytest.mark.parametrize("damage", list(ARCHIVE_DAMAGE))
+def test_an_archive_json_of_the_wrong_kind(files, tmp_path, damage):
+    name, change, message = ARCHIVE_DAMAGE[damage]
+    with zipfile.ZipFile(files["current"]["keras"]) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members = _json_edit(name, change)(members)
+    path = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(KerasFileError, match=message) as e:
+        read_keras(path)
+    assert str(path) in str(e.value)
+
+
+H5_DAMAGE = {
+    "training_config is a list": (lambda t: [1], "'training_config' holds a list"),
+    "the optimizer is a name": (lambda t: {**t, "optimizer_config": "adam"}, r"\['optimizer_config'\] is a string"),
+    "the optimizer's config is a list": (lambda t: {**t, "optimizer_config": {**t["optimizer_config"], "config": [1]}}, r"\['optimizer_config'\]\['config'\] is a list"),
+}
+
+
+@pytest.mark.parametrize("damage", list(H5_DAMAGE) + ["a layer is a number"])
+def test_an_h5_attribute_of_the_wrong_kind(files, tmp_path, damage):
+    def edit(f):
+        if damage == "a layer is a number":
+            f.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": {"layers": [1]}})
+        else:
+            f.attrs["training_config"] = json.dumps(H5_DAMAGE[damage][0](json.loads(f.attrs["training_config"])))
+
+    path = h5_edited(files["legacy"]["h5"], tmp_path, edit)
+    message = r"'model_config': layer layers\[0\] is a number" if damage == "a layer is a number" else H5_DAMAGE[damage][1]
+    with pytest.raises(KerasFileError, match=message) as e:
+        read_keras(path)
+    assert str(path) in str(e.value)
+
+
+def test_a_malformed_config_argument_is_a_value_error_naming_it(files):
+    """A list where the optimizer's arguments belong was taken for a TF1-era Sequential model's layers."""
+    with pytest.raises(ValueError, match=r"config's optimizer\['config'\] is a list"):
+        read_keras(files["legacy"]["ckpt"], config={"class_name": "Adam", "config": [1]})
+
+
+def _deflated_copy(src, path):
+    with zipfile.ZipFile(src) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+
+
+@pytest.mark.parametrize("damage", ["a flipped byte in a deflated member", "an unknown compression method", "encrypted"])
+def test_archive_members_zipfile_cannot_read(files, tmp_path, damage):
+    """zlib.error, NotImplementedError and RuntimeError escaped: only BadZipFile was caught."""
+    import struct
+
+    path = tmp_path / "deflated.keras"
+    _deflated_copy(files["current"]["keras"], path)
+    assert read_keras(path).iterations == read_keras(files["current"]["keras"]).iterations  # intact, it reads
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("model.weights.h5")
+    if damage.startswith("a flipped"):
+        name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+        data[info.header_offset + 30 + name_length + extra_length + 1] ^= 0xFF  # the deflate stream's header: zlib.error
+    else:
+        at = data.find(b"PK\x01\x02")
+        while at != -1:  # each member's central directory entry (and, for the method, its local header)
+            if damage == "encrypted":
+                data[at + 8 : at + 10] = struct.pack("<H", struct.unpack("<H", data[at + 8 : at + 10])[0] | 1)
+            elif data[at + 46 : at + 46 + len(info.filename)] == info.filename.encode():
+                data[at + 10 : at + 12] = struct.pack("<H", 99)
+                data[info.header_offset + 8 : info.header_offset + 10] = struct.pack("<H", 99)
+            at = data.find(b"PK\x01\x02", at + 4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(KerasFileError, match="corrupt|cannot be read") as e:
+        read_keras(path)
+    assert str(path) in str(e.value)
+
+
+def test_a_model_weight_that_holds_no_numbers(files, tmp_path):
+    """It reached jax.eval_shape, whose TypeError named neither the file nor the weight."""
+    path = h5_edited(files["legacy"]["h5"], tmp_path, kf.replaced("model_weights/dense/dense/kernel:0", np.full((4, 3), b"a")))
+    with pytest.raises(KerasFileError, match=r"model weight 'dense/kernel' holds values of dtype \|S1, not numbers") as e:
+        read_keras(path)
+    assert str(path) in str(e.value)
+
+
+def test_nan_model_weights_are_read_but_not_ported(files, tmp_path):
+    kernel = np.full((4, 3), 0.5, np.float32)
+    kernel[1, 2] = np.nan
+    path = h5_edited(files["legacy"]["h5"], tmp_path, kf.replaced("model_weights/dense/dense/kernel:0", kernel))
+    ckpt = read_keras(path)  # for inspection
+    assert np.isnan(ckpt.model_weights["dense/kernel"]).sum() == 1
+    with pytest.raises(KerasFileError, match=r"model weights hold NaN: \['dense/kernel \(1 of 12\)'\]") as e:
+        io.params_from_keras(params(), ckpt)
+    assert str(path) in str(e.value)
+
+
+def test_a_model_weight_of_another_shape_is_named(files, tmp_path):
+    path = h5_edited(files["legacy"]["h5"], tmp_path, kf.replaced("model_weights/dense/dense/kernel:0", np.zeros((5, 3), np.float32)))
+    with pytest.raises(KerasFileError, match=r"has shape \(4, 3\); the optimizer's over the model weight 'dense/kernel' of shape \(5, 3\)"):
+        read_keras(path)
+
+
+def test_writing_the_state_of_another_optimizer(files, tmp_path):
+    """An SGD state written into an Adam file failed with AttributeError: 'SGDSlots' object has no attribute 'v'."""
+    import jaxopt_keras as jk
+
+    ckpt = read_keras(files["current"]["h5"])
+    p = io.params_from_keras(params(), ckpt)
+    sgd = jk.sgd(0.1, momentum=0.9)
+    out = tmp_path / "out.h5"
+    with pytest.raises(KerasFileError, match=r"the state is not Adam's, the file's optimizer: it has no \['v'\]"):
+        io.write_keras(out, sgd, p, sgd.init(p), like=ckpt)
+    assert not out.exists()
+
+
+def test_a_tf_checkpoint_without_its_index(files, tmp_path):
+    """The prefix was reported as 'No such Keras file', though its data shard is there."""
+    import shutil
+
+    shutil.copy(files["legacy"]["ckpt"] + ".data-00000-of-00001", tmp_path / "ck.data-00000-of-00001")
+    with pytest.raises(KerasFileError, match=r"data without its index: ck.index is missing"):
+        read_keras(str(tmp_path / "ck"), config=files["legacy_config"])

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import kerasfiles as kf
 from jaxopt_keras import io
 from jaxopt_keras.io import KerasFileError, read_keras
 
@@ -161,3 +162,40 @@ def test_a_keras3_h5_is_read_but_not_written(written, tmp_path):
         io.write_keras(tmp_path / "back.h5", tx, p, state, like=ckpt)
     assert path in str(e.value)
     assert os.listdir(tmp_path) == []
+
+
+def _as_a_dataset(where):
+    def edit(f):
+        del f[f"{where}/vars"]
+        f[where].create_dataset("vars", data=np.zeros(3))
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "case, edit, message",
+    [
+        ("adam", kf.replaced("optimizer/vars/0", np.int32(-3)), r"step count \(its first weight\): `iterations` must be a non-negative whole number"),
+        ("adam", kf.replaced("optimizer/vars/1", b"0.1"), r"optimizer weight 1 holds values of dtype \|S3, not numbers"),
+        ("nadam", kf.replaced("optimizer/vars/10", b"x"), r"optimizer weight 10 holds values of dtype \|S1, not numbers"),
+        ("adam", _as_a_dataset("optimizer"), r"'optimizer/vars' is a dataset where Keras stores a group of variables"),
+        ("adam", _as_a_dataset("layers/dense"), r"'layers/dense/vars' is a dataset where Keras stores a group"),
+    ],
+    ids=["negative step count", "learning_rate of bytes", "u_product of bytes", "optimizer vars", "layer vars"],
+)
+def test_a_damaged_weights_store(written, tmp_path, case, edit, message):
+    """A bare ValueError, TypeError or AttributeError from inside the reader, or (the count) silently read."""
+    bad = edited_archive(written[case]["paths"]["keras"], tmp_path, edit)
+    with pytest.raises(KerasFileError, match=message) as e:
+        read_keras(bad)
+    assert str(bad) in str(e.value)
+
+
+def test_an_infinite_learning_rate_variable_is_read_but_not_loaded(written, tmp_path):
+    """hyperparams' ValueError ('must be finite') escaped without the file's name."""
+    bad = edited_archive(written["adam"]["paths"]["keras"], tmp_path, kf.replaced("optimizer/vars/1", np.float32(np.inf)))
+    ckpt = read_keras(bad)
+    tx = io.optimizer_from_keras(ckpt).transformation
+    with pytest.raises(KerasFileError, match=r"optimizer weights \['learning_rate'\]: .*must be finite") as e:
+        io.state_from_keras(tx, io.params_from_keras(params(), ckpt), ckpt)
+    assert str(bad) in str(e.value)
