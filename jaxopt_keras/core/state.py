@@ -33,6 +33,17 @@ def safe_add(count: jax.Array, k: int) -> jax.Array:
     return jnp.where(count <= top - k, count + k, top).astype(count.dtype)
 
 
+def reachable(count: jax.Array, n: int) -> bool:
+    """Whether the counter ``count`` can reach ``n`` within its dtype's range.
+
+    A period or threshold beyond it (``ema_overwrite_frequency`` or
+    ``dynamic_growth_steps`` of ``2**31`` with an int32 counter; TF-Keras
+    counts in int64) is never reached, and as a constant in the step it
+    would not fit the counter's dtype (an ``OverflowError`` at every step).
+    """
+    return n <= int(jnp.iinfo(count.dtype).max)
+
+
 def local_step(count: jax.Array, k: int, dtype: Any) -> jax.Array:
     """Keras's ``tf.cast(self.iterations + k, dtype)``."""
     return safe_add(count, k).astype(dtype)

@@ -357,10 +357,9 @@ class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
 
     def _unknown_variable(self, variable: Variable) -> None:
         raise KeyError(
-            f"The optimizer cannot recognize variable {variable.name}. This usually means you are "
-            "trying to call the optimizer to update different parts of the model separately. Please "
-            "call `optimizer.build(variables)` with the full list of trainable variables before the "
-            f"training loop or use legacy optimizer `jaxopt_keras.optimizers.legacy.{type(self).__name__}."
+            f"The optimizer cannot recognize variable {variable.name}. This usually means you are trying to call the "
+            "optimizer to update different parts of the model separately. Please call `optimizer.build(variables)` with "
+            f"the full list of trainable variables before the training loop or use legacy optimizer `jaxopt_keras.optimizers.legacy.{type(self).__name__}."
         )
 
     @locked
@@ -402,15 +401,16 @@ class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
         return self._hyper_view("learning_rate")
 
     def _put_learning_rate(self, value: Any) -> None:
-        if is_schedule(value):
+        if isinstance(value, LearningRateSchedule):
             self._set_learning_rate_source(value)
         elif self._learning_rate_is_schedule():
             raise TypeError(
-                "This optimizer was created with a `LearningRateSchedule` object as its "
-                "`learning_rate` constructor argument, hence its learning rate is not settable. "
-                "If you need the learning rate to be settable, you should instantiate the "
-                "optimizer with a float `learning_rate` argument."
+                "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` constructor argument, "
+                "hence its learning rate is not settable. If you need the learning rate to be settable, you should "
+                "instantiate the optimizer with a float `learning_rate` argument."
             )
+        elif is_schedule(value):  # TF-Keras assigns it to its learning-rate variable
+            raise ValueError(f"Attempt to convert a value ({value!r}) with an unsupported type ({type(value)}) to a Tensor.")
         else:
             self._set_numeric_hyper("learning_rate", value.value if isinstance(value, Variable) else value)
 

@@ -126,6 +126,8 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
             )
         elif is_zero_arg_callable(self._args["learning_rate"]):
             raise AttributeError("'function' object has no attribute 'assign'")
+        elif value is None or isinstance(value, (str, bytes)):  # Keras 3's variable.assign raises ValueError
+            raise ValueError(f"Hyperparameter `learning_rate` must be a number. Received: learning_rate={value!r}.")
         else:
             self._set_numeric_hyper("learning_rate", value.value if isinstance(value, Variable) else value)
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.paths import leaf_paths
@@ -50,7 +51,7 @@ def check_accumulation_steps(steps: Any) -> None:
     Raises:
       ValueError: anything else.
     """
-    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 2):
+    if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, (bool, np.bool_)) or steps < 2):
         raise ValueError(
             f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
         )

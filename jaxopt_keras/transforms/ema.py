@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.gradients import matched_params
 from jaxopt_keras.core.paths import leaf_paths
-from jaxopt_keras.core.state import check_slot_shapes, count_dtype, expect_state, find_state, safe_add, slot_tree_leaves
+from jaxopt_keras.core.state import check_slot_shapes, count_dtype, expect_state, find_state, reachable, safe_add, slot_tree_leaves
 from jaxopt_keras.core.hyperparams import Derived, Hyperparams, widest_float
 from jaxopt_keras.core.xla import inlined_jnp, leaf_scalars
 
@@ -104,7 +104,7 @@ def ema(
             raise ValueError("ema reads the parameter values: call update(updates, state, params).")
         expect_state("EMA", state, EmaState)
         overwrite = None
-        if ema_overwrite_frequency:
+        if ema_overwrite_frequency and reachable(state.iterations, ema_overwrite_frequency):
             clock = state.iterations // accumulation_steps if accumulation_steps > 1 else state.iterations
             overwrite = (safe_add(clock, 1) % ema_overwrite_frequency) == 0
 

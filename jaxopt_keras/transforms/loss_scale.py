@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
-from jaxopt_keras.core.state import expect_state, find_state, map_clocks, safe_add
+from jaxopt_keras.core.state import expect_state, find_state, map_clocks, reachable, safe_add
 from jaxopt_keras.core.xla import inlined_jnp
 
 DEFAULT_INITIAL_SCALE = 2.0**15
@@ -74,8 +74,11 @@ def next_loss_scale(scale: jax.Array, counter: jax.Array, finite: jax.Array, gro
         finite and counter + 1 >= growth_steps: scale *= 2 (if finite), counter = 0
         finite otherwise:                        counter += 1
         not finite:                              scale = max(scale / 2, 1), counter = 0
+
+    Growth steps beyond the counter's range (int32 without x64; TF-Keras
+    counts in int64) are never reached: the scale does not grow.
     """
-    grow = counter + 1 >= growth_steps
+    grow = counter + 1 >= growth_steps if reachable(counter, growth_steps) else jnp.zeros((), bool)
     doubled = scale * 2
     grown = jnp.where(jnp.isfinite(doubled), doubled, scale)
     new_scale = jnp.where(finite, jnp.where(grow, grown, scale), jnp.maximum(scale / 2, 1.0))

@@ -23,6 +23,21 @@ PROBES = {
     "two clipping arguments": "O3.SGD(clipnorm=1.0, clipvalue=1.0)",
     "global and value clipping": "O3.SGD(global_clipnorm=1.0, clipvalue=1.0)",
     "accumulation steps 1": "O3.Adam(gradient_accumulation_steps=1)",
+    "learning rate assigned None or a word": """
+out = []
+for value in (None, 'abc'):
+    opt = O3.Adam()
+    try:
+        opt.learning_rate = value
+    except Exception as e:
+        out.append(type(e).__name__)
+return out""",
+    "numpy integer accumulation steps": """
+v = Var(np.ones(3), 'v')
+opt = O3.SGD(learning_rate=0.01, gradient_accumulation_steps=np.int64(2))
+for _ in range(2):
+    opt.apply_gradients([(np.full(3, 0.5, np.float32), v)])
+return [np.asarray(v).tolist(), int(np.asarray(opt.iterations))]""",
     "ema momentum out of range": "O3.Adam(use_ema=True, ema_momentum=1.5)",
     "ema frequency not an int": "O3.Adam(use_ema=True, ema_overwrite_frequency=2.0)",
     "lion beta_1 zero": "O3.Lion(beta_1=0.0)",

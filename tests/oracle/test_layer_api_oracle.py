@@ -233,3 +233,47 @@ def test_legacy_apply_gradients_of_nothing_is_tf_kerass(built):
     for a, b in zip(ov, tv):
         np.testing.assert_array_equal(np.asarray(a.value), b.numpy())
     assert [w.name for w in ours.weights][0] == "Adam/iter:0"
+
+
+@pytest.mark.parametrize("value", [lambda: 0.5, lambda step: 0.5], ids=["no argument", "of the step"])
+@pytest.mark.parametrize("built", [False, True], ids=["unbuilt", "after a step"])
+def test_current_learning_rate_assigned_a_callable_is_refused_as_tf_keras(value, built):
+    """TF-Keras assigns it to its learning-rate variable and refuses it; ours took it as a schedule
+    of the step, and every later step then failed (a callable of no argument) while TF-Keras's went on."""
+    outcomes = []
+    for opt, variables in ((tf_keras.optimizers.SGD(0.1), _variables("tf")), (O.SGD(0.1), _variables("ours"))):
+        if built:
+            opt.apply_gradients(zip(_grads(0), variables))
+        with pytest.raises(ValueError) as e:
+            opt.learning_rate = value
+        outcomes.append(str(e.value).split(" at 0x")[0])
+        opt.apply_gradients(zip(_grads(1), variables))  # the rate is unchanged and the optimizer works
+        outcomes.append(float(np.asarray(opt.learning_rate)))
+    assert outcomes[:2] == outcomes[2:]
+
+
+@pytest.mark.parametrize(
+    "family, wrap",
+    [("legacy", "loss scale"), ("current", "loss scale"), ("current", "ema")],
+)
+def test_periods_beyond_the_int32_counter_step_as_tf_keras(family, wrap):
+    """TF-Keras counts in int64: ``dynamic_growth_steps`` or ``ema_overwrite_frequency`` of 2**31
+    and more are accepted and never reached.  Ours were accepted too, then every step raised
+    OverflowError (the period, a constant of the step, did not fit the int32 counter)."""
+    period = 2**31
+    outcomes, scales = [], []
+    for side in ("tf", "ours"):
+        module = (tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers) if side == "tf" else (O.legacy if family == "legacy" else O)
+        if wrap == "ema":
+            opt = module.SGD(0.1, use_ema=True, ema_overwrite_frequency=period)
+        else:
+            lso = tf_keras.mixed_precision.LossScaleOptimizer if side == "tf" else jk.mixed_precision.LossScaleOptimizer
+            opt = lso(module.SGD(0.1), dynamic_growth_steps=period)
+        variables = _variables(side)
+        for t in range(STEPS):
+            opt.apply_gradients(zip(_grads(t), variables))
+        scales.append(float(np.asarray(opt.loss_scale)) if wrap != "ema" else None)
+        outcomes.append([v.numpy() for v in variables])
+    assert scales[0] == scales[1]  # 2**15 (TF-Keras's initial scale), never grown
+    a = agreement(outcomes[1], outcomes[0], [np.ones((2, 3), np.float32), np.zeros(3, np.float32)])
+    assert a.moved > 0.01 and a.relative <= TOLERANCE[np.float32], a
