@@ -53,9 +53,9 @@ def serialize(schedule: LearningRateSchedule, use_legacy_format: bool = False) -
       for the same schedule: NumPy scalars as Python numbers, a NumPy array as
       Keras's ``{"class_name": "__numpy__", ...}`` (:func:`deserialize` reads
       it back; the legacy form keeps them as they are, as TF-Keras's does),
-      and for a subclass of your own, ``module`` is its module and
-      ``registered_name`` its name, as TF-Keras writes for an unregistered
-      class.
+      and for a subclass of your own, ``module`` is its module (``None``
+      for a class defined in ``__main__``) and ``registered_name`` its name,
+      as TF-Keras and Keras 3 write for an unregistered class.
     """
     if not isinstance(schedule, LearningRateSchedule):
         raise ValueError(f"Expected a LearningRateSchedule, received {schedule!r}.")
@@ -65,7 +65,7 @@ def serialize(schedule: LearningRateSchedule, use_legacy_format: bool = False) -
         return {"class_name": name, "config": schedule.get_config()}
     builtin = _SCHEDULES.get(name) is cls
     return {
-        "module": "keras.optimizers.schedules" if builtin else cls.__module__,
+        "module": "keras.optimizers.schedules" if builtin else (None if cls.__module__ == "__main__" else cls.__module__),
         "class_name": name,
         "config": plain(schedule.get_config()),
         "registered_name": None if builtin else name,
@@ -86,11 +86,13 @@ KERAS3_DEFAULT_NAMES = {
 
 def serialize_keras3(schedule: LearningRateSchedule) -> dict:
     """:func:`serialize` as Keras 3 writes a schedule: a built-in one left
-    unnamed carries Keras 3's default name (``CosineDecayRestarts``: ``"SGDRDecay"``)."""
+    unnamed, or a subclass of one, carries Keras 3's default name of the
+    built-in class (``CosineDecayRestarts``: ``"SGDRDecay"``)."""
     config = serialize(schedule)
-    name = type(schedule).__name__
-    if _SCHEDULES.get(name) is type(schedule) and config["config"].get("name") is None:
-        config = dict(config, config=dict(config["config"], name=KERAS3_DEFAULT_NAMES[name]))
+    builtin = next((c.__name__ for c in type(schedule).__mro__ if _SCHEDULES.get(c.__name__) is c), None)
+    inner = config["config"]
+    if builtin is not None and isinstance(inner, dict) and "name" in inner and inner["name"] is None:
+        config = dict(config, config=dict(inner, name=KERAS3_DEFAULT_NAMES[builtin]))
     return config
 
 

@@ -70,6 +70,12 @@ reset_names()
 opt = O3.SGD(learning_rate=0.1, momentum=0.9, nesterov=True, weight_decay=0.01, gradient_accumulation_steps=4)
 back = O3.deserialize(O3.serialize(opt))
 return [type(back).__name__, back.get_config() == opt.get_config(), back.name]""",
+    "a subclass of a built-in schedule in a config": """
+class MySched(O3.schedules.ExponentialDecay):
+    pass
+MySched.__module__ = '__main__'  # a class of a script: its module is written as None
+return [O3.serialize(O3.Adam(learning_rate=MySched(0.1, 10, 0.5), name='b'))['config']['learning_rate'],
+        {k: v for k, v in O3.schedules.serialize(MySched(0.1, 10, 0.5)).items() if k != 'config'}]""",
     # Variables.
     "variable names and paths": """reset_names()
 opt = O3.Adam(0.1)

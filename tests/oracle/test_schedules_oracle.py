@@ -498,6 +498,13 @@ def test_serialize_custom_class_matches_tf_keras():
         return Halving
 
     assert S.serialize(halving(S.LearningRateSchedule)(0.1)) == TS.serialize(halving(TS.LearningRateSchedule)(0.1))
+    # A class of a script (module `__main__`): TF-Keras writes its module as None.
+    mine, theirs = halving(S.LearningRateSchedule), halving(TS.LearningRateSchedule)
+    mine.__module__ = theirs.__module__ = "__main__"
+    assert S.serialize(mine(0.1))["module"] is None
+    assert S.serialize(mine(0.1)) == TS.serialize(theirs(0.1))
+    in_ours = jk.optimizers.serialize(jk.optimizers.Adam(mine(0.1)))["config"]["learning_rate"]
+    assert in_ours == tf_keras.optimizers.serialize(tf_keras.optimizers.Adam(theirs(0.1)))["config"]["learning_rate"]
 
 
 def test_serialize_numpy_arguments_matches_tf_keras():
