@@ -376,9 +376,8 @@ def _keras3(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
     args = {**BASE_ARGS["keras3"], **spec.base_defaults, **spec.defaults, **spec.extra_args, **given}
     check_learning_rate_keras3(args["learning_rate"])
     check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
-    if not args["gradient_accumulation_steps"]:
-        args["gradient_accumulation_steps"] = None
-    check_accumulation_steps(args["gradient_accumulation_steps"])
+    # A falsy value (0) means no accumulation and is kept as given, for the config, as Keras 3 keeps it.
+    check_accumulation_steps(args["gradient_accumulation_steps"] or None)
     check_loss_scale_factor(args["loss_scale_factor"])
     if args["use_ema"]:
         check_ema_arguments(args["ema_momentum"], args["ema_overwrite_frequency"], "keras3")

@@ -38,6 +38,14 @@ opt = O3.SGD(learning_rate=0.01, gradient_accumulation_steps=np.int64(2))
 for _ in range(2):
     opt.apply_gradients([(np.full(3, 0.5, np.float32), v)])
 return [np.asarray(v).tolist(), int(np.asarray(opt.iterations))]""",
+    "accumulation steps 0": """
+reset_names()
+opt = O3.Adam(gradient_accumulation_steps=0)
+back = O3.deserialize(O3.serialize(opt))
+v = Var(np.ones(2), 'w')
+opt.apply([np.ones(2, np.float32)], [v])
+return [opt.get_config()['gradient_accumulation_steps'], back.get_config()['gradient_accumulation_steps'],
+        [v.path for v in opt.variables], int(np.asarray(opt.iterations)), np.asarray(v).tolist()]""",
     "ema momentum out of range": "O3.Adam(use_ema=True, ema_momentum=1.5)",
     "ema frequency not an int": "O3.Adam(use_ema=True, ema_overwrite_frequency=2.0)",
     "lion beta_1 zero": "O3.Lion(beta_1=0.0)",
