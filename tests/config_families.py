@@ -25,6 +25,10 @@ FAMILY_RULES = [
     ({"class_name": "Adam", "config": {"learning_rate": 0.1}}, False, O.legacy.Adam),
     ({"module": "keras.optimizers.legacy", "class_name": "SGD", "config": {"momentum": 0.5}}, False, O.legacy.SGD),
     ({"class_name": "Custom>Adam", "config": {"is_legacy_optimizer": False}}, None, O.Adam),
+    # "Custom>X" is TF-Keras's registered current class, whatever the keys or the flag say.
+    ({"class_name": "Custom>Adam", "config": {"learning_rate": 0.1, "beta_1": 0.8}}, None, O.Adam),
+    ({"class_name": "Custom>Adam", "config": {}}, True, O.Adam),
+    ({"class_name": "Custom>RMSprop", "config": {"learning_rate": 0.1, "is_legacy_optimizer": True}}, None, O.RMSprop),
     # The flag wins over a legacy `module`.
     ({"module": "keras.optimizers.legacy", "class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": False}}, None, O.Adam),
     ({"class_name": "Adam", "config": {"amsgrad": True}}, None, O.legacy.Adam),

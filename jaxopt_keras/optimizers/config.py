@@ -97,7 +97,8 @@ def tf_keras_family(config: Mapping[str, Any], use_legacy_optimizer: bool | None
     as one written before 2.11: legacy, whatever ``use_legacy_optimizer``
     says.  Only an empty config (``{"class_name": "adam", "config": {}}``,
     what ``get("adam")`` builds) follows the flag, current by default; an
-    ``Experimental...`` class name is always the current class.  Read
+    ``Experimental...`` class name is always the current class, and so is
+    a ``Custom>...`` one (:func:`tf_keras_registered`).  Read
     the same way here, and where TF-Keras would refuse the config, by its keys
     (:func:`config_family`: ``jit_compile`` is current, Keras 3's
     ``loss_scale_factor``/``gradient_accumulation_steps`` keras3).
@@ -105,6 +106,8 @@ def tf_keras_family(config: Mapping[str, Any], use_legacy_optimizer: bool | None
     class_name = config.get("class_name") if isinstance(config, Mapping) else None
     if isinstance(class_name, str) and class_name.lower().startswith("experimental"):
         return "current"  # tf.keras.optimizers.experimental.X: both of TF-Keras's tables map it to its current class
+    if tf_keras_registered(class_name) is not None:
+        return "current"  # "Custom>Adam": TF-Keras's registered current class, whatever the config says
     inner = config.get("config") if isinstance(config, Mapping) else None
     if not inner or not isinstance(inner, Mapping):
         return "legacy" if use_legacy_optimizer else "current"
@@ -147,18 +150,77 @@ def without_custom_prefix(config: Mapping[str, Any], custom: Mapping[str, Any]) 
     return config
 
 
+def tf_keras_registered(class_name: Any) -> str | None:
+    """Our class name for a class TF-Keras registered: ``"Custom>Adam"`` is its
+    current Adam (``register_keras_serializable``'s default package), which its
+    global registry resolves before ``custom_objects`` and before the family's
+    table; ``None`` for any other name."""
+    if not (isinstance(class_name, str) and class_name.startswith("Custom>")):
+        return None
+    entry = find(class_name[len("Custom>") :], "current")
+    return None if entry is None else entry.class_name
+
+
+def custom_class(config: Mapping[str, Any], custom: Mapping[str, Any], known: Mapping[str, type]) -> type | None:
+    """The class ``custom_objects`` gives a config, by the rule of both Kerases'
+    ``optimizers.deserialize``; ``None``: a class of ours.
+
+    Keras lowercases a built-in class name before it looks at
+    ``custom_objects``: ``{"Adam": MyAdam}`` leaves ``"Adam"`` the built-in
+    Adam, ``{"adam": MyAdam}`` replaces it.  ``custom_objects`` is consulted
+    when it has the (lowercased) name or the ``registered_name``, and then
+    gives ``custom_objects[registered_name]`` (the name when the config has no
+    ``registered_name`` field).  A class of yours is also found by its name
+    when its ``registered_name`` (``"package>Name"``) is not in ``custom_objects``.
+
+    Raises:
+      ValueError: ``custom_objects`` has a built-in name that the config's
+        ``registered_name`` does not name (Keras: "Could not locate class").
+    """
+    name = config["class_name"]
+    builtin = name.lower() in {k.lower() for k in known}
+    key = name.lower() if builtin else name
+    registered = config.get("registered_name", key)
+    if key not in custom and config.get("registered_name") not in custom:
+        return None
+    if registered in custom:
+        return custom[registered]
+    if not builtin and key in custom:
+        return custom[key]
+    raise ValueError(
+        f"Field 'registered_name' of the serialized optimizer is {registered!r}, which is not in "
+        f"`custom_objects`, though {key!r} is: Keras builds {name!r} from `custom_objects[registered_name]` "
+        "and cannot locate it either."
+    )
+
+
 def deserialize_optimizer(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None, family: str) -> Any:
-    """An optimizer (not a loss-scale wrapper) of ``family`` from its config."""
+    """An optimizer (not a loss-scale wrapper) of ``family`` from its config: a
+    class of ``custom_objects`` by :func:`custom_class`'s rule, else ours."""
     check_serialized(config, "optimizer")
     custom = dict(custom_objects or {})
-    config = without_custom_prefix(config, custom)
-    cls, inner = resolve_class(
-        config,
-        known=known_classes(family),
-        custom_objects=custom,
-        allowed_modules=LEGACY_MODULES | CURRENT_MODULES,
-        what="optimizer",
-    )
+    known = known_classes(family)
+    registered = tf_keras_registered(config["class_name"]) if family == "current" else None
+    if registered is not None:  # TF-Keras's registry comes first: custom_objects cannot claim it
+        original = config["class_name"]
+        config = dict(config, class_name=registered)
+        if config.get("registered_name") == original:
+            config["registered_name"] = None
+        cls = None
+    else:
+        config = without_custom_prefix(config, custom)
+        cls = custom_class(config, custom, known)
+    if cls is not None:
+        inner = check_serialized(config, "optimizer")
+    elif "module" in config and config["module"] is None:
+        raise ValueError(
+            f"Field 'module' of the serialized optimizer {config['class_name']!r} is None: a class of your own "
+            "(Keras writes None for one defined in `__main__`), not a Keras optimizer. Pass it in `custom_objects`."
+        )
+    else:
+        cls, inner = resolve_class(
+            config, known=known, custom_objects=None, allowed_modules=LEGACY_MODULES | CURRENT_MODULES, what="optimizer"
+        )
     if hasattr(cls, "from_config"):
         try:
             return cls.from_config(inner, custom_objects=custom_objects)

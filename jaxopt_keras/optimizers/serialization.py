@@ -7,9 +7,12 @@ a non-empty config's ``is_legacy_optimizer``, legacy when it has none (a
 config written before TF-Keras 2.11), except that ``jit_compile`` means
 current and Keras 3's ``loss_scale_factor``/``gradient_accumulation_steps``
 mean Keras 3; an empty config follows ``use_legacy_optimizer=`` (current by
-default).
+default); ``"Custom>Adam"`` is TF-Keras's registered current Adam.
 
-Only our classes, or classes passed in ``custom_objects``, are ever built.
+Only our classes, or classes passed in ``custom_objects``, are ever built;
+``custom_objects`` is read by Keras's rule
+(:func:`~jaxopt_keras.optimizers.config.custom_class`: a built-in name is
+lowercased first).
 Nothing named in a config is imported or evaluated (see
 :mod:`jaxopt_keras.optimizers.config`).
 """
@@ -25,6 +28,7 @@ from jaxopt_keras.optimizers.config import (
     deserialize_optimizer,
     serialize_optimizer,
     tf_keras_family,
+    tf_keras_registered,
     without_custom_prefix,
 )
 from jaxopt_keras.optimizers import keras3
@@ -88,7 +92,8 @@ def deserialize(
         raise TypeError(f"Invalid keyword arguments: {kwargs}")
     check_serialized(config, "optimizer")
     custom = dict(custom_objects or {})
-    config = without_custom_prefix(config, custom)
+    if tf_keras_registered(config["class_name"]) is None:  # "Custom>Adam" is TF-Keras's current Adam, whatever custom_objects says
+        config = without_custom_prefix(config, custom)
     class_name = config.get("class_name")
     key = class_name.lower() if isinstance(class_name, str) else None
     if is_keras3_wrapper(key, config) and class_name not in custom:

@@ -84,6 +84,24 @@ class MySched(O3.schedules.ExponentialDecay):
 MySched.__module__ = '__main__'  # a class of a script: its module is written as None
 return [O3.serialize(O3.Adam(learning_rate=MySched(0.1, 10, 0.5), name='b'))['config']['learning_rate'],
         {k: v for k, v in O3.schedules.serialize(MySched(0.1, 10, 0.5)).items() if k != 'config'}]""",
+    "custom_objects and a built-in name": """
+# Keras 3 lowercases a built-in name before it reads custom_objects.
+class Mine(O3.Adam):
+    pass
+forms = [{"class_name": "Adam", "config": {"learning_rate": 0.1}},
+         {"class_name": "adam", "config": {"learning_rate": 0.1}},
+         {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.1}, "registered_name": None},
+         {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.1}, "registered_name": "Adam"},
+         {"class_name": "Adam", "config": {"learning_rate": 0.1}, "registered_name": "Adam"},
+         {"module": None, "class_name": "Adam", "config": {"learning_rate": 0.1}, "registered_name": None}]
+out = []
+for form in forms:
+    for key in ("Adam", "adam"):
+        try:
+            out.append(type(O3.deserialize(dict(form), custom_objects={key: Mine})).__name__)
+        except (TypeError, ValueError):
+            out.append("raises")
+return out""",
     # Variables.
     "variable names and paths": """reset_names()
 opt = O3.Adam(0.1)

@@ -322,6 +322,53 @@ def test_the_family_a_config_is_built_in_is_tf_kerass(config, use_legacy, expect
     assert tf_legacy == issubclass(expected, O.legacy.Optimizer) and type(theirs).__name__ == expected.__name__
 
 
+def test_a_custom_prefix_is_the_current_class_as_in_tf_keras():
+    # get("Custom>Adam", use_legacy_optimizer=True) and a legacy key: TF-Keras's registry gives its current class.
+    assert type(tf_keras.optimizers.get("Custom>Adam", use_legacy_optimizer=True)) is tf_keras.optimizers.Adam
+    assert type(O.get("Custom>Adam", use_legacy_optimizer=True)) is O.Adam
+    config = {"class_name": "Custom>SGD", "config": {"learning_rate": 0.1, "decay": 0.01}}
+    with pytest.raises(ValueError, match="decay is deprecated in the new TF-Keras optimizer") as theirs:
+        tf_keras.optimizers.deserialize(copy.deepcopy(config))
+    with pytest.raises(ValueError) as ours:
+        O.deserialize(copy.deepcopy(config))
+    assert str(ours.value).startswith(str(theirs.value).split(",")[0])
+
+
+def _custom_objects_outcome(keras, config, custom):
+    """"custom", "builtin <legacy?>", or "raises"."""
+    try:
+        built = keras.deserialize(copy.deepcopy(config), custom_objects=custom)
+    except (TypeError, ValueError):
+        return "raises"
+    return "custom" if type(built).__name__ == "Mine" else f"builtin {isinstance(built, keras.legacy.Optimizer)}"
+
+
+CUSTOM_FORMS = {
+    "no module": {"class_name": "Adam", "config": {"learning_rate": 0.1}},
+    "lowercase": {"class_name": "adam", "config": {"learning_rate": 0.1}},
+    "module, registered None": {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": False}, "registered_name": None},
+    "module, registered Adam": {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": False}, "registered_name": "Adam"},
+    "registered Adam": {"class_name": "Adam", "config": {"learning_rate": 0.1, "is_legacy_optimizer": False}, "registered_name": "Adam"},
+    "module None": {"module": None, "class_name": "Adam", "config": {"learning_rate": 0.1}, "registered_name": None},
+    "Custom>": {"class_name": "Custom>Adam", "config": {"learning_rate": 0.1}},
+}
+
+
+@pytest.mark.parametrize("form", list(CUSTOM_FORMS))
+@pytest.mark.parametrize("key", ["Adam", "adam", "Custom>Adam"])
+def test_custom_objects_and_a_built_in_name_as_tf_keras(form, key):
+    """TF-Keras lowercases a built-in name before it reads custom_objects: {"Adam": Mine}
+    leaves "Adam" the built-in Adam, {"adam": Mine} replaces it; a registered_name is
+    looked up as it is; "Custom>Adam" is its registered current Adam."""
+    theirs = _custom_objects_outcome(tf_keras.optimizers, CUSTOM_FORMS[form], {key: type("Mine", (tf_keras.optimizers.Adam,), {})})
+    ours = _custom_objects_outcome(O, CUSTOM_FORMS[form], {key: type("Mine", (O.Adam,), {})})
+    if (form, key) == ("module, registered Adam", "adam"):
+        # TF-Keras imports `module` and finds "Adam" in it; Keras 3 and ours refuse it.
+        assert (theirs, ours) == ("builtin False", "raises")
+    else:
+        assert ours == theirs
+
+
 TF23_INNER = {"class_name": "Adam", "config": {"name": "Adam", "learning_rate": 0.001, "decay": 0.0, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-07, "amsgrad": False}}
 TF23_LOSS_SCALES = {
     "dynamic": {"class_name": "DynamicLossScale", "config": {"initial_loss_scale": 1024.0, "increment_period": 100, "multiplier": 2.0}},
