@@ -442,7 +442,7 @@ class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def _weight_name(self, weight: Weight, variable: str) -> str:
         if weight.kind == "iterations":
             return "iteration:0"  # created in __init__, outside any name scope
-        prefix = f"{self._name}/" if self._scoped else ""
+        prefix = f"{self._name or 'optimizer'}/" if self._scoped else ""  # TF-Keras's scope for no name
         return f"{prefix}{keras_name(self._spec, weight, variable)}:0"
 
 

@@ -1,8 +1,7 @@
 """The Keras optimizer object: variables, state, the jitted step, hyperparameters as attributes.
 
 One generic class, :class:`KerasOptimizer`, gives every optimizer Keras's
-object API over the pure core.  A class of the registry
-(:mod:`jaxopt_keras.optimizers.classes`) only names its
+object API over the pure core.  A class of the registry (:mod:`jaxopt_keras.optimizers.classes`) only names its
 :class:`~jaxopt_keras.registry.Entry` and family; the family's rules live in
 :mod:`jaxopt_keras.optimizers.families`, the weights list in
 :mod:`jaxopt_keras.optimizers.weights`.
@@ -46,6 +45,7 @@ from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers import packed as packing
 from jaxopt_keras.optimizers.attributes import HyperAttributes
+from jaxopt_keras.optimizers.names import default_name
 from jaxopt_keras.optimizers.variable import Variable
 from jaxopt_keras.optimizers.weights import WeightsList, locked
 from jaxopt_keras.registry import Entry
@@ -91,8 +91,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _check_layer_args(self, layer_only: Mapping[str, Any]) -> dict:
         return dict(layer_only)
 
-    def _check_name(self, name: Any) -> str:
-        return name if name else type(self).__name__
+    def _check_name(self, name: Any) -> str | None:
+        return default_name(self._family, type(self).__name__, name)
 
     # ------------------------------------------------------------------
     # The transformation and its state
@@ -129,7 +129,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         """Builds the transformation and its jitted step (at construction, and on a structural change)."""
         if self._packed:
             self._unpack()  # the packed state was the old transformation's
-        main = build_transformation(self._spec, self._transformation_args(), getattr(self, "_name", "optimizer"))
+        main = build_transformation(self._spec, self._transformation_args(), getattr(self, "_name", None) or "optimizer")
         pre = self._pre()
         self._transformation = main if pre is None else base.chain(pre, main)
         self._step = jax.jit(self._pure_step, donate_argnums=(0, 1))

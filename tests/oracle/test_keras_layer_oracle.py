@@ -334,6 +334,29 @@ def test_a_custom_prefix_is_the_current_class_as_in_tf_keras():
     assert str(ours.value).startswith(str(theirs.value).split(",")[0])
 
 
+def test_no_name_as_tf_keras():
+    """name=None (or ""): OptimizerV2 numbers a snake-case name of its class per process;
+    the current Optimizer keeps it as given and scopes its slots under "optimizer/"."""
+
+    def names(legacy_base, current_base, variable, deserialize):
+        legacy = type("NoName7Adam", (legacy_base,), {})
+        current = type("NoName7Current", (current_base,), {})
+        out = [[legacy(name=n).get_config()["name"] for n in (None, None, "", "x", None)]]
+        out.append([current(name=n).get_config()["name"] for n in (None, "", "x")] + [current(name=None).name])
+        config = {"class_name": "NoName7Adam", "config": {"name": None, "learning_rate": 0.1}}
+        out.append(deserialize(config, custom_objects={"NoName7Adam": legacy}).get_config()["name"])
+        for opt in (current(name=None), legacy(name=None)):
+            v = variable()
+            opt.apply_gradients([(v * 0 + 1, v)])
+            out.append([w.name for w in opt.variables()] if callable(opt.variables) else [w.name for w in opt.variables])
+        return out
+
+    theirs = names(tf_keras.optimizers.legacy.Adam, tf_keras.optimizers.Adam, lambda: tf.Variable([1.0, 2.0], name="kernel"), tf_keras.optimizers.deserialize)
+    ours = names(O.legacy.Adam, O.Adam, lambda: jk.Variable(np.array([1.0, 2.0], np.float32), name="kernel"), O.deserialize)
+    assert ours == theirs
+    assert theirs[0] == ["no_name7_adam", "no_name7_adam_1", "no_name7_adam_2", "x", "no_name7_adam_3"]
+
+
 def _custom_objects_outcome(keras, config, custom):
     """"custom", "builtin <legacy?>", or "raises"."""
     try:
