@@ -21,7 +21,7 @@ from __future__ import annotations
 import collections
 import re
 import warnings
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -87,9 +87,10 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     _STATIC: ClassVar[tuple[str, ...]] = KerasOptimizer._STATIC + ("loss_scale_factor",)
     _VIEW: ClassVar[type] = Keras3View
 
-    def _check_name(self, name: Any) -> str:
-        # `check_arguments` has checked it (a string without `/`, or None).
-        return auto_name(type(self).__name__) if name is None else name
+    def _check_name(self, name: Any, kwargs: Mapping[str, Any]) -> Any:
+        # Keras 3 numbers a name once the keyword arguments are taken (all but `decay` refused), before any
+        # other check: a construction that fails later leaves the number taken. `check_arguments` checks `name`.
+        return auto_name(type(self).__name__) if name is None and not set(kwargs) - {"decay"} else name
 
     # -- the learning rate ---------------------------------------------------
     def _host_callables(self) -> dict[str, Callable[[], Any]]:

@@ -40,7 +40,7 @@ from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.flat import Layout
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import checked_count, find_state, replace_state
-from jaxopt_keras.keras.arguments import CLIP_ARGS, check_arguments
+from jaxopt_keras.keras.arguments import CLIP_ARGS, LEGACY_KWARGS, check_arguments
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers import packed as packing
@@ -72,8 +72,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         layer_only = {k: kwargs.pop(k) for k in self._LAYER_ONLY if k in kwargs}
         named, extra = bind(self._signature, args, kwargs)
         name = named.pop("name")
+        self._name = self._check_name(name, extra)  # as Keras: after the keywords, before the values (a failure keeps the number)
         self._args = check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
-        self._name = self._check_name(name)
         self._layer_args = self._check_layer_args(layer_only)
         self._variables: list[Variable] = []
         self._index: dict[int, int] = {}
@@ -91,8 +91,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _check_layer_args(self, layer_only: Mapping[str, Any]) -> dict:
         return dict(layer_only)
 
-    def _check_name(self, name: Any) -> str | None:
-        return default_name(self._family, type(self).__name__, name)
+    def _check_name(self, name: Any, kwargs: Mapping[str, Any]) -> str | None:
+        return name if any(k not in LEGACY_KWARGS for k in kwargs) else default_name(self._family, type(self).__name__, name)
 
     # ------------------------------------------------------------------
     # The transformation and its state

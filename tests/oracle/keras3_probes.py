@@ -59,6 +59,18 @@ return [opt.get_config()['gradient_accumulation_steps'], back.get_config()['grad
 reset_names()
 return [O3.Adam().name, O3.Adam().name, O3.SGD().name, O3.SGD().name, O3.AdamW().name, O3.RMSprop().name,
         O3.Adam(name='mine').name, O3.Adam().name]""",
+    "auto naming after failed constructions": """
+reset_names()
+for bad in (np.float32(0.1), 1, "0.1"):
+    try:
+        O3.Adam(learning_rate=bad)
+    except Exception:
+        pass
+try:
+    O3.Adam(foo=1)  # refused before the name is taken
+except Exception:
+    pass
+return [O3.Adam().name, O3.Adam().get_config()['name'], O3.Adam(decay=0.1).name]""",
     "get None": "return O3.get(None)",
     "get by name": "return [type(O3.get(n)).__name__ for n in ('sgd', 'adamw', 'RMSprop', 'ADAM', 'nadam')]",
     "get a typo": "O3.get('typo')",

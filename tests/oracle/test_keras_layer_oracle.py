@@ -357,6 +357,20 @@ def test_no_name_as_tf_keras():
     assert theirs[0] == ["no_name7_adam", "no_name7_adam_1", "no_name7_adam_2", "x", "no_name7_adam_3"]
 
 
+def test_no_name_after_failed_constructions_as_tf_keras():
+    """OptimizerV2 numbers the name after its keyword checks and before the class's own:
+    a construction refused by the class leaves its number taken, an unknown keyword does not."""
+
+    def names(base):
+        cls = type("NoName8SGD", (base,), {})
+        for bad in (dict(momentum=2.0), dict(foo=1), dict(momentum=-1.0)):
+            with pytest.raises((TypeError, ValueError)):
+                cls(name=None, **bad)
+        return [cls(name=None).get_config()["name"], cls(name=None).get_config()["name"]]
+
+    assert names(O.legacy.SGD) == names(tf_keras.optimizers.legacy.SGD) == ["no_name8sgd_2", "no_name8sgd_3"]
+
+
 def _custom_objects_outcome(keras, config, custom):
     """"custom", "builtin <legacy?>", or "raises"."""
     try:
