@@ -28,7 +28,7 @@ from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer
 from jaxopt_keras.optimizers import deserialize, serialize
-from jaxopt_keras.optimizers.config import tf_keras_family, without_custom_prefix
+from jaxopt_keras.optimizers.config import tf_keras_family, tf_keras_registered, without_custom_prefix
 from jaxopt_keras.optimizers.keras3 import LossScaleOptimizer as LossScaleOptimizerKeras3
 from jaxopt_keras.optimizers.keras3 import deserialize as deserialize_keras3
 from jaxopt_keras.optimizers.keras3 import serialize as serialize_keras3
@@ -102,7 +102,8 @@ def family_of(optimizer_config: Mapping[str, Any], keras3: bool) -> str:
     was written before TF-Keras 2.11, legacy (:func:`~jaxopt_keras.optimizers.config.tf_keras_family`)."""
     if keras3:
         return "keras3"
-    config = without_custom_prefix(optimizer_config, {})
+    registered = tf_keras_registered(optimizer_config.get("class_name"))  # "Custom>Adam": TF-Keras's current class
+    config = optimizer_config if registered else without_custom_prefix(optimizer_config, {})
     inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
     if isinstance(inner.get("inner_optimizer"), Mapping):  # a loss-scale wrapper: its inner optimizer's
         return family_of(inner["inner_optimizer"], False)

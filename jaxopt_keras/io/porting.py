@@ -111,7 +111,7 @@ def _in_keras_order(opt: Any, order: Sequence[int], **extra_args: Any) -> Any:
         return opt.transformation
     rank = {leaf: r for r, leaf in enumerate(sorted(order))}  # its position among the leaves it sees
     sums = [rank[leaf] for leaf in order] if opt._args.get("global_clipnorm") is not None else None
-    return build_transformation(opt._spec, dict(opt._transformation_args(), **extra_args), opt.name, global_norm_order=sums)
+    return build_transformation(opt._spec, dict(opt._transformation_args(), **extra_args), opt.name or "optimizer", global_norm_order=sums)
 
 
 def _members(params: Any, checkpoint: KerasCheckpoint, names: Names, multi: MultiOptimizer) -> list[tuple]:

@@ -417,3 +417,13 @@ def test_a_tf_checkpoint_without_its_index(files, tmp_path):
     shutil.copy(files["legacy"]["ckpt"] + ".data-00000-of-00001", tmp_path / "ck.data-00000-of-00001")
     with pytest.raises(KerasFileError, match=r"data without its index: ck.index is missing"):
         read_keras(str(tmp_path / "ck"), config=files["legacy_config"])
+
+
+def test_a_custom_prefixed_config_is_tf_kerass_current_class():
+    """``"Custom>Adam"`` is TF-Keras's registered current Adam, as ``deserialize`` reads it; the file
+    readers stripped the prefix and, without ``is_legacy_optimizer``, took the config for a legacy one."""
+    from jaxopt_keras.io.checkpoint import family_of
+
+    config = {"class_name": "Custom>Adam", "config": {"learning_rate": 0.1, "beta_1": 0.8}}
+    assert family_of(config, False) == "current"
+    assert family_of({"class_name": "Adam", "config": {"learning_rate": 0.1, "beta_1": 0.8}}, False) == "legacy"
