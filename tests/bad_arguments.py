@@ -445,6 +445,16 @@ would be called once and frozen; set the value between steps with
 that can take the step count (`lambda step: ...`) is a schedule of the step,
 in the factories and the classes.
 
+Also not in the table, and refused for the same reason as the `nan` cells:
+the values inside their range whose first step divides by zero (each spec's
+`singular`): `beta_1=1` for Adam, Adamax, AdamW and Lamb (and Muon's
+`adam_beta_1`), `beta_2=1` for Nadam, Lamb and Schedule-Free AdamW,
+Schedule-Free AdamW's `beta_1=0`, and Ftrl's `learning_rate=0`.  Keras
+accepts them and its first step makes the parameters NaN; the constructors,
+the factories and attribute assignment refuse them with a ValueError
+(`tests/oracle/test_singular_values.py` runs Keras's side).
+`set_hyperparams` checks ranges by name only and does not refuse them.
+
 How to read a cell: `ok` (accepted, and the first step is finite), an error
 type (both raise it), `TypeError*` (Keras raises it only in its first step; we
 at construction), or `Keras → ours [reason]` where we differ on purpose

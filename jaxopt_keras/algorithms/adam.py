@@ -130,6 +130,7 @@ def drop_unused_vhat(n_expected: int, weights: list) -> list:
 
 LEGACY = Spec(
     family="legacy",
+    singular={"beta_1": 1.0},
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False},
     float32_hyperparams=("beta_1", "beta_2"),
     exact_hyperparams=("epsilon",),
@@ -146,6 +147,7 @@ LEGACY = Spec(
 
 CURRENT = Spec(
     family="current",
+    singular={"beta_1": 1.0},
     defaults={
         "learning_rate": 0.001,
         "beta_1": 0.9,

@@ -103,6 +103,7 @@ def bias_correction(c: Coefficients) -> jax.Array:
 
 LEGACY = Spec(
     family="legacy",
+    singular={"beta_1": 1.0},
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),
     exact_hyperparams=("epsilon",),
@@ -118,6 +119,7 @@ LEGACY = Spec(
 
 CURRENT = Spec(
     family="current",
+    singular={"beta_1": 1.0},
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1",),  # tf.cast(self.beta_1, dtype) in the power
     exact_hyperparams=("beta_2", "epsilon"),

@@ -25,6 +25,7 @@ def _check(args: dict) -> dict:
 
 CURRENT = Spec(
     family="current",
+    singular={"beta_1": 1.0},
     defaults={
         "learning_rate": 0.001,
         "weight_decay": 0.004,

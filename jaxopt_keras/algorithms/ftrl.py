@@ -232,6 +232,7 @@ _DEFAULTS = {
 
 LEGACY = Spec(
     family="legacy",
+    singular={"learning_rate": 0.0},
     defaults=_DEFAULTS,
     float32_hyperparams=(
         "learning_rate_power",
@@ -267,6 +268,7 @@ LEGACY = Spec(
 
 CURRENT = Spec(
     family="current",
+    singular={"learning_rate": 0.0},
     defaults=_DEFAULTS,
     float32_hyperparams=(),
     exact_hyperparams=(

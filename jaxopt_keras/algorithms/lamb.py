@@ -61,6 +61,7 @@ def keras3_update(g: jax.Array, p: jax.Array, s: LambSlots, c: Coefficients):
 
 KERAS3 = Spec(
     family="keras3",
+    singular={"beta_1": 1.0, "beta_2": 1.0},
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),  # ops.cast(self.beta_1, dtype)
     exact_hyperparams=("epsilon",),

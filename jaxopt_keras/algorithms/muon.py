@@ -156,6 +156,7 @@ def _check(args: dict) -> dict:
 
 KERAS3 = Spec(
     family="keras3",
+    singular={"adam_beta_1": 1.0},
     # Keras 3's constructor order: its own arguments around the base class's, `name` at 14.
     defaults={
         "learning_rate": 0.001,

@@ -255,6 +255,7 @@ def _check_legacy(args: dict) -> dict:
 
 LEGACY = Spec(
     family="legacy",
+    singular={"beta_2": 1.0},
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),
     # The `decay` hyperparameter OptimizerV2 keeps (`_set_hyper`); its math
@@ -280,6 +281,7 @@ LEGACY = Spec(
 
 CURRENT = Spec(
     family="current",
+    singular={"beta_2": 1.0},
     defaults={"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7},
     float32_hyperparams=("beta_1", "beta_2"),  # tf.cast(self.beta_1, dtype)
     exact_hyperparams=("epsilon",),

@@ -86,6 +86,7 @@ def keras3_update(g: jax.Array, p: jax.Array, s: ScheduleFreeSlots, c: Coefficie
 
 KERAS3 = Spec(
     family="keras3",
+    singular={"beta_1": 0.0, "beta_2": 1.0},
     defaults={"learning_rate": 0.0025, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8, "warmup_steps": 0},
     slots_type=ScheduleFreeSlots,
     slots=(Slot("z", init=_copy_of_param), Slot("v")),

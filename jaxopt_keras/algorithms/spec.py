@@ -189,8 +189,7 @@ class Spec:
     """One algorithm in one numerics family: Keras metadata plus its math.
 
     Attributes:
-      family: ``"legacy"`` (OptimizerV2), ``"current"`` (TF-Keras >= 2.11) or
-        ``"keras3"``.
+      family: ``"legacy"`` (OptimizerV2), ``"current"`` (TF-Keras >= 2.11) or ``"keras3"``.
       defaults: the algorithm's own constructor arguments and defaults, in
         the order of Keras's constructor (``learning_rate`` first); the
         config lists them in this order too.
@@ -198,8 +197,7 @@ class Spec:
         (``None``: after all of ``defaults``, as in most Keras classes).
       base_defaults: the family's shared arguments whose default this class
         changes (current RMSprop: ``ema_overwrite_frequency=100``).
-      extra_args: keyword-only arguments of this class beyond the family's
-        (legacy Nadam's ``schedule_decay``), with their defaults.
+      extra_args: keyword-only arguments beyond the family's (legacy Nadam's ``schedule_decay``), with their defaults.
       float32_hyperparams: numeric arguments TF-Keras rounds to float32 (``_set_hyper``,
         ``tf.cast`` of a Python float); kept so (``keras3``: widest float, as ``ops.cast``).
       exact_hyperparams: numeric arguments Keras keeps as Python floats; kept
@@ -224,8 +222,7 @@ class Spec:
         ``param + delta`` the new parameter and ``c`` this spec's
         :class:`Coefficients`.
       scalars: per-optimizer scalar variables.
-      advance: ``advance(scalars, c) -> scalars``, computing the scalars'
-        next values once per step in their own dtype.
+      advance: ``advance(scalars, c) -> scalars``: the scalars' next values, once per step in their own dtype.
       advance_first: the scalars advance before the per-parameter math, which
         then reads their new values (Keras 3's Nadam); by default after it,
         the math reading the old values (TF-Keras).
@@ -233,6 +230,8 @@ class Spec:
         constructor's ``decay`` (see :data:`STATE_ONLY_HYPERPARAMS`).
       needs_params: the math reads the parameter value.
       check_args: validates and normalizes the constructor arguments, raising Keras's errors.
+      singular: argument values Keras accepts and whose first step makes the
+        parameters NaN (Adam's ``beta_1=1``: ``m / (1 - beta_1**t)`` is 0/0); refused.
       config_when_set: arguments Keras leaves out of its config; they appear
         in ours only when set (current Adam's ``adaptive_epsilon``).
       config_to_args: config keys that come back as a differently named
@@ -303,6 +302,7 @@ class Spec:
     time_decay: bool = False
     needs_params: bool = False
     check_args: Callable[[dict], dict] = lambda args: args
+    singular: Mapping[str, float] = dataclasses.field(default_factory=dict)
     config_to_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
     config_when_set: tuple[str, ...] = ()
     adjust_weights: Callable[[int, list], list] | None = None

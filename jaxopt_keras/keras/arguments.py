@@ -178,9 +178,8 @@ def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
     refuses, Keras accepts and then computes NaN or nonsense with.
 
     Raises:
-      ValueError: ``True``/``False`` for a number, NaN or an infinity, a
-        fraction outside [0, 1] or a negative amount
-        (:func:`~jaxopt_keras.core.hyperparams.check_range`).
+      ValueError: ``True``/``False`` for a number, NaN or an infinity, a fraction outside [0, 1] or a negative
+        amount (:func:`~jaxopt_keras.core.hyperparams.check_range`), a value whose first step is NaN (``spec.singular``).
     """
     for name in numeric_arguments(spec):
         value = args.get(name)
@@ -192,6 +191,9 @@ def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
         if not math.isfinite(number):
             raise ValueError(f"Argument `{name}` must be finite. Received: {name}={number}.")
         check_range(name, number)
+        if name in spec.singular and number == spec.singular[name]:  # Keras accepts it
+            raise ValueError(f"Argument `{name}` cannot be {spec.singular[name]}: the first step would make the parameters "
+                             f"NaN. Received: {name}={value}.")
 
 
 def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, Any]) -> None:

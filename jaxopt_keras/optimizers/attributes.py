@@ -179,6 +179,7 @@ class HyperAttributes:
     def _set_static(self, name: str, value: Any) -> None:
         if name in self._SLOT_SHAPING and self.built and value != self._args.get(name):
             raise ValueError(f"`{name}` changes the optimizer's slots; it cannot change after the optimizer is built.")
+        check_hyperparameter(self._spec, name, value)  # a numeric static (Schedule-Free AdamW's betas): the constructor's rules
         new_args = dict(self._args, **{name: value})
         if name in CLIP_ARGS:
             check_clipping(new_args, self._family)

@@ -143,3 +143,15 @@ def test_static_attributes():
     np.testing.assert_allclose(q.numpy(), [-4.0, -3.5], rtol=1e-6)
     np.testing.assert_allclose(ema.get_weights()[1], 0.5 * average + 0.5 * q.numpy(), rtol=1e-6)
     assert int(ema.iterations.numpy()) == 2
+
+
+def test_a_numeric_static_is_checked_as_the_constructor_checks_it():
+    """Schedule-Free AdamW keeps its betas out of the state (constants of the compiled step, as
+    Keras 3's); assigning one took any value unchecked (beta_1 = 5.0)."""
+    opt = O.keras3.ScheduleFreeAdamW()
+    for bad, message in ((5.0, r"must be in the range \[0, 1\]"), (0.0, "cannot be 0.0"), (True, "not a bool")):
+        with pytest.raises(ValueError, match=message):
+            opt.beta_1 = bad
+        assert opt.get_config()["beta_1"] == 0.9
+    opt.beta_1 = 0.5
+    assert opt.get_config()["beta_1"] == 0.5
