@@ -41,6 +41,8 @@ class HyperAttributes:
 
     # Constructor arguments with no effect here, stored as given when assigned.
     _INERT: tuple[str, ...] = ("jit_compile",)
+    # ``lr``, TF-Keras's alias of ``learning_rate`` (Keras 3 has none: a plain attribute there).
+    _LR_ALIAS: bool = True
 
     def _host_callables(self) -> dict[str, Callable[[], Any]]:
         """Hyperparameters given as zero-argument callables: called on the host
@@ -135,7 +137,7 @@ class HyperAttributes:
         args = self.__dict__.get("_args")
         if args is None:
             raise AttributeError(name)
-        if name == "lr":
+        if name == "lr" and self._LR_ALIAS:
             name = "learning_rate"
         with self._lock:
             if name == "learning_rate":
@@ -155,7 +157,7 @@ class HyperAttributes:
 
     def _set_public(self, name: str, value: Any) -> None:
         """A public attribute's assignment: a hyperparameter, a structural argument, ``iterations``."""
-        if name == "lr":
+        if name == "lr" and self._LR_ALIAS:
             name = "learning_rate"
         if name == "learning_rate":
             self._put_learning_rate(value)

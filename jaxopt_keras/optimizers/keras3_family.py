@@ -86,6 +86,7 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     _family: ClassVar[str] = "keras3"
     _STATIC: ClassVar[tuple[str, ...]] = KerasOptimizer._STATIC + ("loss_scale_factor",)
     _VIEW: ClassVar[type] = Keras3View
+    _LR_ALIAS = False  # Keras 3 has no `lr`: reading it is an AttributeError, assigning it sets a plain attribute
 
     def _check_name(self, name: Any, kwargs: Mapping[str, Any]) -> Any:
         # Keras 3 numbers a name once the keyword arguments are taken (all but `decay` refused), before any

@@ -32,6 +32,17 @@ for value in (None, 'abc'):
     except Exception as e:
         out.append(type(e).__name__)
 return out""",
+    "no lr alias": """
+opt = O3.Adam(learning_rate=0.01)
+out = []
+try:
+    opt.lr
+except AttributeError as e:
+    out.append(str(e))
+opt.lr = 0.5  # a plain attribute: the learning rate is unchanged
+v = Var(np.ones(2), 'w')
+opt.apply_gradients([(np.ones(2, np.float32), v)])
+return out + [opt.lr, round(float(np.asarray(opt.learning_rate)), 6), np.round(np.asarray(v), 4).tolist()]""",
     "numpy integer accumulation steps": """
 v = Var(np.ones(3), 'v')
 opt = O3.SGD(learning_rate=0.01, gradient_accumulation_steps=np.int64(2))
