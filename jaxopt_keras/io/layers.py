@@ -21,6 +21,7 @@ import re
 from typing import Any, Mapping
 
 from jaxopt_keras.io.errors import KerasFileError, json_kind
+from jaxopt_keras.optimizers.names import snake_case
 
 # Snake-case class name -> the variables it creates, in order.
 LAYER_VARIABLES: dict[str, tuple[str, ...]] = {
@@ -59,13 +60,6 @@ _PROJECTIONS = {"query_dense": "query", "key_dense": "key", "value_dense": "valu
 _CELLS = {"lstm": ("lstm_cell", "lstm_cell"), "gru": ("gru_cell", "gru_cell"), "simple_rnn": ("simple_rnn_cell", "simple_rnn_cell")} | {
     f"conv_lstm{n}d": ("conv_lstm_cell", None) for n in (1, 2, 3)
 }
-
-
-def snake_case(name: str) -> str:
-    """Keras's ``to_snake_case`` of a class name (``BatchNormalization`` -> ``batch_normalization``)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def group_class(group: str) -> str:

@@ -180,10 +180,7 @@ def params_from_keras(params: Any, checkpoint: KerasCheckpoint, names: Names = N
     """
     shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
     keys = match(params, shapes, names, require_all=False, path=checkpoint.path)
-    nans = {k: n for k in keys if (n := nan_count(checkpoint.model_weights[k]))}
-    if nans:
-        held = [f"{k} ({n} of {np.size(checkpoint.model_weights[k])})" for k, n in nans.items()]
-        raise KerasFileError(checkpoint.path, f"model weights hold NaN: {held[:5]}; every step from them would be NaN.")
+    _refuse_nan(checkpoint, {k: checkpoint.model_weights[k] for k in keys}, "model weights")
     flat, treedef = jax.tree_util.tree_flatten(params)
     out = []
     for key, leaf in zip(keys, flat):
@@ -192,6 +189,13 @@ def params_from_keras(params: Any, checkpoint: KerasCheckpoint, names: Names = N
             raise _dtype_error(checkpoint, f"weight {key!r}", value.dtype, jnp.asarray(leaf).dtype)
         out.append(place_like(value, leaf))
     return treedef.unflatten(out)
+
+
+def _refuse_nan(checkpoint: KerasCheckpoint, weights: Mapping[str, Any], what: str) -> None:
+    """A ``KerasFileError`` naming the weights that hold NaN (a diverged run's: every step from them would be NaN)."""
+    held = [f"{k} ({n} of {np.size(v)})" for k, v in weights.items() if (n := nan_count(v))]
+    if held:
+        raise KerasFileError(checkpoint.path, f"{what} hold NaN: {held[:5]}; every step from them would be NaN.")
 
 
 def trainable_order(params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[int]:
@@ -264,10 +268,7 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
             f"the file holds {len(values)} optimizer weights ({list(checkpoint.optimizer_weights)}); "
             f"the optimizer over these parameters has {len(layout)}.",
         )
-    nans = {k: nan_count(v) for k, v in checkpoint.optimizer_weights.items()}
-    if any(nans.values()):
-        held = [f"{k} ({n} of {np.size(checkpoint.optimizer_weights[k])})" for k, n in nans.items() if n]
-        raise KerasFileError(checkpoint.path, f"optimizer weights hold NaN: {held[:5]}; every later step would be NaN.")
+    _refuse_nan(checkpoint, checkpoint.optimizer_weights, "optimizer weights")
     target = tx.init(params)
     core = find_state(target, OptimizerState, required=False)
     if core is None:

@@ -18,7 +18,6 @@ What differs from the TF-Keras families (:mod:`~jaxopt_keras.optimizers.families
 
 from __future__ import annotations
 
-import collections
 import re
 import warnings
 from typing import Any, Callable, ClassVar, Mapping, Sequence
@@ -33,13 +32,13 @@ from jaxopt_keras.core.hyperparams import widest_float
 from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
+from jaxopt_keras.optimizers.names import auto_name
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
 from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations, shared
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.schedules.serialization import serialize_keras3
 from jaxopt_keras.transforms.accumulation import overwrite_with_gradients
 
-_NAME_COUNTS: collections.Counter = collections.Counter()
 BASE_CONFIG_KEYS = (
     "weight_decay",
     "clipnorm",
@@ -51,21 +50,6 @@ BASE_CONFIG_KEYS = (
     "loss_scale_factor",
     "gradient_accumulation_steps",
 )
-
-
-def snake_case(name: str) -> str:
-    """Keras 3's ``to_snake_case``: ``AdamW`` -> ``adam_w``, ``RMSprop`` -> ``rm_sprop``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def auto_name(class_name: str) -> str:
-    """``adam``, then ``adam_1``, ``adam_2``...: one counter per name in the process, as Keras 3."""
-    prefix = snake_case(class_name)
-    n = _NAME_COUNTS[prefix]
-    _NAME_COUNTS[prefix] += 1
-    return prefix if n == 0 else f"{prefix}_{n}"
 
 
 def is_zero_arg_callable(lr: Any) -> bool:

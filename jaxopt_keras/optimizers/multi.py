@@ -23,7 +23,8 @@ import numpy as np
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import serialize_optimizer
-from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
+from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer
+from jaxopt_keras.optimizers.names import auto_name
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
 from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.transforms.routing import multi_optimizer, route

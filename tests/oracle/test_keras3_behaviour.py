@@ -14,7 +14,7 @@ import pytest
 
 import jaxopt_keras as jk
 from jaxopt_keras.optimizers import keras3 as K3
-from jaxopt_keras.optimizers import keras3_family
+from jaxopt_keras.optimizers import names
 from keras3_probes import PROBES
 from probe_outcome import run_probes
 
@@ -40,7 +40,7 @@ def ours():
     def var(value, name):
         return jk.Variable(value, name=name, dtype="float32")
 
-    return run_probes(PROBES, K3, var, keras3_family._NAME_COUNTS.clear)
+    return run_probes(PROBES, K3, var, names.KERAS3_COUNTS.clear)
 
 
 @pytest.mark.parametrize("probe", list(PROBES))
