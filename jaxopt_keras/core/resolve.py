@@ -8,6 +8,7 @@ config is imported, looked up with ``getattr`` on a module, or evaluated: a
 
 from __future__ import annotations
 
+import types
 from typing import Any, Mapping
 
 import numpy as np
@@ -176,3 +177,54 @@ def resolve_class(
             "`custom_objects`."
         )
     return cls, dict(inner)
+
+
+def function_config(fn: Any) -> Any:
+    """Keras 3's serialization of a plain named function (a learning rate):
+    ``{"module": "builtins", "class_name": "function", "config": fn.__name__,
+    "registered_name": "function"}``.  Anything else (a lambda, a callable
+    object) is returned as it is: Keras 3 writes a lambda's bytecode, which no
+    loader here reads (see :func:`resolve_function`)."""
+    if not isinstance(fn, types.FunctionType) or fn.__name__ == "<lambda>":
+        return fn
+    return {"module": "builtins", "class_name": "function", "config": fn.__name__, "registered_name": "function"}
+
+
+def is_function_config(config: Any) -> bool:
+    """A serialized function (:func:`function_config`) or Keras 3's serialized lambda."""
+    return isinstance(config, Mapping) and config.get("class_name") in ("function", "__lambda__")
+
+
+def resolve_function(config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None) -> Any:
+    """The function a :func:`function_config` names, from ``custom_objects``
+    only, as Keras 3 finds it: ``custom_objects[name]``, else the one entry
+    whose key ends in ``">name"`` (a registered ``"package>name"``).  Nothing
+    is imported, and a lambda's bytecode is never loaded.
+
+    Raises:
+      ValueError: a serialized lambda (Keras 3's words for its safe mode).
+      TypeError: ``config`` is not a name, or no such function was passed.
+    """
+    if config.get("class_name") == "__lambda__":
+        raise ValueError(
+            "Requested the deserialization of a Python lambda. This carries a potential risk of arbitrary code "
+            "execution and thus it is disallowed. jaxopt_keras never loads a lambda's bytecode: pass the function "
+            "itself as the `learning_rate` instead."
+        )
+    name = config.get("config")
+    if not isinstance(name, str):  # Keras 3's words (and spacing); it reads a null config as {}
+        raise TypeError(
+            "Expected 'config' to be a non-null str fora function classname,\n"
+            f"instead got {type({} if name is None else name)}\nFull config: {dict(config)}"
+        )
+    custom = dict(custom_objects or {})
+    if name in custom:
+        return custom[name]
+    suffixed = [fn for key, fn in custom.items() if isinstance(key, str) and key.endswith(f">{name}")]
+    if ">" not in name and suffixed:
+        return suffixed[0]
+    raise TypeError(
+        f"Could not locate function '{name}'. Make sure custom classes and functions are decorated with "
+        "`@keras.saving.register_keras_serializable()`. If they are already decorated, make sure they are all "
+        f"imported so that the decorator is run before trying to load them. Full object config: {dict(config)}"
+    )

@@ -310,7 +310,7 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
 
     def get_config(self) -> dict:
         """Equal to ``tf.keras.optimizers.legacy.<Class>.get_config()`` for the same arguments."""
-        config = {"name": self._name}
+        config = {"name": self._init_name}  # OptimizerV2's `_name`: assigning `name` does not change it
         for key in ("clipnorm", "clipvalue", "global_clipnorm"):
             if self._args.get(key) is not None:
                 config[key] = self._args[key]
@@ -332,10 +332,10 @@ class OptimizerV2(GradientsMixin, ConfigMixin, KerasOptimizer):
         return super().from_config(config, custom_objects)
 
     def _weight_name(self, weight: Weight, variable: str) -> str:
-        return f"{self._name}/{keras_name(self._spec, weight, variable)}:0"
+        return f"{self._init_name}/{keras_name(self._spec, weight, variable)}:0"
 
     def _iter_weight_name(self) -> str:
-        return f"{self._name}/iter:0"
+        return f"{self._init_name}/iter:0"
 
 
 class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
@@ -442,7 +442,7 @@ class Optimizer(GradientsMixin, BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
     def _weight_name(self, weight: Weight, variable: str) -> str:
         if weight.kind == "iterations":
             return "iteration:0"  # created in __init__, outside any name scope
-        prefix = f"{self._name or 'optimizer'}/" if self._scoped else ""  # TF-Keras's scope for no name
+        prefix = f"{self._built_name or 'optimizer'}/" if self._scoped else ""  # TF-Keras's scope for no name
         return f"{prefix}{keras_name(self._spec, weight, variable)}:0"
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import DEFAULT_NUMERICS
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.hyperparams import widest_float
+from jaxopt_keras.core.resolve import function_config, is_function_config, resolve_function
 from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
@@ -140,17 +141,18 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
 
     def _iteration_view(self) -> Keras3View:
         """The call count, Keras 3's ``iteration`` variable."""
-        return Keras3View(f"{self._name}/iteration", self._iterations_value, self._set_iterations)
+        return Keras3View(f"{self._init_name}/iteration", self._iterations_value, self._set_iterations)
 
     def _hyper_path(self, name: str) -> str:
-        return f"{self._name}/{name}"  # Keras 3's variable: adam/learning_rate
+        return f"{self._init_name}/{name}"  # Keras 3's variable: adam/learning_rate
 
     # -- variables -------------------------------------------------------------
     def _var_path(self, v: Variable) -> str:
         return v.path.replace("/", "_")
 
     def _weight_name(self, weight: Weight, variable: str) -> str:
-        return f"{self._name}/{keras_name(self._spec, weight, variable)}"
+        owner = self._init_name if weight.kind in ("iterations", "hyper") else self._built_name  # made in __init__, or built
+        return f"{owner}/{keras_name(self._spec, weight, variable)}"
 
     def _stateless_variables(self) -> tuple[int, ...]:
         return tuple(i for i, v in enumerate(self._variables) if v.overwrite_with_gradient)
@@ -346,9 +348,26 @@ class Keras3Optimizer(BuiltWeightsMixin, ConfigMixin, KerasOptimizer):
         config.update({k: v for k, v in algo.items() if k not in config})
         return self._extension_config(config)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], custom_objects: Mapping[str, Any] | None = None) -> Keras3Optimizer:
+        """Rebuilds an optimizer from :meth:`get_config` output (or Keras 3's).  A
+        learning rate serialized as a function is the one of its name in
+        ``custom_objects`` (Keras 3's lookup, :func:`core.resolve.resolve_function`)."""
+        lr = config.get("learning_rate") if isinstance(config, Mapping) else None
+        if is_function_config(lr):
+            config = {**config, "learning_rate": resolve_function(lr, custom_objects)}
+        return super().from_config(config, custom_objects)
+
+    def __reduce__(self) -> tuple:
+        # A function learning rate is written by its name: the pickle carries the function itself to find it by.
+        fn = self._lr_function()
+        if fn is None or function_config(fn) is fn:
+            return super().__reduce__()
+        return type(self).from_config, (self.get_config(), {fn.__name__: fn})
+
     def _serialize_learning_rate(self) -> Any:
         if self._lr_function() is not None:
-            return self._args["learning_rate"]
+            return function_config(self._args["learning_rate"])  # Keras 3's {"class_name": "function", ...}
         if isinstance(self._args["learning_rate"], LearningRateSchedule):
             return serialize_keras3(self._args["learning_rate"])
         return super()._serialize_learning_rate()

@@ -1,16 +1,15 @@
 """The Keras optimizer object: variables, state, the jitted step, hyperparameters as attributes.
 
-One generic class, :class:`KerasOptimizer`, gives every optimizer Keras's
-object API over the pure core.  A class of the registry (:mod:`jaxopt_keras.optimizers.classes`) only names its
+One generic class, :class:`KerasOptimizer`, gives every optimizer Keras's object API over the pure core.
+A class of the registry (:mod:`jaxopt_keras.optimizers.classes`) only names its
 :class:`~jaxopt_keras.registry.Entry` and family; the family's rules live in
 :mod:`jaxopt_keras.optimizers.families`, the weights list in
 :mod:`jaxopt_keras.optimizers.weights`.
 
 Where things are kept:
 
-* :attr:`transformation` is what the functional factory builds from the
-  same arguments, built once (and again only when a structural argument
-  changes);
+* :attr:`transformation` is what the functional factory builds from the same
+  arguments, built once (and again only when a structural argument changes);
 * :attr:`state` is its state over the registered variables, in registration
   order.  It exists from construction (over no variables), so the numeric
   hyperparameters live there and only there;
@@ -64,15 +63,14 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     _STATIC: ClassVar[tuple[str, ...]] = ("amsgrad", "nesterov", "centered", "adaptive_epsilon") + CLIP_ARGS
     _SLOT_SHAPING: ClassVar[tuple[str, ...]] = ("amsgrad", "centered")
 
-    # ------------------------------------------------------------------
-    # Construction
-    # ------------------------------------------------------------------
+    # -- Construction ------------------------------------------------------
     def __init__(self, *args: Any, **kwargs: Any):
         object.__setattr__(self, "_initialized", False)
         layer_only = {k: kwargs.pop(k) for k in self._LAYER_ONLY if k in kwargs}
         named, extra = bind(self._signature, args, kwargs)
         name = named.pop("name")
         self._name = self._check_name(name, extra)  # as Keras: after the keywords, before the values (a failure keeps the number)
+        self._init_name = self._built_name = self._name  # the name at construction, and when the state was first built
         self._args = check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
         self._layer_args = self._check_layer_args(layer_only)
         self._variables: list[Variable] = []
@@ -94,9 +92,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _check_name(self, name: Any, kwargs: Mapping[str, Any]) -> str | None:
         return name if any(k not in LEGACY_KWARGS for k in kwargs) else default_name(self._family, type(self).__name__, name)
 
-    # ------------------------------------------------------------------
-    # The transformation and its state
-    # ------------------------------------------------------------------
+    # -- The transformation and its state ----------------------------------
     def _pre(self) -> base.GradientTransformation | None:
         """Gradient processing before the optimizer (the legacy aggregator), or ``None``."""
         return None
@@ -268,12 +264,16 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     def _set_hp(self, hp: Hyperparams) -> None:
         self._held = replace_state(self._held, OptimizerState, lambda c: c._replace(hyperparams=hp))
 
-    # ------------------------------------------------------------------
-    # Variables
-    # ------------------------------------------------------------------
+    # -- Variables ---------------------------------------------------------
     @property
-    def name(self) -> str:
+    def name(self) -> Any:
+        """The optimizer's name; assigning it is Keras's plain attribute assignment (what it changes in
+        ``get_config`` and the weights' names, per family: docs/numerics.md, *Names*)."""
         return self._name
+
+    @name.setter
+    def name(self, value: Any) -> None:
+        self._name = value
 
     @property
     def built(self) -> bool:
@@ -302,6 +302,8 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         if self._packed:
             self._unpack()
         self._pack_refused = False  # other variables: packing is decided again
+        if not self._built:
+            self._built_name = self._name
         for v in new:
             self._index[self._var_key(v)] = len(self._variables)
             self._variables.append(v)
@@ -335,9 +337,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         with self._lock:
             self._register(var_list)
 
-    # ------------------------------------------------------------------
-    # Training
-    # ------------------------------------------------------------------
+    # -- Training ----------------------------------------------------------
     def _gradients(self, pairs: Sequence[tuple[Any, Variable]]) -> tuple[list, bool]:
         """The gradients in the registered variables' order (``None`` where a
         variable has none), checked against their variables, and whether every

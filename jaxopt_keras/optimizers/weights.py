@@ -415,7 +415,7 @@ class WeightsList:
     def _check_weights_length(self, entries: list, weights: list) -> None:
         if len(entries) != len(weights):
             raise ValueError(
-                f"You called `set_weights(weights)` on optimizer {self._name} with a  weight list of "
+                f"You called `set_weights(weights)` on optimizer {self._init_name} with a  weight list of "
                 f"length {len(weights)}, but the optimizer was expecting {len(entries)} weights. "
                 f"Provided weights: {str(weights)[:50]}..."
             )

@@ -274,3 +274,29 @@ def test_malformed_configs_name_the_field():
             O.deserialize(config)
     with pytest.raises(ValueError, match="expected a dict"):
         O.deserialize("adam")
+
+
+def _rate():
+    return 0.25
+
+
+def test_keras3_function_learning_rate_pickles_and_a_lambda_is_never_loaded(tripwire):
+    """A Keras 3 function learning rate is written by name (``keras3_probes``
+    checks the form against Keras 3), so a pickle carries the function to find
+    it by; Keras 3's serialized lambda (its bytecode, marshalled) is refused
+    before anything in it is decoded or run."""
+    import pickle
+
+    from jaxopt_keras.optimizers import keras3 as O3
+
+    back = pickle.loads(pickle.dumps(O3.Adam(_rate)))
+    assert back.get_config()["learning_rate"]["config"] == "_rate"
+    assert float(np.asarray(back.learning_rate)) == 0.25
+    calls, _ = tripwire
+    calls.clear()  # the imports and the unpickling above
+    code = "4wAAAAAAAAAAAAAAAAEAAAADAAAA8wYAAACXAGQBUwApAk7nexSuR+F6lD+pAHIDAAAA8"  # Keras 3's, for `lambda: 0.02`
+    config = {"learning_rate": {"class_name": "__lambda__", "config": {"value": [code, None, None]}}}
+    for custom in (None, {"__lambda__": _rate}):
+        with pytest.raises(ValueError, match="lambda"):
+            O3.Adam.from_config(config, custom_objects=custom)
+    assert calls == []

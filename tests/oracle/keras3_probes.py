@@ -43,6 +43,34 @@ opt.lr = 0.5  # a plain attribute: the learning rate is unchanged
 v = Var(np.ones(2), 'w')
 opt.apply_gradients([(np.ones(2, np.float32), v)])
 return out + [opt.lr, round(float(np.asarray(opt.learning_rate)), 6), np.round(np.asarray(v), 4).tolist()]""",
+    "name assigned before and after the build": """
+reset_names()
+opt = O3.Adam(learning_rate=0.01)
+opt.name = 'before'
+v = Var(np.ones(2), 'w')
+opt.apply_gradients([(np.ones(2, np.float32), v)])
+out = [[x.path for x in opt.variables], opt.get_config()['name']]
+for value in ('after', 5, None):
+    opt.name = value
+    out.append([opt.name, opt.get_config()['name'], [x.path for x in opt.variables]])
+return out""",
+    "function learning rate in the config": """
+def schedule_fn():
+    return 0.01
+opt = O3.Adam(schedule_fn)
+config = opt.get_config()
+out = [config['learning_rate']]
+for custom in ({'schedule_fn': schedule_fn}, {'package>schedule_fn': schedule_fn}):
+    back = O3.Adam.from_config(dict(config), custom_objects=custom)  # Keras 3's from_config edits the dict it is given
+    out.append(round(float(np.asarray(back.learning_rate)), 6))
+back = O3.deserialize(O3.serialize(opt), custom_objects={'schedule_fn': schedule_fn})
+out.append([type(back).__name__, round(float(np.asarray(back.learning_rate)), 6)])
+for bad in (config, {**config, 'learning_rate': {**config['learning_rate'], 'config': None}}):
+    try:
+        O3.Adam.from_config(dict(bad))
+    except TypeError as e:
+        out.append(str(e))
+return out""",
     "numpy integer accumulation steps": """
 v = Var(np.ones(3), 'v')
 opt = O3.SGD(learning_rate=0.01, gradient_accumulation_steps=np.int64(2))

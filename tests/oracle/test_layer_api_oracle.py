@@ -277,3 +277,34 @@ def test_periods_beyond_the_int32_counter_step_as_tf_keras(family, wrap):
     assert scales[0] == scales[1]  # 2**15 (TF-Keras's initial scale), never grown
     a = agreement(outcomes[1], outcomes[0], [np.ones((2, 3), np.float32), np.zeros(3, np.float32)])
     assert a.moved > 0.01 and a.relative <= TOLERANCE[np.float32], a
+
+
+def _names(opt):
+    variables = opt.variables() if callable(opt.variables) else opt.variables
+    return [v.name for v in variables]
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_assigning_name_is_tf_kerass_plain_attribute(family):
+    """``opt.name = ...`` before and after the build: the current family's
+    config reports the new name and its slots carry the name at the build;
+    OptimizerV2's config and weights keep the constructor's ``_name``."""
+    module = tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers
+    ours_module = O.legacy if family == "legacy" else O
+    theirs, ours = module.Adam(0.1), ours_module.Adam(0.1)
+    tv = [tf.Variable(np.ones(3, np.float32), name="w")]
+    ov = [jk.Variable(np.ones(3, np.float32), name="w")]
+    for opt in (theirs, ours):
+        opt.name = "before"
+    theirs.apply_gradients(zip(_grads(0)[1:], tv))
+    ours.apply_gradients(zip(_grads(0)[1:], ov))
+    assert _names(ours) == _names(theirs)
+    for value in ("after", 5, None):
+        for opt in (theirs, ours):
+            opt.name = value
+        assert ours.name == theirs.name == value
+        assert ours.get_config()["name"] == theirs.get_config()["name"]
+        assert _names(ours) == _names(theirs)
+    theirs.apply_gradients(zip(_grads(1)[1:], tv))
+    ours.apply_gradients(zip(_grads(1)[1:], ov))
+    np.testing.assert_allclose(ov[0].numpy(), tv[0].numpy(), rtol=TOLERANCE[np.float32])
