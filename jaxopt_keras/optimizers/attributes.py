@@ -166,7 +166,7 @@ class HyperAttributes:
         elif name in self._STATIC or any(s.name == name and s.value is None for s in self._spec.statics):
             self._set_static(name, value)
         elif name == "iterations":
-            self._set_iterations(value.value if isinstance(value, Variable) else value)
+            self._assign_iterations(value)
         elif name in self._args and name not in self._INERT:
             # Keras reads these at each step (or trace); here they shape the
             # transformation built once, so an assignment would be ignored.
@@ -177,6 +177,23 @@ class HyperAttributes:
             )
         else:
             object.__setattr__(self, name, value)
+
+    def _assign_iterations(self, value: Any) -> None:
+        """``opt.iterations = value``, Keras's rule: Keras 3 has no setter; TF-Keras
+        replaces its counter before the build (here: the count takes the value)
+        and refuses it after.  ``opt.iterations.assign(value)`` works at any time."""
+        if self._family == "keras3":
+            raise AttributeError(f"property 'iterations' of '{type(self).__name__}' object has no setter")
+        if self.built:
+            hint = "" if self._family == "legacy" else (
+                "Usually this means you are trying to set `iterations` after calling `apply_gradients()`. "
+                "Please set `iterations` before calling `apply_gradients()`."
+            )
+            raise RuntimeError(
+                "Cannot set `iterations` to a new Variable after the Optimizer weights have been created. "
+                f"Here it is attempting to set `iterations` to {value}.{hint}"
+            )
+        self._set_iterations(value.value if isinstance(value, Variable) else value)
 
     def _set_static(self, name: str, value: Any) -> None:
         if name in self._SLOT_SHAPING and self.built and value != self._args.get(name):

@@ -192,7 +192,7 @@ def test_set_weights_assign_and_iterations_between_packed_steps(packing):
         opt.set_weights(weights)  # back two steps
         vs[2].assign(np.full(np.shape(values[2]), 0.5, np.float32))
         opt.apply_gradients(zip(_grads(values, 4), vs))
-        opt.iterations = 10
+        opt.iterations.assign(10)
         opt.apply_gradients(zip(_grads(values, 5), vs))
         flags.append(opt._packed)
         return [v.numpy() for v in vs] + [np.asarray(w) for w in opt.get_weights()], opt
@@ -404,7 +404,7 @@ def test_the_step_count_and_hyperparameters_do_not_unpack(packing, family):
             out.append(float(np.asarray(opt.learning_rate)))
             opt.learning_rate = 0.05 / (k + 2)
             if k == 3:
-                opt.iterations = 40
+                (opt.variables[0] if family == "keras3" else opt.iterations).assign(40)  # Keras 3: the raw `iteration`
             flags.append(opt._packed)
         return out + [v.numpy() for v in vs], opt
 

@@ -125,7 +125,7 @@ def test_set_weights_and_steps_interleave_without_errors(cls):
                 opt.apply_gradients(zip(grads, var))
             else:
                 opt.set_weights(start)
-                opt.iterations = 0
+                opt.iterations.assign(0)
 
     run_threads(work)
     count = int(np.asarray(opt.iterations.value))

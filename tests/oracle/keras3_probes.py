@@ -71,6 +71,12 @@ for bad in (config, {**config, 'learning_rate': {**config['learning_rate'], 'con
     except TypeError as e:
         out.append(str(e))
 return out""",
+    "iterations has no setter": """
+opt = O3.Adam(learning_rate=0.01)
+try:
+    opt.iterations = 5
+except AttributeError as e:
+    return str(e)""",
     "numpy integer accumulation steps": """
 v = Var(np.ones(3), 'v')
 opt = O3.SGD(learning_rate=0.01, gradient_accumulation_steps=np.int64(2))

@@ -308,3 +308,30 @@ def test_assigning_name_is_tf_kerass_plain_attribute(family):
     theirs.apply_gradients(zip(_grads(1)[1:], tv))
     ours.apply_gradients(zip(_grads(1)[1:], ov))
     np.testing.assert_allclose(ov[0].numpy(), tv[0].numpy(), rtol=TOLERANCE[np.float32])
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_assigning_iterations_is_tf_kerass_rule(family):
+    """``opt.iterations = variable`` before the build starts the count there
+    (TF-Keras takes the variable as its counter); after the build it is
+    TF-Keras's ``RuntimeError``, and nothing changes.  (An int before the
+    build leaves TF-Keras without a counter to increment, so the comparison
+    gives it a variable.)"""
+    module = tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers
+    ours_module = O.legacy if family == "legacy" else O
+    theirs, ours = module.Adam(0.1), ours_module.Adam(0.1)
+    theirs.iterations = tf.Variable(5, dtype=tf.int64)
+    ours.iterations = jk.Variable(np.int64(5))
+    tv, ov = _variables("tf"), _variables("ours")
+    for t in range(3):
+        theirs.apply_gradients(zip(_grads(t), tv))
+        ours.apply_gradients(zip(_grads(t), ov))
+    errors = []
+    for opt in (theirs, ours):
+        with pytest.raises(RuntimeError) as e:
+            opt.iterations = 2
+        errors.append(str(e.value))
+    assert errors[0] == errors[1]
+    assert int(ours.iterations) == int(theirs.iterations) == 8
+    for a, b in zip(ov, tv):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=TOLERANCE[np.float32])
