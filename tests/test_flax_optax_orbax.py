@@ -109,6 +109,25 @@ def test_linen_train_state():
     assert_trees_equal(step(ts).params, step(back.replace(opt_state=jax.tree_util.tree_map(jnp.asarray, back.opt_state))).params)
 
 
+def test_linen_train_state_over_flat_layout_params():
+    """``TrainState.create`` and ``apply_gradients`` ask ``"overwrite_with_gradient" in``
+    the params and the gradients: a FlatTree answers False (it was a TypeError,
+    "argument of type 'FlatTree' is not iterable").  The run is the tree layout's."""
+    layout = jk.flat.Layout(PARAMS)
+    tx = jk.adam(0.01)
+    ts = train_state.TrainState.create(apply_fn=None, params=layout.ravel(PARAMS), tx=tx)
+    for i in range(3):
+        ts = jax.jit(lambda ts, g: ts.apply_gradients(grads=g))(ts, layout.ravel(grads(i)))
+    assert isinstance(ts.params, jk.flat.FlatTree) and int(ts.step) == 3
+    ref, ref_state = PARAMS, tx.init(PARAMS)
+    for i in range(3):
+        u, ref_state = jax.jit(tx.update)(grads(i), ref_state, ref)
+        ref = optax.apply_updates(ref, u)
+    for a, b in zip(jax.tree_util.tree_leaves(layout.unravel(ts.params)), jax.tree_util.tree_leaves(ref)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=4e-6, atol=4e-7)  # test_flat.py's float32 bound
+    assert_trees_equal(serialization.from_bytes(ts, serialization.to_bytes(ts)), ts)
+
+
 class Net(nnx.Module):
     def __init__(self, rngs):
         self.hidden = nnx.Linear(4, 3, rngs=rngs)

@@ -244,6 +244,12 @@ class FlatTree:
     def unravel(self) -> Any:
         return self.layout.unravel(self)
 
+    def __contains__(self, key: Any) -> bool:
+        """False: a FlatTree holds buffers, not named entries.  flax's
+        ``TrainState.create`` and ``apply_gradients`` ask
+        ``"overwrite_with_gradient" in params`` (and ``in grads``) of any tree."""
+        return False
+
     def __repr__(self) -> str:
         return f"FlatTree({self.layout!r})"
 
