@@ -228,6 +228,18 @@ def test_optax_multisteps():
     assert float(optax.tree_utils.tree_get(state, "learning_rate")) == np.float32(0.01)
 
 
+def test_an_optax_multisteps_object_chains_as_in_optax_chain():
+    """``optax.MultiSteps`` is an object with ``init``/``update``, not a tuple:
+    ``optax.chain`` takes it, and so does ``jk.chain`` (it was a TypeError,
+    "cannot unpack non-iterable MultiSteps object"), stepping as optax's chain."""
+    ours = jk.chain(optax.clip(0.5), optax.MultiSteps(jk.legacy.adam(0.01), every_k_schedule=2))
+    theirs = optax.chain(optax.clip(0.5), optax.MultiSteps(jk.legacy.adam(0.01), every_k_schedule=2))
+    a, _ = run(ours, PARAMS, ours.init(PARAMS), 0, 4)
+    b, _ = run(theirs, PARAMS, theirs.init(PARAMS), 0, 4)
+    assert_trees_equal(a, b)
+    assert not np.allclose(a["scale"], PARAMS["scale"])
+
+
 def test_optax_chain_both_ways():
     ours_in_optax = optax.chain(optax.clip_by_global_norm(1.0), jk.legacy.sgd(0.1, momentum=0.9))
     optax_in_ours = jk.chain(optax.clip_by_global_norm(1.0), jk.legacy.sgd(0.1, momentum=0.9))

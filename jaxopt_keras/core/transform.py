@@ -207,8 +207,9 @@ def identity() -> GradientTransformation:
 def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """Applies ``transforms`` one after another.
 
-    Any object with ``init``/``update`` fields in that order (an optax
-    transform included) may be chained.  The state is the tuple of the inner
+    Any object with ``init`` and ``update`` (an optax transform, or an
+    ``optax.MultiSteps`` object, as ``optax.chain`` takes it) or a pair
+    ``(init, update)`` may be chained.  The state is the tuple of the inner
     states, in order.
 
     Args:
@@ -220,7 +221,9 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
     """
     inits, updates_fns = [], []
     for t in transforms:
-        init_fn, update_fn = t  # NamedTuple unpacking works for optax too.
+        # Attributes: a NamedTuple (ours, optax's) and an object such as
+        # optax.MultiSteps, which is no tuple; else a plain (init, update) pair.
+        init_fn, update_fn = (t.init, t.update) if hasattr(t, "init") and hasattr(t, "update") else t
         inits.append(init_fn)
         updates_fns.append(extra_args_update(update_fn))
     inits, updates_fns = tuple(inits), tuple(updates_fns)
