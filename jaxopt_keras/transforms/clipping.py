@@ -174,6 +174,11 @@ def clip_by_global_norm_keras3(global_clipnorm: float, order: Sequence[int] | No
         scale = global_clipnorm * minimum(1 / n, 1 / global_clipnorm)    (the second in double)
         g_i = g_i * scale               (NaN everywhere if n is not finite)
 
+    ``n`` and ``scale`` are in the leaves' common dtype (float32 for a tree of
+    float16 and float32 gradients); each ``g_i * scale`` is computed in the
+    wider of the two and rounded once to ``g_i``'s dtype, as Keras 3's step
+    casts the float32 product to a float16 variable's dtype.
+
     TF-Keras (:func:`clip_by_global_norm`) sums halves of squares and computes
     ``1 / global_clipnorm`` in float32; the two can differ in the last bit.
     ``order``: the order the norm sums the tensors in (see :func:`global_norm`).
@@ -189,6 +194,8 @@ def clip_by_global_norm_keras3(global_clipnorm: float, order: Sequence[int] | No
             norm = jnp.sqrt(jnp.sum(jnp.stack([jnp.sum(jnp.square(g)) for g in leaves])))
             scale = global_clipnorm * jnp.minimum(1.0 / norm, 1.0 / global_clipnorm)
             scale = scale + (norm - norm)  # NaN when the norm is inf or NaN, as Keras.
-            return base.map_values(lambda g: g * scale.astype(g.dtype), updates), state
+            # `g * scale` in their common dtype, then the gradient's (as each Keras 3 step casts it to the
+            # variable's): a float16 gradient meets a float32 scale when the tree mixes dtypes.
+            return base.map_values(lambda g: (g * scale).astype(g.dtype), updates), state
 
     return base.GradientTransformation(lambda params: base.EmptyState(), update)

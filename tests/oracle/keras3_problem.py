@@ -22,3 +22,18 @@ def variable_names(shapes) -> list[str]:
         name = "embedding_table" if shape == (6, 4) else f"{base[len(shape)]}_{i}"
         names.append(name)
     return names
+
+
+def in_dtypes(params, grads, dtypes):
+    """``make_problem``'s parameters and gradients, each variable's in its own dtype
+    (a tree of mixed dtypes); a float16 gradient is divided by 100 first, so that
+    the spikes' squares (Keras 3 sums them in float16 for a global norm) stay finite."""
+    import numpy as np
+
+    def cast(x, dtype):
+        return np.asarray(x / 100 if np.dtype(dtype) == np.float16 else x, dtype)
+
+    return (
+        [np.asarray(p, d) for p, d in zip(params, dtypes)],
+        [[cast(g, d) for g, d in zip(step, dtypes)] for step in grads],
+    )

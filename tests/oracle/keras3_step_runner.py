@@ -8,7 +8,9 @@ order, as nested lists with their dtypes).
 
 A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
 "callable_lr"? (a zero-argument callable returning it), "config"?,
-"inf_steps"?, "initial_variables"?, "ours"?}``; ``config`` (a
+"inf_steps"?, "initial_variables"?, "ours"?, "dtypes"?}``; ``dtypes``
+(one per shape) makes a tree of mixed dtypes, each variable and its gradients
+from ``dtype``'s problem (``keras3_problem.in_dtypes``); ``config`` (a
 serialized optimizer) replaces ``name``/``kwargs``; at ``inf_steps`` the first
 gradient is infinite; ``initial_variables`` (a list of arrays in
 ``optimizer.variables`` order) replaces the freshly built ones, to continue a
@@ -37,7 +39,7 @@ import jaxopt_keras  # noqa: E402
 from jaxopt_keras.optimizers import keras3 as ours  # noqa: E402
 
 from harness import make_problem  # noqa: E402
-from keras3_problem import SCHEDULES, variable_names  # noqa: E402
+from keras3_problem import SCHEDULES, in_dtypes, variable_names  # noqa: E402
 
 
 def run(case):
@@ -56,10 +58,12 @@ def run(case):
         opt = library.deserialize(json.loads(json.dumps(case["config"])))
     else:
         opt = getattr(library, case["name"])(**kwargs)
+    dtypes = case.get("dtypes", [dtype] * len(params))
+    params, grads = in_dtypes(params, grads, dtypes)
     for t in case.get("inf_steps", []):
         grads[t][0] = np.full_like(grads[t][0], np.inf)
     names = variable_names([tuple(s) for s in case["shapes"]])
-    variables = [make_variable(np.asarray(p, dtype), name=n) for p, n in zip(case.get("params", params), names)]
+    variables = [make_variable(np.asarray(p, d), name=n) for p, n, d in zip(case.get("params", params), names, dtypes)]
     opt.build(variables)
     opt_values = [v.value for v in opt.variables]
     if "initial_variables" in case:
