@@ -17,7 +17,7 @@ p*wd*lr`` then the step), Ftrl (a new value, not an increment), the EMA
 overwrite (a blend), and ScheduleFreeAdamW's ``y_new``: whether a run
 meets such a step depends on its last bits, which can differ between
 machines (XLA compiles for the CPU it runs on).
-Under gradient accumulation, Keras 3 computes Lamb's and Muon's ``p - x*y``
+Under gradient accumulation, Keras 3 computes Lamb's, Muon's, Adagrad's and Adafactor's ``p - x*y``
 before its conditional, fused into one multiply-add, where our increment
 crosses the conditional; and on a CPU with FMA, XLA may contract a
 multiply-add in one program's fusion and not in the other's (RMSprop, a
@@ -82,6 +82,8 @@ EXACT = [
 FMA_ACROSS_CONDITIONAL = [
     ("Lamb", dict(learning_rate=0.01, use_ema=True, ema_momentum=0.9, gradient_accumulation_steps=2)),
     ("Muon", dict(learning_rate=0.01, weight_decay=None, adam_weight_decay=None, gradient_accumulation_steps=3)),
+    ("Adagrad", dict(learning_rate=0.1, gradient_accumulation_steps=3, loss_scale_factor=64.0, clipnorm=0.5)),
+    ("Adafactor", dict(learning_rate=0.01, gradient_accumulation_steps=2)),
 ]
 # Bit-identical without FMA contraction too (test_bounded_cases_exact_without_fma):
 # on a CPU with FMA, XLA contracts a multiply-add into one rounding in one program
