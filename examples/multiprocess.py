@@ -203,12 +203,17 @@ def train(args: argparse.Namespace) -> None:
             updates, state = tx.update(grads, state, params)  # all-reduce, clip, step
             return jk.apply_updates(params, updates), state, reduce_loss(loss, AXIS)
 
-        # out_specs P(): shard_map checks when tracing (check_vma) that params,
-        # state and loss do not vary across devices -- they are computed from
-        # all-reduced values.
+        # check_vma=False: each device's gradient is its own (with the check on,
+        # jax.grad of the replicated params would sum them already, and
+        # aggregate_gradients refuses that); params, state and loss come out
+        # replicated, computed from all-reduced values.
         step = jax.jit(
             jax.shard_map(
-                local_step, mesh=mesh, in_specs=(P(), P(), P(AXIS), P(AXIS)), out_specs=(P(), P(), P())
+                local_step,
+                mesh=mesh,
+                in_specs=(P(), P(), P(AXIS), P(AXIS)),
+                out_specs=(P(), P(), P()),
+                check_vma=False,
             ),
             donate_argnums=(0, 1),
         )
