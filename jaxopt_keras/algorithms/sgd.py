@@ -51,6 +51,9 @@ def momentum_is_on(args: Mapping[str, Any]) -> bool:
     return args[MOMENTUM_SLOT]
 
 
+momentum_is_on.decided_by = "momentum"  # the argument whose value decides it (see keras/factories.split_injected)
+
+
 class LegacySGDSlots(NamedTuple):
     """Legacy SGD's velocity ``momentum`` (``None`` when momentum is 0)."""
 

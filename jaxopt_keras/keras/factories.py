@@ -121,17 +121,27 @@ def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
     an error.
 
     Raises:
-      TypeError: a traced value for an argument the step does not read from the state.
+      TypeError: a traced value for an argument the step does not read from
+        the state, or for one whose value decides which slots exist (SGD's and
+        RMSprop's ``momentum``: a slot when above 0), which a trace cannot
+        decide: built from the default, the slot would be dropped or never made.
     """
     # The state's hyperparameters the step reads (not the legacy `decay`, nor
     # Nadam's `schedule_decay`: the step reads the constructor's value).
     held = {n for n in spec.hyperparam_names() if n not in STATE_ONLY_HYPERPARAMS} | {"weight_decay", "ema_momentum"}
     defaults = {**BASE_ARGS[spec.family], **spec.defaults, **spec.extra_args}
+    deciding = {getattr(s.when, "decided_by", None) for s in spec.slots}  # arguments a slot's existence reads
     build, injected = dict(named), {}
     for k, v in named.items():
         if not isinstance(v, jax.Array):
             continue
         traced = isinstance(v, jax.core.Tracer)
+        if traced and k in deciding:
+            raise TypeError(
+                f"`{k}` received a traced value, but its value decides which slots the optimizer keeps (a `{k}` slot "
+                f"when it is above 0), which a trace cannot decide; with optax.inject_hyperparams, name it in "
+                f"`static_args` (static_args=({k!r},))."
+            )
         if k in held:
             injected[k] = v
         elif traced and k not in INIT_ONLY:
