@@ -97,7 +97,7 @@ def optimizers() -> dict:
     import jaxopt_keras as jk
 
     return {
-        "legacy_adam": ("sum", jk.legacy.adam(learning_rate=0.02, decay=1e-3, clipnorm=0.5)),
+        "legacy_adam": ("sum", jk.legacy.adam(learning_rate=0.05, decay=1e-3, clipnorm=0.5)),
         "rmsprop": ("mean", jk.rmsprop(learning_rate=0.01, momentum=0.5, centered=True, global_clipnorm=1.0)),
     }
 

@@ -140,14 +140,16 @@ def split_injected(spec: Spec, named: dict) -> tuple[dict, dict]:
             raise TypeError(
                 f"`{k}` received a traced value, but its value decides which slots the optimizer keeps (a `{k}` slot "
                 f"when it is above 0), which a trace cannot decide; with optax.inject_hyperparams, name it in "
-                f"`static_args` (static_args=({k!r},))."
+                f"`static_args` (static_args=({k!r},)): it injects every numeric argument of the signature, the "
+                "defaults you did not pass included."
             )
         if k in held:
             injected[k] = v
         elif traced and k not in INIT_ONLY:
             raise TypeError(
                 f"`{k}` received a traced value, but it is not a hyperparameter the optimizer's step reads from its state; "
-                f"with optax.inject_hyperparams, name it in `static_args` (static_args=({k!r},))."
+                f"with optax.inject_hyperparams, name it in `static_args` (static_args=({k!r},)): it injects every "
+                "numeric argument of the signature, the defaults you did not pass included."
             )
         if traced:
             build[k] = 0.0 if defaults.get(k) is None else defaults[k]
