@@ -178,8 +178,7 @@ def params_from_keras(params: Any, checkpoint: KerasCheckpoint, names: Names = N
     Raises:
       KerasFileError: a leaf matches no weight, or one of another dtype, or one holding NaN.
     """
-    shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
-    keys = match(params, shapes, names, require_all=False, path=checkpoint.path)
+    keys = model_keys(params, checkpoint, names)
     _refuse_nan(checkpoint, {k: checkpoint.model_weights[k] for k in keys}, "model weights")
     flat, treedef = jax.tree_util.tree_flatten(params)
     out = []
@@ -198,13 +197,45 @@ def _refuse_nan(checkpoint: KerasCheckpoint, weights: Mapping[str, Any], what: s
         raise KerasFileError(checkpoint.path, f"{what} hold NaN: {held[:5]}; every step from them would be NaN.")
 
 
+def model_keys(params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[str]:
+    """The model weight of each leaf.  A tree that pairs with the trainable variables alone (what the
+    optimizer updates) pairs as :func:`trainable_order` pairs it: beside a layer frozen with
+    ``trainable=False``, its i-th dense layer is Keras's i-th trainable one, not the frozen layer."""
+    shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
+    if len(checkpoint.trainable) < len(shapes) and len(leaves(params)) == len(checkpoint.trainable):
+        try:
+            return match(params, {k: shapes[k] for k in checkpoint.trainable}, names, all_keras=shapes, path=checkpoint.path)
+        except KerasFileError:
+            pass
+    return match(params, shapes, names, require_all=False, path=checkpoint.path)
+
+
 def trainable_order(params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[int]:
     """For each trainable Keras variable, in Keras's order, the index of its leaf in ``params``."""
     shapes = {k: np.shape(checkpoint.model_weights[k]) for k in checkpoint.trainable}
     all_shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
-    keys = match(params, shapes, names, all_keras=all_shapes, path=checkpoint.path)
+    try:
+        keys = match(params, shapes, names, all_keras=all_shapes, path=checkpoint.path)
+    except KerasFileError:
+        _refuse_frozen(params, checkpoint, names, all_shapes)
+        raise
     where = {k: i for i, k in enumerate(keys)}
     return [where[k] for k in checkpoint.trainable]
+
+
+def _refuse_frozen(params: Any, checkpoint: KerasCheckpoint, names: Names, all_shapes: Mapping[str, tuple]) -> None:
+    """A clear error for a tree holding weights the optimizer has no slots for (a frozen layer's)."""
+    try:
+        keys = match(params, all_shapes, names, require_all=False, path=checkpoint.path)
+    except KerasFileError:
+        return
+    if frozen := [f"{p} -> {k}" for (p, _), k in zip(leaves(params), keys) if k not in set(checkpoint.trainable)]:
+        raise KerasFileError(
+            checkpoint.path,
+            f"params holds weights that are not trainable in the Keras model (a layer frozen with trainable=False, "
+            f"batch statistics), which the optimizer has no slots for: {frozen}. Pass the trainable parameters alone "
+            f"(the tree the optimizer updates; Keras's trainable variables: {list(checkpoint.trainable)}).",
+        )
 
 
 def _keras_optimizer_of(tx_or_optimizer: Any, checkpoint: KerasCheckpoint) -> Any:

@@ -30,8 +30,8 @@ from jaxopt_keras.io.checkpoint import KerasCheckpoint, routes_by_path
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
 from jaxopt_keras.io.matching import leaves as matching_leaves
-from jaxopt_keras.io.matching import match, path_keys, path_string
-from jaxopt_keras.io.porting import Names, keras_weights, member_weights
+from jaxopt_keras.io.matching import path_keys, path_string
+from jaxopt_keras.io.porting import Names, keras_weights, member_weights, model_keys
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
@@ -169,8 +169,7 @@ def write_keras(
             "Keras 3 restores no optimizer slots from an .h5 file (only its iteration and learning rate): "
             "write a .keras file, with like= the model saved by Keras 3 as .keras.",
         )
-    shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
-    keys = match(params, shapes, names, require_all=False, path=checkpoint.path)
+    keys = model_keys(params, checkpoint, names)
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
     model_weights = dict(zip(keys, leaves))
     config = _optimizer_config(tx_or_optimizer, state, checkpoint)
