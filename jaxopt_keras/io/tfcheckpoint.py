@@ -273,6 +273,13 @@ def read_tf_checkpoint(path: Any, prefix: str, metadata: str | None, config: Any
         if nested:
             raise KerasFileError(path, nested_message(nested, "a TF checkpoint"))
         names = {n: g.value(n)[1] for n in variables}
+        if twice := sorted({v for v in names.values() if list(names.values()).count(v) > 1}):
+            raise KerasFileError(
+                path,
+                f"several of the model's variables are named {twice[:4]} (layers of the same name in different "
+                "sub-models): a TF checkpoint names each by its layer's name alone, so their weights and slots "
+                "cannot be told apart. Save the model as .keras or .weights.h5 (current family), which name them apart.",
+            )
         weights = {names[n]: tensor(n) for n in variables}
         legacy = g.child(optimizer, "iter") is not None
         optimizer_config, model_config = split_config(config)

@@ -203,6 +203,28 @@ def test_a_current_tf_checkpoint_with_a_frozen_layer_reads_with_the_model_config
         np.testing.assert_array_equal(ours, theirs)
 
 
+def two_projections():
+    """Two sub-models, each with a Dense named "proj" of the same shape (Keras allows it: a name is
+    unique within its model); their variables are both named proj/kernel, proj/bias."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    inputs = tf_keras.Input((4,))
+    a, b = (tf_keras.Sequential([tf_keras.Input((4,)), tf_keras.layers.Dense(3, name="proj")], name=n) for n in "ab")
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(2)(tf_keras.layers.Concatenate()([a(inputs), b(inputs)])))
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_a_tf_checkpoint_of_variables_of_the_same_name_is_refused(tmp_path, family):
+    """TF-Keras names both projections' variables proj/kernel: the checkpoint's reader kept one
+    layer's weights under the name (and, legacy, its slots for both), silently."""
+    model = kf.trained(two_projections, lambda: (kf.L if family == "legacy" else kf.C).Adam(0.01))
+    assert [w.name for w in model.trainable_weights][:4] == ["proj/kernel:0", "proj/bias:0"] * 2
+    paths = kf.save_all(model, str(tmp_path), kinds=("ckpt",))
+    config = {"model": json.loads(model.to_json()), "optimizer": kf.serialized(model.optimizer)}
+    with pytest.raises(KerasFileError, match=r"named \['proj/bias', 'proj/kernel'\] \(layers of the same name"):
+        read_keras(paths["ckpt"], config=config)
+
+
 @pytest.mark.parametrize("family", ["legacy", "current"])
 def test_a_tf_checkpoint_with_the_loss_scale_wrappers_config(tmp_path, family):
     """A mixed_float16 model's compile wraps the optimizer in a LossScaleOptimizer; with that
