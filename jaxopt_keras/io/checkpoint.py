@@ -177,6 +177,7 @@ def assemble(
     missing_optimizer: str = "",
     loss_scale: dict | None = None,
     wrapped: bool = False,
+    value_names: Sequence[str] | None = None,
 ) -> KerasCheckpoint:
     """The checkpoint from a reader's raw pieces, checked (see the module docstring).
 
@@ -207,7 +208,7 @@ def assemble(
         if len(values) > 1 and not isinstance((optimizer_config.get("config") or {}).get("learning_rate"), Mapping):
             names[1] = "learning_rate"
     else:
-        names = _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config)
+        names = _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config, value_names)
     return KerasCheckpoint(
         path=None if path is None else str(path),
         kind=kind,
@@ -305,7 +306,15 @@ def _untracked_scalars(optimizer: Any, layout: list, values: Sequence) -> str:
     )
 
 
-def _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config=None) -> list[str]:
+_LAZY_SLOTS = (
+    " A legacy optimizer lists its slots in the order it first stepped the variables: the slots of a layer"
+    " unfrozen after its first steps come last, not in model.trainable_variables order (TF-Keras loading such a file"
+    " starts a fresh optimizer, or with equal shapes puts slots on the wrong variables); a TF checkpoint of the model"
+    " holds its slots by variable and ports."
+)
+
+
+def _checked_names(path, optimizer_config, family, model_weights, trainable, values, model_config=None, value_names=None) -> list[str]:
     try:
         optimizer = keras_optimizer(optimizer_config, family)
     except (ValueError, TypeError) as e:
@@ -338,10 +347,16 @@ def _checked_names(path, optimizer_config, family, model_weights, trainable, val
     names = []
     for (w, shape, _), value in zip(layout, values):
         name = entry_key(spec, w, trainable[w.index] if w.index >= 0 else "")
+        named = value_names[len(names)] if value_names else None
+        elsewhere = named is not None and named != name and not named.endswith("/" + name)
+        if elsewhere and family == "legacy" and w.kind == "slot" and tuple(np.shape(value)) == shape:
+            raise KerasFileError(path, f"optimizer weight {len(names)} is named {named!r} where Keras's order has {name}." + _LAZY_SLOTS)
         if tuple(np.shape(value)) != shape:
             over = f" over the model weight {trainable[w.index]!r} of shape {np.shape(model_weights[trainable[w.index]])}" if w.index >= 0 else ""
             raise KerasFileError(
-                path, f"optimizer weight {len(names)} ({name}) has shape {np.shape(value)}; the optimizer's{over} is {shape}."
+                path,
+                f"optimizer weight {len(names)} ({name}" + (f"; the file names it {named!r}" if elsewhere else "")
+                + f") has shape {np.shape(value)}; the optimizer's{over} is {shape}." + _LAZY_SLOTS * (elsewhere and family == "legacy"),
             )
         names.append(name)
     return names

@@ -151,6 +151,7 @@ def read_saved_model(f: Any, path: Any) -> dict:
         model_weights=weights,
         trainable=trainable,
         values=values,
+        value_names=[strip_variable_name(n) for n in names] if values is not None else None,
         keras3=bool(version and version.startswith("3")),
         keras_version=version,
         missing_optimizer=(

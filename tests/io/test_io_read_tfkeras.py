@@ -225,6 +225,32 @@ def test_a_tf_checkpoint_of_variables_of_the_same_name_is_refused(tmp_path, fami
         read_keras(paths["ckpt"], config=config)
 
 
+def test_legacy_slots_of_a_layer_unfrozen_after_the_first_steps(tmp_path):
+    """Fine-tuning: the first layer frozen for two steps, then unfrozen and recompiled with the same
+    legacy optimizer, which creates that layer's slots then, last in its weights list.  All kernels
+    are 4x4: the .h5's list read in model.trainable_variables order put the slots on the wrong
+    variables, silently.  The file names each slot's variable: refused.  The TF checkpoint hangs
+    the slots on their variables and reads."""
+    tf_keras.backend.clear_session()
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.Input((4,))] + [tf_keras.layers.Dense(4, activation="tanh") for _ in range(3)])
+    model.layers[0].trainable = False
+    optimizer = kf.L.Adam(0.01)
+    x = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    for trainable in (False, True):
+        model.layers[0].trainable = trainable
+        model.compile(optimizer=optimizer, loss="mse")
+        model.fit(x, x, batch_size=4, verbose=0)
+    assert [w.name for w in optimizer.weights][1] == "Adam/dense_1/kernel/m:0"
+    paths = kf.save_all(model, str(tmp_path), kinds=("h5", "ckpt"))
+    with pytest.raises(KerasFileError, match=r"weight 1 is named 'Adam/dense_1/kernel/m' where Keras's order has dense/kernel/m\. A legacy"):
+        read_keras(paths["h5"])
+    ckpt = read_keras(paths["ckpt"], config=kf.serialized(optimizer))
+    for variable in model.trainable_variables:
+        for slot in ("m", "v"):
+            np.testing.assert_array_equal(ckpt.optimizer_weights[f"{strip(variable.name)}/{slot}"], optimizer.get_slot(variable, slot).numpy())
+
+
 @pytest.mark.parametrize("family", ["legacy", "current"])
 def test_a_tf_checkpoint_with_the_loss_scale_wrappers_config(tmp_path, family):
     """A mixed_float16 model's compile wraps the optimizer in a LossScaleOptimizer; with that
