@@ -36,6 +36,10 @@ def _factored(shape) -> bool:
     return len(shape) >= 2
 
 
+def _unfactored(shape) -> bool:
+    return len(shape) < 2
+
+
 def _r_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     """The row statistics' shape: the last axis reduced; ``()`` below rank 2."""
     return shape[:-1] if len(shape) >= 2 else ()
@@ -162,8 +166,9 @@ KERAS3 = dataclasses.replace(
     family="keras3",
     update=keras3_update,
     slots=(
-        Slot("r", init=_init_dummy_or(_init_r), shape=_r_shape),
-        Slot("c", init=_init_dummy_or(_init_c), shape=_c_shape),
+        # The placeholders are bare backend.Variables, listed by attribute tracking only: not under LossScaleOptimizer.
+        Slot("r", init=_init_dummy_or(_init_r), shape=_r_shape, placeholder=_unfactored),
+        Slot("c", init=_init_dummy_or(_init_c), shape=_c_shape, placeholder=_unfactored),
         Slot("v"),
     ),
     slot_names={"r": "", "c": "", "v": "velocity"},  # r, c: named by the variable's name alone

@@ -40,13 +40,11 @@ def zeros(param: jax.Array, args: Mapping[str, Any]) -> jax.Array:
 
 def always(args: Mapping[str, Any]) -> bool:
     """A slot condition that always holds."""
-    del args
     return True
 
 
 def listed_always(shape: tuple[int, ...]) -> bool:
     """Every parameter's slot is listed in Keras's weights."""
-    del shape
     return True
 
 
@@ -65,6 +63,8 @@ class Slot:
         exist only for parameters of rank >= 2).
       shape: ``shape(param_shape)``, the shape ``init`` gives (``None``: the
         parameter's); the step checks a given state against it.
+      placeholder: ``placeholder(param_shape) -> bool``; a stateless slot Keras 3 makes outside ``add_variable`` (Adafactor's
+        int32 ``r``/``c`` below rank 2), unlisted when a Keras 3 ``LossScaleOptimizer`` builds the optimizer untracked.
     """
 
     name: str
@@ -72,6 +72,7 @@ class Slot:
     when: Callable[[Mapping[str, Any]], bool] = always
     listed: Callable[[tuple[int, ...]], bool] = listed_always
     shape: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None
+    placeholder: Callable[[tuple[int, ...]], bool] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,8 +118,7 @@ class Prepared:
     puts it in :class:`Coefficients` for the per-parameter math to read:
     Adam's bias-corrected step size, ``1 - beta_1``.  The math does the same
     operations on the same values as if each parameter computed them (so the
-    numbers are identical), but the step's program holds them once instead of
-    once per parameter: a smaller program, compiled faster.
+    numbers are identical), but the step's program holds them once: a smaller program, compiled faster.
 
     Attributes:
       name: the field of :class:`Coefficients` it fills.

@@ -145,7 +145,7 @@ def layout_of(
     spec, args = opt._spec, opt._args
     slots = {s.name: s for s in spec.slots}
     out = []
-    for w in keras_layout(spec, args, shapes, paths=paths):
+    for w in keras_layout(spec, args, shapes, paths=paths, tracked=opt._tracked):
         if w.kind in ("iterations", "scalar", "hyper"):
             out.append((w, (), None))
         elif w.kind == "slot":

@@ -90,6 +90,11 @@ class LossScaleOptimizer:
         self.dynamic_growth_steps = dynamic_growth_steps
         self.name = auto_name("LossScaleOptimizer") if name is None else name
         inner_optimizer.loss_scale_factor = None
+        # Keras 3 builds the inner optimizer with attribute tracking off (its build's DotNotTrackScope): what the
+        # inner optimizer makes outside add_variable (Adafactor's rank < 2 placeholders) is in no variables list.
+        for opt in getattr(inner_optimizer, "optimizers", [inner_optimizer]):
+            if not opt.built:
+                opt._tracked = False
         self._scale = jnp.asarray(initial_scale, jnp.float32)
         self._counter = jnp.zeros([], jnp.int32)
         self._built = False

@@ -5,8 +5,8 @@ A Keras optimizer lists its variables in a fixed order (``optimizer.weights``,
 then per-optimizer scalars, then the slots in the order the family's
 ``_create_slots``/``build`` creates them (:attr:`Spec.slot_order`).  Each
 entry here is ``(name, read(state), write(state, value) -> state)``, so the
-list is a view of the one state the optimizer keeps: nothing is copied, and
-``set_weights`` builds the new state and swaps it in whole or not at all.
+list is a view of the one state the optimizer keeps: nothing is copied, and ``set_weights`` builds the new
+state and swaps it in whole or not at all.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def keras_layout(
     batches: Sequence[int] | None = None,
     skip: Sequence[int] = (),
     paths: Sequence[str] | None = None,
+    tracked: bool = True,
 ) -> list[Weight]:
     """The entries of the weights list, in Keras's order.
 
@@ -76,7 +77,7 @@ def keras_layout(
     sizes of successive builds, by default one build of every variable).
     Variables in ``skip`` (Keras 3's ``overwrite_with_gradient``) have no
     slots and no average.  A routed spec (Muon) gives each variable the slots
-    of its route, decided by its path (``paths``) and shape.
+    of its route, decided by its path (``paths``) and shape; ``tracked=False``: no :attr:`Slot.placeholder` (Keras 3's LSO).
     """
     n = len(shapes)
     keras3 = spec.family == "keras3"
@@ -91,7 +92,7 @@ def keras_layout(
     scalars = [Weight("scalar", s.name) for s in spec.scalars if s.in_weights]
     if not keras3:
         out += scalars
-    listed = {s.name: s.listed for s in spec.slots}
+    listed = {s.name: (lambda shape, s=s: s.listed(shape) and (tracked or not (s.placeholder and s.placeholder(shape)))) for s in spec.slots}
     paths = [""] * n if paths is None else list(paths)
     has = [spec.leaf_slots(spec.leaf_route(paths[i], tuple(shapes[i]), args), args) for i in range(n)]
     start = 0
@@ -135,10 +136,9 @@ def keras_name(spec: Spec, weight: Weight, variable: str = "") -> str:
 def locked(method: Callable) -> Callable:
     """``method`` run under the optimizer's lock (``self._lock``, reentrant).
 
-    The jitted step donates the state's buffers: a thread reading or replacing
-    the state while another steps would see deleted arrays, and two steps
-    from one state would lose one.  Every method that reads or writes the
-    state takes the lock, so calls from several threads are serialised.
+    The jitted step donates the state's buffers: a thread reading or replacing the state while another steps
+    would see deleted arrays, and two steps from one state would lose one.  Every method that reads or
+    writes the state takes the lock, so calls from several threads are serialised.
     """
 
     @functools.wraps(method)
@@ -177,9 +177,8 @@ def with_iterations(state: Any, value: Any, steps: int | None = None) -> Any:
 
     The optimizer step counts updates, which under gradient accumulation over
     ``steps`` calls is ``value // steps``; the accumulation and EMA clocks
-    count calls.  A value the counter cannot hold raises ``ValueError``
-    (:func:`~jaxopt_keras.core.state.checked_count`): nothing wraps.  Each clock gets a fresh buffer: the step donates the state,
-    and one buffer may not be donated twice.
+    count calls.  A value the counter cannot hold raises ``ValueError`` (:func:`~jaxopt_keras.core.state.checked_count`):
+    nothing wraps.  Each clock gets a fresh buffer: the step donates the state, and one buffer may not be donated twice.
     """
     value = checked_count(value, find_state(state, OptimizerState).iterations.dtype)
 
@@ -266,6 +265,7 @@ class WeightsList:
     """
 
     _VIEW: type = StateView  # how the family names its variables
+    _tracked = True  # False: Keras 3's LossScaleOptimizer builds it, untracked (keras_layout)
     _ITER_NAME = "iteration"
     _read_iterations = staticmethod(read_iterations)  # the step count as the family's Keras shows it
 
@@ -296,7 +296,7 @@ class WeightsList:
         shapes = [v.shape for v in self._variables]
         out = []
         paths = [v.path for v in self._variables]
-        for w in keras_layout(self._spec, self._args, shapes, self._batches, self._stateless_variables(), paths):
+        for w in keras_layout(self._spec, self._args, shapes, self._batches, self._stateless_variables(), paths, self._tracked):
             variable = self._variables[w.index]._shared_name if w.index >= 0 else ""
             out.append((self._weight_name(w, variable), *self._access(w)))
         return out

@@ -85,6 +85,8 @@ CASES = {
     "loss_scale": (small, lambda: O.LossScaleOptimizer(O.Adam(0.01), initial_scale=1024.0, dynamic_growth_steps=2)),
     # Keras 3 does not track a wrapped Nadam's u_product: it is in no variables list and not saved.
     "loss_scale_nadam": (small, lambda: O.LossScaleOptimizer(O.Nadam(0.01))),
+    # Nor a wrapped Adafactor's int32 placeholders (r and c of the biases): stateless, so the file ports.
+    "loss_scale_adafactor": (small, lambda: O.LossScaleOptimizer(O.Adafactor(0.01))),
     "adafactor": (small, lambda: O.Adafactor(0.01)),
     "multi": (small, lambda: O.MultiOptimizer(O.OptimizerMap(O.SGD(0.05, momentum=0.9), {".*kernel": O.Adam(0.01)}))),
     "normalization": (normalized, lambda: O.Adam(0.01)),

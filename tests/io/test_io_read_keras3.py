@@ -124,6 +124,33 @@ def test_adafactor_keys_are_unique(written):
         np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
 
 
+@pytest.mark.parametrize("kind", ["keras", "weights.h5"])
+def test_a_loss_scale_adafactor_file_has_no_placeholders_and_ports(written, kind):
+    """Keras 3 builds a wrapped Adafactor untracked: the int32 placeholders Adafactor makes for the r and c of
+    its rank < 2 variables are in neither variables list nor the file.  They hold no state: the file reads,
+    with the inner optimizer's variables in Keras 3's order, and its state ports and comes back the same."""
+    truth = written["loss_scale_adafactor"]
+    config = {"model": truth["config"], "optimizer": truth["optimizer"]} if kind == "weights.h5" else None
+    ckpt = io.read_keras(truth["paths"][kind], config=config)
+    inner = truth["inner_variables"]
+    assert len(ckpt.optimizer_weights) == len(inner) == 2 + 3 * 2 + 2  # per layer: kernel r, c, velocity; bias velocity
+    kernel, bias = (t.replace("/", "_") for t in ckpt.trainable[:2])
+    assert list(ckpt.optimizer_weights)[2:6] == [f"{kernel}_r", f"{kernel}_c", f"{kernel}_velocity", f"{bias}_velocity"]
+    for value, (_, expected) in zip(ckpt.optimizer_weights.values(), inner):
+        np.testing.assert_array_equal(np.asarray(value, np.float64), np.asarray(expected, np.float64))
+    assert ckpt.loss_scale == {"step_counter": truth["variables"][2][1], "dynamic_scale": truth["variables"][3][1]}
+    opt = io.optimizer_from_keras(ckpt)
+    assert type(opt.inner_optimizer).__name__ == "Adafactor"
+    params = io.params_from_keras(
+        {"Dense_0": {"kernel": jnp.zeros((4, 3)), "bias": jnp.zeros(3)}, "Dense_1": {"kernel": jnp.zeros((3, 2)), "bias": jnp.zeros(2)}}, ckpt
+    )
+    state = io.state_from_keras(opt.transformation, params, ckpt)
+    back = io.keras_weights(opt.transformation, params, state, ckpt)
+    assert [n for n, _ in back] == list(ckpt.optimizer_weights)
+    for (_, ours), theirs in zip(back, ckpt.optimizer_weights.values()):
+        np.testing.assert_array_equal(ours, np.asarray(theirs).astype(ours.dtype))
+
+
 def test_a_keras3_config_tells_the_family_where_the_file_does_not(written, tmp_path):
     """A weights file without Keras 3's name attributes (as TF-Keras writes them): Keras 3's config
     (``loss_scale_factor``, ``gradient_accumulation_steps``, no ``jit_compile``) still says keras3;

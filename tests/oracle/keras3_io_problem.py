@@ -27,6 +27,8 @@ CASES = {
     "SGD_schedule": ("SGD", dict(learning_rate=dict(initial_learning_rate=0.1, decay_steps=10, decay_rate=0.9), momentum=0.5), None),
     "RMSprop": ("RMSprop", dict(learning_rate=0.01, momentum=0.5, centered=True), None),
     "LossScale_Adam": ("Adam", dict(learning_rate=0.01), "LossScaleOptimizer"),
+    # Keras 3 builds the wrapped Adafactor untracked: the int32 placeholders of the biases are in no list, nor the file.
+    "LossScale_Adafactor": ("Adafactor", dict(learning_rate=0.05), "LossScaleOptimizer"),
     # A model whose dtype policy is mixed_float16 (its layers float32): Keras 3's compile wraps the
     # Adam in a LossScaleOptimizer, while the .keras file's compile_config names Adam.
     "Adam_mixed_policy": ("Adam", dict(learning_rate=0.01), "mixed_float16"),

@@ -166,6 +166,23 @@ opt.build([Var(np.ones(2), "kernel")])
 lso = O3.LossScaleOptimizer(O3.SGD(0.1, momentum=0.9))
 lso.build([Var(np.ones(2), "bias")])
 return [[v.name, v.path] for v in opt.variables + [opt.iterations, opt.learning_rate] + lso.variables]""",
+    # Keras 3 builds a wrapped optimizer untracked: Adafactor's int32 placeholders (rank < 2) are in no list.
+    "a wrapped Adafactor's variables": """reset_names()
+vs = [Var(np.ones(()), 's'), Var(np.ones(3), 'b'), Var(np.ones((2, 3)), 'k')]
+lso = O3.LossScaleOptimizer(O3.Adafactor(0.1), initial_scale=4.0)
+lso.build(vs)
+out = [[v.path, list(v.shape), str(v.dtype)] for v in lso.variables]
+out.append([v.path for v in lso.inner_optimizer.variables])
+grads = [np.full(v.shape, 2.0, np.float32) for v in vs]
+values, new = lso.stateless_apply([v.value for v in lso.variables], grads, [v.value for v in vs])
+return out + [[np.asarray(x).tolist() for x in values], [np.asarray(x).tolist() for x in new]]""",
+    "an Adafactor built before it is wrapped lists its placeholders": """reset_names()
+vs = [Var(np.ones(3), 'b'), Var(np.ones((2, 3)), 'k')]
+inner = O3.Adafactor(0.1)
+inner.build(vs)
+lso = O3.LossScaleOptimizer(inner)
+lso.build(vs)
+return [[list(v.shape), str(v.dtype)] for v in lso.variables]""",
     "variables before build": "reset_names()\nreturn [v.path for v in O3.Adam().variables]",
     "callable learning rate has no variable": "reset_names()\nreturn [v.path for v in O3.Adam(learning_rate=lambda: 0.1).variables]",
     "schedule has no variable": """

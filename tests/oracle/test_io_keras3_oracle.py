@@ -107,7 +107,7 @@ def check(report, label, what, ours, theirs, saved):
     ulps = f"{a.max_ulps:.0f} ulp, " if dtype == jnp.float32 else ""  # (of float32: none for bfloat16)
     report(f"io keras3 {what:44s} {label:18s} {dtype.name}: {ulps}rel {a.relative:.1e}")
     assert a.moved > 0.01, f"the parameters hardly moved ({a.moved})"
-    if label in INCREMENT_OF_A_VALUE:
+    if label in INCREMENT_OF_A_VALUE + WRAPPED_REDUCTIONS:
         assert a.relative <= TOLERANCE[np.float32], f"{label} {what}: rel {a.relative:.1e} of the distance moved"
     else:
         assert a.max_abs_diff == 0, f"{label} {what}: {a.max_ulps} ulp of float32 (rel {a.relative:.1e})"
@@ -121,6 +121,12 @@ def check(report, label, what, ours, theirs, saved):
 # code (its `tanh` and `pow` with or without FMA): exact on one machine, 83 ulp of
 # one weight (rel 3e-7) on another.  Bounded by the float32 oracle tolerance.
 INCREMENT_OF_A_VALUE = ("AdamW",)
+# Adafactor's step inside a LossScaleOptimizer's finite-check cond does not round as the bare step does: from
+# the same ported state, on the same batches, our wrapped Adafactor and our bare one (on the unscaled loss, whose
+# gradients the scale's power of two divides exactly: LossScale_Adam is exact) end up to 2.4e-7 apart on the
+# kernels after 60 steps: XLA:CPU compiles the step's reductions differently there.  Keras 3's wrapped run and
+# ours end 10-14 ulp apart (rel 1.3e-6).  Bounded by the float32 oracle tolerance.
+WRAPPED_REDUCTIONS = ("LossScale_Adafactor",)
 
 
 PORT_CASES = [(label, kind) for label in CASES for kind in ("keras", "weights.h5")]
