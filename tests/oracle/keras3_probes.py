@@ -376,6 +376,13 @@ for g in (4.0, 8.0, float('inf'), 2.0):
     values, state = opt.stateless_apply(state, [np.full((2, 2), g, np.float32), np.full(2, g, np.float32)], values)
     out.append([np.asarray(x).tolist() for x in list(values) + list(state)])
 return out + [[v.path for v in opt.variables]]""",
+    "lso around a multi optimizer with an Adafactor": """
+reset_names()
+a, b, c = Var(np.ones((2, 2)), 'enc_kernel'), Var(np.ones(2), 'enc_bias'), Var(np.ones(2), 'dec_bias')
+mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD(learning_rate=0.5), {'enc_.*': O3.Adafactor(learning_rate=0.25)}))
+opt = O3.LossScaleOptimizer(mo, initial_scale=4.0)
+opt.build([a, b, c])
+return [[v.path, list(v.shape), str(v.dtype)] for v in opt.variables]""",
     "multi gradient count": """
 a, b = Var(np.ones(2), 'a'), Var(np.ones(2), 'b')
 mo = O3.MultiOptimizer(O3.OptimizerMap(O3.SGD()))
