@@ -214,31 +214,34 @@ def test_optax_inject_hyperparams():
             jax.jit(traced_decay.update)(grads(0), traced_decay.init(PARAMS), PARAMS)
 
 
+_RHO_F32 = {"rho": float(np.float32(0.9))}  # inject_hyperparams rounds rho to float32 (flax.md)
+
+
 @pytest.mark.parametrize(
-    "factory,static",
-    [(jk.legacy.sgd, ("decay",)), (jk.keras3.sgd, ()), (jk.legacy.rmsprop, ("decay",)), (jk.rmsprop, ("ema_overwrite_frequency",)),
-     (jk.keras3.rmsprop, ("ema_overwrite_frequency",))],
+    "factory,static,rounded",
+    [(jk.legacy.sgd, ("decay",), {}), (jk.keras3.sgd, (), {}), (jk.legacy.rmsprop, ("decay",), {}),
+     (jk.rmsprop, ("ema_overwrite_frequency",), _RHO_F32), (jk.keras3.rmsprop, ("ema_overwrite_frequency",), _RHO_F32)],
     ids=["legacy sgd", "keras3 sgd", "legacy rmsprop", "current rmsprop", "keras3 rmsprop"],
 )
-def test_optax_inject_hyperparams_momentum_decides_the_slot(factory, static):
+def test_optax_inject_hyperparams_momentum_decides_the_slot(factory, static, rounded):
     """A momentum slot exists when ``momentum > 0``, which a traced value cannot
     decide: built from the default (0) the jitted update dropped the slot and
-    the momentum.  A traced ``momentum`` is refused; a static one steps as the
-    plain optimizer: within a few float32 ulp, as inject_hyperparams rounds
-    RMSprop's ``rho`` to float32 (flax.md), where the plain one takes ``1 - rho``
-    from the double; with the momentum dropped they differed by 0.2-0.4."""
+    the momentum (0.2-0.4 off after 3 steps).  A traced ``momentum`` is
+    refused; a static one steps bit for bit as the plain optimizer, jitted
+    alike, given the ``rho`` inject_hyperparams rounds to float32 (the legacy
+    family rounds it so itself)."""
     traced = optax.inject_hyperparams(factory, static_args=static)(learning_rate=0.1, momentum=0.9)
     with pytest.raises(TypeError, match=r"static_args=\('momentum',\)"):
         jax.jit(traced.update)(grads(0), traced.init(PARAMS), PARAMS)
     injected = optax.inject_hyperparams(factory, static_args=static + ("momentum",))(learning_rate=0.1, momentum=0.9)
-    plain = factory(learning_rate=0.1, momentum=0.9)
+    plain = factory(learning_rate=0.1, momentum=0.9, **rounded)
     si, sp, pi, pp = injected.init(PARAMS), plain.init(PARAMS), PARAMS, PARAMS
     for i in range(3):
         ui, si = jax.jit(injected.update)(grads(i), si, pi)
-        up, sp = plain.update(grads(i), sp, pp)
+        up, sp = jax.jit(plain.update)(grads(i), sp, pp)
         pi, pp = optax.apply_updates(pi, ui), optax.apply_updates(pp, up)
     for a, b in zip(jax.tree_util.tree_leaves(pi), jax.tree_util.tree_leaves(pp)):
-        np.testing.assert_allclose(a, b, rtol=1e-5)
+        np.testing.assert_array_equal(a, b)
 
 
 def test_optax_multisteps():

@@ -18,19 +18,22 @@ KERAS3_COUNTS: collections.Counter = collections.Counter()
 TF_KERAS_COUNTS: collections.Counter = collections.Counter()
 
 
+def _split_words(name: str) -> str:
+    """``_`` before each capitalised word, lowercased: the step both Kerases' ``to_snake_case`` share."""
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
 def snake_case(name: str) -> str:
     """Keras 3's ``to_snake_case`` (also how a file names a layer's group):
     ``AdamW`` -> ``adam_w``, ``RMSprop`` -> ``rm_sprop``, ``BatchNormalization`` -> ``batch_normalization``."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    return _split_words(re.sub(r"\W+", "", name))
 
 
 def tf_snake_case(name: str) -> str:
     """TF-Keras's ``to_snake_case``: as :func:`snake_case` but non-word characters kept, and a
     private class's name prefixed: ``_Mine`` -> ``private_mine``."""
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    name = re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+    name = _split_words(name)
     return name if name[:1] != "_" else "private" + name
 
 

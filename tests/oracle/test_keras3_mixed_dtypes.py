@@ -21,7 +21,7 @@ import jaxopt_keras as jk
 from harness import make_problem
 from jaxopt_keras.optimizers import keras3 as K3
 from keras3_problem import SHAPES, in_dtypes, variable_names
-from test_keras3_oracle import functional, run_keras3
+from test_keras3_oracle import functional, run_keras3, run_ours
 
 STEPS = 200
 DTYPES = ["float32", "float16", "float32", "float16", "float32"]
@@ -61,17 +61,7 @@ def _assert_bits(ours, theirs, what):
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[_label(*c) for c in CASES])
 def test_functional_matches_keras3_on_mixed_dtypes(theirs, name, kwargs):
     params, grads = _problem()
-    transform = functional(name, kwargs)
-
-    @jax.jit
-    def step(p, s, g):
-        u, s = transform.update(g, s, p)
-        return jk.apply_updates(p, u), s
-
-    p = [jnp.asarray(x) for x in params]
-    s = transform.init(p)
-    for g in grads:
-        p, s = step(p, s, [jnp.asarray(x) for x in g])
+    p, _ = run_ours(functional(name, kwargs), params, grads)
     result = theirs[_label(name, kwargs)]
     assert float(np.max(np.abs(np.asarray(p[1], np.float32) - params[1].astype(np.float32)))) > 1e-3  # float16 moved
     _assert_bits(p, result["params"], "params")
