@@ -1,10 +1,11 @@
 """Runs Keras 3 optimizers on the JAX backend, one jitted ``stateless_apply`` per step.
 
-Launched in a fresh process by the Keras 3 oracle tests (Keras's backend is
-fixed at its first import, and the test session imports TF-Keras).  Reads a
-JSON list of cases from argv[1]; prints ``RESULT <json>`` mapping each case's
-label to its final parameters and optimizer variables (``optimizer.variables``
-order, as nested lists with their dtypes).
+Run by the Keras 3 oracle tests in a process of its own, kept for the session
+(``keras3_process.py``: Keras's backend is fixed at its first import, and the
+test session imports TF-Keras).  Each line on stdin is a JSON list of cases;
+it answers ``RESULT <json>`` mapping each case's label to its final parameters
+and optimizer variables (``optimizer.variables`` order, as nested lists with
+their dtypes).
 
 A case: ``{"label", "name", "kwargs", "steps", "dtype", "schedule"?,
 "callable_lr"? (a zero-argument callable returning it), "config"?,
@@ -17,7 +18,8 @@ gradient is infinite; ``initial_variables`` (a list of arrays in
 run from a weights list.  With ``"ours": true`` the same steps run our
 ``jaxopt_keras.optimizers.keras3`` class instead, which has the same API
 (for runs that need both sides under one ``XLA_FLAGS``).  A ``"float64"``
-case turns on ``jax_enable_x64`` for the whole run.
+case needs a process started with ``--x64`` (``jax_enable_x64``, set before
+Keras or any array exists).
 """
 
 import json
@@ -29,8 +31,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import jax  # noqa: E402
 
-# float64 cases need x64 before Keras or any array exists.
-jax.config.update("jax_enable_x64", any(c.get("dtype") == "float64" for c in json.loads(sys.argv[1])))
+jax.config.update("jax_enable_x64", "--x64" in sys.argv)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -39,6 +40,7 @@ import jaxopt_keras  # noqa: E402
 from jaxopt_keras.optimizers import keras3 as ours  # noqa: E402
 
 from harness import make_problem  # noqa: E402
+from keras3_process import serve  # noqa: E402
 from keras3_problem import SCHEDULES, in_dtypes, variable_names  # noqa: E402
 
 
@@ -79,5 +81,4 @@ def run(case):
     }
 
 
-cases = json.loads(sys.argv[1])
-print("RESULT " + json.dumps({c["label"]: run(c) for c in cases}))
+serve(lambda cases: {c["label"]: run(c) for c in cases})

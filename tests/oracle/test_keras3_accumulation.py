@@ -1,17 +1,12 @@
 """Keras 3's gradient accumulation and loss-scale factor, against Keras 3 on JAX.
 
 TF-Keras has neither feature, so the reference is Keras 3's own JAX backend
-(``stateless_apply``), run in a subprocess.  float32 only: Keras 3 converts
+(``stateless_apply``), run by ``test_keras3_oracle.run_keras3`` in its own process.  float32 only: Keras 3 converts
 Python hyperparameters straight to the variable's dtype where TF-Keras goes
 through float32, so in float64 the two current families differ by design.
 """
 
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
 
 import jax
 import numpy as np
@@ -19,7 +14,8 @@ import pytest
 
 import jaxopt_keras as jk
 from jaxopt_keras.core.state import find_state
-from harness import STEPS, TOLERANCE, agreement, make_problem, run_jax
+from harness import SHAPES, STEPS, TOLERANCE, agreement, make_problem, run_jax
+from test_keras3_oracle import run_keras3
 
 CASES = [
     ("SGD", dict(learning_rate=0.05, momentum=0.9, gradient_accumulation_steps=3)),
@@ -30,19 +26,22 @@ CASES = [
 ]
 
 
-def _keras3(name, kwargs):
-    spec = {"name": name, "kwargs": dict(kwargs), "steps": STEPS}
-    if kwargs.get("learning_rate") == "schedule":
-        spec["kwargs"].pop("learning_rate")
-        spec["schedule"] = dict(initial_learning_rate=0.02, decay_steps=40, decay_rate=0.5)
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="", JAX_PLATFORMS="cpu")
-    proc = subprocess.run(
-        [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_runner.py"), json.dumps(spec)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return [np.asarray(p, np.float32) for p in json.loads(lines[-1][7:])["params"]]
+def _label(name, kwargs):
+    return f"{name}-{kwargs}"
+
+
+@pytest.fixture(scope="module")
+def keras3_params():
+    """Keras 3's final parameters for every case, from one request to its runner."""
+    cases = []
+    for name, kwargs in CASES:
+        case = dict(label=_label(name, kwargs), name=name, kwargs=dict(kwargs), steps=STEPS, shapes=SHAPES)
+        if kwargs.get("learning_rate") == "schedule":
+            case["kwargs"].pop("learning_rate")
+            case["schedule"] = ("exponential", dict(initial_learning_rate=0.02, decay_steps=40, decay_rate=0.5))
+        cases.append(case)
+    results = run_keras3(cases)
+    return {label: [np.asarray(p, np.float32) for p in r["params"]] for label, r in results.items()}
 
 
 def _ours(name, kwargs):
@@ -52,9 +51,9 @@ def _ours(name, kwargs):
     return kwargs
 
 
-@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{k}" for n, k in CASES])
-def test_matches_keras3_jax_backend(report, name, kwargs):
-    theirs = _keras3(name, kwargs)
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[_label(n, k) for n, k in CASES])
+def test_matches_keras3_jax_backend(keras3_params, report, name, kwargs):
+    theirs = keras3_params[_label(name, kwargs)]
     params, grads = make_problem(np.float32)
     ours_kwargs = _ours(name, kwargs)
     functional, state = run_jax(getattr(jk, name.lower())(**ours_kwargs), params, grads)

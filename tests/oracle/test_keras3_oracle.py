@@ -1,6 +1,7 @@
 """The Keras 3 family against Keras 3 itself, on its JAX backend.
 
-Keras 3 runs in its own process (``keras3_step_runner.py``, ``KERAS_BACKEND=jax``):
+Keras 3 runs in its own process (``keras3_step_runner.py``, ``KERAS_BACKEND=jax``,
+kept for the session by ``keras3_process.py``):
 one ``jax.jit(optimizer.stateless_apply)`` call per step, as ``model.fit``
 runs it, for 300 steps on parameters from a scalar to 3-D, a matrix and an
 embedding table.  Our side runs one jitted step per call too: the same XLA
@@ -31,10 +32,7 @@ read the parameter).
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +44,9 @@ from jaxopt_keras import registry
 from harness import STEPS, TOLERANCE, agreement, make_problem
 from jaxopt_keras.optimizers import keras3 as K3
 from keras3_problem import SCHEDULES, SHAPES, variable_names
+from keras3_process import ask_keras3
+
+RUNNER = os.path.join(os.path.dirname(__file__), "keras3_step_runner.py")
 
 EXACT = [
     ("SGD", dict(learning_rate=0.05)),
@@ -131,21 +132,10 @@ def _label(name, kwargs):
 
 
 def run_keras3(cases: list[dict], xla_flags: str = "") -> dict:
-    """Keras 3's results for ``cases`` (see ``keras3_step_runner.py``), in one process."""
-    env = dict(os.environ, KERAS_BACKEND="jax")
-    if xla_flags:
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {xla_flags}".strip()
-    env.pop("TF_USE_LEGACY_KERAS", None)
-    proc = subprocess.run(
-        [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_step_runner.py"), json.dumps(cases)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
-    return json.loads(lines[-1][len("RESULT ") :])
+    """Keras 3's results for ``cases`` (see ``keras3_step_runner.py``), from its process for
+    ``xla_flags`` (x64 on when a case is float64, as it was for every case in that process)."""
+    x64 = any(c.get("dtype") == "float64" for c in cases)
+    return ask_keras3(RUNNER, cases, xla_flags=xla_flags, x64=x64)
 
 
 @pytest.fixture(scope="module")
