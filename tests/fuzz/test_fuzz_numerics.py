@@ -20,7 +20,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle")) 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from fuzz_settings import fuzz_settings  # noqa: E402
-from harness import TOLERANCE, agreement, jax_factory, make_problem, run_jax, run_tf, tf_class  # noqa: E402
+from harness import TOLERANCE, agreement, graph_for, jax_factory, make_problem, run_jax, run_tf, tf_class  # noqa: E402
 from jaxopt_keras import registry  # noqa: E402
 
 import jax  # noqa: E402
@@ -83,7 +83,7 @@ def test_random_configurations_match_tf_keras_in_float64(config):
     with warnings.catch_warnings(), jax.enable_x64(True):
         warnings.simplefilter("ignore")
         params, grads = make_problem(dtype, steps=STEPS, seed=seed, shapes=shapes)
-        theirs, _ = run_tf(lambda: tf_class(family, name)(**kwargs), params, grads)
+        theirs, _ = run_tf(lambda: tf_class(family, name)(**kwargs), params, grads, graph=graph_for(family, name))
         ours, _ = run_jax(jax_factory(family, name)(**kwargs), params, grads)
     a = agreement(ours, theirs, params)
     assert a.relative <= TOLERANCE[dtype], (name, family, kwargs, shapes, a)

@@ -22,7 +22,7 @@ import pytest
 import tf_keras
 
 import jaxopt_keras as jk
-from harness import TOLERANCE, agreement, compare, jax_factory, make_problem
+from harness import EAGER_ONLY, TOLERANCE, agreement, compare, jax_factory, make_problem, run_jax, run_tf, tf_class
 
 BOTH = ("legacy", "current")
 
@@ -135,3 +135,16 @@ def test_none_gradient_leaf_matches_keras_filtering(report):
     a = agreement([np.asarray(x) for x in p], theirs, params)
     assert a.relative <= TOLERANCE[dtype]
     assert int(s.iterations) == int(opt.iterations.numpy()) == 100
+
+
+@pytest.mark.parametrize("family,name", sorted(EAGER_ONLY))
+def test_the_cases_run_eagerly_do_differ_inside_tf_function(family, name):
+    """Each case the oracles run eagerly (``harness.EAGER_ONLY``) computes otherwise
+    inside ``tf.function``, and ours is the eager run: the list holds no stale entry."""
+    with jax.enable_x64(True):
+        params, grads = make_problem(np.float64, steps=50)
+        eager, _ = run_tf(lambda: tf_class(family, name)(learning_rate=0.01), params, grads, graph=False)
+        graph, _ = run_tf(lambda: tf_class(family, name)(learning_rate=0.01), params, grads, graph=True)
+        ours, _ = run_jax(jax_factory(family, name)(learning_rate=0.01), params, grads)
+    assert agreement(ours, eager, params).relative <= TOLERANCE[np.float64]
+    assert agreement(ours, graph, params).relative > 1e3 * TOLERANCE[np.float64], EAGER_ONLY[(family, name)]

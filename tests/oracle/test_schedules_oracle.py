@@ -603,6 +603,7 @@ def test_legacy_sgd_with_piecewise_values_of_different_types(report):
         dict(learning_rate=TS.PiecewiseConstantDecay(**kwargs), momentum=0.9),
         lambda: jk.legacy.sgd(learning_rate=S.PiecewiseConstantDecay(**kwargs, numerics="tf_eager"), momentum=0.9),
         np.float32,
+        graph=False,  # eager TF on purpose: inside tf.function, tf.case refuses the mixed types
     )
 
 
@@ -657,6 +658,7 @@ def test_optimizer_with_schedule(report, family, opt, name, kwargs):
         dict(learning_rate=getattr(TS, name)(**kwargs), momentum=0.9),
         lambda: factory(learning_rate=getattr(S, name)(**kwargs, numerics="tf_eager"), momentum=0.9),
         np.float32,
+        graph=False,  # eager TF on purpose: the tf_eager numerics (the tf.function one: below)
     )
 
 
