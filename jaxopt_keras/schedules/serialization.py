@@ -120,9 +120,12 @@ def deserialize(
 
     Raises:
       ValueError: unknown class, foreign ``module``, a ``registered_name``
-        naming another class, a malformed config or ``"__numpy__"`` argument, or (for the classes above)
-        a config key that is not a constructor argument.  The message names
-        the offending field.
+        naming another class, a malformed config or ``"__numpy__"`` argument.
+        The message names the offending field.
+      TypeError: (for the classes above) a config key that is not a
+        constructor argument (``numerics`` included: it is ours, never in a
+        Keras config), or not a string; a missing argument.  Keras's type and
+        words, as its ``cls(**config)`` raises them.
     """
     del use_legacy_format
     cls, inner = resolve_class(
@@ -136,12 +139,12 @@ def deserialize(
     if _SCHEDULES.get(cls.__name__) is cls:
         # Keras's arguments only: `numerics` is ours and never in a config.
         params = set(inspect.signature(cls.__init__).parameters) - {"self", "numerics"}
+        # Checked before anything is built, in the words of Keras's `cls(**config)`.
         for key in inner:
-            if not isinstance(key, str) or key not in params:
-                raise ValueError(
-                    f"Field 'config' of the serialized {cls.__name__} has the key {key!r}, "
-                    f"which is not an argument of {cls.__name__}: {sorted(params)}."
-                )
+            if not isinstance(key, str):
+                raise TypeError("keywords must be strings")
+            if key not in params:
+                raise TypeError(f"{cls.__name__}.__init__() got an unexpected keyword argument {key!r}")
     if hasattr(cls, "from_config"):
         return cls.from_config(inner)
     return cls(**inner)

@@ -141,6 +141,16 @@ class MySched(O3.schedules.ExponentialDecay):
 MySched.__module__ = '__main__'  # a class of a script: its module is written as None
 return [O3.serialize(O3.Adam(learning_rate=MySched(0.1, 10, 0.5), name='b'))['config']['learning_rate'],
         {k: v for k, v in O3.schedules.serialize(MySched(0.1, 10, 0.5)).items() if k != 'config'}]""",
+    "a schedule config with a key that is not an argument": """
+good = {'initial_learning_rate': 0.1, 'decay_steps': 10, 'decay_rate': 0.5}
+out = []
+for inner in (dict(good, foo=1), dict(good, numerics='tf_eager'), {**good, 1: 2}):
+    config = {'module': 'keras.optimizers.schedules', 'class_name': 'ExponentialDecay', 'config': inner, 'registered_name': None}
+    try:
+        O3.schedules.deserialize(config)
+    except Exception as e:  # Keras 3 wraps the constructor's message in its own
+        out.append(type(e).__name__)
+return out""",
     "custom_objects and a built-in name": """
 # Keras 3 lowercases a built-in name before it reads custom_objects.
 class Mine(O3.Adam):

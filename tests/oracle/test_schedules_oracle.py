@@ -481,6 +481,28 @@ def test_deserialize_tf_keras_output(case_id, name, kwargs, exact):
     assert_same_values(rebuilt, theirs, exact, f"{case_id} from TF-Keras")
 
 
+BAD_CONFIGS = {
+    "unknown key": {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5, "foo": 1},
+    "numerics": {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5, "numerics": "tf_eager"},
+    "non-string key": {"initial_learning_rate": 0.1, "decay_steps": 10, "decay_rate": 0.5, 1: 2},
+}
+
+
+@pytest.mark.parametrize("legacy_format", [False, True])
+@pytest.mark.parametrize("label", list(BAD_CONFIGS))
+def test_a_config_key_that_is_no_argument_is_the_error_of_tf_keras(label, legacy_format):
+    """A schedule config with a key that is not an argument: TF-Keras's exception
+    type and message (its `cls(**config)`: a TypeError), in both formats."""
+    config = {"class_name": "ExponentialDecay", "config": dict(BAD_CONFIGS[label])}
+    if not legacy_format:
+        config = {"module": "keras.optimizers.schedules", **config, "registered_name": None}
+    with pytest.raises(Exception) as theirs:
+        TS.deserialize(dict(config, config=dict(config["config"])), use_legacy_format=legacy_format)
+    with pytest.raises(Exception) as ours:
+        S.deserialize(config, use_legacy_format=legacy_format)
+    assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
 def test_serialize_custom_class_matches_tf_keras():
     # The same user class on both sides (same module, same name): TF-Keras
     # writes its module and, unregistered, its name as registered_name.
