@@ -28,6 +28,10 @@ class InverseTimeDecay(RateDecay):
         ``"tf_eager"`` or ``"keras3"`` (:mod:`jaxopt_keras.schedules.base`).
     """
 
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None, *, numerics=None):
+        # Its own, not RateDecay's: a wrong call is named as Keras names it ("InverseTimeDecay.__init__() missing ...").
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name, numerics=numerics)
+
     def _tf_eager(self, step: Any) -> jax.Array:
         initial, decay_steps, decay_rate, s, zero = self._tf_operands(step)
         p = _div(s, decay_steps, zero)

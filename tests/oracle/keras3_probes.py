@@ -151,6 +151,15 @@ for inner in (dict(good, foo=1), dict(good, numerics='tf_eager'), {**good, 1: 2}
     except Exception as e:  # Keras 3 wraps the constructor's message in its own
         out.append(type(e).__name__)
 return out""",
+    "a schedule called without its arguments or with one it lacks": """
+out = []
+for name in ('ExponentialDecay', 'InverseTimeDecay', 'PiecewiseConstantDecay', 'PolynomialDecay', 'CosineDecay', 'CosineDecayRestarts'):
+    for call in (lambda cls: cls(), lambda cls: cls(0.1, 10, foo=1), lambda cls: cls.from_config({'foo': 1})):
+        try:
+            call(getattr(O3.schedules, name))
+        except TypeError as e:
+            out.append(str(e))
+return out""",
     "custom_objects and a built-in name": """
 # Keras 3 lowercases a built-in name before it reads custom_objects.
 class Mine(O3.Adam):

@@ -503,6 +503,27 @@ def test_a_config_key_that_is_no_argument_is_the_error_of_tf_keras(label, legacy
     assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
 
 
+SCHEDULE_NAMES = ["ExponentialDecay", "InverseTimeDecay", "PiecewiseConstantDecay", "PolynomialDecay", "CosineDecay", "CosineDecayRestarts"]
+
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_a_wrong_call_is_named_as_tf_keras_names_it(name):
+    """A constructor called without its arguments, or with one it lacks, and a
+    config missing them: TF-Keras's TypeError, the class named as TF-Keras names it."""
+    calls = [
+        lambda m: getattr(m, name)(),
+        lambda m: getattr(m, name)(0.1, 10, foo=1),
+        lambda m: getattr(m, name).from_config({"foo": 1}),
+        lambda m: m.deserialize({"class_name": name, "config": {}}),
+    ]
+    for call in calls:
+        with pytest.raises(Exception) as theirs:
+            call(TS)
+        with pytest.raises(Exception) as ours:
+            call(S)
+        assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))
+
+
 def test_serialize_custom_class_matches_tf_keras():
     # The same user class on both sides (same module, same name): TF-Keras
     # writes its module and, unregistered, its name as registered_name.
