@@ -345,7 +345,7 @@ def _current(spec: Spec, class_name: str, given: dict, kwargs: Mapping[str, Any]
     check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
     check_clipping(args, "current")
     check_nonnegative("weight_decay", args["weight_decay"])
-    check_accumulation_steps(args["gradient_accumulation_steps"])
+    args["gradient_accumulation_steps"] = check_accumulation_steps(args["gradient_accumulation_steps"])
     check_loss_scale_factor(args["loss_scale_factor"])
     if args["use_ema"]:
         check_ema_arguments(args["ema_momentum"], args["ema_overwrite_frequency"])
@@ -378,8 +378,8 @@ def _keras3(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
     args = {**BASE_ARGS["keras3"], **spec.base_defaults, **spec.defaults, **spec.extra_args, **given}
     check_learning_rate_keras3(args["learning_rate"])
     check_number_types(spec, args, skip=() if args["use_ema"] else EMA_ARGS)
-    # A falsy value (0) means no accumulation and is kept as given, for the config, as Keras 3 keeps it.
-    check_accumulation_steps(args["gradient_accumulation_steps"] or None)
+    # A falsy value (0) means no accumulation and is kept as given, for the config, as Keras 3 keeps it; 2.0 is 2.
+    args["gradient_accumulation_steps"] = check_accumulation_steps(args["gradient_accumulation_steps"] or None) or args["gradient_accumulation_steps"]
     check_loss_scale_factor(args["loss_scale_factor"])
     if args["use_ema"]:
         check_ema_arguments(args["ema_momentum"], args["ema_overwrite_frequency"], "keras3")

@@ -45,16 +45,26 @@ class AccumulationState(NamedTuple):
     inner: Any
 
 
-def check_accumulation_steps(steps: Any) -> None:
+def check_accumulation_steps(steps: Any) -> Any:
     """Keras 3's rule for ``gradient_accumulation_steps``: ``None``, or an integer >= 2.
+
+    Keras 3 only compares the count with 2: a whole float (``2.0``, as a config
+    written with floats has it) is the same count, and is returned as that
+    ``int``.  A fraction, which Keras 3 takes and then steps on no whole
+    number of calls, is refused.
+
+    Returns:
+      ``steps``, a whole float as an ``int``.
 
     Raises:
       ValueError: anything else.
     """
-    if steps is not None and (not isinstance(steps, (int, np.integer)) or isinstance(steps, (bool, np.bool_)) or steps < 2):
+    whole = isinstance(steps, (float, np.floating)) and float(steps).is_integer()
+    if steps is not None and (not (isinstance(steps, (int, np.integer)) or whole) or isinstance(steps, (bool, np.bool_)) or steps < 2):
         raise ValueError(
             f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
         )
+    return int(steps) if whole else steps
 
 
 def check_loss_scale_factor(loss_scale_factor: Any) -> None:
@@ -90,7 +100,7 @@ def accumulate_gradients(
     Returns:
       A transform with state :class:`AccumulationState`.
     """
-    check_accumulation_steps(steps)
+    steps = check_accumulation_steps(steps)
     if steps is None:
         raise ValueError("`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps=None")
     def init(params):

@@ -83,6 +83,16 @@ opt = O3.SGD(learning_rate=0.01, gradient_accumulation_steps=np.int64(2))
 for _ in range(2):
     opt.apply_gradients([(np.full(3, 0.5, np.float32), v)])
 return [np.asarray(v).tolist(), int(np.asarray(opt.iterations))]""",
+    "whole float accumulation steps": """
+out = []
+for steps in (2.0, np.float32(2.0), np.float64(3.0)):
+    v = Var(np.array([1.0, 2.0]), 'w')
+    opt = O3.Adam(learning_rate=0.1, gradient_accumulation_steps=steps)
+    for i in range(5):
+        opt.apply_gradients([(np.array([0.3 * (i + 1), -0.2], np.float32), v)])
+    back = O3.deserialize(O3.serialize(opt))
+    out.append([np.asarray(v).tolist(), int(np.asarray(opt.iterations)), back.get_config()['gradient_accumulation_steps'] == steps])
+return out""",
     "accumulation steps 0": """
 reset_names()
 opt = O3.Adam(gradient_accumulation_steps=0)
