@@ -28,6 +28,7 @@ from jaxopt_keras.transforms.loss_scale import (
     check_loss_scale,
     next_loss_scale,
     step_if_finite,
+    whole_growth_steps,
 )
 
 
@@ -58,9 +59,7 @@ class LossScaleOptimizer:
             )
         if dynamic:
             initial_scale = DEFAULT_INITIAL_SCALE if initial_scale is None else float(initial_scale)
-            dynamic_growth_steps = DEFAULT_GROWTH_STEPS if dynamic_growth_steps is None else dynamic_growth_steps
-            if isinstance(dynamic_growth_steps, float) and dynamic_growth_steps.is_integer():
-                dynamic_growth_steps = int(dynamic_growth_steps)  # TF-Keras counts to 2000.0 alike
+            dynamic_growth_steps = DEFAULT_GROWTH_STEPS if dynamic_growth_steps is None else whole_growth_steps(dynamic_growth_steps)
         else:
             if initial_scale is None:
                 raise ValueError('"initial_scale" must be specified if "dynamic" is False')

@@ -363,6 +363,19 @@ return [np.asarray(x).tolist() for x in values]""",
     "lso config": """
 reset_names()
 return O3.LossScaleOptimizer(O3.SGD(learning_rate=0.5), initial_scale=8.0, dynamic_growth_steps=3).get_config()""",
+    "lso whole float growth steps": """
+out = []
+for steps in (2.0, np.float32(2.0)):
+    v = Var(np.array([1.0, 2.0]), 'w')
+    opt = O3.LossScaleOptimizer(O3.SGD(learning_rate=0.5), initial_scale=4.0, dynamic_growth_steps=steps)
+    opt.build([v])
+    state, values = [x.value for x in opt.variables], [v.value]
+    for i in range(6):
+        grads = [np.array([4.0, np.inf if i == 1 else -4.0], np.float32)]
+        values, state = opt.stateless_apply(state, grads, values)
+    config = O3.deserialize(O3.serialize(opt)).get_config()
+    out.append([np.asarray(values[0]).tolist(), [np.asarray(x).tolist() for x in state], config['dynamic_growth_steps'] == steps])
+return out""",
     "lso clears the inner factor": """
 inner = O3.SGD(loss_scale_factor=100.0)
 O3.LossScaleOptimizer(inner)

@@ -306,6 +306,23 @@ def test_loss_scale_optimizer_config_matches_tf_keras(family):
     assert ours_fixed.get_config() == fixed.get_config()
 
 
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_whole_float_growth_steps_as_tf_keras(family):
+    """dynamic_growth_steps=2.0 or np.float32(2.0) (a config written with floats):
+    TF-Keras's int(growth_steps), the same steps, scale and config as with 2."""
+    tf_mod, our_mod = (tf_keras.optimizers.legacy, O.legacy) if family == "legacy" else (tf_keras.optimizers, O)
+    for steps in (2.0, np.float32(2.0)):
+        theirs = tf_keras.mixed_precision.LossScaleOptimizer(tf_mod.SGD(learning_rate=0.5), initial_scale=4.0, dynamic_growth_steps=steps)
+        ours = jk.mixed_precision.LossScaleOptimizer(our_mod.SGD(learning_rate=0.5), initial_scale=4.0, dynamic_growth_steps=steps)
+        tv, ov = tf.Variable([1.0, 2.0]), jk.Variable(np.array([1.0, 2.0], np.float32))
+        for i in range(6):
+            grads = np.array([4.0, np.inf if i == 1 else -4.0], np.float32)
+            theirs.apply_gradients([(tf.constant(grads), tv)])
+            ours.apply_gradients([(grads, ov)])
+            assert (ov.numpy().tolist(), float(np.asarray(ours.loss_scale))) == (tv.numpy().tolist(), float(theirs.loss_scale))
+        assert ours.get_config() == theirs.get_config() and type(ours.dynamic_growth_steps) is type(theirs.dynamic_growth_steps)
+
+
 @pytest.mark.parametrize("config,use_legacy,expected", FAMILY_RULES)
 def test_the_family_a_config_is_built_in_is_tf_kerass(config, use_legacy, expected):
     """Where TF-Keras builds the config, it builds it in our expected class's family;
