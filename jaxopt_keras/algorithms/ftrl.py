@@ -120,8 +120,16 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
     l2``, ``2 * l2_shrinkage``) are prepared once per step and dtype
     (:data:`LEGACY`).
     """
-    lr = c.learning_rate
     l1 = c.l1_regularization_strength
+    linear, new_accum, y = _legacy_linear(g, p, s, c)
+    x = l1 * jnp.sign(linear) - linear
+    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
+    return new_p - p, FtrlSlots(new_accum, linear)
+
+
+def _legacy_linear(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
+    """The legacy kernels' new ``linear`` and accumulator, and the quadratic ``y``."""
+    lr = c.learning_rate
     if c.shrinkage:
         grad_s = g + c.two_l2_shrinkage * p
     else:
@@ -130,10 +138,30 @@ def legacy_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
     sigma = power(s.accumulator + jnp.square(g), *pw) - power(s.accumulator, *pw)
     linear = s.linear + (grad_s - sigma / lr * p)
     new_accum = accumulated(g, s.accumulator, linear)
-    new_pow = power(new_accum, *pw)
-    x = l1 * jnp.sign(linear) - linear
-    y = new_pow / lr + c.two_l2
-    new_p = jnp.where(jnp.abs(linear) > l1, x / y, jnp.zeros_like(p))
+    return linear, new_accum, power(new_accum, *pw) / lr + c.two_l2
+
+
+def legacy_sparse_row_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
+    """One legacy Ftrl step of the indexed rows (``ResourceSparseApplyFtrl[V2]``).
+
+    :func:`legacy_update`'s ``linear`` and accumulator, but the sparse kernel
+    (``ComputeFtrl``, and ``FtrlCompute`` for rows of one element) takes the
+    new parameter as the current family does, without a select::
+
+        p = (clip(linear, -l1, l1) - linear) / y
+
+    It equals the dense kernel's wherever both are finite; a NaN ``linear``
+    or ``y`` (a NaN or infinite gradient) gives NaN, where the dense kernel's
+    select gives 0.  One case we do not copy: where ``y == 0`` and
+    ``|linear| <= l1`` (``initial_accumulator_value=0``, no ``l2`` or
+    ``beta``, an entry whose gradients so far are all 0) the kernel divides
+    0 by 0 and the entry is NaN for good; ours is 0, the dense kernel's
+    value and FTRL's (docs/sparse.md).
+    """
+    l1 = c.l1_regularization_strength
+    linear, new_accum, y = _legacy_linear(g, p, s, c)
+    x = jnp.maximum(jnp.minimum(linear, l1), -l1) - linear
+    new_p = jnp.where((x == 0) & (y == 0), jnp.zeros_like(p), x / y)
     return new_p - p, FtrlSlots(new_accum, linear)
 
 
@@ -165,8 +193,8 @@ def current_update(g: jax.Array, p: jax.Array, s: FtrlSlots, c: Coefficients):
 
 
 def legacy_sparse_update(g: IndexedSlices, p, s: FtrlSlots, c: Coefficients):
-    """Legacy Ftrl on rows only (``ResourceSparseApplyFtrl[V2]``): the dense kernel per row."""
-    return on_rows(legacy_update, g, p, s, c, with_params=True)
+    """Legacy Ftrl on rows only (``ResourceSparseApplyFtrl[V2]``): :func:`legacy_sparse_row_update` per row."""
+    return on_rows(legacy_sparse_row_update, g, p, s, c, with_params=True)
 
 
 def float32_accumulator(param: jax.Array, args) -> jax.Array:
