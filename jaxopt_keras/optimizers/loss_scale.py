@@ -176,7 +176,10 @@ class LossScaleOptimizer:
         if not pairs:
             return inner.iterations
         with inner._lock:
-            inner._build_for(pairs, kept)
+            if isinstance(inner, OptimizerV2):
+                inner._build_for(pairs, kept)
+            else:  # LossScaleOptimizerV3 builds the inner optimizer itself, outside its name scope: `m/w:0`
+                inner.build([v for _, v in pairs])
             grads, _ = inner._gradients(kept)
             values = [v.value for v in inner._variables]
             step = self._get_step()

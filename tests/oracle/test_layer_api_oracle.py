@@ -9,7 +9,9 @@
   before ``set_weights``;
 * the current family's ``save_own_variables``/``load_own_variables`` (the
   ``.keras`` format's store): a TF-Keras store loads into ours and the two
-  continue alike; a store of another length is skipped with Keras's warning.
+  continue alike; a store of another length is skipped with Keras's warning;
+* a ``LossScaleOptimizer`` built by its first step names the slots as
+  TF-Keras's (``m/w0:0``: the wrapper builds outside the inner's name scope).
 """
 
 from __future__ import annotations
@@ -335,3 +337,31 @@ def test_assigning_iterations_is_tf_kerass_rule(family):
     assert int(ours.iterations) == int(theirs.iterations) == 8
     for a, b in zip(ov, tv):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=TOLERANCE[np.float32])
+
+
+@pytest.mark.parametrize("family", ["legacy", "current"])
+def test_loss_scale_optimizer_built_by_its_first_step_names_slots_as_tf_keras(family):
+    """TF-Keras's ``LossScaleOptimizerV3.apply_gradients`` builds the inner
+    optimizer itself, for every variable given (a ``None`` gradient's too),
+    outside the inner optimizer's name scope: its slots are ``m/w0:0``, not
+    the ``Adam/m/w0:0`` of a bare optimizer's first step.  Ours named them
+    as the bare optimizer.  The legacy wrapper leaves the naming to the inner
+    optimizer.  Names, values and parameters after steps with a skipped
+    (infinite) one and a variable without a gradient at first."""
+    names, weights, params = [], [], []
+    for side in ("tf", "ours"):
+        module = (tf_keras.optimizers.legacy if family == "legacy" else tf_keras.optimizers) if side == "tf" else (O.legacy if family == "legacy" else O)
+        lso = tf_keras.mixed_precision.LossScaleOptimizer if side == "tf" else jk.mixed_precision.LossScaleOptimizer
+        opt = lso(module.Adam(0.1), initial_scale=8.0, dynamic_growth_steps=2)
+        variables = [(tf.Variable if side == "tf" else jk.Variable)(np.ones(s, np.float32), name=f"w{i}") for i, s in enumerate([(2, 3), (3,)])]
+        for t in range(STEPS):
+            grads = [g * 8 for g in _grads(t)]
+            if t == 2:
+                grads[0] = np.full_like(grads[0], np.inf)
+            opt.apply_gradients([(None if t < 2 and i == 1 else g, v) for i, (g, v) in enumerate(zip(grads, variables))])
+        names.append(_names(opt))
+        weights.append([np.asarray(w.numpy()) for w in (opt.weights if family == "legacy" else opt.variables) if np.issubdtype(np.asarray(w.numpy()).dtype, np.floating)])
+        params.append([v.numpy() for v in variables])
+    assert names[1] == names[0]
+    a = agreement(weights[1] + params[1], weights[0] + params[0], [np.zeros_like(w) for w in weights[0]] + params[0])
+    assert a.relative <= TOLERANCE[np.float32], a
