@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import jaxopt_keras as jk
-from harness import TOLERANCE, agreement, jax_factory, tf_class
+from harness import TOLERANCE, agreement, graph_for, jax_factory, tf_class
 
 ROWS, WIDTH, K, PAD, STEPS = 12, 3, 6, 2, 150
 
@@ -59,14 +59,23 @@ def _problem(dtype, seed=0):
 
 
 def _run_tf(family, name, kwargs, table, dense, steps):
+    """TF-Keras's parameters after ``steps``, each step in a ``tf.function`` as ``model.fit``
+    runs it (eagerly where that changes what TF-Keras computes: ``harness.graph_for``)."""
     opt = tf_class(family, name)(**kwargs)
     tv, dv = tf.Variable(table), tf.Variable(dense)
-    for idx, w, gd in steps:
+
+    def step(idx, w, gd):
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(tf.gather(tv, idx) * w)
         g = tape.gradient(loss, tv)
         assert isinstance(g, tf.IndexedSlices)
-        opt.apply_gradients([(g, tv), (tf.constant(gd), dv)])
+        opt.apply_gradients([(g, tv), (gd, dv)])
+        return tv.read_value()
+
+    if graph_for(family, name):
+        step = tf.function(step)
+    for idx, w, gd in steps:
+        step(tf.constant(idx), tf.constant(w), tf.constant(gd))
     return [tv.numpy(), dv.numpy()]
 
 
