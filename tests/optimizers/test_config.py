@@ -161,7 +161,9 @@ def optimizers(draw):
     else:
         lr = draw(st.one_of(small_positive, _schedules()))
     kwargs["learning_rate"] = lr
-    return family, name, kwargs
+    # Values whose first step Keras makes NaN (``beta_1=1.0``) are refused by design (test_singular_values).
+    singular = getattr(FAMILIES[family], name)._spec.singular
+    return family, name, {k: v for k, v in kwargs.items() if k not in singular or v != singular[k]}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
