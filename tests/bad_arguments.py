@@ -137,7 +137,7 @@ def other_arguments(spec) -> list[str]:
     """The keys of :data:`OTHER` the spec's class takes (its own and its family's arguments), the
     unknown one, the clipping pairs, and in the legacy family ``learning_rate`` (a schedule) and
     the ``lr`` alias."""
-    from jaxopt_keras.keras.arguments import BASE_ARGS
+    from jaxopt_keras.keras.base_args import BASE_ARGS
 
     takes = {**spec.defaults, **spec.extra_args, **BASE_ARGS[spec.family], **spec.base_defaults, "name": None}
     always = ("not_an_argument", "clipnorm+global_clipnorm", "clipnorm+clipvalue")

@@ -270,7 +270,7 @@ class Spec:
         and the error it raises there for a non-number (``None``, a string, a
         list): ``TypeError`` where it compares the value with a number,
         ``ValueError`` where it tests its type (see
-        :func:`jaxopt_keras.keras.arguments.check_number_types`).
+        :func:`jaxopt_keras.keras.numbers.check_number_types`).
       nullable: numeric arguments that may be ``None`` beyond the family's.
       ignored: arguments Keras takes and ignores (legacy Nadam's ``decay``):
         never checked.

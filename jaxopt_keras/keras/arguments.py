@@ -1,15 +1,16 @@
-"""Each family's constructor rules: the shared arguments, their defaults, and Keras's errors.
+"""Each family's constructor rules: its shared arguments checked, in Keras's words.
 
 :func:`check_arguments` turns a constructor call (the named arguments and
 the ``**kwargs``) into the complete, checked argument dict the pipeline
 builds from.  The factories (:mod:`jaxopt_keras.keras.factories`) and the
 Keras classes (:mod:`jaxopt_keras.optimizers`) both call it, so a bad
-argument gets the same error from either.
+argument gets the same error from either.  The shared arguments and their
+defaults are :mod:`jaxopt_keras.keras.base_args`'s; the numbers' checks,
+:mod:`jaxopt_keras.keras.numbers`'.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Mapping
 
@@ -17,183 +18,12 @@ import jax
 import numpy as np
 
 from jaxopt_keras.algorithms.spec import Spec
-from jaxopt_keras.core.hyperparams import VariableReader, check_range, is_variable, python_scalar
+from jaxopt_keras.core.hyperparams import VariableReader, is_variable, python_scalar
+from jaxopt_keras.keras.base_args import BASE_ARGS, CLIP_ARGS, EMA_ARGS, LEGACY_KWARGS, LEGACY_ONLY
+from jaxopt_keras.keras.numbers import check_nonnegative, check_number_types, check_number_values, is_number
 from jaxopt_keras.schedules.base import is_schedule, takes_no_arguments, takes_the_step
 from jaxopt_keras.transforms.accumulation import check_accumulation_steps, check_loss_scale_factor
 from jaxopt_keras.transforms.ema import check_ema_arguments
-
-# The arguments every class of a family takes beyond its algorithm's, with
-# their defaults, in signature order (keyword-only in our factories).
-BASE_ARGS: dict[str, dict[str, Any]] = {
-    "legacy": {"clipnorm": None, "clipvalue": None, "global_clipnorm": None, "decay": 0.0, "slot_dtype": None},
-    "current": {
-        "weight_decay": None,
-        "clipnorm": None,
-        "clipvalue": None,
-        "global_clipnorm": None,
-        "use_ema": False,
-        "ema_momentum": 0.99,
-        "ema_overwrite_frequency": None,
-        "jit_compile": True,
-        "loss_scale_factor": None,
-        "gradient_accumulation_steps": None,
-        "slot_dtype": None,
-    },
-    "keras3": {
-        "weight_decay": None,
-        "clipnorm": None,
-        "clipvalue": None,
-        "global_clipnorm": None,
-        "use_ema": False,
-        "ema_momentum": 0.99,
-        "ema_overwrite_frequency": None,
-        "loss_scale_factor": None,
-        "gradient_accumulation_steps": None,
-        "slot_dtype": None,
-    },
-}
-
-# The shared arguments Keras's constructors take by position, in BASE_ARGS's
-# order, after the algorithm's own and before `name` (TF-Keras >= 2.11 and
-# Keras 3).  The rest are keyword-only: OptimizerV2 reads its shared arguments
-# from **kwargs, and the current family's `loss_scale_factor` and
-# `gradient_accumulation_steps` (Keras 3's) and every family's `slot_dtype`
-# are ours.
-POSITIONAL_BASE_ARGS: dict[str, tuple[str, ...]] = {
-    "legacy": (),
-    "current": tuple(k for k in BASE_ARGS["current"] if k not in ("loss_scale_factor", "gradient_accumulation_steps", "slot_dtype")),
-    "keras3": tuple(k for k in BASE_ARGS["keras3"] if k != "slot_dtype"),
-}
-# OptimizerV2's accepted **kwargs.
-LEGACY_KWARGS = ("clipnorm", "clipvalue", "lr", "decay", "global_clipnorm")
-# Arguments of the legacy family that the current family refuses by name.
-LEGACY_ONLY = ("decay", "gradient_aggregator", "gradient_transformers")
-CLIP_ARGS = ("clipnorm", "clipvalue", "global_clipnorm")
-EMA_ARGS = ("ema_momentum", "ema_overwrite_frequency")
-
-
-# Numeric arguments that may be None (off), per family, beyond a spec's `nullable`.
-NULLABLE = {
-    "legacy": CLIP_ARGS + ("epsilon",),  # OptimizerV2: `epsilon or backend_config.epsilon()`
-    "current": CLIP_ARGS + ("weight_decay", "ema_overwrite_frequency", "loss_scale_factor", "gradient_accumulation_steps"),
-}
-NULLABLE["keras3"] = NULLABLE["current"]
-# Shared arguments each family's constructor compares with a number (a
-# non-number is a TypeError there).  The current family has no
-# `loss_scale_factor` or `gradient_accumulation_steps` (ours follow Keras 3):
-# TF-Keras refuses any value of them with a TypeError.
-COMPARED = {
-    "legacy": ("decay",) + CLIP_ARGS,
-    "current": ("ema_momentum", "loss_scale_factor", "gradient_accumulation_steps"),
-    "keras3": ("ema_momentum", "gradient_accumulation_steps"),
-}
-# Arguments whose own check, in Keras's words, refuses every non-number.
-OWN_CHECK = {"legacy": (), "current": ("ema_overwrite_frequency",), "keras3": ("learning_rate", "ema_overwrite_frequency")}
-# Where Keras only fails inside the first step's ops, the error each family's
-# ops raise for a non-number: legacy `_set_hyper` values go through
-# `tf.convert_to_tensor` (ValueError for a string or a list, TypeError for
-# None); other legacy values, and the current family's and Keras 3's strings
-# and lists, fail in arithmetic (TypeError); `tf.cast(None)` and Keras 3's
-# `convert_to_tensor(None)` raise ValueError.
-STEP_ERRORS: dict[str, dict[str, type]] = {
-    "legacy": {"none": TypeError, "string": TypeError, "other": TypeError},
-    "current": {"none": ValueError, "string": TypeError, "other": TypeError},
-    "keras3": {"none": ValueError, "string": TypeError, "other": TypeError},
-}
-
-
-def numeric_arguments(spec: Spec) -> tuple[str, ...]:
-    """The spec's numeric constructor arguments (its own, then the family's shared ones)."""
-    everything = {**spec.defaults, **spec.extra_args, **BASE_ARGS[spec.family], **spec.base_defaults}
-    nullable = set(NULLABLE[spec.family]) | set(spec.nullable)
-    return tuple(
-        k
-        for k, v in everything.items()
-        if k not in spec.ignored
-        and (k in nullable or (isinstance(v, (int, float)) and not isinstance(v, bool)))
-    )
-
-
-def _is_number(value: Any) -> bool:
-    """A real scalar: a Python or NumPy number, or a 0-d numeric array (bools included)."""
-    if isinstance(value, (int, float, np.number, np.bool_)):
-        return True
-    return isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0 and value.dtype.kind in "biuf"
-
-
-def _numeric_string(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _not_a_number(spec: Spec, name: str, value: Any) -> Exception:
-    """The error Keras raises (at construction, or else in its first step) for a non-number."""
-    family = spec.family
-    error = spec.non_number_errors.get(name, TypeError if name in COMPARED[family] else None)
-    if error is None:
-        kind = "none" if value is None else "string" if isinstance(value, str) else "other"
-        if family == "legacy" and kind != "none" and name in ("learning_rate",) + spec.float32_hyperparams:
-            error = ValueError  # `_set_hyper`: tf.convert_to_tensor
-        elif family == "keras3" and kind == "string" and name in spec.float32_hyperparams + spec.decay_rates:
-            error = ValueError if not _numeric_string(value) else TypeError  # ops.cast of a string
-        else:
-            error = STEP_ERRORS[family][kind]
-    return error(f"Argument `{name}` must be a number. Received: {name}={value!r} (of type {type(value).__name__}).")
-
-
-def check_number_types(spec: Spec, args: Mapping[str, Any], skip: tuple[str, ...] = ()) -> None:
-    """Every numeric argument is a number (or ``None`` where that means "off").
-
-    A learning rate may also be a schedule or a callable.  Runs before the
-    family's and the algorithm's own checks (which compare values).
-
-    Raises:
-      TypeError, ValueError: a non-number: ``None``, a string (``"0.1"``
-        included), a list or an array of more than one value; the type is the
-        one Keras raises for it, at construction or in its first step (see
-        ``STEP_ERRORS``).
-    """
-    nullable = set(NULLABLE[spec.family]) | set(spec.nullable)
-    for name in numeric_arguments(spec):
-        if name not in args or name in skip or name in OWN_CHECK[spec.family]:
-            continue
-        value = args[name]
-        if isinstance(value, jax.core.Tracer) or (value is None and name in nullable):
-            continue
-        if name == "learning_rate" and (is_schedule(value) or callable(value)):
-            continue
-        if spec.is_host_callable(name, value):
-            continue  # OptimizerV2's `_get_hyper` calls it at every step
-        if not _is_number(value):
-            raise _not_a_number(spec, name, value)
-
-
-def check_number_values(spec: Spec, args: Mapping[str, Any]) -> None:
-    """Every numeric argument's value is usable: finite, not a bool, in its range.
-
-    Runs after Keras's own checks (so Keras's words come first); what it
-    refuses, Keras accepts and then computes NaN or nonsense with.
-
-    Raises:
-      ValueError: ``True``/``False`` for a number, NaN or an infinity, a fraction outside [0, 1] or a negative
-        amount (:func:`~jaxopt_keras.core.hyperparams.check_range`), a value whose first step is NaN (``spec.singular``).
-    """
-    for name in numeric_arguments(spec):
-        value = args.get(name)
-        if value is None or isinstance(value, jax.core.Tracer) or not _is_number(value):
-            continue
-        if isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.bool_:
-            raise ValueError(f"Argument `{name}` must be a number, not a bool. Received: {name}={value}.")
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"Argument `{name}` must be finite. Received: {name}={number}.")
-        check_range(name, number)
-        if name in spec.singular and number == spec.singular[name]:  # Keras accepts it
-            raise ValueError(f"Argument `{name}` cannot be {spec.singular[name]}: the first step would make the parameters "
-                             f"NaN. Received: {name}={value}.")
 
 
 def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, Any]) -> None:
@@ -228,25 +58,6 @@ def refuse_zero_arg_callables(spec: Spec, class_name: str, args: Mapping[str, An
                 "before each step."
                 + (" A learning rate may also be a function of the step: `lambda step: ...`." if name == "learning_rate" else "")
             )
-
-
-def check_hyperparameter(spec: Spec, name: str, value: Any) -> None:
-    """The constructor's rules for one numeric hyperparameter set on its own
-    (``opt.beta_1 = 0.5`` on the Keras layer), with the constructor's errors.
-
-    Raises:
-      TypeError, ValueError: as :func:`check_number_types` and
-        :func:`check_number_values`.
-    """
-    if name in numeric_arguments(spec):
-        check_number_types(spec, {name: value})
-        check_number_values(spec, {name: value})
-
-
-def check_nonnegative(name: str, value: Any) -> None:
-    """``ValueError`` for a negative number (schedules and ``None`` pass)."""
-    if value is not None and not is_schedule(value) and value < 0:
-        raise ValueError(f"Expected {name} >= 0, received: {value}")
 
 
 def check_clipping(args: Mapping[str, Any], family: str) -> None:
@@ -293,7 +104,7 @@ def _legacy(spec: Spec, given: dict, kwargs: Mapping[str, Any]) -> dict:
     # a callable below, after the class's own checks: legacy Nadam refuses a
     # schedule before its base class's constructor runs).
     lr = kwargs.get("lr")
-    if lr is not None and not _is_number(lr) and not is_schedule(lr):
+    if lr is not None and not is_number(lr) and not is_schedule(lr):
         raise _lr_not_a_number(lr)
     args = {**spec.defaults, **BASE_ARGS["legacy"], **spec.extra_args, **given, **kwargs}
     for name in spec.callable_hyperparams():  # `_set_hyper` keeps a variable: read at each step

@@ -20,7 +20,8 @@ import numpy as np
 from jaxopt_keras.algorithms.spec import FUNCTIONAL_ONLY, STATE_ONLY_HYPERPARAMS, Spec
 from jaxopt_keras.core.hyperparams import with_hyperparams
 from jaxopt_keras.core.transform import GradientTransformation, picklable
-from jaxopt_keras.keras.arguments import BASE_ARGS, POSITIONAL_BASE_ARGS, check_arguments, refuse_zero_arg_callables
+from jaxopt_keras.keras.arguments import check_arguments, refuse_zero_arg_callables
+from jaxopt_keras.keras.base_args import BASE_ARGS, POSITIONAL_BASE_ARGS
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.registry import Entry, entries, find
 

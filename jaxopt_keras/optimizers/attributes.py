@@ -28,7 +28,9 @@ import numpy as np
 from jaxopt_keras.algorithms.driver import OptimizerState, init_hyperparams
 from jaxopt_keras.core.hyperparams import VariableReader, is_variable, python_scalar
 from jaxopt_keras.core.state import find_state, replace_state
-from jaxopt_keras.keras.arguments import CLIP_ARGS, check_clipping, check_hyperparameter
+from jaxopt_keras.keras.arguments import check_clipping
+from jaxopt_keras.keras.base_args import CLIP_ARGS
+from jaxopt_keras.keras.numbers import check_hyperparameter
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.optimizers.weights import locked
 from jaxopt_keras.schedules.base import is_schedule

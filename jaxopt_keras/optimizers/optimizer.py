@@ -39,7 +39,7 @@ from jaxopt_keras.core.hyperparams import Hyperparams
 from jaxopt_keras.core.flat import Layout
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import checked_count, find_state, replace_state
-from jaxopt_keras.keras.arguments import CLIP_ARGS, LEGACY_KWARGS, check_arguments
+from jaxopt_keras.keras import arguments, base_args
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers import packed as packing
@@ -60,7 +60,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     _family: ClassVar[str]
     _LAYER_ONLY: ClassVar[tuple[str, ...]] = ()
     # Arguments whose change rebuilds the transformation (its structure changes).
-    _STATIC: ClassVar[tuple[str, ...]] = ("amsgrad", "nesterov", "centered", "adaptive_epsilon") + CLIP_ARGS
+    _STATIC: ClassVar[tuple[str, ...]] = ("amsgrad", "nesterov", "centered", "adaptive_epsilon") + base_args.CLIP_ARGS
     _SLOT_SHAPING: ClassVar[tuple[str, ...]] = ("amsgrad", "centered")
 
     # -- Construction ------------------------------------------------------
@@ -71,7 +71,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         name = named.pop("name")
         self._name = self._check_name(name, extra)  # as Keras: after the keywords, before the values (a failure keeps the number)
         self._init_name = self._built_name = self._name  # the name at construction, and when the state was first built
-        self._args = check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
+        self._args = arguments.check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
         self._layer_args = self._check_layer_args(layer_only)
         self._variables: list[Variable] = []
         self._index: dict[int, int] = {}
@@ -90,7 +90,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         return dict(layer_only)
 
     def _check_name(self, name: Any, kwargs: Mapping[str, Any]) -> str | None:
-        return name if any(k not in LEGACY_KWARGS for k in kwargs) else default_name(self._family, type(self).__name__, name)
+        return name if any(k not in base_args.LEGACY_KWARGS for k in kwargs) else default_name(self._family, type(self).__name__, name)
 
     # -- The transformation and its state ----------------------------------
     def _pre(self) -> base.GradientTransformation | None:

@@ -24,7 +24,7 @@ import jaxopt_keras as jk
 from fuzz_settings import fuzz_settings
 from jaxopt_keras import optimizers as O
 from jaxopt_keras import registry
-from jaxopt_keras.keras.arguments import NULLABLE, numeric_arguments
+from jaxopt_keras.keras.numbers import NULLABLE, numeric_arguments
 
 CLASSES = {"legacy": O.legacy, "current": O, "keras3": O.keras3}
 FACTORIES = {"legacy": jk.legacy, "current": jk, "keras3": jk.keras3}
