@@ -3,8 +3,8 @@
 Launched by test_exact_without_fma.py with ``XLA_FLAGS=--xla_cpu_max_isa=AVX``
 (no FMA instructions, so no multiply-add contraction).  Prints one JSON object
 mapping case labels to the max ulp distance from TF-Keras after 300 steps.
-TF-Keras runs eagerly here, on purpose: the comparison is with its kernels op
-by op, before grappler regroups a graph's constants.
+TF-Keras runs each step in a ``tf.function``, as ``model.fit`` runs it (eagerly
+where that changes what it computes: ``harness.graph_for``).
 """
 
 import json
@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 
-from harness import agreement, jax_factory, make_problem, run_jax, run_tf, tf_class  # noqa: E402
+from harness import agreement, graph_for, jax_factory, make_problem, run_jax, run_tf, tf_class  # noqa: E402
 
 CASES = json.loads(sys.argv[1])
 params, grads = make_problem(np.float32)
@@ -39,7 +39,7 @@ def _rsqrt_mismatches() -> dict:
 
 out["rsqrt_is_ieee"] = _rsqrt_mismatches()
 for label, family, name, kwargs in CASES:
-    theirs, _ = run_tf(lambda: tf_class(family, name)(**kwargs), params, grads, graph=False)
+    theirs, _ = run_tf(lambda: tf_class(family, name)(**kwargs), params, grads, graph=graph_for(family, name))
     ours, _ = run_jax(jax_factory(family, name)(**kwargs), params, grads)
     a = agreement(ours, theirs, params)
     out[label] = {"ulps": a.max_ulps, "relative": a.relative, "moved": a.moved}

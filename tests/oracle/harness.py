@@ -4,7 +4,7 @@ The TF side runs as ``model.fit`` runs it: each step in a ``tf.function``
 that returns a value (``run_tf``).  It runs eagerly only where
 ``tf.function`` changes what TF-Keras computes (``EAGER_ONLY``, each with
 its reason), and where a test compares against eager TF on purpose (the
-schedules' ``"tf_eager"`` numerics, the op-by-op comparison without FMA).
+schedules' ``"tf_eager"`` numerics).
 The JAX side runs all steps in one jitted ``lax.scan``.
 """
 

@@ -4,8 +4,10 @@ XLA:CPU normally fuses ``a * b + c`` into one FMA (one rounding where
 TensorFlow's eager kernels round twice).  With FMA instructions unavailable
 (``--xla_cpu_max_isa=AVX``) that difference disappears, and every optimizer
 whose formula uses only IEEE operations (+ - * /, sqrt, max, and powers of a
-scalar by an integer step) ends 300 steps bit-identical to TF-Keras.  That
-shows the formulas match TensorFlow's operation by operation.
+scalar by an integer step) ends 300 steps bit-identical to TF-Keras (each of
+its steps in a ``tf.function``, as ``model.fit`` runs it; the current Nadam
+eagerly, ``harness.EAGER_ONLY``).  That shows the formulas match
+TensorFlow's operation by operation.
 
 Legacy Adadelta's kernel (``ResourceApplyAdadelta``) uses ``rsqrt``.  Where
 both TensorFlow's Eigen ``rsqrt`` and XLA's are correctly rounded (CPUs
