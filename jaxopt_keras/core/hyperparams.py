@@ -82,6 +82,16 @@ def python_scalar(value: Any) -> Any:
     return value
 
 
+def whole_count(value: Any) -> Any:
+    """A count as both Kerases take it (``gradient_accumulation_steps``,
+    ``dynamic_growth_steps``): a whole float (``2.0``, ``np.float32(2.0)``, as
+    a config written with floats has it) is that ``int``; anything else is
+    returned as given, for the caller's own check to judge."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    return value
+
+
 def is_variable(value: Any) -> bool:
     """A variable given as a hyperparameter (``jk.Variable``, ``tf.Variable``): assignable, with a value."""
     return not callable(value) and hasattr(value, "assign") and (hasattr(value, "numpy") or hasattr(value, "value"))

@@ -21,6 +21,7 @@ from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.optimizers.families import loss_takes_values
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
+from jaxopt_keras.core.hyperparams import whole_count
 from jaxopt_keras.transforms.loss_scale import (
     DEFAULT_GROWTH_STEPS,
     DEFAULT_INITIAL_SCALE,
@@ -28,7 +29,6 @@ from jaxopt_keras.transforms.loss_scale import (
     check_loss_scale,
     next_loss_scale,
     step_if_finite,
-    whole_growth_steps,
 )
 
 
@@ -59,7 +59,7 @@ class LossScaleOptimizer:
             )
         if dynamic:
             initial_scale = DEFAULT_INITIAL_SCALE if initial_scale is None else float(initial_scale)
-            dynamic_growth_steps = DEFAULT_GROWTH_STEPS if dynamic_growth_steps is None else whole_growth_steps(dynamic_growth_steps)
+            dynamic_growth_steps = DEFAULT_GROWTH_STEPS if dynamic_growth_steps is None else whole_count(dynamic_growth_steps)
         else:
             if initial_scale is None:
                 raise ValueError('"initial_scale" must be specified if "dynamic" is False')
@@ -178,7 +178,7 @@ class LossScaleOptimizer:
         with inner._lock:
             if isinstance(inner, OptimizerV2):
                 inner._build_for(pairs, kept)
-            else:  # LossScaleOptimizerV3 builds the inner optimizer itself, outside its name scope: `m/w:0`
+            elif not inner.built:  # LossScaleOptimizerV3 builds the inner optimizer itself, outside its name scope: `m/w:0`
                 inner.build([v for _, v in pairs])
             grads, _ = inner._gradients(kept)
             values = [v.value for v in inner._variables]

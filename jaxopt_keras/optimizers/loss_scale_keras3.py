@@ -26,7 +26,8 @@ from jaxopt_keras.optimizers.keras3_family import Keras3Optimizer, auto_name
 from jaxopt_keras.optimizers.multi import MultiOptimizer
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
 from jaxopt_keras.optimizers.weights import locked
-from jaxopt_keras.transforms.loss_scale import all_finite, loss_scale_optimizer_keras3, next_loss_scale_keras3, whole_growth_steps
+from jaxopt_keras.core.hyperparams import whole_count
+from jaxopt_keras.transforms.loss_scale import all_finite, loss_scale_optimizer_keras3, next_loss_scale_keras3
 
 # The base optimizer's arguments, which configs of Keras 3 before 3.12 carry:
 # accepted with their default value only.
@@ -84,7 +85,7 @@ class LossScaleOptimizer:
             raise ValueError("LossScaleOptimizer does not support arguments: " + ", ".join(f"`{k}`" for k in kwargs) + ".")
         if not isinstance(inner_optimizer, (Keras3Optimizer, MultiOptimizer)):
             raise TypeError(f'"inner_optimizer" must be a Keras 3 optimizer instance, but got: {inner_optimizer}.')
-        dynamic_growth_steps = whole_growth_steps(dynamic_growth_steps)  # Keras 3 takes 2.0 and counts to it alike
+        dynamic_growth_steps = whole_count(dynamic_growth_steps)  # Keras 3 takes 2.0 and counts to it alike
         loss_scale_optimizer_keras3(base.identity(), initial_scale, dynamic_growth_steps)  # validates both
         self.inner_optimizer = inner_optimizer
         self.initial_scale = initial_scale

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.hyperparams import whole_count
 from jaxopt_keras.core.paths import leaf_paths
 from jaxopt_keras.core.state import (
     check_slot_shapes,
@@ -59,12 +60,12 @@ def check_accumulation_steps(steps: Any) -> Any:
     Raises:
       ValueError: anything else.
     """
-    whole = isinstance(steps, (float, np.floating)) and float(steps).is_integer()
-    if steps is not None and (not (isinstance(steps, (int, np.integer)) or whole) or isinstance(steps, (bool, np.bool_)) or steps < 2):
+    count = whole_count(steps)
+    if count is not None and (not isinstance(count, (int, np.integer)) or isinstance(count, (bool, np.bool_)) or count < 2):
         raise ValueError(
             f"`gradient_accumulation_steps` must be an integer >= 2. Received: gradient_accumulation_steps={steps}"
         )
-    return int(steps) if whole else steps
+    return count
 
 
 def check_loss_scale_factor(loss_scale_factor: Any) -> None:

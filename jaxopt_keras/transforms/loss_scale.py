@@ -86,16 +86,6 @@ def next_loss_scale(scale: jax.Array, counter: jax.Array, finite: jax.Array, gro
     return new_scale.astype(scale.dtype), new_counter
 
 
-def whole_growth_steps(steps: Any) -> Any:
-    """``dynamic_growth_steps`` as both Kerases take it: a whole float (``2.0``,
-    ``np.float32(2.0)``, as a config written with floats has it) is that ``int``
-    (TF-Keras's ``int(growth_steps)``; Keras 3 compares its counter with it);
-    anything else is returned as given, for :func:`check_loss_scale`."""
-    if isinstance(steps, (float, np.floating)) and float(steps).is_integer():
-        return int(steps)
-    return steps
-
-
 def check_loss_scale(initial_scale: Any, dynamic_growth_steps: Any, dynamic: bool = True) -> None:
     """The loss-scale settings every loss-scaling wrapper takes (both families'
     transforms and classes): a finite ``initial_scale > 0`` and, for a dynamic
