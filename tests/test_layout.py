@@ -174,3 +174,22 @@ def test_at_most_four_files_mention_adamax():
             if f.endswith((".py", ".pyi")) and "adamax" in open(os.path.join(dirpath, f)).read().lower():
                 files.append(os.path.relpath(os.path.join(dirpath, f), ROOT))
     assert len(files) <= 4, files
+
+
+def test_every_property_test_is_derandomised_by_the_shared_settings():
+    """A hypothesis test that draws fresh examples at each run fails CI now and
+    then, on an example nobody can replay: every ``@given`` in the suite takes
+    ``tests/fuzz_settings.fuzz_settings``, derandomised unless asked otherwise."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    offenders = []
+    for folder, _, files in os.walk(tests):
+        for name in files:
+            if not name.endswith(".py") or name == "fuzz_settings.py":
+                continue
+            with open(os.path.join(folder, name), encoding="utf-8") as f:
+                source = f.read()
+            givens = len(re.findall(r"^\s*@given\(", source, re.M))
+            shared = len(re.findall(r"^\s*@fuzz_settings\(", source, re.M))
+            if givens != shared or re.search(r"^\s*@settings\(", source, re.M):
+                offenders.append(f"{name}: {givens} @given, {shared} @fuzz_settings")
+    assert not offenders, offenders

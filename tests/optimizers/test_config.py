@@ -9,11 +9,12 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
+from fuzz_settings import fuzz_settings
 from layer_helpers import ALL_CLASSES, FAMILIES, grads_at, ids, make_vars
 
 
@@ -166,7 +167,7 @@ def optimizers(draw):
     return family, name, {k: v for k, v in kwargs.items() if k not in singular or v != singular[k]}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@fuzz_settings(150)
 @given(optimizers())
 def test_config_round_trip_property(case):
     family, name, kwargs = case

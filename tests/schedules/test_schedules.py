@@ -30,11 +30,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import jaxopt_keras
 from jaxopt_keras import schedules as S
+
+from fuzz_settings import fuzz_settings
 
 F32 = np.float32
 EPS32 = float(np.finfo(np.float32).eps)
@@ -588,7 +590,7 @@ def test_config_round_trip(class_name):
     cls = getattr(S, class_name)
     params = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "numerics")]
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @fuzz_settings(40)
     @given(SCHEDULE_ARGS[class_name], st.integers(0, 20_000), st.sampled_from([None, *S.NUMERICS]))
     def check(kwargs, step, numerics):
         s = cls(**kwargs, numerics=numerics)
