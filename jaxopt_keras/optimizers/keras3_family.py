@@ -31,7 +31,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.hyperparams import widest_float
 from jaxopt_keras.core.resolve import function_config, is_function_config, resolve_function
 from jaxopt_keras.core.state import checked_count
-from jaxopt_keras.optimizers.families import BuiltWeightsMixin, ConfigMixin
+from jaxopt_keras.optimizers.family_mixins import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.names import auto_name
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable

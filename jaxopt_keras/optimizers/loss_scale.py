@@ -18,7 +18,7 @@ from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer, tf_keras_family
 from jaxopt_keras.optimizers.families import OptimizerV2
-from jaxopt_keras.optimizers.families import loss_takes_values
+from jaxopt_keras.optimizers.family_mixins import loss_takes_values
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
 from jaxopt_keras.core.hyperparams import whole_count
@@ -140,7 +140,7 @@ class LossScaleOptimizer:
 
     def get_scaled_loss(self, loss: Any) -> Any:
         """``loss * loss_scale``; a callable loss is wrapped (keeping its arity, see
-        :meth:`~jaxopt_keras.optimizers.families.GradientsMixin.compute_gradients`)."""
+        :meth:`~jaxopt_keras.optimizers.family_mixins.GradientsMixin.compute_gradients`)."""
         if callable(loss):
             if loss_takes_values(loss):
                 return lambda values: self.get_scaled_loss(loss(values))
