@@ -1,10 +1,12 @@
 """The Keras optimizer object: variables, state, the jitted step, hyperparameters as attributes.
 
-One generic class, :class:`KerasOptimizer`, gives every optimizer Keras's object API over the pure core.
-A class of the registry (:mod:`jaxopt_keras.optimizers.classes`) only names its
+One generic class, :class:`KerasOptimizer`, gives every optimizer Keras's
+object API over the pure core.  A class of the registry
+(:mod:`jaxopt_keras.optimizers.classes`) only names its
 :class:`~jaxopt_keras.registry.Entry` and family; the family's rules live in
 :mod:`jaxopt_keras.optimizers.families`, the weights list in
-:mod:`jaxopt_keras.optimizers.weights`.
+:mod:`jaxopt_keras.optimizers.weights`, the packed step (and the state held
+packed between its steps) in :mod:`jaxopt_keras.optimizers.packed`.
 
 Where things are kept:
 
@@ -36,22 +38,22 @@ from jaxopt_keras.algorithms.spec import Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.gradients import check_gradient, check_indices
 from jaxopt_keras.core.hyperparams import Hyperparams
-from jaxopt_keras.core.flat import Layout
 from jaxopt_keras.core.sparse import IndexedSlices
 from jaxopt_keras.core.state import checked_count, find_state, replace_state
-from jaxopt_keras.keras import arguments, base_args
+from jaxopt_keras.keras.arguments import check_arguments
+from jaxopt_keras.keras.base_args import CLIP_ARGS, LEGACY_KWARGS
 from jaxopt_keras.keras.factories import bind
 from jaxopt_keras.keras.pipeline import build_transformation
-from jaxopt_keras.optimizers import packed as packing
 from jaxopt_keras.optimizers.attributes import HyperAttributes
 from jaxopt_keras.optimizers.names import default_name
+from jaxopt_keras.optimizers.packed import PackedStepMixin
 from jaxopt_keras.optimizers.variable import Variable
 from jaxopt_keras.optimizers.weights import WeightsList, locked
 from jaxopt_keras.registry import Entry
 from jaxopt_keras.transforms.ema import EmaState
 
 
-class KerasOptimizer(HyperAttributes, WeightsList):
+class KerasOptimizer(PackedStepMixin, HyperAttributes, WeightsList):
     """Behaviour shared by every Keras family; see :mod:`jaxopt_keras.optimizers.families`."""
 
     _entry: ClassVar[Entry]
@@ -60,7 +62,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
     _family: ClassVar[str]
     _LAYER_ONLY: ClassVar[tuple[str, ...]] = ()
     # Arguments whose change rebuilds the transformation (its structure changes).
-    _STATIC: ClassVar[tuple[str, ...]] = ("amsgrad", "nesterov", "centered", "adaptive_epsilon") + base_args.CLIP_ARGS
+    _STATIC: ClassVar[tuple[str, ...]] = ("amsgrad", "nesterov", "centered", "adaptive_epsilon") + CLIP_ARGS
     _SLOT_SHAPING: ClassVar[tuple[str, ...]] = ("amsgrad", "centered")
 
     # -- Construction ------------------------------------------------------
@@ -71,7 +73,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         name = named.pop("name")
         self._name = self._check_name(name, extra)  # as Keras: after the keywords, before the values (a failure keeps the number)
         self._init_name = self._built_name = self._name  # the name at construction, and when the state was first built
-        self._args = arguments.check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
+        self._args = check_arguments(self._spec, self._entry.class_name, {**named, "name": name}, extra)
         self._layer_args = self._check_layer_args(layer_only)
         self._variables: list[Variable] = []
         self._index: dict[int, int] = {}
@@ -90,7 +92,7 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         return dict(layer_only)
 
     def _check_name(self, name: Any, kwargs: Mapping[str, Any]) -> str | None:
-        return name if any(k not in base_args.LEGACY_KWARGS for k in kwargs) else default_name(self._family, type(self).__name__, name)
+        return name if any(k not in LEGACY_KWARGS for k in kwargs) else default_name(self._family, type(self).__name__, name)
 
     # -- The transformation and its state ----------------------------------
     def _pre(self) -> base.GradientTransformation | None:
@@ -137,78 +139,6 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         """One step over the registered variables' values: ``(new values, new state)``."""
         updates, state = self._transformation.update(grads, state, values)
         return base.apply_updates(values, updates), state
-
-    def _packed_pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
-        """:meth:`_pure_step` with the state packed: the values and gradients are
-        raveled into the state's layout inside the step, and each variable's
-        slice of the update is added to its value.  Its parameter-size
-        temporary is the raveled gradients (XLA:CPU does not fuse a
-        concatenation of many arrays into its readers), whose buffer XLA
-        reuses for the packed update; adding the update to the packed values
-        and slicing the result would hold a second.  Some formulas hold more
-        (:mod:`.packed`; ``docs/fast_paths.md``)."""
-        layout = Layout(values)
-        updates, state = self._transformation.update(layout.ravel(grads), state, layout.ravel(values))
-        return base.apply_updates(values, updates.unravel()), state
-
-    def _packs_math(self) -> bool:
-        """Whether this optimizer's step is the same bits packed (see :mod:`.packed`)."""
-        args = self._args
-        return (
-            not self._has_pre
-            and self._spec.elementwise
-            and self._spec.route is None
-            and args.get("clipnorm") is None
-            and args.get("global_clipnorm") is None
-            and self._weight_decay_exclude is None
-        )
-
-    # The state: held packed between packed steps, per variable everywhere else.
-    @property
-    def _state(self) -> Any:
-        if self._packed:
-            self._unpack()
-        return self._held
-
-    @_state.setter
-    def _state(self, value: Any) -> None:
-        self._packed = False
-        self._held = value
-
-    def _unpack(self) -> None:
-        """Back to the per-variable state."""
-        self._held = packing.unpack_state(self._held)
-        self._packed = False
-
-    def _packs_now(self, values: list, dense: bool) -> bool:
-        """Whether this step runs packed (see :mod:`.packed`), packing the state
-        on the first such step.
-
-        A refusal that follows from the variables or the transformation holds
-        until either changes; a step inside a caller's trace, or one with
-        sparse gradients, steps per variable and leaves the decision open.
-
-        Args:
-          values: the variables' values.
-          dense: whether every variable has a dense gradient of its own dtype
-            this step (:meth:`_gradients`).
-        """
-        if self._pack_refused or not dense:
-            return False
-        if any(v.constraint is not None or v.overwrite_with_gradient for v in self._variables):
-            return False
-        if self._packed:
-            return True
-        if any(isinstance(x, jax.core.Tracer) for x in values):
-            return False  # inside a caller's trace: decided on concrete values
-        packed = None
-        if self._packs_math() and packing.packable_values(values):
-            packed = packing.pack_state(self._state, Layout(values), self._transformation.init)
-        if packed is None:
-            self._pack_refused = True  # until the variables or the transformation change
-            return False
-        self._held, self._packed = packed, True
-        return True
 
     @property
     def transformation(self) -> base.GradientTransformation:
@@ -394,8 +324,10 @@ class KerasOptimizer(HyperAttributes, WeightsList):
         seen: set = set()
         for _, v in kept:
             if self._var_key(v) in seen:
-                raise ValueError(f"Variable '{v.path}' has more than one gradient in `grads_and_vars`; an optimizer "
-                                 "step takes one gradient per variable: add them and pass the variable once.")
+                raise ValueError(
+                    f"Variable '{v.path}' has more than one gradient in `grads_and_vars`; an optimizer "
+                    "step takes one gradient per variable: add them and pass the variable once."
+                )
             seen.add(self._var_key(v))
 
     def _run(self, kept: Sequence[tuple[Any, Variable]]) -> None:

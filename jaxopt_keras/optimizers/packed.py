@@ -39,6 +39,12 @@ the weights, a slot or the EMA, or registering new variables, unpacks it
   packed parameters).
 
 Otherwise the step runs per variable, as it always can.
+
+:class:`PackedStepMixin`, a base of
+:class:`~jaxopt_keras.optimizers.optimizer.KerasOptimizer`, is the layer's
+side: whether a step runs packed (packing the state on the first such
+step), the packed step itself, and the ``_state`` property that unpacks the
+state whenever it is read.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import FlatTree, Layout
 
 # Below this many variables the per-array cost is small beside the step.
@@ -124,4 +131,86 @@ def unpack_state(state: Any) -> Any:
     return jax.tree_util.tree_map(lambda x: x.unravel() if isinstance(x, FlatTree) else x, state, is_leaf=_is_flat)
 
 
-__all__ = ["PACK_MIN_VARIABLES", "PACK_MAX_MEAN_SIZE", "packable_values", "pack_state", "unpack_state"]
+class PackedStepMixin:
+    """The packed step, and the state held packed between its steps.
+
+    A mixin of :class:`~jaxopt_keras.optimizers.optimizer.KerasOptimizer`,
+    which provides ``_transformation``, ``_spec``, ``_args``, ``_has_pre``,
+    ``_weight_decay_exclude``, the variables, ``_held`` (the state as held,
+    packed or not), ``_packed`` and ``_pack_refused``."""
+
+    def _packed_pure_step(self, values: list, state: Any, grads: list) -> tuple[list, Any]:
+        """:meth:`~jaxopt_keras.optimizers.optimizer.KerasOptimizer._pure_step`
+        with the state packed: the values and gradients are raveled into the
+        state's layout inside the step, and each variable's slice of the
+        update is added to its value.  Its parameter-size temporary is the
+        raveled gradients (XLA:CPU does not fuse a concatenation of many arrays
+        into its readers), whose buffer XLA reuses for the packed update;
+        adding the update to the packed values and slicing the result would
+        hold a second.  Some formulas hold more (this module's docstring;
+        ``docs/fast_paths.md``)."""
+        layout = Layout(values)
+        updates, state = self._transformation.update(layout.ravel(grads), state, layout.ravel(values))
+        return base.apply_updates(values, updates.unravel()), state
+
+    def _packs_math(self) -> bool:
+        """Whether this optimizer's step is the same bits packed (see this module's docstring)."""
+        args = self._args
+        return (
+            not self._has_pre
+            and self._spec.elementwise
+            and self._spec.route is None
+            and args.get("clipnorm") is None
+            and args.get("global_clipnorm") is None
+            and self._weight_decay_exclude is None
+        )
+
+    # The state: held packed between packed steps, per variable everywhere else.
+    @property
+    def _state(self) -> Any:
+        if self._packed:
+            self._unpack()
+        return self._held
+
+    @_state.setter
+    def _state(self, value: Any) -> None:
+        self._packed = False
+        self._held = value
+
+    def _unpack(self) -> None:
+        """Back to the per-variable state."""
+        self._held = unpack_state(self._held)
+        self._packed = False
+
+    def _packs_now(self, values: list, dense: bool) -> bool:
+        """Whether this step runs packed (see this module's docstring), packing
+        the state on the first such step.
+
+        A refusal that follows from the variables or the transformation holds
+        until either changes; a step inside a caller's trace, or one with
+        sparse gradients, steps per variable and leaves the decision open.
+
+        Args:
+          values: the variables' values.
+          dense: whether every variable has a dense gradient of its own dtype
+            this step (:meth:`~jaxopt_keras.optimizers.optimizer.KerasOptimizer._gradients`).
+        """
+        if self._pack_refused or not dense:
+            return False
+        if any(v.constraint is not None or v.overwrite_with_gradient for v in self._variables):
+            return False
+        if self._packed:
+            return True
+        if any(isinstance(x, jax.core.Tracer) for x in values):
+            return False  # inside a caller's trace: decided on concrete values
+        packed = None
+        if self._packs_math() and packable_values(values):
+            packed = pack_state(self._state, Layout(values), self._transformation.init)
+        if packed is None:
+            self._pack_refused = True  # until the variables or the transformation change
+            return False
+        self._held, self._packed = packed, True
+        return True
+
+
+__all__ = ["PACK_MIN_VARIABLES", "PACK_MAX_MEAN_SIZE", "packable_values", "pack_state", "unpack_state", "PackedStepMixin"]
