@@ -30,7 +30,7 @@ from jaxopt_keras.io.matching import leaves, match
 from jaxopt_keras.keras.pipeline import build_transformation
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.multi import MultiOptimizer
-from jaxopt_keras.optimizers.weights import read_iterations, with_iterations
+from jaxopt_keras.optimizers.entries import read_iterations, with_iterations
 from jaxopt_keras.transforms.accumulation import AccumulationState
 from jaxopt_keras.transforms.ema import EmaState
 from jaxopt_keras.optimizers.loss_scale import LossScaleOptimizer

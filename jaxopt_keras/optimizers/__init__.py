@@ -9,6 +9,7 @@
 
 The layer's files: :mod:`~jaxopt_keras.optimizers.optimizer` (the object),
 :mod:`~jaxopt_keras.optimizers.weights` (the weights list),
+:mod:`~jaxopt_keras.optimizers.entries` (its entries' readers and writers),
 :mod:`~jaxopt_keras.optimizers.families` (what differs per family),
 :mod:`~jaxopt_keras.optimizers.family_mixins` (what the families share),
 :mod:`~jaxopt_keras.optimizers.classes` (the classes from the registry),

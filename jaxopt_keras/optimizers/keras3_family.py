@@ -35,7 +35,8 @@ from jaxopt_keras.optimizers.family_mixins import BuiltWeightsMixin, ConfigMixin
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.names import auto_name
 from jaxopt_keras.optimizers.variable import Keras3View, StateView, Variable
-from jaxopt_keras.optimizers.weights import Weight, hyper_entry, is_count, keras_name, locked, read_iterations, shared
+from jaxopt_keras.optimizers.entries import hyper_entry, is_count, read_iterations, shared
+from jaxopt_keras.optimizers.weights import Weight, keras_name, locked
 from jaxopt_keras.schedules.base import LearningRateSchedule
 from jaxopt_keras.schedules.serialization import serialize_keras3
 from jaxopt_keras.transforms.accumulation import overwrite_with_gradients

@@ -17,6 +17,7 @@ import jaxopt_keras as jk
 import kerasfiles as kf
 import tf_keras
 from jaxopt_keras import io, optimizers, registry
+from jaxopt_keras.core.state import find_state
 from jaxopt_keras.keras.factories import make_factory
 from jaxopt_keras.transforms.ema import EmaState
 
@@ -71,7 +72,7 @@ def test_the_state_is_tx_init_filled_from_the_file(files, name):
     params = io.params_from_keras(wide_params(), ckpt)
     state = io.state_from_keras(tx, params, ckpt)
     assert jax.tree_util.tree_structure(state) == jax.tree_util.tree_structure(tx.init(params))
-    assert int(jk.optimizers.weights.read_iterations(state)) == ckpt.iterations == 3
+    assert int(jk.optimizers.entries.read_iterations(state)) == ckpt.iterations == 3
     for (key, ours), theirs in zip(io.keras_weights(tx, params, state, ckpt), ckpt.optimizer_weights.values()):
         np.testing.assert_array_equal(ours, theirs)
     # The same state the stateful Keras layer builds with set_weights.
@@ -95,10 +96,10 @@ def test_slots_are_placed_like_their_parameters_on_a_mesh(files, name):
     tx = io.optimizer_from_keras(ckpt).transformation
     params = io.params_from_keras(sharded, ckpt)
     state = io.state_from_keras(tx, params, ckpt)
-    core = jk.optimizers.weights.find_state(state, jk.OptimizerState)
+    core = find_state(state, jk.OptimizerState)
     trees = [getattr(core.slots, f) for f in core.slots._fields if getattr(core.slots, f) is not None]
     if name == "ema":
-        trees.append(jk.optimizers.weights.find_state(state, EmaState).average)
+        trees.append(find_state(state, EmaState).average)
     for tree in trees:
         for slot, param in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(params)):
             assert slot.sharding == param.sharding
@@ -106,7 +107,7 @@ def test_slots_are_placed_like_their_parameters_on_a_mesh(files, name):
     for (_, ours), theirs in zip(io.keras_weights(tx, params, state, ckpt), ckpt.optimizer_weights.values()):
         np.testing.assert_array_equal(ours, theirs)
     _, new_state = jax.jit(tx.update)(jax.tree_util.tree_map(jnp.ones_like, params), state, params)
-    for slot, param in zip(jax.tree_util.tree_leaves(jk.optimizers.weights.find_state(new_state, jk.OptimizerState).slots), jax.tree_util.tree_leaves(params) * 2):
+    for slot, param in zip(jax.tree_util.tree_leaves(find_state(new_state, jk.OptimizerState).slots), jax.tree_util.tree_leaves(params) * 2):
         assert slot.sharding.is_equivalent_to(param.sharding, slot.ndim)
 
 
@@ -139,7 +140,7 @@ def test_nnx_optimizer_takes_the_ported_state_in_one_call(files):
     expected = optax.apply_updates(params, updates)
     for a, b in zip(jax.tree_util.tree_leaves(nnx.state(model, nnx.Param)), jax.tree_util.tree_leaves(expected)):
         np.testing.assert_array_equal(a, b)
-    assert int(jk.optimizers.weights.read_iterations(nnx.as_pure(optimizer.opt_state))) == 4
+    assert int(jk.optimizers.entries.read_iterations(nnx.as_pure(optimizer.opt_state))) == 4
 
 
 def test_a_wrapped_optimizer_state_is_found_inside(files):
@@ -191,7 +192,7 @@ def test_a_step_count_beyond_the_counter_is_refused_not_wrapped(files):
         for a, b in zip(before, opt.get_weights()):
             np.testing.assert_array_equal(a, b)
     at_max = dataclasses.replace(ckpt, iterations=2**31 - 1)
-    assert int(jk.optimizers.weights.read_iterations(io.state_from_keras(tx, params, at_max))) == 2**31 - 1
+    assert int(jk.optimizers.entries.read_iterations(io.state_from_keras(tx, params, at_max))) == 2**31 - 1
 
 
 GLOBAL_CLIP_CASES = {

@@ -1,4 +1,4 @@
-"""The weights list (``optimizers/weights.py``): Keras's names and order of an
+"""The weights list (``optimizers/weights.py``, its entries ``optimizers/entries.py``): Keras's names and order of an
 optimizer's variables per family, slots added as variables arrive, and
 ``get_slot``/``get_slot_names`` as views into the state.
 
