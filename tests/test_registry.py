@@ -19,7 +19,8 @@ import pytest
 import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
 from jaxopt_keras import registry
-from jaxopt_keras.algorithms.spec import Slot, Spec
+from jaxopt_keras.algorithms.parts import Slot
+from jaxopt_keras.algorithms.spec import Spec
 
 
 # -- step 1: the algorithm module: slots, math, one spec per family -----------

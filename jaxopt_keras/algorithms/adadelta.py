@@ -17,7 +17,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxopt_keras.core.xla import recomputed
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement, legacy_epsilon, minus_one, one_minus, pad_missing_iterations
+from jaxopt_keras.algorithms.parts import Slot, complement
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, legacy_epsilon, minus_one, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 

@@ -19,7 +19,8 @@ from jax import lax
 
 from jaxopt_keras.core.state import filled, local_step, slot_dtype
 from jaxopt_keras.core.xla import recomputed
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
+from jaxopt_keras.algorithms.parts import Slot, Static
+from jaxopt_keras.algorithms.spec import Coefficients, Spec
 from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
 

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxopt_keras.core.state import filled, slot_dtype
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, pad_missing_iterations
+from jaxopt_keras.algorithms.parts import Slot
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 
 

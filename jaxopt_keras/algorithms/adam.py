@@ -21,7 +21,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import STEP, Coefficients, Prepared, Slot, Spec, Static, complement, legacy_epsilon, one_minus
+from jaxopt_keras.algorithms.parts import STEP, Prepared, Slot, Static, complement
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, legacy_epsilon, one_minus
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 

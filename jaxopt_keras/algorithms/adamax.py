@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import STEP, Coefficients, Prepared, Slot, Spec, complement, legacy_epsilon, one_minus
+from jaxopt_keras.algorithms.parts import STEP, Prepared, Slot, complement
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, legacy_epsilon, one_minus
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.core.hyperparams import Derived
 

@@ -13,7 +13,8 @@ import dataclasses
 
 from jaxopt_keras.algorithms.adam import CURRENT as ADAM
 from jaxopt_keras.algorithms.adam import AdamSlots, _amsgrad, current_sparse_update, current_update
-from jaxopt_keras.algorithms.spec import Slot, Spec, Static, one_minus
+from jaxopt_keras.algorithms.parts import Slot, Static
+from jaxopt_keras.algorithms.spec import Spec, one_minus
 from jaxopt_keras.core.hyperparams import Derived
 
 

@@ -9,7 +9,7 @@ row-sparse gradients to the sparse math, and applies the current family's
 weight decay before the step, as Keras does.  A routed spec (Keras 3's Muon)
 chooses per parameter, from its path and shape, which math runs, which slots
 it has and which weight-decay rate applies
-(:class:`~jaxopt_keras.algorithms.spec.Route`).  Clipping, EMA and the rest
+(:class:`~jaxopt_keras.algorithms.parts.Route`).  Clipping, EMA and the rest
 of Keras's pipeline are transforms chained around it
 (:mod:`jaxopt_keras.keras.pipeline`).
 """
@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxopt_keras.algorithms.spec import STATE_ONLY_HYPERPARAMS, Route, Spec
+from jaxopt_keras.algorithms.parts import Route
+from jaxopt_keras.algorithms.spec import STATE_ONLY_HYPERPARAMS, Spec
 from jaxopt_keras.core import transform as base
 from jaxopt_keras.core.flat import contains_flat
 from jaxopt_keras.core.gradients import check_gradients, matched_params
@@ -116,7 +117,7 @@ def coefficients(
     spec: Spec, state: OptimizerState, lr_source: Any, statics: Mapping[str, Any], dtype: Any, decay: float = 0.0
 ) -> Any:
     """The spec's :class:`Coefficients` for one parameter dtype, its prepared
-    values (:class:`~jaxopt_keras.algorithms.spec.Prepared`) computed once
+    values (:class:`~jaxopt_keras.algorithms.parts.Prepared`) computed once
     here; ``decay`` is the legacy constructor's (:func:`learning_rate_at`)."""
     skip = spec.decay_rates + STATE_ONLY_HYPERPARAMS  # read by the weight decay; read by no step
     values = {k: v.astype(dtype) for k, v in state.hyperparams.items() if k not in skip}

@@ -27,7 +27,8 @@ import numpy as np
 from jaxopt_keras.algorithms.adagrad import initial_accumulator
 from jaxopt_keras.core.state import filled, slot_dtype
 from jaxopt_keras.core.xla import after
-from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Slot, Spec, Static, twice
+from jaxopt_keras.algorithms.parts import Prepared, Slot, Static
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, twice
 from jaxopt_keras.core.sparse import IndexedSlices, on_rows
 from jaxopt_keras.core.hyperparams import Derived
 

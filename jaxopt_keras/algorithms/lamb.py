@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, one_minus
+from jaxopt_keras.algorithms.parts import Slot
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, one_minus
 from jaxopt_keras.core.hyperparams import Derived
 from jaxopt_keras.core.state import local_step
 

@@ -9,7 +9,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement
+from jaxopt_keras.algorithms.parts import Slot, complement
+from jaxopt_keras.algorithms.spec import Coefficients, Spec
 from jaxopt_keras.core.sparse import IndexedSlices, scatter_add
 
 

@@ -15,7 +15,7 @@ shape (:func:`should_use_adamw`, Keras's ``_should_use_adamw``):
 
 Both decays use the learning rate without ``adam_lr_ratio``.  Keras 3 lists
 the slots per variable, ``momentum`` then (AdamW path only) ``velocity``.
-The spec routes (:class:`~jaxopt_keras.algorithms.spec.Route`): the Keras
+The spec routes (:class:`~jaxopt_keras.algorithms.parts.Route`): the Keras
 layer routes each ``Variable`` by its ``path``; the functional form by the
 keys leading to each parameter (``encoder/embedding/embeddings``), or by a
 ``paths=`` tree of strings.
@@ -30,7 +30,8 @@ import jax
 import numpy as np
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import Coefficients, Route, Slot, Spec, Static, minus_one, one_minus
+from jaxopt_keras.algorithms.parts import Route, Slot, Static
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, minus_one, one_minus
 from jaxopt_keras.core.hyperparams import Derived
 from jaxopt_keras.core.state import local_step
 from jaxopt_keras.schedules._keras3 import compute_dtype

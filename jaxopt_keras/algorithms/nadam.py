@@ -25,7 +25,8 @@ import numpy as np
 
 from jaxopt_keras.core.state import local_step
 from jaxopt_keras.schedules.base import is_schedule
-from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Scalar, Slot, Spec, Static, legacy_epsilon
+from jaxopt_keras.algorithms.parts import Prepared, Scalar, Slot, Static
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, legacy_epsilon
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add
 
 # `tf.cast(0.96, var_dtype)`: the Python float becomes float32 first.

@@ -24,7 +24,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxopt_keras.algorithms.sgd import momentum_is_on, with_momentum_slot
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, complement, legacy_epsilon, one_minus, pad_missing_iterations
+from jaxopt_keras.algorithms.parts import Slot, complement
+from jaxopt_keras.algorithms.spec import Coefficients, Spec, legacy_epsilon, one_minus, pad_missing_iterations
 from jaxopt_keras.core.sparse import IndexedSlices, gather, on_rows, scatter_add
 from jaxopt_keras.core.hyperparams import Derived
 

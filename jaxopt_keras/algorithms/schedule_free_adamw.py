@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import Coefficients, Slot, Spec, Static
+from jaxopt_keras.algorithms.parts import Slot, Static
+from jaxopt_keras.algorithms.spec import Coefficients, Spec
 from jaxopt_keras.core.state import local_step, slot_dtype
 
 

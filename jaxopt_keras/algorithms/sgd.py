@@ -18,7 +18,8 @@ from typing import Any, Mapping, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxopt_keras.algorithms.spec import Coefficients, Prepared, Slot, Spec, Static
+from jaxopt_keras.algorithms.parts import Prepared, Slot, Static
+from jaxopt_keras.algorithms.spec import Coefficients, Spec
 from jaxopt_keras.core.sparse import IndexedSlices, gather, scatter_add, scatter_set
 from jaxopt_keras.core.xla import fused_copy, opaque_one
 
