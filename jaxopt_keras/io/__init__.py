@@ -13,9 +13,10 @@
   ``.keras`` (TF-Keras and Keras 3), ``.weights.h5``, TF checkpoints.
 * :class:`KerasCheckpoint` (:mod:`~jaxopt_keras.io.checkpoint`): what was read.
 * :func:`optimizer_from_keras`, :func:`transformation_from_keras` (a Keras 3
-  ``MultiOptimizer`` routed over your tree), :func:`params_from_keras`,
-  :func:`state_from_keras`, :func:`keras_weights` (:mod:`~jaxopt_keras.io.porting`),
-  with the parameter pairing of :mod:`~jaxopt_keras.io.matching`.
+  ``MultiOptimizer`` routed over your tree), :func:`params_from_keras`
+  (:mod:`~jaxopt_keras.io.porting`); :func:`state_from_keras`,
+  :func:`keras_weights` (:mod:`~jaxopt_keras.io.optimizer_state`); with the
+  parameter pairing of :mod:`~jaxopt_keras.io.matching`.
 * :func:`write_keras` (:mod:`~jaxopt_keras.io.writing`).
 * :func:`state_from_tree`: a state from what ``orbax`` restores without a target.
 
@@ -26,13 +27,8 @@ each format; ``docs/flax.md`` the flax, nnx, optax and orbax interop.
 
 from jaxopt_keras.io.checkpoint import KerasCheckpoint
 from jaxopt_keras.io.errors import KerasFileError, MissingDependencyError
-from jaxopt_keras.io.porting import (
-    keras_weights,
-    optimizer_from_keras,
-    params_from_keras,
-    state_from_keras,
-    transformation_from_keras,
-)
+from jaxopt_keras.io.optimizer_state import keras_weights, state_from_keras
+from jaxopt_keras.io.porting import optimizer_from_keras, params_from_keras, transformation_from_keras
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.io.restore import state_from_tree
 from jaxopt_keras.io.writing import write_keras

@@ -31,7 +31,8 @@ from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.hdf5 import json_attr, open_file, write_saved_model, write_weights_store
 from jaxopt_keras.io.matching import leaves as matching_leaves
 from jaxopt_keras.io.matching import path_keys, path_string
-from jaxopt_keras.io.porting import Names, keras_weights, member_weights, model_keys
+from jaxopt_keras.io.optimizer_state import keras_weights, member_weights
+from jaxopt_keras.io.porting import Names, model_keys
 from jaxopt_keras.io.reading import read_keras
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
