@@ -24,7 +24,7 @@ from jaxopt_keras.core.state import find_state, replace_state
 from jaxopt_keras.io.checkpoint import KerasCheckpoint, entry_key, file_step_count, inner_optimizer_of, layout_of
 from jaxopt_keras.io.errors import KerasFileError
 from jaxopt_keras.io.matching import leaves
-from jaxopt_keras.io.porting import Names, _dtype_error, _refuse_nan, optimizer_from_keras, place_like, trainable_order
+from jaxopt_keras.io.porting import Names, dtype_error, refuse_nan, optimizer_from_keras, place_like, trainable_order
 from jaxopt_keras.optimizers import serialize
 from jaxopt_keras.optimizers.entries import read_iterations, with_iterations
 from jaxopt_keras.optimizers.multi import MultiOptimizer
@@ -135,7 +135,7 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
             f"the file holds {len(values)} optimizer weights ({list(checkpoint.optimizer_weights)}); "
             f"the optimizer over these parameters has {len(layout)}.",
         )
-    _refuse_nan(checkpoint, checkpoint.optimizer_weights, "optimizer weights")
+    refuse_nan(checkpoint, checkpoint.optimizer_weights, "optimizer weights")
     target = tx.init(params)
     core = find_state(target, OptimizerState, required=False)
     if core is None:
@@ -172,7 +172,7 @@ def state_from_keras(tx: Any, params: Any, checkpoint: KerasCheckpoint, names: N
         if tuple(np.shape(value)) != tuple(np.shape(like)):
             raise KerasFileError(checkpoint.path, f"optimizer weight {key!r} has shape {np.shape(value)}; the state's is {np.shape(like)}.")
         if w.kind != "scalar" and np.dtype(value.dtype) != np.dtype(like.dtype):
-            raise _dtype_error(checkpoint, f"optimizer weight {key!r}", value.dtype, like.dtype)
+            raise dtype_error(checkpoint, f"optimizer weight {key!r}", value.dtype, like.dtype)
         try:
             placed = place_like(np.asarray(value, like.dtype), like)
         except (TypeError, ValueError) as e:

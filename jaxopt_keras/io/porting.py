@@ -114,7 +114,8 @@ def place_like(value: Any, like: Any) -> jax.Array:
     return jnp.asarray(value)
 
 
-def _dtype_error(checkpoint, what: str, file_dtype: Any, ours: Any) -> KerasFileError:
+def dtype_error(checkpoint: KerasCheckpoint, what: str, file_dtype: Any, ours: Any) -> KerasFileError:
+    """The ``KerasFileError`` for a weight whose dtype in the file is not the one the state holds."""
     return KerasFileError(
         checkpoint.path,
         f"{what} is {np.dtype(file_dtype).name} in the file, but {np.dtype(ours).name} in the parameters' state; "
@@ -134,18 +135,18 @@ def params_from_keras(params: Any, checkpoint: KerasCheckpoint, names: Names = N
       KerasFileError: a leaf matches no weight, or one of another dtype, or one holding NaN.
     """
     keys = model_keys(params, checkpoint, names)
-    _refuse_nan(checkpoint, {k: checkpoint.model_weights[k] for k in keys}, "model weights")
+    refuse_nan(checkpoint, {k: checkpoint.model_weights[k] for k in keys}, "model weights")
     flat, treedef = jax.tree_util.tree_flatten(params)
     out = []
     for key, leaf in zip(keys, flat):
         value = checkpoint.model_weights[key]
         if np.dtype(value.dtype) != np.dtype(jnp.asarray(leaf).dtype):
-            raise _dtype_error(checkpoint, f"weight {key!r}", value.dtype, jnp.asarray(leaf).dtype)
+            raise dtype_error(checkpoint, f"weight {key!r}", value.dtype, jnp.asarray(leaf).dtype)
         out.append(place_like(value, leaf))
     return treedef.unflatten(out)
 
 
-def _refuse_nan(checkpoint: KerasCheckpoint, weights: Mapping[str, Any], what: str) -> None:
+def refuse_nan(checkpoint: KerasCheckpoint, weights: Mapping[str, Any], what: str) -> None:
     """A ``KerasFileError`` naming the weights that hold NaN (a diverged run's: every step from them would be NaN)."""
     held = [f"{k} ({n} of {np.size(v)})" for k, v in weights.items() if (n := nan_count(v))]
     if held:
