@@ -20,7 +20,6 @@ import jax
 from jaxopt_keras.core.state import filled, local_step, slot_dtype
 
 
-
 def zeros(param: jax.Array, args: Mapping[str, Any]) -> jax.Array:
     """Slot initializer: zeros in the slot's dtype (:func:`slot_dtype`)."""
     return filled(param, 0, slot_dtype(param, args))

@@ -21,7 +21,6 @@ from jaxopt_keras.core.state import checked_count, find_state, map_clocks, repla
 from jaxopt_keras.transforms.accumulation import AccumulationState
 
 
-
 def shared(fn: Callable) -> Callable:
     """Marks a reader or writer of an entry the state holds once, not per
     variable (the step count, a scalar, a hyperparameter).  Its views read and
