@@ -316,14 +316,32 @@ def test_layer_variables_match_keras3(keras3_results, report, name, kwargs):
     assert [v.path for v in opt.variables] == _expected_paths(theirs["variable_names"])
     exact = (name, kwargs) in EXACT
     _compare(report, "layer " + _label(name, kwargs), values, [np.asarray(x, np.float32) for x in theirs["params"]], params, exact)
-    for path, ours_v, theirs_v in zip(theirs["variable_names"], opt_values, theirs["variables"]):
+    _compare_slots(name, theirs, opt_values, exact)
+
+
+def _compare_slots(name, theirs, ours, exact, slot_rtol=0.0, slots_bounded=False) -> float:
+    """Our optimizer variables against Keras 3's, in order: within ``slot_rtol``
+    elementwise (0: bit for bit) in an exact case, and in a bounded one for a
+    slot that depends on the gradients alone, unless ``slots_bounded``, which
+    bounds those as the parameters are, relative to the slot's largest entry;
+    the moving averages and Ftrl's slots (they follow the parameters) within
+    1e-4.  Returns the worst relative difference of the slots checked on ulps."""
+    worst = 0.0
+    for path, ours_v, theirs_v in zip(theirs["variable_names"], ours, theirs["variables"]):
+        ours_v = np.asarray(ours_v)
         theirs_v = np.asarray(theirs_v, ours_v.dtype)
         follows_params = path.endswith("_average") or name in SLOTS_READ_PARAMS
-        if exact or not follows_params:
-            np.testing.assert_array_equal(ours_v, theirs_v, err_msg=path)
-        else:
+        if exact or not (follows_params or slots_bounded):
+            scale = np.maximum(np.abs(theirs_v.astype(np.float64)), np.finfo(np.float32).tiny)
+            worst = max(worst, float(np.max(np.abs(ours_v.astype(np.float64) - theirs_v) / scale, initial=0.0)))
+            np.testing.assert_allclose(ours_v, theirs_v, rtol=slot_rtol, atol=0, err_msg=path)
+        elif follows_params:
             np.testing.assert_allclose(ours_v, theirs_v, rtol=1e-4, atol=1e-6, err_msg=path)
-
+        else:
+            diff = float(np.max(np.abs(ours_v.astype(np.float64) - theirs_v), initial=0.0))
+            size = float(np.max(np.abs(theirs_v.astype(np.float64)), initial=0.0))
+            assert diff <= TOLERANCE[np.float32] * size, f"{path}: {diff:.2e} of {size:.2e}"
+    return worst
 
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[_label(*c) for c in CASES])
@@ -343,8 +361,8 @@ def test_apply_matches_keras3(request, keras3_results, report, name, kwargs):
     the parameters stay exact (seen: Adadelta's and RMSprop's accumulators of
     the 4x5 kernel, up to 5.4e-7 relative after 300 steps; our own
     ``stateless_apply`` is exact with Keras 3's).  ``SLOT_RTOL`` bounds them,
-    elementwise; in a bounded case, each slot is bounded as the parameters are,
-    relative to its largest entry."""
+    elementwise, the moving averages included; in a bounded case, each slot is
+    bounded as the parameters are, relative to its largest entry."""
     params, grads = make_problem(np.float32, shapes=SHAPES)
     theirs = keras3_results[_label(name, kwargs)]
     variables = [jk.Variable(p, name=n) for p, n in zip(params, variable_names(SHAPES))]
@@ -360,22 +378,9 @@ def test_apply_matches_keras3(request, keras3_results, report, name, kwargs):
     exact = (name, kwargs) in EXACT and not (packed and (name, kwargs) in PACKED_BOUNDED)
     _compare(report, "apply " + _label(name, kwargs), values, [np.asarray(x, np.float32) for x in theirs["params"]],
              params, exact)
-    worst = 0.0
-    for path, ours_v, theirs_v in zip(theirs["variable_names"], opt.variables, theirs["variables"]):
-        ours_v = np.asarray(ours_v.value)
-        theirs_v = np.asarray(theirs_v, ours_v.dtype)
-        if path.endswith("_average") or name in SLOTS_READ_PARAMS:
-            np.testing.assert_allclose(ours_v, theirs_v, rtol=1e-4, atol=1e-6, err_msg=path)
-        elif exact:
-            scale = np.maximum(np.abs(theirs_v.astype(np.float64)), np.finfo(np.float32).tiny)
-            worst = max(worst, float(np.max(np.abs(ours_v.astype(np.float64) - theirs_v) / scale, initial=0.0)))
-            np.testing.assert_allclose(ours_v, theirs_v, rtol=SLOT_RTOL, atol=0, err_msg=path)
-        else:  # the parameters are bounded (FMA across programs): the slots, as they are
-            diff = float(np.max(np.abs(ours_v.astype(np.float64) - theirs_v), initial=0.0))
-            size = float(np.max(np.abs(theirs_v.astype(np.float64)), initial=0.0))
-            worst = max(worst, diff / size if size else diff)
-            assert diff <= TOLERANCE[np.float32] * size, f"{path}: {diff:.2e} of {size:.2e}"
+    worst = _compare_slots(name, theirs, [v.value for v in opt.variables], exact, SLOT_RTOL, slots_bounded=True)
     report(f"apply {_label(name, kwargs):74s} slots: rel {worst:.1e}")
+
 
 def _expected_paths(keras_paths):
     """Keras 3's variable paths as ours spell them: every variable under the
