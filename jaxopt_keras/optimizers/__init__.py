@@ -8,14 +8,21 @@
 * ``serialize``, ``deserialize``, ``get``; ``schedules``.
 
 The layer's files: :mod:`~jaxopt_keras.optimizers.optimizer` (the object),
+:mod:`~jaxopt_keras.optimizers.packed` (its packed step),
+:mod:`~jaxopt_keras.optimizers.attributes` (hyperparameters as attributes),
+:mod:`~jaxopt_keras.optimizers.variable` (``Variable``),
 :mod:`~jaxopt_keras.optimizers.weights` (the weights list),
 :mod:`~jaxopt_keras.optimizers.entries` (its entries' readers and writers),
-:mod:`~jaxopt_keras.optimizers.families` (what differs per family),
+:mod:`~jaxopt_keras.optimizers.families` (what differs per TF-Keras family),
 :mod:`~jaxopt_keras.optimizers.family_mixins` (what the families share),
+:mod:`~jaxopt_keras.optimizers.keras3_family` (the Keras 3 family),
+:mod:`~jaxopt_keras.optimizers.names` (default names),
 :mod:`~jaxopt_keras.optimizers.classes` (the classes from the registry),
 :mod:`~jaxopt_keras.optimizers.config` and
 :mod:`~jaxopt_keras.optimizers.serialization` (configs),
-:mod:`~jaxopt_keras.optimizers.loss_scale`.
+:mod:`~jaxopt_keras.optimizers.loss_scale`,
+:mod:`~jaxopt_keras.optimizers.loss_scale_keras3` and
+:mod:`~jaxopt_keras.optimizers.multi` (the wrappers).
 """
 
 from jaxopt_keras.optimizers import classes as _classes

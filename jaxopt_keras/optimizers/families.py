@@ -24,6 +24,9 @@ from jaxopt_keras.schedules.base import LearningRateSchedule, is_schedule
 
 
 def has_gpu() -> bool:
+    """Whether JAX sees a GPU.  TF-Keras's current ``Optimizer`` turns
+    ``jit_compile`` off where it finds no GPU, so its ``get_config()`` reports
+    ``jit_compile and has_gpu()``."""
     return any(d.platform == "gpu" for d in jax.devices())
 
 

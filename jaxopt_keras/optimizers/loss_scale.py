@@ -15,13 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxopt_keras.core import transform as base
+from jaxopt_keras.core.hyperparams import whole_count
 from jaxopt_keras.core.state import checked_count
 from jaxopt_keras.optimizers.config import deserialize_optimizer, serialize_optimizer, tf_keras_family
 from jaxopt_keras.optimizers.families import OptimizerV2
 from jaxopt_keras.optimizers.family_mixins import loss_takes_values
 from jaxopt_keras.optimizers.optimizer import KerasOptimizer
 from jaxopt_keras.optimizers.variable import StateView, Variable
-from jaxopt_keras.core.hyperparams import whole_count
 from jaxopt_keras.transforms.loss_scale import (
     DEFAULT_GROWTH_STEPS,
     DEFAULT_INITIAL_SCALE,
