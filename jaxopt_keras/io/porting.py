@@ -157,10 +157,10 @@ def model_keys(params: Any, checkpoint: KerasCheckpoint, names: Names = None) ->
     """The model weight of each leaf.  A tree that pairs with the trainable variables alone (what the
     optimizer updates) pairs as :func:`trainable_order` pairs it: beside a layer frozen with
     ``trainable=False``, its i-th dense layer is Keras's i-th trainable one, not the frozen layer."""
-    shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
+    shapes = _weight_shapes(checkpoint)
     if len(checkpoint.trainable) < len(shapes) and len(leaves(params)) == len(checkpoint.trainable):
         try:
-            return match(params, {k: shapes[k] for k in checkpoint.trainable}, names, all_keras=shapes, path=checkpoint.path)
+            return _match_trainable(params, checkpoint, names, shapes)
         except KerasFileError:
             pass
     return match(params, shapes, names, require_all=False, path=checkpoint.path)
@@ -168,15 +168,25 @@ def model_keys(params: Any, checkpoint: KerasCheckpoint, names: Names = None) ->
 
 def trainable_order(params: Any, checkpoint: KerasCheckpoint, names: Names = None) -> list[int]:
     """For each trainable Keras variable, in Keras's order, the index of its leaf in ``params``."""
-    shapes = {k: np.shape(checkpoint.model_weights[k]) for k in checkpoint.trainable}
-    all_shapes = {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
+    all_shapes = _weight_shapes(checkpoint)
     try:
-        keys = match(params, shapes, names, all_keras=all_shapes, path=checkpoint.path)
+        keys = _match_trainable(params, checkpoint, names, all_shapes)
     except KerasFileError:
         _refuse_frozen(params, checkpoint, names, all_shapes)
         raise
     where = {k: i for i, k in enumerate(keys)}
     return [where[k] for k in checkpoint.trainable]
+
+
+def _weight_shapes(checkpoint: KerasCheckpoint) -> dict[str, tuple]:
+    """The shape of each model weight of ``checkpoint``, by key."""
+    return {k: np.shape(v) for k, v in checkpoint.model_weights.items()}
+
+
+def _match_trainable(params: Any, checkpoint: KerasCheckpoint, names: Names, shapes: Mapping[str, tuple]) -> list[str]:
+    """The trainable weight of each leaf of ``params``, which must pair with all of them; ``shapes``
+    (every model weight's) tell each Keras layer's kind."""
+    return match(params, {k: shapes[k] for k in checkpoint.trainable}, names, all_keras=shapes, path=checkpoint.path)
 
 
 def _refuse_frozen(params: Any, checkpoint: KerasCheckpoint, names: Names, all_shapes: Mapping[str, tuple]) -> None:
