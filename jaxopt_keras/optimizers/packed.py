@@ -15,11 +15,21 @@ holds the raveled gradients as a parameter-size temporary (XLA:CPU does not
 fuse a concatenation of many arrays into the loops that read it), whose
 buffer XLA reuses for the packed update; some formulas hold one or three
 more (``docs/fast_paths.md`` lists them, and the ways around the first that
-were measured).  Every element sees the same operations as in
-the per-variable step, so the numbers are the same bits, but for a scalar
-variable, whose update XLA fuses per variable with the step's scalar
-coefficients and packed runs in the buffer's vector loop (Keras 3's Nadam:
-1 ulp at step 89 of 300; ``docs/fast_paths.md``).
+were measured).  Every element sees the same operations as in the
+per-variable step.  Variables of shape ``()`` stay out of the buffers
+(:class:`Packing`): each keeps its slots as arrays of their own, stepped in
+the same program.  Per variable, XLA fuses a scalar's update with the step's
+scalar coefficients and rounds it as Keras 3's program does; as one element
+of a buffer's vector loop it rounded otherwise (Keras 3's Nadam drifted 1
+ulp at step 89 of 300 when scalars were packed too).
+
+The numbers are the same bits but for one effect of the machine: whether
+LLVM contracts a multiply-add into one rounding can depend on where an
+element falls in a vector loop, and packed, a variable's elements fall
+elsewhere than in its own loop.  Seen on this project's machine (FMA, AVX2):
+RMSprop (three families) and legacy Nadam, on 2-6 of a 4x5 kernel's elements
+within 300 steps, an ulp or two; bit for bit with FMA off
+(``tests/optimizers/test_packed.py``; ``docs/fast_paths.md``).
 
 The per-variable form stays the optimizer's public face.  Reading the state,
 the weights, a slot or the EMA, or registering new variables, unpacks it
@@ -70,10 +80,6 @@ def _is_list(x: Any) -> bool:
     return isinstance(x, list)
 
 
-def _is_flat(x: Any) -> bool:
-    return isinstance(x, FlatTree)
-
-
 def packable_values(values: Sequence[jax.Array]) -> bool:
     """Whether ``values`` are many, small, floating point and on one device."""
     n = len(values)
@@ -89,36 +95,109 @@ def packable_values(values: Sequence[jax.Array]) -> bool:
     return len(devices) == 1
 
 
-def pack_state(state: Any, layout: Layout, init: Any) -> Any | None:
-    """``state`` with each per-variable list packed on ``layout``, or ``None``
-    when the state does not have the shape packing needs.
+@jax.tree_util.register_pytree_with_keys_class
+class PackedList:
+    """A per-variable list, packed: the entries of the variables of shape ``()``
+    as they are, the others raveled into one :class:`~jaxopt_keras.core.flat.FlatTree`.
+
+    A pytree whose leaves are the buffers and the scalars (which entries are
+    scalars is static), so the transformation steps it like any tree.
+
+    Attributes:
+      flat: the non-scalar entries, in the layout of the non-scalar variables.
+      scalars: the scalar entries, in the variables' order.
+      where: the index of each scalar entry in the list.
+    """
+
+    __slots__ = ("flat", "scalars", "where")
+
+    def __init__(self, flat: FlatTree, scalars: list, where: tuple[int, ...]):
+        self.flat, self.scalars, self.where = flat, list(scalars), tuple(where)
+
+    def tree_flatten_with_keys(self):
+        children = [(jax.tree_util.GetAttrKey("flat"), self.flat), (jax.tree_util.GetAttrKey("scalars"), self.scalars)]
+        return children, self.where
+
+    @classmethod
+    def tree_unflatten(cls, where, children):
+        obj = object.__new__(cls)
+        obj.flat, obj.scalars, obj.where = children[0], children[1], where
+        return obj
+
+    def unpack(self) -> list:
+        """The per-variable list: the flat entries sliced back, the scalars in their places."""
+        rest = iter(self.flat.unravel())
+        scalars = dict(zip(self.where, self.scalars))
+        return [scalars[i] if i in scalars else next(rest) for i in range(len(self.scalars) + len(self.flat.layout.leaves))]
+
+    def __repr__(self) -> str:
+        return f"PackedList({self.flat!r}, {len(self.scalars)} scalars)"
+
+
+class Packing:
+    """How a list of variables packs: which are scalars (kept as they are), and
+    the :class:`~jaxopt_keras.core.flat.Layout` of the others.
+
+    Args:
+      values: the variables' values (only shapes and dtypes are read).
+    """
+
+    def __init__(self, values: Sequence[Any]):
+        self.where = tuple(i for i, x in enumerate(values) if np.ndim(x) == 0)
+        scalar = set(self.where)
+        self.layout = Layout([x for i, x in enumerate(values) if i not in scalar])
+
+    def pack(self, xs: Sequence[Any], dtypes: tuple[Any, ...] | None = None) -> PackedList:
+        """``xs`` (one entry per variable) packed: the non-scalars raveled into
+        buffers of ``dtypes`` (default the layout's), the scalars as they are."""
+        scalar = set(self.where)
+        flat = self.layout.ravel([x for i, x in enumerate(xs) if i not in scalar], dtypes)
+        return PackedList(flat, [xs[i] for i in self.where], self.where)
+
+    def template(self, dtypes: Sequence[Any]) -> PackedList:
+        """The packed shapes and dtypes of the variables of ``dtypes`` (one per variable)."""
+        layout = self.layout
+        flat = FlatTree(tuple(jax.ShapeDtypeStruct((n,), d) for n, d in zip(layout.sizes, layout.dtypes)), layout)
+        return PackedList(flat, [jax.ShapeDtypeStruct((), dtypes[i]) for i in self.where], self.where)
+
+
+def _is_packed(x: Any) -> bool:
+    return isinstance(x, PackedList)
+
+
+def pack_state(state: Any, values: Sequence[jax.Array], init: Any) -> Any | None:
+    """``state`` with each per-variable list packed as ``values`` pack
+    (:class:`Packing`), or ``None`` when the state does not have the shape
+    packing needs.
 
     Args:
       state: the state over the variables' list of values.
-      layout: the layout of the variables' values.
+      values: the variables' values.
       init: the transformation's ``init``.  The state it would build on the
         packed values (traced: only its structure, shapes and dtypes) is what
         the packed state must look like.
     """
-    params = FlatTree(tuple(jax.ShapeDtypeStruct((n,), d) for n, d in zip(layout.sizes, layout.dtypes)), layout)
-    template = jax.eval_shape(init, params)
-    want, want_def = jax.tree_util.tree_flatten(template, is_leaf=_is_flat)
+    packing = Packing(values)
+    template = jax.eval_shape(init, packing.template([x.dtype for x in values]))
+    want, want_def = jax.tree_util.tree_flatten(template, is_leaf=_is_packed)
     have, have_def = jax.tree_util.tree_flatten(state, is_leaf=_is_list)
     if want_def != have_def:
         return None
-    shapes = [leaf.shape for leaf in layout.leaves]
     packed = []
     for w, h in zip(want, have):
-        if isinstance(w, FlatTree) != isinstance(h, list):
+        if isinstance(w, PackedList) != isinstance(h, list):
             return None
-        if isinstance(w, FlatTree):
-            dtypes = tuple(np.dtype(b.dtype) for b in w.buffers)
-            if len(h) != len(shapes) or not all(
-                isinstance(x, jax.Array) and x.shape == s and x.dtype == dtypes[leaf.group]
-                for x, s, leaf in zip(h, shapes, layout.leaves)
-            ):
+        if isinstance(w, PackedList):
+            if len(h) != len(values) or not all(isinstance(x, jax.Array) for x in h):
                 return None
-            packed.append(layout.ravel(h, dtypes))
+            groups = tuple(np.dtype(b.dtype) for b in w.flat.buffers)
+            flat = iter(packing.layout.leaves)
+            scalars = iter(w.scalars)
+            for x, v in zip(h, values):
+                want_shape, want_dtype = ((), next(scalars).dtype) if np.ndim(v) == 0 else ((leaf := next(flat)).shape, groups[leaf.group])
+                if x.shape != want_shape or x.dtype != want_dtype:
+                    return None
+            packed.append(packing.pack(h, groups))
         else:
             if np.shape(h) != w.shape or getattr(h, "dtype", None) != w.dtype:
                 return None
@@ -127,8 +206,8 @@ def pack_state(state: Any, layout: Layout, init: Any) -> Any | None:
 
 
 def unpack_state(state: Any) -> Any:
-    """The per-variable state of a packed one: each packed buffer sliced back into its list."""
-    return jax.tree_util.tree_map(lambda x: x.unravel() if isinstance(x, FlatTree) else x, state, is_leaf=_is_flat)
+    """The per-variable state of a packed one: each packed list back into its list."""
+    return jax.tree_util.tree_map(lambda x: x.unpack() if isinstance(x, PackedList) else x, state, is_leaf=_is_packed)
 
 
 class PackedStepMixin:
@@ -149,9 +228,9 @@ class PackedStepMixin:
         adding the update to the packed values and slicing the result would
         hold a second.  Some formulas hold more (this module's docstring;
         ``docs/fast_paths.md``)."""
-        layout = Layout(values)
-        updates, state = self._transformation.update(layout.ravel(grads), state, layout.ravel(values))
-        return base.apply_updates(values, updates.unravel()), state
+        packing = Packing(values)
+        updates, state = self._transformation.update(packing.pack(grads), state, packing.pack(values))
+        return base.apply_updates(values, updates.unpack()), state
 
     def _packs_math(self) -> bool:
         """Whether this optimizer's step is the same bits packed (see this module's docstring)."""
@@ -205,7 +284,7 @@ class PackedStepMixin:
             return False  # inside a caller's trace: decided on concrete values
         packed = None
         if self._packs_math() and packable_values(values):
-            packed = pack_state(self._state, Layout(values), self._transformation.init)
+            packed = pack_state(self._state, values, self._transformation.init)
         if packed is None:
             self._pack_refused = True  # until the variables or the transformation change
             return False
@@ -213,4 +292,13 @@ class PackedStepMixin:
         return True
 
 
-__all__ = ["PACK_MIN_VARIABLES", "PACK_MAX_MEAN_SIZE", "packable_values", "pack_state", "unpack_state", "PackedStepMixin"]
+__all__ = [
+    "PACK_MIN_VARIABLES",
+    "PACK_MAX_MEAN_SIZE",
+    "packable_values",
+    "Packing",
+    "PackedList",
+    "pack_state",
+    "unpack_state",
+    "PackedStepMixin",
+]

@@ -129,12 +129,6 @@ SLOTS_READ_PARAMS = ("Ftrl",)
 # float32 roundings (8 eps relative), from XLA contracting a multiply-add in one
 # program and not in the other.
 SLOT_RTOL = 8 * float(np.finfo(np.float32).eps)
-# Exact per variable, bounded packed (test_apply_matches_keras3 under `--packed`):
-# the scalar parameter is an element of the packed buffer's vector loop where,
-# per variable, XLA fuses its update with the step's scalar coefficients as
-# Keras 3's program does; Nadam's drifts by 1 ulp at step 89 of 300 (2 ulp at
-# the end).  Which cases do depends on the machine, as FMA_CONTRACTION's.
-PACKED_BOUNDED = [("Nadam", dict(learning_rate=0.01))]
 
 
 def _label(name, kwargs):
@@ -375,7 +369,7 @@ def test_apply_matches_keras3(request, keras3_results, report, name, kwargs):
     # Keras 3's `iterations` counts updates: calls // gradient_accumulation_steps.
     assert int(np.asarray(opt.iterations)) == STEPS // (kwargs.get("gradient_accumulation_steps") or 1)
     values = [np.asarray(v.value) for v in variables]
-    exact = (name, kwargs) in EXACT and not (packed and (name, kwargs) in PACKED_BOUNDED)
+    exact = (name, kwargs) in EXACT
     _compare(report, "apply " + _label(name, kwargs), values, [np.asarray(x, np.float32) for x in theirs["params"]],
              params, exact)
     worst = _compare_slots(name, theirs, [v.value for v in opt.variables], exact, SLOT_RTOL, slots_bounded=True)
