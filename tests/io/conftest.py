@@ -1,5 +1,6 @@
 """The io tests write their Keras files with TF-Keras, in the test (Keras 3 in a subprocess)."""
 
+import fcntl
 import json
 import os
 import subprocess
@@ -29,8 +30,23 @@ def keras3(*args):
 
 @pytest.fixture(scope="session")
 def written(tmp_path_factory):
-    """Keras 3's own files (``keras3_files.py``, JAX backend, a fresh process) and what its live objects held."""
-    return keras3(str(tmp_path_factory.mktemp("keras3")))
+    """Keras 3's own files (``keras3_files.py``, JAX backend, a fresh process) and what its live objects held.
+
+    Written once per test run: under pytest-xdist, the first worker to ask
+    writes them (about a minute of Keras 3) into the run's temporary directory,
+    which all the workers share, and the others wait for it and read its
+    answer.  The tests only read the files."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # one process: no other to share with
+        return keras3(str(tmp_path_factory.mktemp("keras3")))
+    shared = tmp_path_factory.getbasetemp().parent  # the run's directory, above each worker's own
+    answer = shared / "keras3_files.json"
+    with open(shared / "keras3_files.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not answer.exists():
+            directory = shared / "keras3_files"
+            directory.mkdir()
+            answer.write_text(json.dumps(keras3(str(directory))))
+        return json.loads(answer.read_text())
 
 
 @pytest.fixture(scope="session")
