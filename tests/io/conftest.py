@@ -44,7 +44,7 @@ def written(tmp_path_factory):
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not answer.exists():
             directory = shared / "keras3_files"
-            directory.mkdir()
+            directory.mkdir(exist_ok=True)  # a worker that failed may have made it
             answer.write_text(json.dumps(keras3(str(directory))))
         return json.loads(answer.read_text())
 
