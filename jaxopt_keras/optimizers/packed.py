@@ -28,7 +28,8 @@ LLVM contracts a multiply-add into one rounding can depend on where an
 element falls in a vector loop, and packed, a variable's elements fall
 elsewhere than in its own loop.  Seen on this project's machine (FMA, AVX2):
 RMSprop (three families) and legacy Nadam, on 2-6 of a 4x5 kernel's elements
-within 300 steps, an ulp or two; bit for bit with FMA off
+within 300 steps, an ulp or two, and their slots with them; Adadelta's slots
+(legacy, Keras 3), its parameters exact; bit for bit with FMA off
 (``tests/optimizers/test_packed.py``; ``docs/fast_paths.md``).
 
 The per-variable form stays the optimizer's public face.  Reading the state,

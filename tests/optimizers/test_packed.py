@@ -2,10 +2,12 @@
 
 Every check compares a packed run with the same run per variable (packing
 switched off): the variables and the weights list must agree bit for bit,
-step after step, so the packed step walks the trajectory the oracle tests
-prove against Keras.  Each packed run also asserts that it did pack, so a
-check cannot pass by never packing.  ``pytest --packed`` runs the rest of the
-layer's tests with every step packed where it can be.
+step after step (but for the roundings of the machine's vector loops that
+POSITION_ROUNDED and SLOTS_ROUNDED list, an ulp or two), so the packed step
+walks the trajectory the oracle tests prove against Keras.  Each packed run
+also asserts that it did pack, so a check cannot pass by never packing.
+``pytest --packed`` runs the rest of the layer's tests with every step packed
+where it can be.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from jaxopt_keras.optimizers import keras3 as K3
 from jaxopt_keras.optimizers import packed
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "oracle"))  # the oracle's harness
-from harness import make_problem  # noqa: E402
+from harness import SHAPES, make_problem  # noqa: E402
 
 FAMILY_MODULES = {"legacy": O.legacy, "current": O, "keras3": K3}
 PACKING = ("SGD", "Adam", "Adamax", "Nadam", "Adagrad", "Adadelta", "RMSprop", "Ftrl")
@@ -81,48 +83,36 @@ def _both(packing, run):
     return per_variable, packed_result, opt
 
 
-@pytest.mark.parametrize("family,name", CASES, ids=[f"{f}.{n}" for f, n in CASES])
-def test_packed_steps_are_the_same_bits(packing, family, name):
-    cls = getattr(FAMILY_MODULES[family], name)
-    values = _values()
-
-    def run():
-        opt, vs = cls(learning_rate=0.05), _variables(values)
-        trajectory = []
-        for k in range(6):
-            opt.apply_gradients(zip(_grads(values, k), vs))
-            trajectory += [v.numpy() for v in vs]
-        assert opt._packed == (packed.PACK_MIN_VARIABLES == 1)
-        return trajectory + [np.asarray(w) for w in opt.get_weights()], opt
-
-    per_variable, packed_result, opt = _both(packing, run)
-    _same(per_variable, packed_result)
-    assert not opt._packed  # get_weights read the state per variable
-
-
-# Packed, the kernel of these does not walk the per-variable step's bits over
-# the oracles' 300 steps (tests/oracle/harness.py make_problem; see
-# docs/fast_paths.md): where an element falls in a vector loop decides
+# Packed, the 4x5 kernel of these does not walk the per-variable step's bits
+# (docs/fast_paths.md): where an element falls in a vector loop decides
 # whether LLVM contracts a multiply-add of the formula, and packed, the
 # kernel's elements fall elsewhere than in the kernel's own loop (2-6 of its
-# 20 elements by the end; bit for bit with FMA off, --xla_cpu_max_isa=AVX).
-# The scalar stays exact, and so does everything in the other cases.  Which
+# 20 elements within 300 steps, an ulp or two; bit for bit with FMA off,
+# --xla_cpu_max_isa=AVX).  Everything else stays exact, the scalar included.
+# The slots of the kernel follow its roundings, and Adadelta's (legacy,
+# Keras 3) round so themselves while the kernel stays exact: XLA computes the
+# kernel's update from the slots' new values inside its own loop, apart from
+# the loop that stores them (as in the Keras 3 oracle's SLOT_RTOL).  Which
 # cases round so depends on the machine (its vector width and FMA), as the
-# oracles' FMA_CONTRACTION does.  Before scalars stayed out of the buffers,
-# current and Keras 3 Nadam drifted by an ulp from step 205, on the scalar.
+# oracles' FMA_CONTRACTION does.
 POSITION_ROUNDED = {("legacy", "Nadam"), ("legacy", "RMSprop"), ("current", "RMSprop"), ("keras3", "RMSprop")}
-SCALAR_CASES = [(f, n) for f in FAMILY_MODULES for n in ("Nadam", "RMSprop")]
+SLOTS_ROUNDED = POSITION_ROUNDED | {("legacy", "Adadelta"), ("keras3", "Adadelta")}
+KERNEL = SHAPES.index((4, 5))
 
 
-@pytest.mark.parametrize("family,name", SCALAR_CASES, ids=[f"{f}.{n}" for f, n in SCALAR_CASES])
-def test_scalar_variables_stay_out_of_the_buffers(packing, family, name):
-    """A variable of shape ``()`` keeps its slots as arrays of their own in the
-    packed state, and is stepped in the packed program as per variable: as one
-    element of a buffer's vector loop it was rounded otherwise than per
-    variable, where XLA fuses its update with the step's scalar coefficients."""
-    values, grads = make_problem(np.float32, shapes=[(4, 5), (5,), ()])
+@pytest.mark.parametrize("family,name", CASES, ids=[f"{f}.{n}" for f, n in CASES])
+def test_packed_steps_are_the_same_bits(packing, family, name):
+    """Packed and per variable, every step of the oracles' problem (300 steps
+    with gradient spikes and zeros, tests/oracle/harness.py) gives the same
+    bits, and so do the weights at the end.  A variable of shape ``()`` keeps
+    its slots as arrays of their own in the packed state, stepped in the
+    packed program: as one element of a buffer's vector loop it was rounded
+    otherwise than per variable, where XLA fuses its update with the step's
+    scalar coefficients (Nadam's drifted by an ulp, in the three families)."""
+    values, grads = make_problem(np.float32)
     grads = [[jnp.asarray(g) for g in step] for step in grads]
     cls = getattr(FAMILY_MODULES[family], name)
+    scalars = tuple(i for i, v in enumerate(values) if np.ndim(v) == 0)
 
     def run():
         opt, vs = cls(learning_rate=0.01), _variables(values)
@@ -130,22 +120,28 @@ def test_scalar_variables_stay_out_of_the_buffers(packing, family, name):
         for g in grads:
             opt.apply_gradients(zip(g, vs))
             trajectory.append([v.numpy() for v in vs])
+        assert opt._packed == (packed.PACK_MIN_VARIABLES == 1)
         if opt._packed:
             lists = jax.tree_util.tree_leaves(opt._held, is_leaf=lambda x: isinstance(x, packed.PackedList))
             lists = [x for x in lists if isinstance(x, packed.PackedList)]
-            assert lists and all(x.where == (2,) and [np.shape(s) for s in x.scalars] == [()] for x in lists)
-            assert all(sum(b.size for b in x.flat.buffers) == 25 for x in lists)
-        return trajectory, opt
+            assert all(x.where == scalars and all(np.shape(s) == () for s in x.scalars) for x in lists)
+            assert all(sum(b.size for b in x.flat.buffers) == sum(np.size(v) for v in values) - len(scalars) for x in lists)
+        return trajectory + [[np.asarray(w) for w in opt.get_weights()]], opt
 
     per_variable, packed_result, opt = _both(packing, run)
-    assert opt._packed
-    for step, (theirs, ours) in enumerate(zip(per_variable, packed_result)):
-        if (family, name) not in POSITION_ROUNDED:
-            _same(theirs, ours)
-        else:
-            _same(theirs[1:], ours[1:])  # the bias and the scalar
-            # Seen: 2.4e-7 (legacy Nadam, after 300 steps) on entries of magnitude 1-2.
-            np.testing.assert_allclose(ours[0], theirs[0], rtol=0, atol=4 * np.finfo(np.float32).eps, err_msg=f"step {step}")
+    assert not opt._packed  # get_weights read the state per variable
+    rounded = (family, name) in POSITION_ROUNDED
+    for step, (theirs, ours) in enumerate(zip(per_variable[:-1], packed_result[:-1])):
+        for i, (x, y) in enumerate(zip(theirs, ours)):
+            if rounded and i == KERNEL:  # seen: 2.4e-7 (legacy Nadam) on entries of magnitude 1-2
+                np.testing.assert_allclose(y, x, rtol=0, atol=4 * np.finfo(np.float32).eps, err_msg=f"step {step}")
+            else:
+                np.testing.assert_array_equal(y, x, err_msg=f"step {step}, variable {i}")
+    if (family, name) in SLOTS_ROUNDED:  # seen: 1.3e-6 (legacy Nadam's squared spikes), 8.4e-7 (Adadelta)
+        for x, y in zip(per_variable[-1], packed_result[-1]):
+            np.testing.assert_allclose(y, x, rtol=16 * np.finfo(np.float32).eps)
+    else:
+        _same(per_variable[-1], packed_result[-1])
 
 
 @pytest.mark.parametrize(
