@@ -36,20 +36,15 @@ demo: $(VENV)/.stamp-demo
 	$(PY) examples/quickstart.py
 	$(PY) examples/port_keras_model.py
 
-# The second run repeats the Keras layer's tests, and its oracles against
-# TF-Keras and Keras 3, with every step packed where it can be
-# (jaxopt_keras/optimizers/packed.py; tests/conftest.py --packed).  Of the
-# Keras 3 oracle, only the test that steps the object's own `apply` can pack:
-# the others step `stateless_apply` or the functional family.  test_packed.py
-# sets the thresholds itself in every test (it compares packed with per
-# variable), so it would only run again as it ran.  Both run
-# in two pytest-xdist workers, a test file per worker at a time (a file's
-# module fixtures, such as a Keras 3 process, are built once): one process
-# leaves the second core idle while a test traces or waits on TF-Keras.
+# The suite runs in two pytest-xdist workers, a test file per worker at a
+# time (a file's module fixtures, such as a Keras 3 process, are built once):
+# one process leaves the second core idle while a test traces or waits on
+# TF-Keras.  The Keras layer's tests, and its oracles against TF-Keras and
+# Keras 3, run twice, the second time with every step packed where it can be
+# (jaxopt_keras/optimizers/packed.py; tests/conftest.py, `pack-all`).
 TEST_WORKERS ?= -n 2 --dist loadfile
 test: $(VENV)/.stamp-test
 	$(PY) -m pytest $(TEST_WORKERS)
-	$(PY) -m pytest -q $(TEST_WORKERS) tests/optimizers tests/oracle/test_keras_layer_oracle.py tests/oracle/test_keras3_oracle.py::test_apply_matches_keras3 --packed --ignore=tests/optimizers/test_packed.py
 
 bench: $(VENV)/.stamp-bench
 	$(PY) -m benchmarks

@@ -70,10 +70,48 @@ def pytest_addoption(parser):
     )
 
 
+# The Keras layer's tests run twice in one session: with the packing
+# thresholds users get ("pack-default": packed only for many small
+# variables), and with every step packed where it can be ("pack-all", as
+# under --packed).  Both variants of a test are in its file, so `make test`'s
+# `--dist loadfile` gives them one worker and one set of module fixtures (one
+# Keras 3 process for the two).  test_packed.py sets the thresholds itself in
+# every test (it compares packed with per variable), so it runs once; of the
+# Keras 3 oracle, only the test that steps the object's own `apply` can pack
+# (the others step `stateless_apply` or the functional family).
+PACKING_MODES = ("pack-default", "pack-all")
+RUN_BOTH_WAYS = (
+    "tests/optimizers/",
+    "tests/oracle/test_keras_layer_oracle.py::",
+    "tests/oracle/test_keras3_oracle.py::test_apply_matches_keras3",
+)
+RUN_ONCE = ("tests/optimizers/test_packed.py::",)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "packing_once(reason): run this test of the Keras layer once, not in both packing "
+        "modes (for a test that reads state the process keeps, such as the numbers OptimizerV2 "
+        "gives unnamed optimizers)",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    nodeid = metafunc.definition.nodeid
+    both = nodeid.startswith(RUN_BOTH_WAYS) and not nodeid.startswith(RUN_ONCE)
+    if both and not metafunc.definition.get_closest_marker("packing_once") and not metafunc.config.getoption("--packed"):
+        metafunc.parametrize("packing_mode", PACKING_MODES, indirect=True)
+
+
 @pytest.fixture(autouse=True)
-def _packed_everywhere(request, monkeypatch):
-    if request.config.getoption("--packed"):
+def packing_mode(request, monkeypatch) -> str:
+    """This test's packing thresholds, ``"pack-default"`` or ``"pack-all"``
+    (``PACK_MIN_VARIABLES`` 1 and no bound on the mean size)."""
+    mode = "pack-all" if request.config.getoption("--packed") else getattr(request, "param", "pack-default")
+    if mode == "pack-all":
         from jaxopt_keras.optimizers import packed
 
         monkeypatch.setattr(packed, "PACK_MIN_VARIABLES", 1)
         monkeypatch.setattr(packed, "PACK_MAX_MEAN_SIZE", 2**62)
+    return mode

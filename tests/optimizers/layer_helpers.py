@@ -45,6 +45,6 @@ def with_hyperparams_of(state, other):
 
 def compiled_programs(opt) -> int:
     """How many programs the optimizer's step has compiled: per variable, and
-    packed (``jaxopt_keras.optimizers.packed``; ``pytest --packed`` runs these
-    tests with every step packed where it can be)."""
+    packed (``jaxopt_keras.optimizers.packed``; these tests' ``pack-all``
+    variants pack every step where it can be)."""
     return opt._step._cache_size() + opt._packed_step._cache_size()

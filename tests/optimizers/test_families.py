@@ -63,7 +63,7 @@ def test_keras3_takes_exclusions_after_the_build_from_the_next_step_on():
     # Keras 3 resets its per-variable cache of the decision on each call, so
     # exclusions made after the build, even after steps, apply from the next
     # step on (tests/oracle/keras3_probes.py compares the same with Keras 3).
-    # Many small variables, so that under --packed the step packs its state.
+    # Many small variables, so that in the pack-all variant the step packs its state.
     variables = [jk.Variable(np.full(4, 2.0, np.float32), name=f"w_{i}") for i in range(40)]
     opt = O.keras3.AdamW(learning_rate=0.5, weight_decay=0.25)
     zero = np.zeros(4, np.float32)

@@ -54,7 +54,7 @@ def test_many_variables_one_program_per_step(family):
     opt.build(variables)
     assert len(EVENTS) <= 2, f"building the state compiled {len(EVENTS)} programs"  # scalars only
     opt.apply_gradients(zip(grads, variables))  # compiles the step, once
-    name = "_packed_step" if opt._packed else "_step"  # packed under `pytest --packed`
+    name = "_packed_step" if opt._packed else "_step"  # packed in the pack-all variant
     counting = CountingStep(getattr(opt, name))
     object.__setattr__(opt, name, counting)
     EVENTS.clear()

@@ -120,7 +120,7 @@ def test_buffers_are_donated(family):
     opt.apply_gradients(list(zip(grads_at(0), [w, b])))
     slot_read = opt.get_slot(w, "m").value
     opt.apply_gradients(list(zip(grads_at(1), [w, b])))
-    # What the optimizer holds now (packed, under `pytest --packed`).
+    # What the optimizer holds now (packed, in the pack-all variant).
     w_array, state_leaves = w.value, jax.tree_util.tree_leaves(opt._held)
     w_copy = w.numpy()
     g = [jnp.asarray(x) for x in grads_at(2)]

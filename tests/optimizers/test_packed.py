@@ -6,8 +6,8 @@ step after step (but for the roundings of the machine's vector loops that
 POSITION_ROUNDED and SLOTS_ROUNDED list, an ulp or two), so the packed step
 walks the trajectory the oracle tests prove against Keras.  Each packed run
 also asserts that it did pack, so a check cannot pass by never packing.
-``pytest --packed`` runs the rest of the layer's tests with every step packed
-where it can be.
+The rest of the layer's tests run a second time, as their ``pack-all``
+variants, with every step packed where it can be (``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -342,10 +342,10 @@ def test_a_sparse_step_leaves_the_next_dense_steps_packing(packing):
     _same(per_variable, packed_result)
 
 
-def test_the_default_thresholds(request):
+def test_the_default_thresholds(packing_mode):
     """Many small variables pack; few, or large on average, do not."""
-    if request.config.getoption("--packed"):
-        pytest.skip("`--packed` replaces the thresholds")
+    if packing_mode == "pack-all":
+        pytest.skip("`--packed` replaces the thresholds")  # or as pack-all
 
     def packs(n: int, size: int) -> bool:
         vs = [jk.Variable(np.full((size,), 0.5, np.float32), name=f"v{i}") for i in range(n)]

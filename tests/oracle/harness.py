@@ -64,27 +64,34 @@ def graph_for(family: str, name: str) -> bool:
     return (family, name) not in EAGER_ONLY
 
 
-def run_tf(make_opt: Callable[[], Any], params, grads, graph: bool = True):
-    """Final params after ``len(grads)`` ``apply_gradients`` calls.
+def tf_step(opt, variables, graph: bool = True) -> Callable[[Any], Any]:
+    """``step(grads)``: one ``opt.apply_gradients`` call on ``variables``.
 
-    ``graph=True`` runs each step as ``model.fit`` does: in a ``tf.function``
-    that returns a value, so that grappler rewrites it as it rewrites a
-    train step (a function without outputs is optimized less).  ``graph=False``
-    runs it eagerly, op by op.
+    ``graph=True`` runs it as ``model.fit`` does: in a ``tf.function`` that
+    returns a value, so that grappler rewrites it as it rewrites a train step
+    (a function without outputs is optimized less).  ``graph=False`` runs it
+    eagerly, op by op.
     """
+    import tensorflow as tf
+
+    def step(g):
+        opt.apply_gradients(zip(g, variables))
+        return variables[0].read_value()
+
+    if graph:
+        step = tf.function(step)
+    return lambda grads: step([tf.constant(x) for x in grads])
+
+
+def run_tf(make_opt: Callable[[], Any], params, grads, graph: bool = True):
+    """Final params after ``len(grads)`` ``apply_gradients`` calls, each a :func:`tf_step`."""
     import tensorflow as tf
 
     opt = make_opt()
     vs = [tf.Variable(p) for p in params]
-
-    def step(g):
-        opt.apply_gradients(zip(g, vs))
-        return vs[0].read_value()
-
-    if graph:
-        step = tf.function(step)
+    step = tf_step(opt, vs, graph)
     for g in grads:
-        step([tf.constant(x) for x in g])
+        step(g)
     return [v.numpy() for v in vs], opt
 
 

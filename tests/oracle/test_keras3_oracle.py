@@ -341,10 +341,10 @@ def _compare_slots(name, theirs, ours, exact, slot_rtol=0.0, slots_bounded=False
 
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[_label(*c) for c in CASES])
-def test_apply_matches_keras3(request, keras3_results, report, name, kwargs):
+def test_apply_matches_keras3(packing_mode, keras3_results, report, name, kwargs):
     """The stateful path, ``optimizer.apply(grads, variables)`` at every step, as a
     training loop without ``model.fit`` calls it: our object's own jitted,
-    donated step (packed under ``pytest --packed`` for an elementwise
+    donated step (packed in its ``pack-all`` variant for an elementwise
     optimizer: ``jaxopt_keras.optimizers.packed``), where the test above
     steps ``stateless_apply``.
 
@@ -365,17 +365,17 @@ def test_apply_matches_keras3(request, keras3_results, report, name, kwargs):
     opt = getattr(K3, name)(**dict(kwargs, name="opt"))
     for g in grads:
         opt.apply([jnp.asarray(x) for x in g], variables)
-    packed = request.config.getoption("--packed")
-    if packed:  # every step packed where the math allows it
+    if packing_mode == "pack-all":  # every step packed where the math allows it
         assert opt._packed == opt._packs_math()
     # Keras 3's `iterations` counts updates: calls // gradient_accumulation_steps.
     assert int(np.asarray(opt.iterations)) == STEPS // (kwargs.get("gradient_accumulation_steps") or 1)
     values = [np.asarray(v.value) for v in variables]
     exact = (name, kwargs) in EXACT
-    _compare(report, "apply " + _label(name, kwargs), values, [np.asarray(x, np.float32) for x in theirs["params"]],
+    label = ("apply packed " if packing_mode == "pack-all" else "apply ") + _label(name, kwargs)
+    _compare(report, label, values, [np.asarray(x, np.float32) for x in theirs["params"]],
              params, exact)
     worst = _compare_slots(name, theirs, [v.value for v in opt.variables], exact, SLOT_RTOL, slots_bounded=True)
-    report(f"apply {_label(name, kwargs):74s} slots: rel {worst:.1e}")
+    report(f"{label:80s} slots: rel {worst:.1e}")
 
 
 def _expected_paths(keras_paths):

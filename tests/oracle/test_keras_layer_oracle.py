@@ -1,4 +1,13 @@
-"""The Keras layer against TF-Keras: configs, serialization, weights lists, continuation."""
+"""The Keras layer against TF-Keras: configs, serialization, weights lists, continuation.
+
+TF-Keras trains as the oracles run it (``harness.tf_step``): each step in a
+``tf.function``, eagerly only where ``tf.function`` changes what TF-Keras
+computes (``harness.EAGER_ONLY``: the current Nadam).  The tests that
+assign a hyperparameter between steps step both sides eagerly, one call at a
+time.  Each training test runs twice, per variable and packed (its
+``pack-all`` variant, ``tests/conftest.py``); TF-Keras's side of a case is
+the same in both, so it is computed once (``_tf_side``).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +22,7 @@ import tf_keras
 import jaxopt_keras as jk
 from jaxopt_keras import optimizers as O
 from config_families import FAMILY_RULES
-from harness import TOLERANCE, agreement, make_problem
+from harness import TOLERANCE, agreement, graph_for, make_problem, tf_step
 
 CASES = [
     ("SGD", dict(learning_rate=0.05)),
@@ -62,6 +71,19 @@ def assert_same_config(ours, theirs):
     assert [type(v) for v in ours.values()] == [type(v) for v in theirs.values()], (ours, theirs)
 
 
+# TF-Keras's side of a training test's case, by (test, family, name, kwargs,
+# dtype): both packing variants of a test run in one worker (`--dist
+# loadfile`), one after the other.
+_TF_SIDE: dict = {}
+
+
+def _tf_side(key: tuple, run):
+    """``run()``'s result, computed once per ``key``."""
+    if key not in _TF_SIDE:
+        _TF_SIDE[key] = run()
+    return _TF_SIDE[key]
+
+
 def _train(tf_opt, our_opt, params, grads):
     tvs = [tf.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
     ovs = [jk.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
@@ -92,24 +114,36 @@ def test_config_and_serialization_equal_tf_keras(family, name, kwargs):
 
 @pytest.mark.parametrize("family,name,kwargs", list(_all()))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_training_and_weights_lists_match_tf_keras(report, family, name, kwargs, dtype):
+def test_training_and_weights_lists_match_tf_keras(report, packing_mode, family, name, kwargs, dtype):
     tf_mod, our_mod = _module(family)
     with jax.enable_x64(dtype == np.float64):
         params, grads = make_problem(dtype, steps=60)
-        theirs, ours = getattr(tf_mod, name)(**kwargs), getattr(our_mod, name)(**kwargs)
-        tvs, ovs = _train(theirs, ours, params, grads)
-        tf_names, tf_values = _tf_weights(theirs, family)
+
+        def tf_run():
+            theirs = getattr(tf_mod, name)(**kwargs)
+            tvs = [tf.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
+            step = tf_step(theirs, tvs, graph_for(family, name))
+            for g in grads:
+                step(g)
+            return [v.numpy() for v in tvs], _tf_weights(theirs, family), theirs.get_config()
+
+        tf_params, (tf_names, tf_values), tf_config = _tf_side(("train", family, name, repr(kwargs), dtype), tf_run)
+        ours = getattr(our_mod, name)(**kwargs)
+        ovs = [jk.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
+        for g in grads:
+            ours.apply_gradients(list(zip(g, ovs)))
         our_values = ours.get_weights()
         assert [w.name for w in ours.weights] == tf_names
         assert [v.shape for v in our_values] == [v.shape for v in tf_values]
         assert [v.dtype for v in our_values] == [v.dtype for v in tf_values]
         assert our_values[0] == tf_values[0] == 60
-        r = agreement([v.numpy() for v in ovs], [v.numpy() for v in tvs], params)
+        r = agreement([v.numpy() for v in ovs], tf_params, params)
         w = agreement(our_values[1:], tf_values[1:], [np.zeros_like(x) for x in tf_values[1:]])
         # Config after training: legacy hyperparameters now read back as float32 (values, their
         # types and the keys' order alike; legacy Ftrl's l2_shrinkage is a plain float attribute).
-        assert_same_config(ours.get_config(), theirs.get_config())
-    report(f"layer {family} {name} {kwargs} {dtype.__name__}: params rel {r.relative:.1e} ({r.max_ulps:.0f} ulp), weights rel {w.relative:.1e}")
+        assert_same_config(ours.get_config(), tf_config)
+    layer = "layer packed" if packing_mode == "pack-all" else "layer"
+    report(f"{layer} {family} {name} {kwargs} {dtype.__name__}: params rel {r.relative:.1e} ({r.max_ulps:.0f} ulp), weights rel {w.relative:.1e}")
     if dtype == np.float32 and kwargs.get("ema_overwrite_frequency"):
         # Overwriting with the average every few steps keeps the parameters
         # within ~0.005 of their start, so "relative to the distance moved"
@@ -122,27 +156,35 @@ def test_training_and_weights_lists_match_tf_keras(report, family, name, kwargs,
 
 
 @pytest.mark.parametrize("family,name,kwargs", list(_all()))
-def test_set_weights_from_tf_then_continue(report, family, name, kwargs):
+def test_set_weights_from_tf_then_continue(report, packing_mode, family, name, kwargs):
     """TF-Keras trains 40 steps; its weights move to us; both continue 40 more."""
     dtype = np.float64
     tf_mod, our_mod = _module(family)
     with jax.enable_x64(True):
         params, grads = make_problem(dtype, steps=80)
-        theirs = getattr(tf_mod, name)(**kwargs)
-        tvs = [tf.Variable(p, name=f"w{i}") for i, p in enumerate(params)]
-        for g in grads[:40]:
-            theirs.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
-        _, tf_values = _tf_weights(theirs, family)
-        # Port: a config, variables at TF's current values, and the weights list.
-        ours = O.deserialize(tf_keras.optimizers.serialize(theirs))
-        ovs = [jk.Variable(v.numpy(), name=f"w{i}") for i, v in enumerate(tvs)]
+
+        def tf_run():
+            theirs = getattr(tf_mod, name)(**kwargs)
+            tvs = [tf.Variable(p, name=f"w{i}") for i, p in enumerate(params)]
+            step = tf_step(theirs, tvs, graph_for(family, name))
+            for g in grads[:40]:
+                step(g)
+            # Port: a config, variables at TF's current values, and the weights list.
+            at_40 = tf_keras.optimizers.serialize(theirs), [v.numpy() for v in tvs], _tf_weights(theirs, family)[1]
+            for g in grads[40:]:
+                step(g)
+            return at_40, [v.numpy() for v in tvs]
+
+        (config, values_at_40, weights_at_40), tf_params = _tf_side(("continue", family, name, repr(kwargs)), tf_run)
+        ours = O.deserialize(copy.deepcopy(config))
+        ovs = [jk.Variable(v, name=f"w{i}") for i, v in enumerate(values_at_40)]
         ours.build(ovs)
-        ours.set_weights(tf_values)
+        ours.set_weights(weights_at_40)
         for g in grads[40:]:
-            theirs.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
             ours.apply_gradients(list(zip(g, ovs)))
-        r = agreement([v.numpy() for v in ovs], [v.numpy() for v in tvs], params)
-    report(f"continue {family} {name} {kwargs}: rel {r.relative:.1e}")
+        r = agreement([v.numpy() for v in ovs], tf_params, params)
+    continued = "continue packed" if packing_mode == "pack-all" else "continue"
+    report(f"{continued} {family} {name} {kwargs}: rel {r.relative:.1e}")
     assert int(ours.iterations.numpy()) == 80
     assert r.relative <= TOLERANCE[dtype], r
 
@@ -351,6 +393,7 @@ def test_a_custom_prefix_is_the_current_class_as_in_tf_keras():
     assert str(ours.value).startswith(str(theirs.value).split(",")[0])
 
 
+@pytest.mark.packing_once("OptimizerV2 numbers unnamed optimizers per process")
 def test_no_name_as_tf_keras():
     """name=None (or ""): OptimizerV2 numbers a snake-case name of its class per process;
     the current Optimizer keeps it as given and scopes its slots under "optimizer/"."""
@@ -374,6 +417,7 @@ def test_no_name_as_tf_keras():
     assert theirs[0] == ["no_name7_adam", "no_name7_adam_1", "no_name7_adam_2", "x", "no_name7_adam_3"]
 
 
+@pytest.mark.packing_once("OptimizerV2 numbers unnamed optimizers per process")
 def test_no_name_after_failed_constructions_as_tf_keras():
     """OptimizerV2 numbers the name after its keyword checks and before the class's own:
     a construction refused by the class leaves its number taken, an unknown keyword does not."""

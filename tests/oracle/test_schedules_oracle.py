@@ -362,6 +362,9 @@ def test_tf_numerics_float64(case_id, name, kwargs):
     check_tf_numerics(case_id, name, _as_float64(kwargs), np.float64)
 
 
+KERAS3_SINGLE_STRIDE = 10  # Keras 3 steps jitted one call at a time: every 10th step
+
+
 def _keras3_values(numerics_cases, x64: bool) -> dict:
     """Keras 3's values of the schedules on the JAX backend, x64 on or off (one subprocess)."""
     cases = [[name, kwargs] for _, name, kwargs in numerics_cases]
@@ -371,7 +374,7 @@ def _keras3_values(numerics_cases, x64: bool) -> dict:
         env["JAX_ENABLE_X64"] = "1"
     proc = subprocess.run(
         [sys.executable, os.path.join(os.path.dirname(__file__), "keras3_schedules_runner.py"),
-         json.dumps(cases), str(len(LONG_STEPS))],
+         json.dumps(cases), str(len(LONG_STEPS)), str(KERAS3_SINGLE_STRIDE)],
         env=env, capture_output=True, text=True, timeout=600,
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -381,10 +384,17 @@ def _keras3_values(numerics_cases, x64: bool) -> dict:
     def values(raw, dtype):
         return np.asarray(raw, np.dtype(f"u{np.dtype(dtype).itemsize}")).view(dtype)
 
-    return {
-        case_id: (values(jitted, dtype), values(eager, dtype))
-        for case_id, jitted, eager, dtype in zip([c[0] for c in numerics_cases], out["jit"], out["eager"], out["dtype"])
-    }
+    result = {}
+    for (case_id, _, _), jitted, single, eager, dtype in zip(numerics_cases, out["jit"], out["jit_single"], out["eager"], out["dtype"]):
+        jitted, single = values(jitted, dtype), values(single, dtype)
+        # The runner maps the schedule over all steps in one jitted call; a
+        # sample of steps also ran as jitted calls of their own, as Keras 3's
+        # optimizer runs it, and must give the same bits.
+        sample = LONG_STEPS[::KERAS3_SINGLE_STRIDE]
+        assert len(single) == len(sample), f"{case_id}: {len(single)} per-step values from Keras 3, not {len(sample)}"
+        assert_bits(jitted[sample], single, f"Keras 3 {case_id}: jit(lax.map) against a jitted call per step", sample)
+        result[case_id] = (jitted, values(eager, dtype))
+    return result
 
 
 @pytest.fixture(scope="module")
