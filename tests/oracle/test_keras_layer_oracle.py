@@ -2,9 +2,9 @@
 
 TF-Keras trains as the oracles run it (``harness.tf_step``): each step in a
 ``tf.function``, eagerly only where ``tf.function`` changes what TF-Keras
-computes (``harness.EAGER_ONLY``: the current Nadam).  The tests that
-assign a hyperparameter between steps step both sides eagerly, one call at a
-time.  Each training test runs twice, per variable and packed (its
+computes (``harness.EAGER_ONLY``: the current Nadam).  A hyperparameter
+assigned between steps reaches the traced step through its variable, as it
+does in ``model.fit``.  Each training test runs twice, per variable and packed (its
 ``pack-all`` variant, ``tests/conftest.py``); TF-Keras's side of a case is
 the same in both, so it is computed once (``_tf_side``).
 """
@@ -85,12 +85,19 @@ def _tf_side(key: tuple, run):
 
 
 def _train(tf_opt, our_opt, params, grads):
+    """Both sides stepped on ``grads`` (TF-Keras in a ``tf.function``): their
+    variables, and a ``step(grads)`` that steps both once more."""
     tvs = [tf.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
     ovs = [jk.Variable(p, name=f"layer/w{i}") for i, p in enumerate(params)]
-    for g in grads:
-        tf_opt.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
+    tf_opt_step = tf_step(tf_opt, tvs)
+
+    def step(g):
+        tf_opt_step(g)
         our_opt.apply_gradients(list(zip(g, ovs)))
-    return tvs, ovs
+
+    for g in grads:
+        step(g)
+    return tvs, ovs, step
 
 
 @pytest.mark.parametrize("family,name,kwargs", list(_all()))
@@ -200,11 +207,10 @@ def test_legacy_momentum_assigned_later_keeps_the_constructors_slot(name, kwargs
         params, grads = make_problem(np.float64, steps=12)
         theirs = getattr(tf_keras.optimizers.legacy, name)(learning_rate=0.05, momentum=first, **kwargs)
         ours = getattr(O.legacy, name)(learning_rate=0.05, momentum=first, **kwargs)
-        tvs, ovs = _train(theirs, ours, params, grads[:6])
+        tvs, ovs, step = _train(theirs, ours, params, grads[:6])
         theirs.momentum = ours.momentum = then
         for g in grads[6:]:
-            theirs.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
-            ours.apply_gradients(list(zip(g, ovs)))
+            step(g)
         tf_names, tf_values = _tf_weights(theirs, "legacy")
         assert [w.name for w in ours.weights] == tf_names
         our_values = ours.get_weights()
@@ -236,12 +242,11 @@ def test_legacy_decay_assigned_later_changes_neither_step_nor_config(name, kwarg
         params, grads = make_problem(np.float64, steps=12)
         theirs = getattr(tf_keras.optimizers.legacy, name)(learning_rate=0.05, **kwargs)
         ours = getattr(O.legacy, name)(learning_rate=0.05, **kwargs)
-        tvs, ovs = _train(theirs, ours, params, grads[:6])
+        tvs, ovs, step = _train(theirs, ours, params, grads[:6])
         theirs.decay = ours.decay = 0.5
         assert float(np.asarray(ours.decay)) == float(theirs.decay.numpy()) == np.float32(0.5)
         for g in grads[6:]:
-            theirs.apply_gradients([(tf.constant(x), v) for x, v in zip(g, tvs)])
-            ours.apply_gradients(list(zip(g, ovs)))
+            step(g)
         r = agreement([v.numpy() for v in ovs], [v.numpy() for v in tvs], params)
         w = agreement(ours.get_weights()[1:], theirs.get_weights()[1:], [np.zeros_like(x) for x in theirs.get_weights()[1:]])
         assert ours.get_config() == theirs.get_config()
