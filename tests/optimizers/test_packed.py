@@ -345,7 +345,7 @@ def test_a_sparse_step_leaves_the_next_dense_steps_packing(packing):
 def test_the_default_thresholds(packing_mode):
     """Many small variables pack; few, or large on average, do not."""
     if packing_mode == "pack-all":
-        pytest.skip("`--packed` replaces the thresholds")  # or as pack-all
+        pytest.skip("`--packed` replaces the thresholds")
 
     def packs(n: int, size: int) -> bool:
         vs = [jk.Variable(np.full((size,), 0.5, np.float32), name=f"v{i}") for i in range(n)]

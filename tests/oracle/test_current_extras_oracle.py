@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import jaxopt_keras as jk
-from harness import TOLERANCE, agreement, compare, jax_factory, make_problem, run_jax, tf_class
+from harness import TOLERANCE, agreement, compare, graph_for, jax_factory, make_problem, run_jax, tf_class, tf_step
 
 DECAY_CASES = [
     ("SGD", dict(learning_rate=0.05, momentum=0.9, weight_decay=0.05)),
@@ -64,8 +64,9 @@ def test_ema_matches_tf_keras(report, name, kwargs, dtype):
         params, grads = make_problem(dtype)
         opt = tf_class("current", name)(**kwargs)
         vs = [tf.Variable(p) for p in params]
+        step = tf_step(opt, vs, graph_for("current", name))
         for g in grads:
-            opt.apply_gradients([(tf.constant(x), v) for x, v in zip(g, vs)])
+            step(g)
         tf_params = [v.numpy() for v in vs]
         tf_avg = [a.numpy() for a in opt._model_variables_moving_average]
         opt.finalize_variable_values(vs)
